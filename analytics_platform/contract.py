@@ -1,0 +1,395 @@
+"""The event contract (SPEC §1–2): what a browser may send and what the ingest side stores.
+
+This module is the only place where the rules are stated. Each rule is data (:data:`FIELDS`,
+:data:`PROPS_RULES`, the limits below); :func:`validate_event` applies them in Python (the ingest
+handler), and the pipeline's cleaning SQL is generated from the same data, so the two can never
+drift apart. Every refusal carries a stable *reason code* (``rule:field``) that the handler returns
+in its 400 body and the pipeline writes to ``quarantine.reason``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+SCHEMA_VERSION = 1
+
+EVENT_TYPES: tuple[str, ...] = (
+    "page_view",
+    "cta_click",
+    "scroll_depth",
+    "time_on_page",
+    "form_start",
+    "form_submit",
+    "exit_intent",
+    "custom",
+)
+
+MAX_BATCH_EVENTS = 50
+MAX_BODY_BYTES = 64 * 1024
+MAX_PROPS_KEYS = 20
+# Not in SPEC §1, which leaves them open; bounded so that one event cannot carry a payload.
+MAX_PROPS_KEY_CHARS = 64
+MAX_PROPS_VALUE_CHARS = 512
+
+SCROLL_DEPTHS: tuple[int, ...] = (25, 50, 75, 100)
+TIME_MILESTONES: tuple[int, ...] = (30, 60, 180, 300)
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# ISO-8601 with an explicit UTC designator or offset; naive times are ambiguous and refused.
+TIMESTAMP_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+_UUID_RE = re.compile(UUID_PATTERN)
+_TS_RE = re.compile(TIMESTAMP_PATTERN)
+
+Kind = Literal["string", "uuid", "timestamp", "integer", "props"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of the client event (SPEC §1)."""
+
+    name: str
+    kind: Kind
+    required: bool = False
+    max_chars: int | None = None
+    min_value: int | None = None
+    max_value: int | None = None
+    allowed: tuple[str, ...] | None = None
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("event_type", "string", required=True, allowed=EVENT_TYPES),
+    Field("event_id", "uuid", required=True),
+    Field("session_id", "uuid", required=True),
+    Field("visitor_id", "uuid"),
+    Field("page_path", "string", required=True, max_chars=2048),
+    # SPEC leaves these two open: a DNS name is at most 253 characters, and browsers cut
+    # document.referrer at 4,096.
+    Field("page_host", "string", max_chars=253),
+    Field("page_title", "string", max_chars=512),
+    Field("referrer", "string", max_chars=4096),
+    Field("utm_source", "string", max_chars=256),
+    Field("utm_medium", "string", max_chars=256),
+    Field("utm_campaign", "string", max_chars=256),
+    Field("utm_content", "string", max_chars=256),
+    Field("utm_term", "string", max_chars=256),
+    Field("screen_width", "integer", min_value=0, max_value=20_000),
+    Field("screen_height", "integer", min_value=0, max_value=20_000),
+    Field("event_ts", "timestamp", required=True),
+    Field("sent_ts", "timestamp"),
+    Field("props", "props"),
+)
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+
+# Fields the ingest side adds to every stored record (SPEC §2).
+RAW_EXTRA_FIELDS: tuple[str, ...] = ("ingest_ts", "user_agent", "schema_version")
+RAW_FIELD_NAMES: tuple[str, ...] = FIELD_NAMES + RAW_EXTRA_FIELDS
+
+
+@dataclass(frozen=True)
+class PropsRule:
+    """A rule on one key of ``props`` for one event type."""
+
+    event_type: str
+    key: str
+    required: bool
+    allowed_numbers: tuple[int, ...] | None = None  # None: any non-empty string
+
+
+PROPS_RULES: tuple[PropsRule, ...] = (
+    PropsRule("scroll_depth", "depth", required=True, allowed_numbers=SCROLL_DEPTHS),
+    PropsRule("time_on_page", "seconds", required=True, allowed_numbers=TIME_MILESTONES),
+    PropsRule("custom", "name", required=True),
+)
+
+# Reason codes. The part after ':' names the field (or props key) the rule is about.
+Rule = Literal[
+    "invalid_json",
+    "not_an_object",
+    "empty_batch",
+    "batch_too_large",
+    "body_too_large",
+    "missing",
+    "wrong_type",
+    "empty",
+    "too_long",
+    "out_of_range",
+    "unknown_event_type",
+    "not_uuid",
+    "bad_timestamp",
+    "props_too_many_keys",
+    "props_bad_key",
+    "props_bad_value",
+    "props_missing",
+    "props_invalid",
+    "props_experiment_without_variant",
+]
+
+
+@dataclass(frozen=True)
+class Violation:
+    """Why one event (or the whole body) was refused."""
+
+    rule: str
+    field: str | None = None
+    index: int | None = None
+    message: str = ""
+
+    @property
+    def code(self) -> str:
+        """The stable reason code, e.g. ``too_long:page_path``."""
+        return f"{self.rule}:{self.field}" if self.field else self.rule
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"reason": self.code, "rule": self.rule, "message": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        if self.index is not None:
+            out["index"] = self.index
+        return out
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """Parse a contract timestamp to an aware UTC datetime, or None if it breaks the format."""
+    if not isinstance(value, str) or not _TS_RE.match(value):
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def format_timestamp(ts: datetime) -> str:
+    """The contract's timestamp text: ISO-8601 UTC with milliseconds and ``Z``."""
+    ts = ts.astimezone(UTC)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def _is_int(value: Any) -> bool:
+    # JSON has one number type; bool is an int subclass in Python but not a number in JSON.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_field(f: Field, value: Any) -> Violation | None:
+    if f.kind in ("string", "uuid", "timestamp"):
+        if not isinstance(value, str):
+            return Violation("wrong_type", f.name, message=f"{f.name} must be a string")
+        if f.required and value == "":
+            return Violation("empty", f.name, message=f"{f.name} must not be empty")
+        if f.max_chars is not None and len(value) > f.max_chars:
+            return Violation(
+                "too_long", f.name, message=f"{f.name} is longer than {f.max_chars} characters"
+            )
+        if f.allowed is not None and value not in f.allowed:
+            return Violation(
+                "unknown_event_type",
+                f.name,
+                message=f"{f.name} must be one of {', '.join(f.allowed)}",
+            )
+        if f.kind == "uuid" and not _UUID_RE.match(value):
+            return Violation("not_uuid", f.name, message=f"{f.name} must be a UUID")
+        if f.kind == "timestamp" and parse_timestamp(value) is None:
+            return Violation(
+                "bad_timestamp",
+                f.name,
+                message=(
+                    f"{f.name} must be ISO-8601 with Z or an offset, "
+                    "e.g. 2026-02-01T12:00:00.000Z"
+                ),
+            )
+        return None
+    if f.kind == "integer":
+        if not _is_int(value):
+            return Violation("wrong_type", f.name, message=f"{f.name} must be an integer")
+        if not (f.min_value <= value <= f.max_value):  # type: ignore[operator]
+            return Violation(
+                "out_of_range",
+                f.name,
+                message=f"{f.name} must be between {f.min_value} and {f.max_value}",
+            )
+        return None
+    if f.kind == "props":
+        return None  # checked by _check_props, which knows the event type
+    raise AssertionError(f.kind)
+
+
+def _check_props(event_type: str, props: Any) -> Violation | None:
+    if not isinstance(props, dict):
+        return Violation("wrong_type", "props", message="props must be an object")
+    if len(props) > MAX_PROPS_KEYS:
+        return Violation(
+            "props_too_many_keys", "props", message=f"props has more than {MAX_PROPS_KEYS} keys"
+        )
+    for key, value in props.items():
+        if key == "" or len(key) > MAX_PROPS_KEY_CHARS:
+            return Violation(
+                "props_bad_key",
+                "props",
+                message=f"props keys must be 1 to {MAX_PROPS_KEY_CHARS} characters",
+            )
+        flat = isinstance(value, (str, bool)) or (
+            isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
+        )
+        if not flat or (isinstance(value, str) and len(value) > MAX_PROPS_VALUE_CHARS):
+            return Violation(
+                "props_bad_value",
+                f"props.{key}",
+                message=(
+                    f"props.{key} must be a string (≤ {MAX_PROPS_VALUE_CHARS} characters), "
+                    "a number or a boolean"
+                ),
+            )
+    for rule in PROPS_RULES:
+        if rule.event_type != event_type:
+            continue
+        value = props.get(rule.key)
+        if value is None:
+            if rule.required:
+                return Violation(
+                    "props_missing",
+                    f"props.{rule.key}",
+                    message=f"{event_type} needs props.{rule.key}",
+                )
+            continue
+        if rule.allowed_numbers is not None:
+            is_number = _is_int(value) or isinstance(value, float)
+            if not is_number or value not in rule.allowed_numbers:
+                return Violation(
+                    "props_invalid",
+                    f"props.{rule.key}",
+                    message=f"props.{rule.key} must be one of {rule.allowed_numbers}",
+                )
+        elif not isinstance(value, str) or value == "":
+            return Violation(
+                "props_invalid",
+                f"props.{rule.key}",
+                message=f"props.{rule.key} must be a non-empty string",
+            )
+    if ("experiment" in props) != ("variant" in props):
+        return Violation(
+            "props_experiment_without_variant",
+            "props",
+            message="props.experiment and props.variant go together",
+        )
+    return None
+
+
+def validate_event(event: Any) -> list[Violation]:
+    """Every rule of SPEC §1 that ``event`` breaks, in the order of :data:`FIELDS`.
+
+    An empty list means the event is valid. ``null`` counts as absent for optional fields (many
+    trackers send it); unknown fields are ignored (and never stored, see :func:`make_raw_record`).
+    """
+    if not isinstance(event, dict):
+        return [Violation("not_an_object", message="an event must be a JSON object")]
+    out: list[Violation] = []
+    for f in FIELDS:
+        value = event.get(f.name)
+        if value is None:
+            if f.required:
+                out.append(Violation("missing", f.name, message=f"{f.name} is required"))
+            continue
+        v = _check_field(f, value)
+        if v is not None:
+            out.append(v)
+    props = event.get("props")
+    if props is not None and not any(v.field == "event_type" for v in out):
+        v = _check_props(str(event.get("event_type")), props)
+        if v is not None:
+            out.append(v)
+    return out
+
+
+@dataclass
+class BodyResult:
+    """The outcome of checking one request body: the valid events and the refused ones."""
+
+    status: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    is_batch: bool = False
+
+    def response(self) -> dict[str, Any]:
+        """The JSON body the ingest endpoint answers with."""
+        out: dict[str, Any] = {"accepted": len(self.events)}
+        if self.violations:
+            out["rejected"] = len({v.index for v in self.violations}) if self.is_batch else 1
+            out["errors"] = [v.to_dict() for v in self.violations]
+        return out
+
+
+def check_body(body: bytes) -> BodyResult:
+    """Check a request body: one event or a batch (SPEC §1).
+
+    Status 202 when at least one event is valid (a batch with bad events keeps the good ones and
+    reports the bad ones by index), 400 when none is, 413 over the size or count limit.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        return BodyResult(
+            413,
+            violations=[
+                Violation("body_too_large", message=f"the body is over {MAX_BODY_BYTES} bytes")
+            ],
+        )
+    try:
+        parsed = orjson.loads(body)  # strict UTF-8: no lone surrogates can reach storage
+    except orjson.JSONDecodeError:
+        return BodyResult(400, violations=[Violation("invalid_json", message="body is not JSON")])
+    if isinstance(parsed, list):
+        if not parsed:
+            return BodyResult(
+                400, violations=[Violation("empty_batch", message="the batch has no events")]
+            )
+        if len(parsed) > MAX_BATCH_EVENTS:
+            return BodyResult(
+                413,
+                violations=[
+                    Violation(
+                        "batch_too_large",
+                        message=f"a batch holds at most {MAX_BATCH_EVENTS} events",
+                    )
+                ],
+                is_batch=True,
+            )
+        result = BodyResult(202, is_batch=True)
+        for i, event in enumerate(parsed):
+            problems = validate_event(event)
+            if problems:
+                result.violations.extend(
+                    Violation(v.rule, v.field, i, v.message) for v in problems
+                )
+            else:
+                result.events.append(event)
+        if not result.events:
+            result.status = 400
+        return result
+    problems = validate_event(parsed)
+    if problems:
+        return BodyResult(400, violations=problems)
+    return BodyResult(202, events=[parsed])
+
+
+def make_raw_record(
+    event: Mapping[str, Any], ingest_ts: datetime, user_agent: str | None
+) -> dict[str, Any]:
+    """The record stored for one *valid* event (SPEC §2): its contract fields plus ingest fields.
+
+    Unknown fields and ``null`` values are dropped; no IP, cookie or other header is ever added.
+    """
+    record = {name: event[name] for name in FIELD_NAMES if event.get(name) is not None}
+    record["ingest_ts"] = format_timestamp(ingest_ts)
+    record["user_agent"] = user_agent or ""
+    record["schema_version"] = SCHEMA_VERSION
+    return record
+
+
+def encode_records(records: Iterable[Mapping[str, Any]]) -> bytes:
+    """Records as stored: one JSON object per record, each followed by ``\\n``."""
+    return b"".join(orjson.dumps(r) + b"\n" for r in records)

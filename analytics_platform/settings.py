@@ -1,0 +1,23 @@
+"""Where the platform keeps its data, from environment variables (documented in README.md).
+
+| variable | default |
+|---|---|
+| ``ANALYTICS_DATA_DIR`` | ``./data`` |
+| ``ANALYTICS_RAW_URL`` | ``$ANALYTICS_DATA_DIR/raw`` (a folder, or ``s3://bucket/prefix``) |
+| ``AWS_ENDPOINT_URL`` | unset: AWS itself; set it for MinIO, moto or another S3-compatible store |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """``$ANALYTICS_DATA_DIR`` (default ``./data``), as an absolute path."""
+    return Path(os.environ.get("ANALYTICS_DATA_DIR") or "data").expanduser().resolve()
+
+
+def raw_url() -> str:
+    """``$ANALYTICS_RAW_URL``, default ``$ANALYTICS_DATA_DIR/raw``."""
+    return os.environ.get("ANALYTICS_RAW_URL") or str(data_dir() / "raw")

@@ -1,0 +1,318 @@
+"""Generate seeded, realistic traffic as columnar arrays (numpy), never one Python object per event.
+
+The result, :class:`Traffic`, holds three tables of *intended truth*:
+
+- ``sessions``: one row per simulated session (human and bot) with what the simulator decided:
+  visitor, source, variant, whether it converts, its page count;
+- ``events``: one row per event as it happened (true time), before any delivery effect;
+- ``deliveries``: one row per copy that reaches the collector (duplicates and late retries
+  included), with the device-clock ``event_ts`` / ``sent_ts`` and the server ``ingest_ts``.
+
+Times are integer microseconds since the Unix epoch (UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+
+from analytics_platform.contract import EVENT_TYPES, SCROLL_DEPTHS, TIME_MILESTONES
+from analytics_platform.simulate import model as m
+
+US = 1_000_000
+ET = {name: i for i, name in enumerate(EVENT_TYPES)}
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Knobs of the simulation; the defaults give a plausible small business site."""
+
+    days: int = 14
+    visitors_per_day: int = 2000
+    start: date = field(default_factory=lambda: (datetime.now(UTC) - timedelta(days=14)).date())
+    seed: int = 42
+    returning_share_max: float = 0.35
+    extra_sessions_per_visit_day: float = 0.12
+    opt_out_share: float = 0.07
+    bot_session_share: float = 0.03
+    conversion_control: float = 0.045
+    conversion_treatment: float = 0.065
+    form_start_rate: float = 0.6
+    form_submit_rate: float = 0.7
+    missing_sent_ts_share: float = 0.05
+    late_share: float = 0.008  # delivered 1–3 h late (retry queue)
+    very_late_share: float = 0.0003  # delivered 24–40 h late, past the default late window
+    duplicate_share: float = 0.006
+    # All traffic in one hour instead of spread over the day (for throughput benchmarks).
+    one_hour: bool = False
+
+
+@dataclass
+class Traffic:
+    config: SimConfig
+    sessions: dict[str, np.ndarray]
+    events: dict[str, np.ndarray]
+    deliveries: dict[str, np.ndarray]
+
+    @property
+    def n_deliveries(self) -> int:
+        return len(self.deliveries["event_idx"])
+
+
+def _weights(d: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.array([m.PAGE_INDEX[p] for p in d], dtype=np.int16)
+    w = np.array(list(d.values()), dtype=float)
+    return idx, w / w.sum()
+
+
+def _group_index(counts: np.ndarray) -> np.ndarray:
+    """0..n-1 within each group of a repeat by ``counts``."""
+    total = int(counts.sum())
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.arange(total) - starts
+
+
+def _visitors(cfg: SimConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    """(visitor index, day index) of every visitor-day, and the number of visitors."""
+    v = cfg.visitors_per_day
+    n_total = 0
+    loyalty = np.empty(0)
+    last_seen = np.empty(0)
+    out_v, out_d = [], []
+    for d in range(cfg.days):
+        n_ret = round(v * min(cfg.returning_share_max, 0.04 * d)) if n_total else 0
+        n_ret = min(n_ret, n_total)
+        if n_ret:
+            # Loyal, recent visitors come back more often; Gumbel top-k draws without
+            # replacement in O(n).
+            w = loyalty[:n_total] * np.exp(-(d - last_seen[:n_total]) / 10.0)
+            keys = np.log(w) + rng.gumbel(size=n_total)
+            ret = np.argpartition(-keys, n_ret - 1)[:n_ret]
+        else:
+            ret = np.empty(0, dtype=np.int64)
+        new = np.arange(n_total, n_total + v - n_ret)
+        n_total += len(new)
+        loyalty = np.concatenate([loyalty, rng.lognormal(0.0, 1.0, len(new))])
+        last_seen = np.concatenate([last_seen, np.full(len(new), d, dtype=float)])
+        today = np.concatenate([ret, new]).astype(np.int64)
+        last_seen[today] = d
+        out_v.append(today)
+        out_d.append(np.full(len(today), d, dtype=np.int32))
+    return np.concatenate(out_v), np.concatenate(out_d), n_total
+
+
+def generate(cfg: SimConfig) -> Traffic:
+    """Simulate ``cfg.days`` days of traffic. Same config (and seed) → same arrays."""
+    rng = np.random.default_rng(cfg.seed)
+    day0 = int(datetime(cfg.start.year, cfg.start.month, cfg.start.day, tzinfo=UTC).timestamp())
+
+    # --- visitors -------------------------------------------------------------------------
+    vis_of_vd, day_of_vd, n_visitors = _visitors(cfg, rng)
+    first_day = np.full(n_visitors, cfg.days, dtype=np.int32)
+    np.minimum.at(first_day, vis_of_vd, day_of_vd)
+    v_device = rng.choice(len(m.DEVICES), n_visitors, p=m.DEVICE_WEIGHTS).astype(np.int8)
+    v_ua_choice = rng.random(n_visitors)
+    v_screen_choice = rng.random(n_visitors)
+    v_opt_out = rng.random(n_visitors) < cfg.opt_out_share
+    v_variant = (rng.random(n_visitors) < 0.5).astype(np.int8)
+
+    # --- human sessions -------------------------------------------------------------------
+    per_vd = 1 + np.minimum(rng.poisson(cfg.extra_sessions_per_visit_day, len(vis_of_vd)), 2)
+    s_vis = np.repeat(vis_of_vd, per_vd)
+    s_day = np.repeat(day_of_vd, per_vd)
+    n_h = len(s_vis)
+    hour_p = np.array(m.HOUR_WEIGHTS) / sum(m.HOUR_WEIGHTS)
+    if cfg.one_hour:
+        s_start = np.full(n_h, day0 + 12 * 3600, dtype=np.int64) * US
+        s_start += (rng.random(n_h) * 3000 * US).astype(np.int64)
+    else:
+        hours = rng.choice(24, n_h, p=hour_p)
+        s_start = (day0 + s_day.astype(np.int64) * 86400 + hours * 3600) * US
+        s_start += (rng.random(n_h) * 3600 * US).astype(np.int64)
+    is_new_visit = s_day == first_day[s_vis]
+    w_new = np.array([s.weight_new for s in m.SOURCES])
+    w_ret = np.array([s.weight_returning for s in m.SOURCES])
+    src_new = rng.choice(len(m.SOURCES), n_h, p=w_new / w_new.sum())
+    src_ret = rng.choice(len(m.SOURCES), n_h, p=w_ret / w_ret.sum())
+    s_source = np.where(is_new_visit, src_new, src_ret).astype(np.int16)
+    s_device = v_device[s_vis]
+    s_variant = v_variant[s_vis]
+
+    conv_mult = np.array([s.conversion_multiplier for s in m.SOURCES])[s_source]
+    conv_mult *= np.array(m.DEVICE_CONVERSION)[s_device]
+    conv_mult *= np.where(is_new_visit, 1.0, 1.3)
+    base = np.where(s_variant == 1, cfg.conversion_treatment, cfg.conversion_control)
+    s_converts = rng.random(n_h) < base * conv_mult
+
+    # --- bot sessions ---------------------------------------------------------------------
+    n_b = round(n_h * cfg.bot_session_share)
+    b_vis = np.arange(n_visitors, n_visitors + n_b)
+    b_start = s_start[rng.integers(0, n_h, n_b)] if n_h else np.empty(0, dtype=np.int64)
+    b_start = b_start + (rng.random(n_b) * 600 * US).astype(np.int64)
+
+    n_s = n_h + n_b
+    sess = {
+        "visitor_idx": np.concatenate([s_vis, b_vis]).astype(np.int64),
+        "start_us": np.concatenate([s_start, b_start]).astype(np.int64),
+        "is_bot": np.concatenate([np.zeros(n_h, bool), np.ones(n_b, bool)]),
+        "source_idx": np.concatenate([s_source, np.zeros(n_b, np.int16)]),
+        "device": np.concatenate([s_device, np.zeros(n_b, np.int8)]),
+        "variant": np.concatenate([s_variant, np.zeros(n_b, np.int8)]),
+        "converts": np.concatenate([s_converts, np.zeros(n_b, bool)]),
+        "opt_out": np.concatenate([v_opt_out[s_vis], rng.random(n_b) < 0.5]),
+    }
+    ua_choice = np.concatenate([v_ua_choice[s_vis], rng.random(n_b)])
+    screen_choice = np.concatenate([v_screen_choice[s_vis], rng.random(n_b)])
+    # User agent and screen: an index into the flat tables the writer uses.
+    ua_offsets = np.cumsum([0] + [len(m.USER_AGENTS[d]) for d in m.DEVICES])
+    ua_counts = np.array([len(m.USER_AGENTS[d]) for d in m.DEVICES])
+    sc_offsets = np.cumsum([0] + [len(m.SCREENS[d]) for d in m.DEVICES])
+    sc_counts = np.array([len(m.SCREENS[d]) for d in m.DEVICES])
+    dev = sess["device"]
+    ua_idx = ua_offsets[dev] + (ua_choice * ua_counts[dev]).astype(int)
+    bot_ua = ua_offsets[-1] + (ua_choice * len(m.BOT_USER_AGENTS)).astype(int)
+    sess["ua_idx"] = np.where(sess["is_bot"], bot_ua, ua_idx).astype(np.int16)
+    sess["screen_idx"] = (sc_offsets[dev] + (screen_choice * sc_counts[dev]).astype(int)).astype(
+        np.int16
+    )
+    # Device clock error: most are right, some minutes off, a few a whole time zone off.
+    r = rng.random(n_s)
+    skew_s = np.where(r < 0.85, rng.normal(0, 1, n_s), rng.normal(0, 120, n_s))
+    skew_s = np.where(r > 0.97, rng.choice([-1, 1], n_s) * rng.integers(1, 12, n_s) * 3600, skew_s)
+    sess["skew_us"] = (skew_s * US).astype(np.int64)
+    sess["has_sent_ts"] = rng.random(n_s) >= cfg.missing_sent_ts_share
+
+    # --- page views -----------------------------------------------------------------------
+    bounce = rng.random(n_s) < 0.42
+    n_pages = np.where(bounce, 1, 2 + rng.geometric(0.38, n_s) - 1)
+    n_pages = np.where(sess["is_bot"], rng.integers(1, 9, n_s), n_pages)
+    n_pages = np.where(sess["converts"], np.maximum(n_pages, 2), np.minimum(n_pages, 25))
+    sess["n_pages"] = n_pages.astype(np.int32)
+
+    pv_sess = np.repeat(np.arange(n_s), n_pages)
+    pv_pos = _group_index(n_pages)
+    n_pv = len(pv_sess)
+    nav_idx, nav_p = _weights(m.NAV_WEIGHTS)
+    pv_page = nav_idx[rng.choice(len(nav_idx), n_pv, p=nav_p)]
+    landing_kind = np.array([s.landing for s in m.SOURCES])[sess["source_idx"]][pv_sess]
+    first = pv_pos == 0
+    for kind, weights in m.LANDING_WEIGHTS.items():
+        li, lp = _weights(weights)
+        sel = first & (landing_kind == kind)
+        pv_page[sel] = li[rng.choice(len(li), int(sel.sum()), p=lp)]
+    # A few visits hit the pages that carry an e-mail address.
+    trap = rng.random(n_pv) < 0.002
+    pv_page[trap] = rng.choice(m.PRIVACY_TRAP_PAGES, int(trap.sum()))
+    # Converting sessions: the CTA is clicked on the second-to-last page, the last is the booking
+    # page.
+    pv_last = pv_pos == n_pages[pv_sess] - 1
+    pv_conv_sess = sess["converts"][pv_sess]
+    pv_page[pv_conv_sess & pv_last] = m.BOOK_A_CALL
+    pv_cta = pv_conv_sess & (pv_pos == n_pages[pv_sess] - 2)
+
+    kinds = np.array([p.kind for p in m.PAGES])
+    pv_kind = kinds[pv_page]
+    depth_level = np.zeros(n_pv, dtype=np.int8)
+    dwell_s = np.zeros(n_pv)
+    for kind, sw in m.SCROLL_WEIGHTS.items():
+        sel = pv_kind == kind
+        depth_level[sel] = rng.choice(5, int(sel.sum()), p=sw)
+        dwell_s[sel] = rng.lognormal(np.log(m.DWELL_MEDIAN_S[kind]), 0.9, int(sel.sum()))
+    depth_level[pv_cta] = np.maximum(depth_level[pv_cta], rng.integers(2, 5, int(pv_cta.sum())))
+    is_bot_pv = sess["is_bot"][pv_sess]
+    depth_level[is_bot_pv] = 0
+    dwell_s = np.where(is_bot_pv, rng.random(n_pv) * 3 + 0.2, np.clip(dwell_s, 2.0, 1500.0))
+    dwell_us = (dwell_s * US).astype(np.int64)
+    gap_us = (rng.random(n_pv) * 2.5 * US + 0.3 * US).astype(np.int64)
+    step = dwell_us + gap_us
+    csum = np.cumsum(step)
+    sess_first_pv = np.cumsum(n_pages) - n_pages
+    offset = csum - step - (csum - step)[sess_first_pv][pv_sess]
+    pv_start = sess["start_us"][pv_sess] + offset
+
+    # --- events of each type --------------------------------------------------------------
+    human_pv = ~is_bot_pv
+    parts: list[dict[str, np.ndarray]] = []
+
+    def add(pv: np.ndarray, etype: str, t: np.ndarray, prop: np.ndarray | int = 0) -> None:
+        parts.append({
+            "pv": pv.astype(np.int64),
+            "type": np.full(len(pv), ET[etype], dtype=np.int8),
+            "t_us": t.astype(np.int64),
+            "prop": np.broadcast_to(np.asarray(prop, dtype=np.int32), len(pv)).copy(),
+        })
+
+    all_pv = np.arange(n_pv)
+    add(all_pv, "page_view", pv_start)
+    # Scroll milestones spread over the visible time.
+    k = depth_level.astype(np.int64)
+    rep = np.repeat(all_pv, k)
+    j = _group_index(k) + 1
+    add(rep, "scroll_depth", pv_start[rep] + dwell_us[rep] * j // (k[rep] + 1),
+        np.array(SCROLL_DEPTHS)[j - 1])
+    # Visible-time milestones below the dwell time.
+    tm = np.array(TIME_MILESTONES)
+    n_time = np.where(human_pv, (dwell_s[:, None] > tm[None, :]).sum(axis=1), 0)
+    rep = np.repeat(all_pv, n_time)
+    j = _group_index(n_time)
+    add(rep, "time_on_page", pv_start[rep] + tm[j] * US, tm[j])
+    cta = all_pv[pv_cta]
+    add(cta, "cta_click", pv_start[cta] + dwell_us[cta] * 9 // 10)
+    book = all_pv[pv_conv_sess & pv_last]
+    fstart = book[rng.random(len(book)) < cfg.form_start_rate]
+    add(fstart, "form_start", pv_start[fstart] + dwell_us[fstart] * 3 // 10)
+    fsub = fstart[rng.random(len(fstart)) < cfg.form_submit_rate]
+    add(fsub, "form_submit", pv_start[fsub] + dwell_us[fsub] * 8 // 10)
+    # Contact form on the contact page, which is not a conversion (props.form says which form).
+    contact = all_pv[(pv_page == m.PAGE_INDEX["/contact"]) & human_pv]
+    cstart = contact[rng.random(len(contact)) < 0.15]
+    add(cstart, "form_start", pv_start[cstart] + dwell_us[cstart] * 3 // 10, 1)
+    csub = cstart[rng.random(len(cstart)) < 0.5]
+    add(csub, "form_submit", pv_start[csub] + dwell_us[csub] * 8 // 10, 1)
+    exits = all_pv[pv_last & human_pv & (sess["device"][pv_sess] == 0)]
+    exits = exits[rng.random(len(exits)) < 0.35]
+    add(exits, "exit_intent", pv_start[exits] + dwell_us[exits] - US // 2)
+    custom = all_pv[human_pv & (pv_kind == "content")]
+    custom = custom[rng.random(len(custom)) < 0.04]
+    add(custom, "custom", pv_start[custom] + dwell_us[custom] // 2)
+
+    ev = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    ev["session_idx"] = pv_sess[ev["pv"]]
+    order = np.lexsort((ev["type"], ev["t_us"], ev["session_idx"]))
+    ev = {key: v[order] for key, v in ev.items()}
+    ev["page_idx"] = pv_page[ev["pv"]]
+    # document.referrer: the source's referrer on the landing page, the previous page after it.
+    pv_prev_page = np.where(pv_pos > 0, np.roll(pv_page, 1), -1)
+    ev["prev_page_idx"] = pv_prev_page[ev["pv"]].astype(np.int16)
+    n_ev = len(ev["t_us"])
+
+    # --- delivery: batching, clock skew, latency, late retries, duplicates ---------------------
+    s_of = ev["session_idx"]
+    send = ev["t_us"] + (rng.random(n_ev) * 5 * US + 0.1 * US).astype(np.int64)
+    latency = (rng.random(n_ev) * 0.6 * US + 0.03 * US).astype(np.int64)
+    r = rng.random(n_ev)
+    retry = np.where(r < cfg.late_share, rng.uniform(1, 3, n_ev) * 3600 * US, 0)
+    retry = np.where(r > 1 - cfg.very_late_share, rng.uniform(24, 40, n_ev) * 3600 * US, retry)
+    send = send + retry.astype(np.int64)
+    ingest = send + latency
+    # Duplicates: a retry of an acknowledged request, seconds, minutes or hours later.
+    dup = np.flatnonzero(rng.random(n_ev) < cfg.duplicate_share)
+    rd = rng.random(len(dup))
+    dup_delay_s = np.where(rd < 0.6, rng.uniform(0.1, 30, len(dup)),
+                           np.where(rd < 0.9, rng.uniform(300, 3000, len(dup)),
+                                    rng.uniform(3600, 3 * 3600, len(dup))))
+    dup_delay = (dup_delay_s * US).astype(np.int64)
+    idx = np.concatenate([np.arange(n_ev), dup])
+    d_send = np.concatenate([send, send[dup] + dup_delay])
+    d_ingest = np.concatenate([ingest, ingest[dup] + dup_delay])
+    skew = sess["skew_us"][s_of[idx]]
+    deliveries = {
+        "event_idx": idx,
+        "event_ts_us": ev["t_us"][idx] + skew,
+        "sent_ts_us": np.where(sess["has_sent_ts"][s_of[idx]], d_send + skew, -1),
+        "ingest_us": d_ingest,
+        "is_duplicate": np.concatenate([np.zeros(n_ev, bool), np.ones(len(dup), bool)]),
+    }
+    return Traffic(cfg, sess, ev, deliveries)
