@@ -40,10 +40,15 @@ MAX_PROPS_VALUE_CHARS = 512
 SCROLL_DEPTHS: tuple[int, ...] = (25, 50, 75, 100)
 TIME_MILESTONES: tuple[int, ...] = (30, 60, 180, 300)
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-# ISO-8601 with an explicit UTC designator or offset; naive times are ambiguous and refused.
+# Patterns match the whole value (Python's re.fullmatch, DuckDB's regexp_full_match).
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# ISO-8601 with an explicit UTC designator or offset (naive times are ambiguous and refused),
+# years 1970–2999, at most microseconds. Day-of-month validity (no 30 February) is checked by
+# parsing.
 TIMESTAMP_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+    r"(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 )
 _UUID_RE = re.compile(UUID_PATTERN)
 _TS_RE = re.compile(TIMESTAMP_PATTERN)
@@ -158,11 +163,11 @@ class Violation:
 
 def parse_timestamp(value: str) -> datetime | None:
     """Parse a contract timestamp to an aware UTC datetime, or None if it breaks the format."""
-    if not isinstance(value, str) or not _TS_RE.match(value):
+    if not isinstance(value, str) or not _TS_RE.fullmatch(value):
         return None
     try:
         return datetime.fromisoformat(value).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
@@ -193,7 +198,7 @@ def _check_field(f: Field, value: Any) -> Violation | None:
                 f.name,
                 message=f"{f.name} must be one of {', '.join(f.allowed)}",
             )
-        if f.kind == "uuid" and not _UUID_RE.match(value):
+        if f.kind == "uuid" and not _UUID_RE.fullmatch(value):
             return Violation("not_uuid", f.name, message=f"{f.name} must be a UUID")
         if f.kind == "timestamp" and parse_timestamp(value) is None:
             return Violation(
@@ -227,13 +232,13 @@ def _check_props(event_type: str, props: Any) -> Violation | None:
         return Violation(
             "props_too_many_keys", "props", message=f"props has more than {MAX_PROPS_KEYS} keys"
         )
+    if any(key == "" or len(key) > MAX_PROPS_KEY_CHARS for key in props):
+        return Violation(
+            "props_bad_key",
+            "props",
+            message=f"props keys must be 1 to {MAX_PROPS_KEY_CHARS} characters",
+        )
     for key, value in props.items():
-        if key == "" or len(key) > MAX_PROPS_KEY_CHARS:
-            return Violation(
-                "props_bad_key",
-                "props",
-                message=f"props keys must be 1 to {MAX_PROPS_KEY_CHARS} characters",
-            )
         flat = isinstance(value, (str, bool)) or (
             isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
         )
@@ -299,9 +304,10 @@ def validate_event(event: Any) -> list[Violation]:
         v = _check_field(f, value)
         if v is not None:
             out.append(v)
-    props = event.get("props")
-    if props is not None and not any(v.field == "event_type" for v in out):
-        v = _check_props(str(event.get("event_type")), props)
+    if not any(v.field == "event_type" for v in out):
+        # Absent props still break the rules of event types that need a key (scroll_depth…).
+        props = event.get("props")
+        v = _check_props(str(event["event_type"]), {} if props is None else props)
         if v is not None:
             out.append(v)
     return out

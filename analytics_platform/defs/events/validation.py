@@ -1,0 +1,115 @@
+"""The event contract as one DuckDB expression, generated from :mod:`analytics_platform.contract`.
+
+No rule is written here: each kind of rule in the contract's tables is translated to SQL, in the
+same order as :func:`analytics_platform.contract.validate_event` applies them, so the first
+violation found by SQL is the first one Python reports (a property test holds them to it).
+"""
+
+from __future__ import annotations
+
+from analytics_platform.contract import (
+    FIELDS,
+    MAX_PROPS_KEY_CHARS,
+    MAX_PROPS_KEYS,
+    MAX_PROPS_VALUE_CHARS,
+    PROPS_RULES,
+    TIMESTAMP_PATTERN,
+    UUID_PATTERN,
+    Field,
+)
+
+_NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
+_INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
+_FLAT_TYPES = "('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN')"
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _field_rules(f: Field, j: str) -> list[tuple[str, str]]:
+    t = f"json_type({j}, '$.{f.name}')"
+    s = f"json_extract_string({j}, '$.{f.name}')"
+    present = f"coalesce({t}, 'NULL') <> 'NULL'"
+    rules: list[tuple[str, str]] = []
+    if f.required:
+        rules.append((f"NOT ({present})", f"missing:{f.name}"))
+    if f.kind in ("string", "uuid", "timestamp"):
+        rules.append((f"{present} AND {t} <> 'VARCHAR'", f"wrong_type:{f.name}"))
+        if f.required:
+            rules.append((f"{present} AND {s} = ''", f"empty:{f.name}"))
+        if f.max_chars is not None:
+            rules.append((f"{present} AND length({s}) > {f.max_chars}", f"too_long:{f.name}"))
+        if f.allowed is not None:
+            allowed = ", ".join(_lit(a) for a in f.allowed)
+            rules.append((f"{present} AND {s} NOT IN ({allowed})", f"unknown_event_type:{f.name}"))
+        if f.kind == "uuid":
+            rules.append((f"{present} AND NOT regexp_full_match({s}, {_lit(UUID_PATTERN)})",
+                          f"not_uuid:{f.name}"))
+        if f.kind == "timestamp":
+            rules.append((
+                f"{present} AND (NOT regexp_full_match({s}, {_lit(TIMESTAMP_PATTERN)}) "
+                f"OR try_cast({s} AS TIMESTAMPTZ) IS NULL)",
+                f"bad_timestamp:{f.name}",
+            ))
+    elif f.kind == "integer":
+        rules.append((f"{present} AND {t} NOT IN {_INTEGER_TYPES}", f"wrong_type:{f.name}"))
+        rules.append((
+            f"{present} AND NOT (try_cast({s} AS HUGEINT) BETWEEN {f.min_value} AND {f.max_value})",
+            f"out_of_range:{f.name}",
+        ))
+    return rules
+
+
+def _props_rules(j: str) -> list[tuple[str, str]]:
+    t = f"json_type({j}, '$.props')"
+    present = f"coalesce({t}, 'NULL') <> 'NULL'"
+    keys = f"json_keys({j}, '$.props')"
+    as_map = f"try_cast(json_extract({j}, '$.props') AS MAP(VARCHAR, JSON))"
+    bad_value = (
+        f"NOT (coalesce(json_type({as_map}[k]), 'NULL') IN {_FLAT_TYPES} AND "
+        f"(json_type({as_map}[k]) <> 'VARCHAR' "
+        f"OR length(json_extract_string({as_map}[k], '$')) <= {MAX_PROPS_VALUE_CHARS}))"
+    )
+    first_bad = f"list_filter({keys}, lambda k: {bad_value})[1]"
+    etype = f"json_extract_string({j}, '$.event_type')"
+    rules = [
+        (f"{present} AND {t} <> 'OBJECT'", "wrong_type:props"),
+        (f"{present} AND len({keys}) > {MAX_PROPS_KEYS}", "props_too_many_keys:props"),
+        (f"{present} AND list_bool_or(list_transform({keys}, "
+         f"lambda k: k = '' OR length(k) > {MAX_PROPS_KEY_CHARS}))", "props_bad_key:props"),
+        # The reason names the first offending key, as the Python check does.
+        (f"{present} AND {first_bad} IS NOT NULL", f"'props_bad_value:props.' || {first_bad}"),
+    ]
+    for r in PROPS_RULES:
+        vt = f"json_type({j}, '$.props.{r.key}')"
+        v_present = f"coalesce({vt}, 'NULL') <> 'NULL'"
+        when = f"{etype} = {_lit(r.event_type)}"
+        if r.required:
+            rules.append((f"{when} AND NOT ({v_present})", f"props_missing:props.{r.key}"))
+        if r.allowed_numbers is not None:
+            nums = ", ".join(str(n) for n in r.allowed_numbers)
+            ok = (f"{vt} IN {_NUMBER_TYPES} AND "
+                  f"try_cast(json_extract_string({j}, '$.props.{r.key}') AS DOUBLE) IN ({nums})")
+        else:
+            ok = f"{vt} = 'VARCHAR' AND json_extract_string({j}, '$.props.{r.key}') <> ''"
+        rules.append((f"{when} AND {v_present} AND NOT ({ok})", f"props_invalid:props.{r.key}"))
+    rules.append((
+        f"(json_type({j}, '$.props.experiment') IS NULL) "
+        f"<> (json_type({j}, '$.props.variant') IS NULL)",
+        "props_experiment_without_variant:props",
+    ))
+    return rules
+
+
+def reason_sql(j: str = "j") -> str:
+    """A SQL expression over the JSON column ``j``: NULL for a valid event, else the reason code
+    of its first violation (``missing:event_id``, ``too_long:page_path``, …)."""
+    whens = [(f"{j} IS NULL", "'invalid_json'"),
+             (f"json_type({j}) <> 'OBJECT'", "'not_an_object'")]
+    for f in FIELDS:
+        whens += [(cond, _lit(code)) for cond, code in _field_rules(f, j)]
+    whens += [(cond, code if code.startswith("'props_bad_value") else _lit(code))
+              for cond, code in _props_rules(j)]
+    body = "\n        ".join(f"WHEN {cond} THEN {code}" for cond, code in whens)
+    return f"CASE\n        {body}\n    END"

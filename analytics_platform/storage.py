@@ -1,0 +1,136 @@
+"""The transformed lake (Parquet per partition) and the warehouse file that exposes it (SPEC §6).
+
+Layout under ``$ANALYTICS_DATA_DIR``::
+
+    lake/<table>/<partition>/part.parquet      one file per partition, replaced atomically
+    lake/_tmp/                                 where files are written before the rename
+    warehouse.duckdb                           views only (no data), swapped atomically
+
+Why the warehouse holds only views and is never opened for writing in place: DuckDB allows one
+writing process *or* many reading processes on a file. If the pipeline kept ``warehouse.duckdb``
+open for writing, every dashboard or ``duckdb -readonly`` shell would fail with a lock error while
+a run is going, and two concurrent runs would fail on each other (dagster issues #16248, #19068).
+So all computing happens in in-memory DuckDB connections that write Parquet, and the warehouse
+file is rebuilt in a temporary file and renamed over the old one when the set of views changes.
+Readers that have the old file open keep reading it; the views are globs, so new partitions show
+up in every reader without any change to the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from analytics_platform import settings
+
+_SAFE = re.compile(r"^[A-Za-z0-9_=\-:.]+$")
+
+
+class Lake:
+    """Parquet tables partitioned by folder under one root."""
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
+        self.data_dir = Path(data_dir).resolve() if data_dir else settings.data_dir()
+        self.root = self.data_dir / "lake"
+        self.warehouse_path = self.data_dir / "warehouse.duckdb"
+
+    def table_dir(self, table: str) -> Path:
+        return self.root / table
+
+    def partition_path(self, table: str, partition: str, name: str = "part") -> Path:
+        """``lake/<table>/<partition>/<name>.parquet``; ``partition`` like
+        ``hour=2026-02-01T13``."""
+        for part in (table, partition, name):
+            if not _SAFE.match(part) or ".." in part:
+                raise ValueError(f"bad table or partition name: {table!r} {partition!r} {name!r}")
+        return self.root / table / partition / f"{name}.parquet"
+
+    def glob(self, table: str) -> str:
+        return str(self.root / table / "*" / "*.parquet")
+
+    def existing(self, table: str, partitions: Iterable[str]) -> list[str]:
+        """The files of ``partitions`` that exist (a partition never materialised has none)."""
+        paths = (self.partition_path(table, p) for p in partitions)
+        return [str(p) for p in paths if p.exists()]
+
+    def has_data(self, table: str) -> bool:
+        return any(self.table_dir(table).glob("*/*.parquet"))
+
+    def write(self, con: duckdb.DuckDBPyConnection, query: str, table: str, partition: str,
+              params: dict | None = None, name: str = "part") -> Path:
+        """Run ``query`` and store its rows as the partition's Parquet file, atomically: the file
+        is written under ``lake/_tmp`` and renamed into place, so a reader sees the old file or
+        the new one, never half of one. Re-running replaces, never appends."""
+        target = self.partition_path(table, partition, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = self.root / "_tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f"{table}-{uuid.uuid4().hex}.parquet"
+        try:
+            con.execute(
+                f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, "
+                "ROW_GROUP_SIZE 122880)",
+                params or {},
+            )
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+
+
+# What the warehouse exposes, by name. `None` means "the Parquet table of the same name".
+# `events` removes copies of an event that arrived in different hours (SPEC §3.4: a copy in a
+# later hour is removed in the events view).
+WAREHOUSE_VIEWS: dict[str, str | None] = {
+    "events": """
+        SELECT * EXCLUDE (raw_key, raw_pos) FROM read_parquet('{events}', union_by_name = true)
+        QUALIFY row_number() OVER (
+            PARTITION BY event_id ORDER BY ingest_ts, event_ts, raw_key, raw_pos) = 1
+    """,
+    "quarantine": None,
+    "sessions": None,
+    "kpis_daily": None,
+    "pages_daily": None,
+    "attribution_daily": None,
+    "attribution_touch": None,
+    "funnel_daily": None,
+    "cohort_retention": None,
+    "experiments": None,
+}
+
+
+def publish_warehouse(lake: Lake) -> list[str]:
+    """(Re)build ``warehouse.duckdb`` with a view per table that has data, and swap it in.
+
+    Cheap (views only) and safe to call from concurrent runs: each builds its own temporary file
+    and the last rename wins; all of them describe the same views.
+    """
+    lake.data_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".warehouse-", suffix=".duckdb", dir=lake.data_dir)
+    os.close(fd)
+    os.unlink(tmp_name)  # DuckDB wants to create the file itself
+    published = []
+    try:
+        con = duckdb.connect(tmp_name)
+        try:
+            for name, sql in WAREHOUSE_VIEWS.items():
+                if not lake.has_data(name):
+                    continue
+                body = (sql or "SELECT * FROM read_parquet('{%s}', union_by_name = true)" % name)
+                body = body.format(**{name: lake.glob(name)})
+                con.execute(f"CREATE VIEW {name} AS {body}")
+                published.append(name)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp_name, lake.warehouse_path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+        Path(tmp_name + ".wal").unlink(missing_ok=True)
+    return published

@@ -1,0 +1,105 @@
+"""The pipeline's SQL validation and the ingest handler's Python validation agree, rule for rule."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from analytics_platform.contract import FIELD_NAMES, validate_event
+from analytics_platform.defs.events.validation import reason_sql
+from analytics_platform_tests.test_contract import UUID_A, good
+
+CON = duckdb.connect()
+SQL = f"SELECT {reason_sql('j')} FROM (SELECT try(json($line)) AS j)"
+
+
+def sql_reason(line: str) -> str | None:
+    return CON.execute(SQL, {"line": line}).fetchone()[0]
+
+
+def py_reason(value: Any) -> str | None:
+    v = validate_event(value)
+    return v[0].code if v else None
+
+
+scalars = (
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["", UUID_A, "2026-02-01T12:00:00Z", "2026-02-30T12:00:00Z",
+                       "2026-02-01T12:00:00.1234567Z", "1969-12-31T23:59:59Z",
+                       "2026-02-01T12:00:00+24:00", "page_view", "scroll_depth", "custom",
+                       "time_on_page", "x" * 300, "页" * 2049, "e\u0301" * 1100])
+)
+values = st.recursive(scalars, lambda c: st.lists(c, max_size=3)
+                      | st.dictionaries(st.text(max_size=5), c, max_size=4), max_leaves=8)
+props = st.dictionaries(
+    st.sampled_from(["depth", "seconds", "name", "experiment", "variant", "cta", "", "k" * 65])
+    | st.text(max_size=8),
+    values, max_size=6,
+) | st.dictionaries(st.text(max_size=3), st.integers(0, 9), min_size=19, max_size=22)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(st.sampled_from(FIELD_NAMES), values, max_size=4),
+    st.sampled_from(["page_view", "scroll_depth", "time_on_page", "custom", "cta_click"]),
+    props | st.none(),
+)
+@example({"event_ts": "2026-02-30T12:00:00Z"}, "page_view", None)
+@example({}, "scroll_depth", {"depth": 50.0})
+@example({}, "scroll_depth", {"depth": True})
+@example({}, "page_view", {"a": [1], "": 2})
+@example({"screen_width": 1920.0}, "page_view", None)
+def test_sql_and_python_give_the_same_first_reason(
+    overrides: dict[str, Any], etype: str, p: dict[str, Any] | None
+) -> None:
+    event = good(event_type=etype, props=p if p is not None else {"depth": 50, "seconds": 60,
+                                                                  "name": "n"})
+    event.update(overrides)
+    line = json.dumps(event, ensure_ascii=False)
+    assert sql_reason(line) == py_reason(event), line
+
+
+@pytest.mark.parametrize("line", ["", "{", "[1,2]", "42", '"x"', "null", '{"a":1}{"b":2}'])
+def test_not_json_or_not_an_object(line: str) -> None:
+    expected = "invalid_json" if line in ("", "{", '{"a":1}{"b":2}') else "not_an_object"
+    assert sql_reason(line) == expected
+
+
+def _boundary_events() -> list[dict[str, Any]]:
+    """Each limit of the contract at, just under and just over its edge."""
+    from analytics_platform.contract import FIELDS, PROPS_RULES
+
+    out = []
+    for f in FIELDS:
+        if f.max_chars:
+            for n in (f.max_chars - 1, f.max_chars, f.max_chars + 1):
+                out.append(good(**{f.name: "/" + "é" * (n - 1)}))
+        if f.kind == "integer":
+            for v in (f.min_value - 1, f.min_value, f.max_value, f.max_value + 1):
+                out.append(good(**{f.name: v}))
+        out.append(good(**{f.name: None}))
+        out.append(good(**{f.name: ""}))
+    for r in PROPS_RULES:
+        for v in (*(r.allowed_numbers or ()), 1, 0, "50", None, "", "x", 50.5):
+            out.append(good(event_type=r.event_type, props={r.key: v}))
+        out.append(good(event_type=r.event_type, props=None))
+    for n in (19, 20, 21):
+        out.append(good(props={f"k{i}": i for i in range(n)}))
+    for n in (64, 65):
+        out.append(good(props={"k" * n: 1}))
+    for n in (512, 513):
+        out.append(good(props={"k": "v" * n}))
+    return out
+
+
+@pytest.mark.parametrize("event", _boundary_events())
+def test_sql_and_python_agree_at_every_limit(event: dict[str, Any]) -> None:
+    line = json.dumps(event, ensure_ascii=False)
+    assert sql_reason(line) == py_reason(event), line
