@@ -93,8 +93,15 @@ FIELDS: tuple[Field, ...] = (
 )
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 
-# Fields the ingest side adds to every stored record (SPEC §2).
-RAW_EXTRA_FIELDS: tuple[str, ...] = ("ingest_ts", "user_agent", "schema_version")
+# Fields the ingest side adds to every stored record (SPEC §2); a reader checks them after the
+# client fields.
+RAW_FIELDS: tuple[Field, ...] = (
+    Field("ingest_ts", "timestamp", required=True),
+    Field("user_agent", "string"),
+    Field("schema_version", "integer", required=True, min_value=SCHEMA_VERSION,
+          max_value=SCHEMA_VERSION),
+)
+RAW_EXTRA_FIELDS: tuple[str, ...] = tuple(f.name for f in RAW_FIELDS)
 RAW_FIELD_NAMES: tuple[str, ...] = FIELD_NAMES + RAW_EXTRA_FIELDS
 
 
@@ -310,6 +317,22 @@ def validate_event(event: Any) -> list[Violation]:
         v = _check_props(str(event["event_type"]), {} if props is None else props)
         if v is not None:
             out.append(v)
+    return out
+
+
+def validate_raw_record(record: Any) -> list[Violation]:
+    """Every rule a stored record breaks: the client event's, then the ingest fields'."""
+    out = validate_event(record)
+    if isinstance(record, dict):
+        for f in RAW_FIELDS:
+            value = record.get(f.name)
+            if value is None:
+                if f.required:
+                    out.append(Violation("missing", f.name, message=f"{f.name} is required"))
+                continue
+            v = _check_field(f, value)
+            if v is not None:
+                out.append(v)
     return out
 
 

@@ -62,6 +62,10 @@ class Lake:
     def has_data(self, table: str) -> bool:
         return any(self.table_dir(table).glob("*/*.parquet"))
 
+    def remove(self, table: str, partition: str, name: str = "part") -> None:
+        """Drop a partition's file (re-materialising an empty partition leaves nothing stale)."""
+        self.partition_path(table, partition, name).unlink(missing_ok=True)
+
     def write(self, con: duckdb.DuckDBPyConnection, query: str, table: str, partition: str,
               params: dict | None = None, name: str = "part") -> Path:
         """Run ``query`` and store its rows as the partition's Parquet file, atomically: the file
@@ -77,11 +81,33 @@ class Lake:
                 f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, "
                 "ROW_GROUP_SIZE 122880)",
                 params or {},
-            )
+            ).fetchall()
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
         return target
+
+
+def sql_paths(paths: list[str]) -> str:
+    """A SQL list literal of file paths (views cannot take parameters)."""
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+def markdown_preview(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None,
+                     limit: int = 20) -> str:
+    """The first rows of ``query`` as a markdown table, for a materialisation's metadata."""
+    cur = con.execute(f"SELECT * FROM ({query}) LIMIT {int(limit)}", params or {})
+    cols = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+
+    def fmt(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "" if v is None else str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 # What the warehouse exposes, by name. `None` means "the Parquet table of the same name".
@@ -122,7 +148,8 @@ def publish_warehouse(lake: Lake) -> list[str]:
             for name, sql in WAREHOUSE_VIEWS.items():
                 if not lake.has_data(name):
                     continue
-                body = (sql or "SELECT * FROM read_parquet('{%s}', union_by_name = true)" % name)
+                default = f"SELECT * FROM read_parquet('{{{name}}}', union_by_name = true)"
+                body = sql or default
                 body = body.format(**{name: lake.glob(name)})
                 con.execute(f"CREATE VIEW {name} AS {body}")
                 published.append(name)

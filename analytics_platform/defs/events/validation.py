@@ -13,10 +13,28 @@ from analytics_platform.contract import (
     MAX_PROPS_KEYS,
     MAX_PROPS_VALUE_CHARS,
     PROPS_RULES,
+    RAW_FIELDS,
     TIMESTAMP_PATTERN,
     UUID_PATTERN,
     Field,
 )
+
+# Every field's JSON value is extracted in one parse of the record (`extract_sql`); the rules then
+# look at the small extracted values, never at the whole record again.
+EXTRACTED: tuple[Field, ...] = FIELDS + RAW_FIELDS
+_INDEX = {f.name: i + 1 for i, f in enumerate(EXTRACTED)}  # DuckDB lists are 1-based
+
+
+def extract_sql(j: str = "j") -> str:
+    """One list of the JSON values of every contract field of the record ``j``."""
+    paths = ", ".join(f"'$.{f.name}'" for f in EXTRACTED)
+    return f"json_extract({j}, [{paths}])"
+
+
+def value_sql(name: str, v: str = "v") -> str:
+    """The JSON value of field ``name`` in the extracted list ``v``."""
+    return f"{v}[{_INDEX[name]}]"
+
 
 _NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 _INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
@@ -27,9 +45,9 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _field_rules(f: Field, j: str) -> list[tuple[str, str]]:
-    t = f"json_type({j}, '$.{f.name}')"
-    s = f"json_extract_string({j}, '$.{f.name}')"
+def _field_rules(f: Field, v: str) -> list[tuple[str, str]]:
+    t = f"json_type({value_sql(f.name, v)})"
+    s = f"json_extract_string({value_sql(f.name, v)}, '$')"
     present = f"coalesce({t}, 'NULL') <> 'NULL'"
     rules: list[tuple[str, str]] = []
     if f.required:
@@ -61,18 +79,19 @@ def _field_rules(f: Field, j: str) -> list[tuple[str, str]]:
     return rules
 
 
-def _props_rules(j: str) -> list[tuple[str, str]]:
-    t = f"json_type({j}, '$.props')"
+def _props_rules(v: str) -> list[tuple[str, str]]:
+    p = value_sql("props", v)
+    t = f"json_type({p})"
     present = f"coalesce({t}, 'NULL') <> 'NULL'"
-    keys = f"json_keys({j}, '$.props')"
-    as_map = f"try_cast(json_extract({j}, '$.props') AS MAP(VARCHAR, JSON))"
+    keys = f"json_keys({p})"
+    as_map = f"try_cast({p} AS MAP(VARCHAR, JSON))"
     bad_value = (
         f"NOT (coalesce(json_type({as_map}[k]), 'NULL') IN {_FLAT_TYPES} AND "
         f"(json_type({as_map}[k]) <> 'VARCHAR' "
         f"OR length(json_extract_string({as_map}[k], '$')) <= {MAX_PROPS_VALUE_CHARS}))"
     )
     first_bad = f"list_filter({keys}, lambda k: {bad_value})[1]"
-    etype = f"json_extract_string({j}, '$.event_type')"
+    etype = f"json_extract_string({value_sql('event_type', v)}, '$')"
     rules = [
         (f"{present} AND {t} <> 'OBJECT'", "wrong_type:props"),
         (f"{present} AND len({keys}) > {MAX_PROPS_KEYS}", "props_too_many_keys:props"),
@@ -82,7 +101,7 @@ def _props_rules(j: str) -> list[tuple[str, str]]:
         (f"{present} AND {first_bad} IS NOT NULL", f"'props_bad_value:props.' || {first_bad}"),
     ]
     for r in PROPS_RULES:
-        vt = f"json_type({j}, '$.props.{r.key}')"
+        vt = f"json_type({p}, '$.{r.key}')"
         v_present = f"coalesce({vt}, 'NULL') <> 'NULL'"
         when = f"{etype} = {_lit(r.event_type)}"
         if r.required:
@@ -90,26 +109,30 @@ def _props_rules(j: str) -> list[tuple[str, str]]:
         if r.allowed_numbers is not None:
             nums = ", ".join(str(n) for n in r.allowed_numbers)
             ok = (f"{vt} IN {_NUMBER_TYPES} AND "
-                  f"try_cast(json_extract_string({j}, '$.props.{r.key}') AS DOUBLE) IN ({nums})")
+                  f"try_cast(json_extract_string({p}, '$.{r.key}') AS DOUBLE) IN ({nums})")
         else:
-            ok = f"{vt} = 'VARCHAR' AND json_extract_string({j}, '$.props.{r.key}') <> ''"
+            ok = f"{vt} = 'VARCHAR' AND json_extract_string({p}, '$.{r.key}') <> ''"
         rules.append((f"{when} AND {v_present} AND NOT ({ok})", f"props_invalid:props.{r.key}"))
     rules.append((
-        f"(json_type({j}, '$.props.experiment') IS NULL) "
-        f"<> (json_type({j}, '$.props.variant') IS NULL)",
+        f"(json_type({p}, '$.experiment') IS NULL) <> (json_type({p}, '$.variant') IS NULL)",
         "props_experiment_without_variant:props",
     ))
     return rules
 
 
-def reason_sql(j: str = "j") -> str:
-    """A SQL expression over the JSON column ``j``: NULL for a valid event, else the reason code
-    of its first violation (``missing:event_id``, ``too_long:page_path``, …)."""
+def reason_sql(j: str = "j", v: str = "v", raw: bool = False) -> str:
+    """A SQL expression: NULL for a valid event, else the reason code of its first violation
+    (``missing:event_id``, ``too_long:page_path``, …). ``j`` is the parsed record (NULL when the
+    text is not JSON) and ``v`` its :func:`extract_sql` list. With ``raw``, the ingest fields of
+    a stored record are checked too (``validate_raw_record``)."""
     whens = [(f"{j} IS NULL", "'invalid_json'"),
              (f"json_type({j}) <> 'OBJECT'", "'not_an_object'")]
     for f in FIELDS:
-        whens += [(cond, _lit(code)) for cond, code in _field_rules(f, j)]
+        whens += [(cond, _lit(code)) for cond, code in _field_rules(f, v)]
     whens += [(cond, code if code.startswith("'props_bad_value") else _lit(code))
-              for cond, code in _props_rules(j)]
+              for cond, code in _props_rules(v)]
+    if raw:
+        for f in RAW_FIELDS:
+            whens += [(cond, _lit(code)) for cond, code in _field_rules(f, v)]
     body = "\n        ".join(f"WHEN {cond} THEN {code}" for cond, code in whens)
     return f"CASE\n        {body}\n    END"

@@ -1,0 +1,58 @@
+"""The raw-lake sensor: a run for every recent hour whose objects changed."""
+
+import hashlib
+import json
+import os
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from analytics_platform.defs.automation import events_job
+from analytics_platform.lake import RawObject, hours_between, partition_key
+from analytics_platform.partitions import hourly
+from analytics_platform.resources import RawLakeResource
+
+# Only recent hour folders are listed (never the whole bucket): Firehose names an object after
+# its oldest record, so an hour's folder stops changing a buffer interval after the hour ends;
+# three hours leave room for retries. Each listed hour is one LIST request per tick.
+LOOKBACK_HOURS = int(os.environ.get("ANALYTICS_SENSOR_LOOKBACK_HOURS") or 3)
+INTERVAL_SECONDS = int(os.environ.get("ANALYTICS_SENSOR_INTERVAL_SECONDS") or 30)
+
+
+def fingerprint(objects: list[RawObject]) -> str:
+    """Changes whenever an object is added, removed or rewritten in an hour."""
+    h = hashlib.sha1()
+    for o in objects:
+        h.update(f"{o.key}\0{o.size}\n".encode())
+    return f"{len(objects)}-{h.hexdigest()[:12]}"
+
+
+@dg.sensor(
+    job=events_job,
+    minimum_interval_seconds=INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Lists the raw hour folders of the last few hours; an hour whose objects "
+    "changed since the last tick (a new object, or a late one in an hour already processed) "
+    "gets a run. The cursor keeps each hour's fingerprint, so it survives restarts.",
+)
+def raw_lake_sensor(context: dg.SensorEvaluationContext, raw_lake: RawLakeResource):
+    lake = raw_lake.open()
+    now = datetime.now(UTC)
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    first = hourly.start_time_for_partition_key(hourly.get_first_partition_key())
+    hours = [h for h in hours_between(now - timedelta(hours=LOOKBACK_HOURS), now) if h >= first]
+    current: dict[str, str] = {}
+    requests = []
+    for hour in hours:
+        objects = lake.list_hour(hour)
+        if not objects:
+            continue
+        key, fp = partition_key(hour), fingerprint(objects)
+        current[key] = fp
+        if seen.get(key) != fp:
+            # the run key changes with the fingerprint: a late object means a new run
+            requests.append(dg.RunRequest(run_key=f"{key}:{fp}", partition_key=key))
+    context.update_cursor(json.dumps(current, sort_keys=True))
+    if not requests:
+        return dg.SkipReason(f"no change in the last {LOOKBACK_HOURS} hour folders")
+    return requests

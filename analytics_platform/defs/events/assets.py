@@ -1,0 +1,327 @@
+"""``events`` and ``quarantine``: one raw hour → cleaned, de-duplicated, human events (SPEC §3)."""
+
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+
+from analytics_platform.defs.events.reader import read_hour
+from analytics_platform.defs.events.user_agents import classify_table
+from analytics_platform.defs.events.validation import (
+    EXTRACTED,
+    extract_sql,
+    reason_sql,
+    value_sql,
+)
+from analytics_platform.partitions import hour_folder, hourly, hours_of
+from analytics_platform.resources import LakeResource, PipelineSettings, RawLakeResource
+from analytics_platform.storage import Lake, publish_warehouse
+
+QUARANTINE_TEXT_CHARS = 4096
+
+# Values that may never reach a table (SPEC §3.5): e-mail addresses (also URL-encoded) and IPv4
+# / IPv6 addresses are replaced wherever free text is kept.
+SCRUB_MACRO = r"""
+CREATE OR REPLACE MACRO scrub(x) AS regexp_replace(regexp_replace(regexp_replace(x,
+    '[A-Za-z0-9._%+\-]+(@|%40)[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}', '(email)', 'g'),
+    '(^|[^0-9.])((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])($|[^0-9.])',
+    '\1(ip)\5', 'g'),
+    '([0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:([0-9A-Fa-f]{1,4})?',
+    '(ip)', 'g');
+CREATE OR REPLACE MACRO utc(x) AS try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC';
+"""
+
+# Records, one per line; records written back to back with no newline ("}{", as Firehose does
+# when nothing appends one) are split apart, each piece then stands or falls on its own.
+RECORDS_SQL = """
+CREATE OR REPLACE TEMP TABLE records AS
+WITH decoded AS (
+    SELECT obj, pos, line, try(decode(line)) AS text FROM raw_lines
+),
+pieces AS (
+    SELECT obj, pos, 0 AS sub, line, text FROM decoded
+    WHERE text IS NULL OR json_valid(text) OR NOT contains(text, '}{')
+    UNION ALL
+    SELECT obj, pos, generate_subscripts(parts, 1) AS sub, NULL AS line, unnest(parts) AS text
+    FROM (
+        SELECT obj, pos, string_split(replace(text, '}{', '}' || chr(10) || '{'), chr(10)) AS parts
+        FROM decoded
+        WHERE text IS NOT NULL AND NOT json_valid(text) AND contains(text, '}{')
+    )
+)
+SELECT p.obj, o.key AS raw_key, p.pos * 1000 + p.sub AS raw_pos, p.line, p.text,
+       try(json(p.text)) AS j
+FROM pieces p JOIN raw_objects o USING (obj)
+"""
+
+# The contract's rules (generated from analytics_platform.contract), on every field's JSON value
+# extracted in a single parse of the record.
+REASONED_SQL = """
+CREATE OR REPLACE TEMP TABLE reasoned AS
+WITH extracted AS (SELECT *, {extract} AS v FROM records)
+SELECT *, CASE WHEN text IS NULL THEN 'invalid_json:utf8' ELSE {reason} END AS reason
+FROM extracted
+"""
+
+QUARANTINE_SQL = """
+SELECT $raw_hour::TIMESTAMP AS raw_hour, raw_key, raw_pos, reason,
+       CASE WHEN text IS NULL THEN '\\x' || left(hex(line), {max_chars})
+            ELSE scrub(left(text, {max_chars})) END AS raw_text
+FROM reasoned WHERE reason IS NOT NULL
+UNION ALL
+SELECT $raw_hour::TIMESTAMP, key, NULL, 'corrupt_object', scrub(error) FROM corrupt_objects
+ORDER BY raw_key, raw_pos
+"""
+
+# The cleaned event (SPEC §3.3–3.6). `{field}` stands for that field's extracted JSON value (see
+# validation.extract_sql). `ts` corrects the device clock with sent_ts: the error cancels out,
+# and an event cannot happen after it arrived.
+CLEAN_SQL = """
+CREATE OR REPLACE TEMP TABLE cleaned AS
+WITH typed AS (
+    SELECT
+        {event_id}->>'$' AS event_id,
+        {event_type}->>'$' AS event_type,
+        utc({event_ts}->>'$') AS event_ts,
+        utc({sent_ts}->>'$') AS sent_ts,
+        utc({ingest_ts}->>'$') AS ingest_ts,
+        {session_id}->>'$' AS session_id,
+        {visitor_id}->>'$' AS visitor_id,
+        {page_path}->>'$' AS page_path,
+        {page_host}->>'$' AS page_host,
+        {page_title}->>'$' AS page_title,
+        {referrer}->>'$' AS referrer,
+        {utm_source}->>'$' AS utm_source, {utm_medium}->>'$' AS utm_medium,
+        {utm_campaign}->>'$' AS utm_campaign, {utm_content}->>'$' AS utm_content,
+        {utm_term}->>'$' AS utm_term,
+        ({screen_width}->>'$')::INTEGER AS screen_width,
+        ({screen_height}->>'$')::INTEGER AS screen_height,
+        coalesce({user_agent}->>'$', '') AS user_agent,
+        CASE WHEN json_type({props}) = 'OBJECT' THEN {props}::VARCHAR END AS props,
+        raw_key, raw_pos
+    FROM reasoned WHERE reason IS NULL
+)
+SELECT
+    t.event_id,
+    t.event_type,
+    CASE WHEN t.sent_ts IS NOT NULL AND t.sent_ts >= t.event_ts
+         THEN t.ingest_ts - (t.sent_ts - t.event_ts)
+         ELSE least(t.event_ts, t.ingest_ts) END AS ts,
+    t.ingest_ts,
+    t.event_ts,
+    t.session_id,
+    coalesce(t.visitor_id, t.session_id) AS visitor_id,
+    scrub(regexp_replace(t.page_path, '[?#].*$', '')) AS page_path,
+    scrub(lower(t.page_host)) AS page_host,
+    scrub(t.page_title) AS page_title,
+    nullif(scrub(regexp_replace(lower(regexp_extract(t.referrer,
+        '^[A-Za-z][A-Za-z0-9+.\\-]*://(?:[^/?#@]*@)?([^/?#:]+)', 1)), '^www\\.', '')), '')
+        AS referrer_host,
+    scrub(t.utm_source) AS utm_source, scrub(t.utm_medium) AS utm_medium,
+    scrub(t.utm_campaign) AS utm_campaign, scrub(t.utm_content) AS utm_content,
+    scrub(t.utm_term) AS utm_term,
+    t.screen_width, t.screen_height,
+    ua.browser, ua.os, ua.device_type,
+    scrub(t.props) AS props,
+    $raw_hour::TIMESTAMP AS raw_hour,
+    t.raw_key, t.raw_pos,
+    ua.is_bot
+FROM typed t JOIN user_agents ua USING (user_agent)
+"""
+
+# One row per event_id within the hour: the earliest arrival wins (SPEC §3.4).
+EVENTS_SQL = """
+SELECT * EXCLUDE (is_bot) FROM cleaned WHERE NOT is_bot
+QUALIFY row_number() OVER (
+    PARTITION BY event_id ORDER BY ingest_ts, event_ts, raw_key, raw_pos) = 1
+ORDER BY ts, event_id
+"""
+
+# Events that arrived after the horizon of their day's sessions are also kept apart, by the
+# UTC date of ``ts``, so a later re-materialisation of those sessions still finds them without
+# reading every hour since (SPEC §4, late events).
+LATE_SQL = """
+SELECT * FROM hour_events
+WHERE raw_hour >= date_trunc('day', ts) + to_hours($late_hours::BIGINT)
+  AND CAST(ts AS DATE) = $ts_date::DATE
+"""
+
+
+@dataclass
+class HourStats:
+    hour: datetime
+    objects: int = 0
+    raw_bytes: int = 0
+    records: int = 0
+    quarantined: int = 0
+    corrupt_objects: int = 0
+    bots: int = 0
+    duplicates: int = 0
+    events: int = 0
+    late_events: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the pipeline's macros (never the warehouse file: see storage)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(SCRUB_MACRO)
+    return con
+
+
+def process_hour(
+    con: duckdb.DuckDBPyConnection, raw_lake, lake: Lake, hour: datetime, late_hours: int
+) -> HourStats:
+    """Clean one raw hour and write its ``events`` and ``quarantine`` partitions."""
+    stats = HourStats(hour)
+    objects = raw_lake.list_hour(hour)
+    raw = read_hour(raw_lake, objects)
+    stats.objects, stats.raw_bytes = len(objects), raw.raw_bytes
+    con.register("raw_lines", raw.lines)
+    con.register("raw_objects", pa.table({
+        "obj": pa.array(range(len(objects)), pa.int32()),
+        "key": pa.array([o.key for o in objects], pa.string()),
+    }))
+    con.register("corrupt_objects", pa.table({
+        "key": pa.array([o.key for o, _ in raw.corrupt], pa.string()),
+        "error": pa.array([e for _, e in raw.corrupt], pa.string()),
+    }))
+    params = {"raw_hour": hour.replace(tzinfo=None)}
+    con.execute(RECORDS_SQL)
+    con.execute(REASONED_SQL.format(extract=extract_sql("j"),
+                                    reason=reason_sql("j", "v", raw=True)))
+    folder = hour_folder(hour)
+    lake.write(con, QUARANTINE_SQL.format(max_chars=QUARANTINE_TEXT_CHARS), "quarantine",
+               folder, params)
+    agents = [r[0] for r in con.execute(
+        "SELECT DISTINCT coalesce(j->>'user_agent', '') FROM reasoned WHERE reason IS NULL"
+    ).fetchall()]
+    con.register("user_agents", classify_table(agents))
+    con.execute(CLEAN_SQL.format(**{f.name: value_sql(f.name) for f in EXTRACTED}), params)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE hour_events AS {EVENTS_SQL}")
+    lake.write(con, "SELECT * FROM hour_events", "events", folder)
+
+    counts = con.execute("""
+        SELECT (SELECT count(*) FROM records),
+               (SELECT count(*) FROM reasoned WHERE reason IS NOT NULL),
+               (SELECT count(*) FROM cleaned WHERE is_bot),
+               (SELECT count(*) FROM cleaned WHERE NOT is_bot),
+               (SELECT count(*) FROM hour_events)
+    """).fetchall()[0]
+    stats.records, stats.quarantined, stats.bots, human, stats.events = counts
+    stats.corrupt_objects = len(raw.corrupt)
+    stats.duplicates = human - stats.events
+    stats.reasons = dict(con.execute(
+        "SELECT reason, count(*) FROM reasoned WHERE reason IS NOT NULL GROUP BY ALL"
+    ).fetchall())
+    if raw.corrupt:
+        stats.reasons["corrupt_object"] = len(raw.corrupt)
+
+    # Late events, filed under the date of their ts; files of this hour from an earlier run that
+    # are no longer right are removed (re-materialising replaces, never appends).
+    late_dates = [r[0] for r in con.execute(
+        "SELECT DISTINCT CAST(ts AS DATE) FROM hour_events WHERE raw_hour >= "
+        "date_trunc('day', ts) + to_hours($late_hours::BIGINT)", {"late_hours": late_hours}
+    ).fetchall()]
+    written = set()
+    for d in late_dates:
+        path = lake.write(con, LATE_SQL, "late_events", f"ts_date={d}",
+                          {"late_hours": late_hours, "ts_date": str(d)}, name=folder)
+        written.add(path)
+    for stale in lake.table_dir("late_events").glob(f"*/{folder}.parquet"):
+        if stale not in written:
+            stale.unlink()
+    stats.late_events = con.execute(
+        "SELECT count(*) FROM hour_events WHERE raw_hour >= date_trunc('day', ts) "
+        "+ to_hours($late_hours::BIGINT)", {"late_hours": late_hours}
+    ).fetchall()[0][0]
+    for name in ("raw_lines", "raw_objects", "corrupt_objects", "user_agents"):
+        con.unregister(name)
+    return stats
+
+
+def _markdown(rows: list[HourStats], limit: int = 48) -> str:
+    head = "| hour | objects | records | events | quarantined | bots | duplicates | late |\n"
+    head += "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    body = "".join(
+        f"| {s.hour:%Y-%m-%d %H:00} | {s.objects} | {s.records} | {s.events} | {s.quarantined} "
+        f"| {s.bots} | {s.duplicates} | {s.late_events} |\n"
+        for s in rows[:limit]
+    )
+    more = f"\n… and {len(rows) - limit} more hours\n" if len(rows) > limit else ""
+    return head + body + more
+
+
+@dg.asset(
+    partitions_def=hourly,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="clean",
+    kinds={"duckdb", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec("event_id_unique_and_not_null", asset="events"),
+        dg.AssetCheckSpec("quarantine_share", asset="events"),
+    ],
+)
+def events(
+    context: dg.AssetExecutionContext,
+    raw_lake: RawLakeResource,
+    lake: LakeResource,
+    pipeline: PipelineSettings,
+) -> dg.MaterializeResult:
+    """Cleaned events, one Parquet file per raw hour (the `hour=` folder the objects landed in).
+
+    Parses every record of the hour against the event contract (bad ones go to `quarantine` with
+    their reason), drops bots (crawlers, headless browsers, HTTP libraries), corrects the device
+    clock with `sent_ts`, scrubs query strings, referrer paths, e-mail and IP addresses, parses
+    the user agent into browser / OS / device type, and keeps one row per `event_id` (earliest
+    arrival). Copies that arrive in a later hour are removed by the `events` view and by
+    `sessions`. Also writes the `quarantine` partition of the same hour.
+    """
+    from analytics_platform.defs.events.checks import events_check_results
+
+    raw, out = raw_lake.open(), lake.open()
+    hours = hours_of(context.partition_keys)
+    con = connect()
+    t0 = time.perf_counter()
+    rows: list[HourStats] = []
+    for i, hour in enumerate(hours, 1):
+        rows.append(process_hour(con, raw, out, hour, pipeline.late_arrival_hours))
+        if i % 24 == 0 or i == len(hours):
+            done = sum(s.records for s in rows)
+            context.log.info(f"events: {i}/{len(hours)} hours, {done:,} records, "
+                             f"{done / (time.perf_counter() - t0):,.0f} records/s")
+    seconds = time.perf_counter() - t0
+    publish_warehouse(out)
+    total = HourStats(hours[0])
+    for s in rows:
+        for k in ("objects", "raw_bytes", "records", "quarantined", "corrupt_objects", "bots",
+                  "duplicates", "events", "late_events"):
+            setattr(total, k, getattr(total, k) + getattr(s, k))
+        for r, n in s.reasons.items():
+            total.reasons[r] = total.reasons.get(r, 0) + n
+    checks = events_check_results(con, out, hours, rows, pipeline.quarantine_warn_share)
+    con.close()
+    return dg.MaterializeResult(
+        metadata={
+            "hours": len(hours),
+            "raw_objects": total.objects,
+            "raw_mb": round(total.raw_bytes / 1e6, 2),
+            "records_in": total.records,
+            "events_out": total.events,
+            "quarantined": total.quarantined,
+            "corrupt_objects": total.corrupt_objects,
+            "bot_events": total.bots,
+            "duplicates_removed": total.duplicates,
+            "late_events": total.late_events,
+            "quarantine_reasons": dg.MetadataValue.json(total.reasons),
+            "seconds": round(seconds, 2),
+            "records_per_second": round(total.records / seconds) if seconds else 0,
+            "per_hour": dg.MetadataValue.md(_markdown(rows)),
+        },
+        check_results=checks,
+    )

@@ -1,0 +1,136 @@
+"""Checks on ``events``: identity, quarantine share, freshness and hourly volume anomalies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import dagster as dg
+import duckdb
+
+from analytics_platform.partitions import hour_folder
+from analytics_platform.resources import LakeResource, PipelineSettings
+from analytics_platform.storage import Lake
+
+if TYPE_CHECKING:
+    from analytics_platform.defs.events.assets import HourStats
+
+
+def events_check_results(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    hours: list[datetime],
+    stats: list[HourStats],
+    warn_share: float,
+) -> list[dg.AssetCheckResult]:
+    """Checks evaluated on the partitions a run has just written."""
+    files = lake.existing("events", [hour_folder(h) for h in hours])
+    bad = 0
+    if files:
+        bad = con.execute(
+            "SELECT count(*) - count(DISTINCT (raw_hour, event_id)) "
+            "+ count(*) FILTER (event_id IS NULL) "
+            "FROM read_parquet($files)", {"files": files}
+        ).fetchall()[0][0]
+    worst = max(stats, key=lambda s: s.quarantined / s.records if s.records else 0.0)
+    share = worst.quarantined / worst.records if worst.records else 0.0
+    return [
+        dg.AssetCheckResult(
+            check_name="event_id_unique_and_not_null",
+            asset_key="events",
+            passed=bad == 0,
+            metadata={"duplicate_or_null_ids": bad, "files": len(files)},
+            description="Every hourly partition holds each event_id once, never null.",
+        ),
+        dg.AssetCheckResult(
+            check_name="quarantine_share",
+            asset_key="events",
+            passed=share <= warn_share,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "worst_hour": f"{worst.hour:%Y-%m-%d %H:00}",
+                "worst_share": round(share, 5),
+                "threshold": warn_share,
+                "quarantined": sum(s.quarantined for s in stats),
+                "records": sum(s.records for s in stats),
+            },
+            description="Share of an hour's records sent to quarantine stays under the threshold.",
+        ),
+    ]
+
+
+@dg.asset_check(asset="events", description="The newest processed event is recent enough.")
+def events_freshness(lake: LakeResource, pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    out = lake.open()
+    newest = None
+    if out.has_data("events"):
+        newest = duckdb.execute(
+            f"SELECT max(ingest_ts) FROM read_parquet('{out.glob('events')}')"
+        ).fetchall()[0][0]
+    if newest is None:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"newest_event": "none"})
+    age_h = (datetime.now(UTC) - newest.replace(tzinfo=UTC)).total_seconds() / 3600
+    return dg.AssetCheckResult(
+        passed=age_h <= pipeline.freshness_hours,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"newest_ingest_ts": newest.isoformat() + "Z", "age_hours": round(age_h, 2),
+                  "threshold_hours": pipeline.freshness_hours},
+    )
+
+
+VOLUME_SQL = """
+WITH per_hour AS (
+    SELECT raw_hour, count(*) AS n FROM read_parquet($files) GROUP BY raw_hour
+),
+latest AS (SELECT max(raw_hour) AS h FROM per_hour),
+history AS (  -- the same hour of day over the 7 days before
+    SELECT p.n FROM per_hour p, latest
+    WHERE p.raw_hour IN (SELECT latest.h - to_days(d) FROM range(1, 8) t(d))
+)
+SELECT (SELECT h FROM latest),
+       (SELECT n FROM per_hour WHERE raw_hour = (SELECT h FROM latest)),
+       (SELECT median(n) FROM history),
+       (SELECT median(abs(n - (SELECT median(n) FROM history))) FROM history),
+       (SELECT count(*) FROM history)
+"""
+
+
+@dg.asset_check(
+    asset="events",
+    description="The latest hour's volume against the same hour over the trailing 7 days "
+    "(median and MAD, robust to one odd day).",
+)
+def events_hourly_volume(lake: LakeResource, pipeline: PipelineSettings) -> dg.AssetCheckResult:
+    out = lake.open()
+    hours_dir = out.table_dir("events")
+    # The newest *complete* hour: the current one is still filling up.
+    current = hour_folder(datetime.now(UTC))
+    folders = sorted(p.name for p in hours_dir.glob("hour=*")) if hours_dir.exists() else []
+    folders = [f for f in folders if f < current]
+    if not folders:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "no complete hour yet"})
+    latest = datetime.strptime(folders[-1], "hour=%Y-%m-%dT%H").replace(tzinfo=UTC)
+    wanted = [hour_folder(latest - timedelta(days=d)) for d in range(8)]
+    files = out.existing("events", wanted)
+    hour, n, median, mad, days = duckdb.execute(VOLUME_SQL, {"files": files}).fetchall()[0]
+    if hour is None or days < 3 or median is None:
+        return dg.AssetCheckResult(
+            passed=True, metadata={"note": f"{days or 0} comparable hours: too few to judge"}
+        )
+    n = n or 0
+    robust_sd = 1.4826 * (mad or 0)
+    score = abs(n - median) / robust_sd if robust_sd else (0.0 if n == median else float("inf"))
+    return dg.AssetCheckResult(
+        passed=score <= pipeline.anomaly_threshold,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "hour": f"{hour:%Y-%m-%d %H:00}",
+            "events": int(n),
+            "median_same_hour_7d": float(median),
+            "mad": float(mad or 0),
+            "robust_z": round(score, 2) if score != float("inf") else "inf",
+            "threshold": pipeline.anomaly_threshold,
+            "comparable_hours": int(days),
+        },
+    )
