@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import click
 
@@ -34,8 +36,8 @@ def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None)
 @click.option("--visitors-per-day", default=2000, show_default=True,
               type=click.IntRange(1, 10_000_000), help="Distinct visitors a day.")
 @click.option("--start", callback=_parse_date,
-              help="First day (UTC), e.g. 2026-02-01. Default: --days days before today, so the "
-                   "traffic ends yesterday.")
+              help="First day (UTC), e.g. 2026-02-01. Default: so that the last day is today; "
+                   "nothing that would arrive after now is written.")
 @click.option("--seed", default=42, show_default=True, type=int,
               help="Same seed and options → the same raw objects, byte for byte.")
 @click.option("--raw-url", default=None,
@@ -56,11 +58,12 @@ def simulate(days: int, visitors_per_day: int, start: date | None, seed: int,
     from analytics_platform.simulate import SimConfig, generate, write_traffic
     from analytics_platform.simulate.truth import summarize
 
-    start = start or (datetime.now(UTC) - timedelta(days=days)).date()
+    now = datetime.now(UTC)
+    start = start or (now - timedelta(days=days - 1)).date()
     url = raw_url or settings.raw_url()
     lake = open_raw_lake(url)
     cfg = SimConfig(days=days, visitors_per_day=visitors_per_day, start=start, seed=seed,
-                    one_hour=one_hour)
+                    one_hour=one_hour, until=now)
     click.echo(f"Simulating {days} day(s) from {start} ({visitors_per_day:,} visitors/day, "
                f"seed {seed}) into {lake.url}")
     t0 = time.perf_counter()
@@ -73,6 +76,76 @@ def simulate(days: int, visitors_per_day: int, start: date | None, seed: int,
         f"{report.records / elapsed:,.0f} records/s."
     )
     click.echo(summarize(traffic).to_text())
+
+
+def _dagster_home() -> str:
+    """$DAGSTER_HOME, defaulting to $ANALYTICS_DATA_DIR/dagster_home (created), so runs started
+    here show up in `dagster dev`."""
+    home = os.environ.get("DAGSTER_HOME") or str(settings.data_dir() / "dagster_home")
+    Path(home).mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = home
+    return home
+
+
+@main.command()
+@click.option("--from", "first", required=True, callback=_parse_date,
+              help="First day (UTC), e.g. 2026-02-01.")
+@click.option("--to", "last", required=True, callback=_parse_date,
+              help="Last day (UTC), inclusive.")
+@click.option("--verbose", is_flag=True, help="Show Dagster's step logs.")
+def backfill(first: date, last: date, verbose: bool) -> None:
+    """Materialise every asset for a range of days through Dagster.
+
+    Three runs whatever the range (raw hours → events, days → sessions and daily marts, then
+    the all-history marts), recorded in $DAGSTER_HOME so the UI shows them.
+    """
+    from analytics_platform.backfill import run_backfill
+
+    home = _dagster_home()
+    click.echo(f"Backfilling {first} … {last} (Dagster instance: {home})")
+    try:
+        report = run_backfill(first, last, log=click.echo,
+                              log_level="INFO" if verbose else "WARNING")
+    except (ValueError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from e
+    ev = report.phases[0]
+    click.echo(
+        f"Done in {report.seconds:.1f} s: {report.records:,} raw records → "
+        f"{ev.metadata.get('events_out', 0):,} events "
+        f"({report.records / report.seconds:,.0f} records/s end to end; events step "
+        f"{ev.metadata.get('records_per_second', 0):,} records/s)."
+    )
+    click.echo(f"Warehouse: {settings.data_dir() / 'warehouse.duckdb'}")
+
+
+@main.command()
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 365))
+@click.option("--visitors-per-day", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
+@click.option("--no-ui", is_flag=True, help="Stop after the backfill (no `dagster dev`).")
+def demo(days: int, visitors_per_day: int, port: int, no_ui: bool) -> None:
+    """Simulate traffic (unless the raw lake already has some), backfill, start `dagster dev`."""
+    from analytics_platform.lake import hours_between, open_raw_lake
+
+    home = _dagster_home()
+    now = datetime.now(UTC)
+    first = (now - timedelta(days=days - 1)).date()
+    lake = open_raw_lake(settings.raw_url())
+    recent = hours_between(now - timedelta(hours=6), now)
+    if any(lake.list_hour(h) for h in recent):
+        click.echo(f"The raw lake {lake.url} already has recent data: not simulating again.")
+    else:
+        ctx = click.get_current_context()
+        ctx.invoke(simulate, days=days, visitors_per_day=visitors_per_day, start=first,
+                   seed=42, raw_url=None, one_hour=False, quiet=False)
+    ctx = click.get_current_context()
+    ctx.invoke(backfill, first=first, last=now.date(), verbose=False)
+    if no_ui:
+        return
+    click.echo(f"\nDagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={home}; Ctrl-C stops)")
+    root = Path(__file__).resolve().parent.parent
+    os.execvp("dagster", ["dagster", "dev", "-w", str(root / "workspace.yaml"),
+                          "-h", "127.0.0.1", "-p", str(port)])
 
 
 if __name__ == "__main__":

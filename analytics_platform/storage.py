@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import duckdb
@@ -62,6 +63,44 @@ class Lake:
     def has_data(self, table: str) -> bool:
         return any(self.table_dir(table).glob("*/*.parquet"))
 
+    def write_partitioned(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        query: str,
+        by: list[str],
+        target: Callable[[dict[str, str]], Path],
+        params: dict | None = None,
+    ) -> list[Path]:
+        """Write ``query`` split by the columns ``by`` in one pass, then move each partition's
+        file to ``target(values)`` with an atomic rename. Returns the files written."""
+        tmp = self.root / "_tmp" / uuid.uuid4().hex
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        cols = ", ".join(by)
+        try:
+            con.execute(
+                f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, "
+                f"PARTITION_BY ({cols}), ROW_GROUP_SIZE 122880)",
+                params or {},
+            ).fetchall()
+            written = []
+            folders = {p.parent for p in tmp.rglob("*.parquet")}
+            for folder in sorted(folders):
+                values = dict(part.split("=", 1) for part in folder.relative_to(tmp).parts)
+                dest = target(values)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                files = sorted(folder.glob("*.parquet"))
+                if len(files) == 1:
+                    os.replace(files[0], dest)
+                else:  # several writer threads: merge into one file first
+                    merged = tmp / f"{uuid.uuid4().hex}.merged"
+                    con.execute(f"COPY (SELECT * FROM read_parquet({sql_paths(map(str, files))}))"
+                                f" TO '{merged}' (FORMAT parquet, COMPRESSION zstd)").fetchall()
+                    os.replace(merged, dest)
+                written.append(dest)
+            return written
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def remove(self, table: str, partition: str, name: str = "part") -> None:
         """Drop a partition's file (re-materialising an empty partition leaves nothing stale)."""
         self.partition_path(table, partition, name).unlink(missing_ok=True)
@@ -88,7 +127,7 @@ class Lake:
         return target
 
 
-def sql_paths(paths: list[str]) -> str:
+def sql_paths(paths: Iterable[str]) -> str:
     """A SQL list literal of file paths (views cannot take parameters)."""
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 

@@ -11,12 +11,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from analytics_platform.contract import FIELD_NAMES, validate_event
-from analytics_platform.defs.events.validation import extract_sql, reason_sql
+from analytics_platform.defs.events.validation import validated_sql
 from analytics_platform_tests.test_contract import UUID_A, good
 
 CON = duckdb.connect()
-SQL = (f"SELECT {reason_sql('j', 'v')} FROM "
-       f"(SELECT j, {extract_sql('j')} AS v FROM (SELECT try(json($line)) AS j))")
+SQL = f"SELECT reason FROM ({validated_sql('(SELECT try(json($line)) AS j)')})"
 
 
 def sql_reason(line: str) -> str | None:

@@ -47,6 +47,8 @@ class SimConfig:
     duplicate_share: float = 0.006
     # All traffic in one hour instead of spread over the day (for throughput benchmarks).
     one_hour: bool = False
+    # Nothing arrives after this instant (UTC): the lake never holds deliveries from the future.
+    until: datetime | None = None
 
 
 @dataclass
@@ -315,4 +317,7 @@ def generate(cfg: SimConfig) -> Traffic:
         "ingest_us": d_ingest,
         "is_duplicate": np.concatenate([np.zeros(n_ev, bool), np.ones(len(dup), bool)]),
     }
+    if cfg.until is not None:
+        arrived = deliveries["ingest_us"] <= int(cfg.until.timestamp() * US)
+        deliveries = {k: v[arrived] for k, v in deliveries.items()}
     return Traffic(cfg, sess, ev, deliveries)

@@ -27,3 +27,19 @@ events_job = dg.define_asset_job(
     description="Clean raw hours into events (and quarantine). Downstream days are refreshed by "
     "their automation conditions.",
 )
+
+
+daily_job = dg.define_asset_job(
+    "daily_job",
+    selection=dg.AssetSelection.assets(
+        "sessions", "session_events", "kpis_daily", "pages_daily", "attribution_daily",
+        "funnel_daily",
+    ),
+    description="Sessions and the daily marts for a range of days (one run per range).",
+)
+
+history_job = dg.define_asset_job(
+    "history_job",
+    selection=dg.AssetSelection.assets("attribution_touch", "cohort_retention", "experiments"),
+    description="The marts over all history.",
+)

@@ -3,7 +3,7 @@
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
@@ -11,12 +11,8 @@ import pyarrow as pa
 
 from analytics_platform.defs.events.reader import read_hour
 from analytics_platform.defs.events.user_agents import classify_table
-from analytics_platform.defs.events.validation import (
-    EXTRACTED,
-    extract_sql,
-    reason_sql,
-    value_sql,
-)
+from analytics_platform.defs.events.validation import EXTRACTED, validated_sql, value_sql
+from analytics_platform.lake import RawLake, RawObject
 from analytics_platform.partitions import hour_folder, hourly, hours_of
 from analytics_platform.resources import LakeResource, PipelineSettings, RawLakeResource
 from analytics_platform.storage import Lake, publish_warehouse
@@ -53,7 +49,7 @@ pieces AS (
         WHERE text IS NOT NULL AND NOT json_valid(text) AND contains(text, '}{')
     )
 )
-SELECT p.obj, o.key AS raw_key, p.pos * 1000 + p.sub AS raw_pos, p.line, p.text,
+SELECT p.obj, o.raw_hour, o.key AS raw_key, p.pos * 1000 + p.sub AS raw_pos, p.line, p.text,
        try(json(p.text)) AS j
 FROM pieces p JOIN raw_objects o USING (obj)
 """
@@ -62,19 +58,18 @@ FROM pieces p JOIN raw_objects o USING (obj)
 # extracted in a single parse of the record.
 REASONED_SQL = """
 CREATE OR REPLACE TEMP TABLE reasoned AS
-WITH extracted AS (SELECT *, {extract} AS v FROM records)
-SELECT *, CASE WHEN text IS NULL THEN 'invalid_json:utf8' ELSE {reason} END AS reason
-FROM extracted
+SELECT * REPLACE (CASE WHEN text IS NULL THEN 'invalid_json:utf8' ELSE reason END AS reason)
+FROM ({validated})
 """
 
 QUARANTINE_SQL = """
-SELECT $raw_hour::TIMESTAMP AS raw_hour, raw_key, raw_pos, reason,
+CREATE OR REPLACE TEMP TABLE quarantined AS
+SELECT raw_hour, raw_key, raw_pos, reason,
        CASE WHEN text IS NULL THEN '\\x' || left(hex(line), {max_chars})
             ELSE scrub(left(text, {max_chars})) END AS raw_text
 FROM reasoned WHERE reason IS NOT NULL
 UNION ALL
-SELECT $raw_hour::TIMESTAMP, key, NULL, 'corrupt_object', scrub(error) FROM corrupt_objects
-ORDER BY raw_key, raw_pos
+SELECT raw_hour, key, NULL, 'corrupt_object', scrub(error) FROM corrupt_objects
 """
 
 # The cleaned event (SPEC §3.3–3.6). `{field}` stands for that field's extracted JSON value (see
@@ -102,7 +97,7 @@ WITH typed AS (
         ({screen_height}->>'$')::INTEGER AS screen_height,
         coalesce({user_agent}->>'$', '') AS user_agent,
         CASE WHEN json_type({props}) = 'OBJECT' THEN {props}::VARCHAR END AS props,
-        raw_key, raw_pos
+        raw_hour, raw_key, raw_pos
     FROM reasoned WHERE reason IS NULL
 )
 SELECT
@@ -127,27 +122,39 @@ SELECT
     t.screen_width, t.screen_height,
     ua.browser, ua.os, ua.device_type,
     scrub(t.props) AS props,
-    $raw_hour::TIMESTAMP AS raw_hour,
+    t.raw_hour,
     t.raw_key, t.raw_pos,
     ua.is_bot
 FROM typed t JOIN user_agents ua USING (user_agent)
 """
 
-# One row per event_id within the hour: the earliest arrival wins (SPEC §3.4).
+# One row per event_id within each hour: the earliest arrival wins (SPEC §3.4).
 EVENTS_SQL = """
+CREATE OR REPLACE TEMP TABLE batch_events AS
 SELECT * EXCLUDE (is_bot) FROM cleaned WHERE NOT is_bot
 QUALIFY row_number() OVER (
-    PARTITION BY event_id ORDER BY ingest_ts, event_ts, raw_key, raw_pos) = 1
-ORDER BY ts, event_id
+    PARTITION BY raw_hour, event_id ORDER BY ingest_ts, event_ts, raw_key, raw_pos) = 1
 """
 
 # Events that arrived after the horizon of their day's sessions are also kept apart, by the
 # UTC date of ``ts``, so a later re-materialisation of those sessions still finds them without
 # reading every hour since (SPEC §4, late events).
 LATE_SQL = """
-SELECT * FROM hour_events
+SELECT *, strftime(raw_hour, '%Y-%m-%dT%H') AS part, CAST(ts AS DATE) AS ts_date
+FROM batch_events
 WHERE raw_hour >= date_trunc('day', ts) + to_hours($late_hours::BIGINT)
-  AND CAST(ts AS DATE) = $ts_date::DATE
+"""
+
+STATS_SQL = """
+SELECT h.raw_hour,
+       (SELECT count(*) FROM records r WHERE r.raw_hour = h.raw_hour),
+       (SELECT count(*) FROM reasoned r WHERE r.raw_hour = h.raw_hour AND reason IS NOT NULL),
+       (SELECT count(*) FROM cleaned c WHERE c.raw_hour = h.raw_hour AND is_bot),
+       (SELECT count(*) FROM cleaned c WHERE c.raw_hour = h.raw_hour AND NOT is_bot),
+       (SELECT count(*) FROM batch_events e WHERE e.raw_hour = h.raw_hour),
+       (SELECT count(*) FROM batch_events e WHERE e.raw_hour = h.raw_hour
+            AND raw_hour >= date_trunc('day', ts) + to_hours($late_hours::BIGINT))
+FROM (SELECT DISTINCT raw_hour FROM raw_objects) h
 """
 
 
@@ -174,75 +181,105 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def process_hour(
-    con: duckdb.DuckDBPyConnection, raw_lake, lake: Lake, hour: datetime, late_hours: int
-) -> HourStats:
-    """Clean one raw hour and write its ``events`` and ``quarantine`` partitions."""
-    stats = HourStats(hour)
-    objects = raw_lake.list_hour(hour)
+# A batch of hours is cleaned in one pass (statement overheads paid once per batch, not per
+# hour), up to this much raw text.
+BATCH_BYTES = 256 * 1024 * 1024
+BATCH_HOURS = 48
+
+
+def process_hours(
+    con: duckdb.DuckDBPyConnection, raw_lake: RawLake, lake: Lake, hours: list[datetime],
+    late_hours: int,
+) -> list[HourStats]:
+    """Clean raw hours and write their ``events``, ``quarantine`` and late-event partitions."""
+    out: list[HourStats] = []
+    batch: list[tuple[datetime, list[RawObject]]] = []
+    size = 0
+    for hour in hours:
+        objects = raw_lake.list_hour(hour)
+        batch.append((hour, objects))
+        size += sum(o.size for o in objects) * 10  # gzip'd JSON inflates about tenfold
+        if size >= BATCH_BYTES or len(batch) >= BATCH_HOURS:
+            out += _process_batch(con, raw_lake, lake, batch, late_hours)
+            batch, size = [], 0
+    if batch:
+        out += _process_batch(con, raw_lake, lake, batch, late_hours)
+    return out
+
+
+def _process_batch(
+    con: duckdb.DuckDBPyConnection, raw_lake: RawLake, lake: Lake,
+    batch: list[tuple[datetime, list[RawObject]]], late_hours: int,
+) -> list[HourStats]:
+    objects = [o for _, objs in batch for o in objs]
     raw = read_hour(raw_lake, objects)
-    stats.objects, stats.raw_bytes = len(objects), raw.raw_bytes
     con.register("raw_lines", raw.lines)
     con.register("raw_objects", pa.table({
         "obj": pa.array(range(len(objects)), pa.int32()),
         "key": pa.array([o.key for o in objects], pa.string()),
+        "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o in objects], pa.timestamp("us")),
     }))
     con.register("corrupt_objects", pa.table({
         "key": pa.array([o.key for o, _ in raw.corrupt], pa.string()),
         "error": pa.array([e for _, e in raw.corrupt], pa.string()),
+        "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o, _ in raw.corrupt],
+                             pa.timestamp("us")),
     }))
-    params = {"raw_hour": hour.replace(tzinfo=None)}
     con.execute(RECORDS_SQL)
-    con.execute(REASONED_SQL.format(extract=extract_sql("j"),
-                                    reason=reason_sql("j", "v", raw=True)))
-    folder = hour_folder(hour)
-    lake.write(con, QUARANTINE_SQL.format(max_chars=QUARANTINE_TEXT_CHARS), "quarantine",
-               folder, params)
+    con.execute(REASONED_SQL.format(validated=validated_sql("records", raw=True)))
+    con.execute(QUARANTINE_SQL.format(max_chars=QUARANTINE_TEXT_CHARS))
     agents = [r[0] for r in con.execute(
         "SELECT DISTINCT coalesce(j->>'user_agent', '') FROM reasoned WHERE reason IS NULL"
     ).fetchall()]
     con.register("user_agents", classify_table(agents))
-    con.execute(CLEAN_SQL.format(**{f.name: value_sql(f.name) for f in EXTRACTED}), params)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE hour_events AS {EVENTS_SQL}")
-    lake.write(con, "SELECT * FROM hour_events", "events", folder)
+    con.execute(CLEAN_SQL.format(**{f.name: value_sql(f.name) for f in EXTRACTED}))
+    con.execute(EVENTS_SQL)
 
-    counts = con.execute("""
-        SELECT (SELECT count(*) FROM records),
-               (SELECT count(*) FROM reasoned WHERE reason IS NOT NULL),
-               (SELECT count(*) FROM cleaned WHERE is_bot),
-               (SELECT count(*) FROM cleaned WHERE NOT is_bot),
-               (SELECT count(*) FROM hour_events)
-    """).fetchall()[0]
-    stats.records, stats.quarantined, stats.bots, human, stats.events = counts
-    stats.corrupt_objects = len(raw.corrupt)
-    stats.duplicates = human - stats.events
-    stats.reasons = dict(con.execute(
-        "SELECT reason, count(*) FROM reasoned WHERE reason IS NOT NULL GROUP BY ALL"
-    ).fetchall())
-    if raw.corrupt:
-        stats.reasons["corrupt_object"] = len(raw.corrupt)
+    # Every hour of the batch is written in one pass; an hour that now has no rows loses the
+    # file an earlier run left (re-materialising replaces, never appends).
+    hours = [h for h, _ in batch]
+    folders = [hour_folder(h) for h in hours]
+    for table, source, order in (("events", "batch_events", "ts, event_id"),
+                                 ("quarantine", "quarantined", "raw_key, raw_pos")):
+        written = lake.write_partitioned(
+            con, f"SELECT *, strftime(raw_hour, '%Y-%m-%dT%H') AS part FROM {source} "
+            f"ORDER BY {order}", ["part"],
+            lambda v, t=table: lake.partition_path(t, f"hour={v['part']}"))
+        for folder in folders:
+            path = lake.partition_path(table, folder)
+            if path not in written:
+                path.unlink(missing_ok=True)
+    # Late events, filed by the date of their ts (see LATE_SQL).
+    late_written = lake.write_partitioned(
+        con, LATE_SQL, ["ts_date", "part"],
+        lambda v: lake.partition_path("late_events", f"ts_date={v['ts_date']}",
+                                      f"hour={v['part']}"),
+        {"late_hours": late_hours})
+    for folder in folders:
+        for stale in lake.table_dir("late_events").glob(f"*/{folder}.parquet"):
+            if stale not in late_written:
+                stale.unlink()
 
-    # Late events, filed under the date of their ts; files of this hour from an earlier run that
-    # are no longer right are removed (re-materialising replaces, never appends).
-    late_dates = [r[0] for r in con.execute(
-        "SELECT DISTINCT CAST(ts AS DATE) FROM hour_events WHERE raw_hour >= "
-        "date_trunc('day', ts) + to_hours($late_hours::BIGINT)", {"late_hours": late_hours}
-    ).fetchall()]
-    written = set()
-    for d in late_dates:
-        path = lake.write(con, LATE_SQL, "late_events", f"ts_date={d}",
-                          {"late_hours": late_hours, "ts_date": str(d)}, name=folder)
-        written.add(path)
-    for stale in lake.table_dir("late_events").glob(f"*/{folder}.parquet"):
-        if stale not in written:
-            stale.unlink()
-    stats.late_events = con.execute(
-        "SELECT count(*) FROM hour_events WHERE raw_hour >= date_trunc('day', ts) "
-        "+ to_hours($late_hours::BIGINT)", {"late_hours": late_hours}
-    ).fetchall()[0][0]
+    stats = {h: HourStats(h) for h in hours}
+    for h, objs in batch:
+        stats[h].objects = len(objs)
+        stats[h].raw_bytes = sum(o.size for o in objs)
+    for row in con.execute(STATS_SQL, {"late_hours": late_hours}).fetchall():
+        st = stats[row[0].replace(tzinfo=UTC)]
+        st.records, st.quarantined, st.bots, human, st.events, st.late_events = row[1:]
+        st.duplicates = human - st.events
+    for hour, reason, n in con.execute(
+        "SELECT raw_hour, reason, count(*) FROM quarantined GROUP BY ALL"
+    ).fetchall():
+        st = stats[hour.replace(tzinfo=UTC)]
+        st.reasons[reason] = n
+        if reason == "corrupt_object":
+            st.corrupt_objects = n
     for name in ("raw_lines", "raw_objects", "corrupt_objects", "user_agents"):
         con.unregister(name)
-    return stats
+    con.execute("DROP TABLE records; DROP TABLE reasoned; DROP TABLE cleaned; "
+                "DROP TABLE quarantined; DROP TABLE batch_events")
+    return [stats[h] for h in hours]
 
 
 def _markdown(rows: list[HourStats], limit: int = 48) -> str:
@@ -289,12 +326,12 @@ def events(
     con = connect()
     t0 = time.perf_counter()
     rows: list[HourStats] = []
-    for i, hour in enumerate(hours, 1):
-        rows.append(process_hour(con, raw, out, hour, pipeline.late_arrival_hours))
-        if i % 24 == 0 or i == len(hours):
-            done = sum(s.records for s in rows)
-            context.log.info(f"events: {i}/{len(hours)} hours, {done:,} records, "
-                             f"{done / (time.perf_counter() - t0):,.0f} records/s")
+    for i in range(0, len(hours), BATCH_HOURS):
+        rows += process_hours(con, raw, out, hours[i : i + BATCH_HOURS],
+                              pipeline.late_arrival_hours)
+        done = sum(s.records for s in rows)
+        context.log.info(f"events: {len(rows)}/{len(hours)} hours, {done:,} records, "
+                         f"{done / (time.perf_counter() - t0):,.0f} records/s")
     seconds = time.perf_counter() - t0
     publish_warehouse(out)
     total = HourStats(hours[0])

@@ -45,9 +45,19 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def typed_columns_sql(v: str = "v") -> str:
+    """Each field's JSON type (``t_<field>``) and text (``s_<field>``), computed once per record
+    so that the rules compare columns instead of calling JSON functions again and again."""
+    return ", ".join(
+        f"json_type({value_sql(f.name, v)}) AS t_{f.name}, "
+        f"json_extract_string({value_sql(f.name, v)}, '$') AS s_{f.name}"
+        for f in EXTRACTED if f.kind != "props"
+    )
+
+
 def _field_rules(f: Field, v: str) -> list[tuple[str, str]]:
-    t = f"json_type({value_sql(f.name, v)})"
-    s = f"json_extract_string({value_sql(f.name, v)}, '$')"
+    t = f"t_{f.name}"
+    s = f"s_{f.name}"
     present = f"coalesce({t}, 'NULL') <> 'NULL'"
     rules: list[tuple[str, str]] = []
     if f.required:
@@ -120,11 +130,25 @@ def _props_rules(v: str) -> list[tuple[str, str]]:
     return rules
 
 
+def validated_sql(source: str, raw: bool = False) -> str:
+    """``source``'s rows (which have a JSON column ``j``) with ``v`` (the extracted values) and
+    ``reason``: NULL for a valid event, else the reason code of its first violation."""
+    return f"""
+    WITH extracted AS (SELECT *, {extract_sql("j")} AS v FROM {source}),
+    typed AS (SELECT *, {typed_columns_sql("v")} FROM extracted)
+    SELECT * EXCLUDE ({", ".join(f"t_{f.name}, s_{f.name}" for f in EXTRACTED
+                                 if f.kind != "props")}),
+           {reason_sql("j", "v", raw)} AS reason
+    FROM typed
+    """
+
+
 def reason_sql(j: str = "j", v: str = "v", raw: bool = False) -> str:
     """A SQL expression: NULL for a valid event, else the reason code of its first violation
     (``missing:event_id``, ``too_long:page_path``, …). ``j`` is the parsed record (NULL when the
-    text is not JSON) and ``v`` its :func:`extract_sql` list. With ``raw``, the ingest fields of
-    a stored record are checked too (``validate_raw_record``)."""
+    text is not JSON), ``v`` its :func:`extract_sql` list, and the ``t_``/``s_`` columns of
+    :func:`typed_columns_sql` must be in scope (see :func:`validated_sql`). With ``raw``, the
+    ingest fields of a stored record are checked too (``validate_raw_record``)."""
     whens = [(f"{j} IS NULL", "'invalid_json'"),
              (f"json_type({j}) <> 'OBJECT'", "'not_an_object'")]
     for f in FIELDS:
