@@ -1,0 +1,339 @@
+"""An independent, deliberately plain implementation of SPEC §3–5, record by record in Python.
+
+It shares nothing with the pipeline's SQL: it reads the raw objects itself, validates with the
+contract's Python validator, recognises bots by the simulator's own list of bot user agents, and
+attributes sessions with the labels the simulator intended for each traffic source. Tests
+compare the warehouse with what this computes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from analytics_platform.contract import parse_timestamp, validate_raw_record
+from analytics_platform.lake import hour_of_key
+from analytics_platform.simulate import model as m
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+(@|%40)[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+IPV4 = re.compile(r"(?<![0-9.])((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}"
+                  r"(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(?![0-9.])")
+
+
+def scrub(text: str) -> str:
+    return IPV4.sub("(ip)", EMAIL.sub("(email)", text))
+
+
+@dataclass
+class Oracle:
+    bot_agents: set[str]
+    # (referrer, utm_source) of a landing page → (source, medium, campaign) it must get
+    attribution: dict[tuple[str | None, str | None], tuple[str, str, str]]
+    quarantine: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)  # event_id → event
+    bots: int = 0
+
+    @classmethod
+    def for_simulation(cls, extra_bots: set[str] | None = None,
+                       extra_attribution: dict | None = None) -> Oracle:
+        attribution: dict[tuple[str | None, str | None], tuple[str, str, str]] = {}
+        for s in m.SOURCES:
+            attribution[(s.referrer, s.utm_source)] = (s.expect_source, s.expect_medium,
+                                                       s.expect_campaign)
+        attribution.update(extra_attribution or {})
+        return cls(set(m.BOT_USER_AGENTS) | {""} | (extra_bots or set()), attribution)
+
+    # --- §3 cleaning -------------------------------------------------------------------------
+
+    def read_lake(self, root: Path, first_hour: datetime | None = None,
+                  last_hour: datetime | None = None) -> None:
+        """Every object of the lake, or of the raw hours ``first_hour``…``last_hour``."""
+        for path in sorted(root.rglob("*.gz")):
+            key = path.relative_to(root).as_posix()
+            hour = hour_of_key(key)
+            if (first_hour and hour < first_hour) or (last_hour and hour > last_hour):
+                continue
+            try:
+                text = gzip.decompress(path.read_bytes())
+            except (OSError, EOFError):
+                self.quarantine.append((key, "corrupt_object"))
+                continue
+            for pos, line in enumerate(text.split(b"\n")):
+                if not line.strip():
+                    continue
+                for sub, record in self._records(line):
+                    self._take(key, pos * 1000 + sub, record)
+
+    def _records(self, line: bytes) -> list[tuple[int, Any]]:
+        try:
+            return [(0, json.loads(line.decode("utf-8")))]
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            pass
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return [(0, _Bad("invalid_json:utf8"))]
+        if "}{" not in text:
+            return [(0, _Bad("invalid_json"))]
+        pieces = text.replace("}{", "}\n{").split("\n")
+        out = []
+        for i, piece in enumerate(pieces, 1):
+            try:
+                out.append((i, json.loads(piece)))
+            except json.JSONDecodeError:
+                out.append((i, _Bad("invalid_json")))
+        return out
+
+    def _take(self, key: str, pos: int, record: Any) -> None:
+        if isinstance(record, _Bad):
+            self.quarantine.append((key, record.reason))
+            return
+        problems = validate_raw_record(record)
+        if problems:
+            self.quarantine.append((key, problems[0].code))
+            return
+        if record.get("user_agent", "") in self.bot_agents:
+            self.bots += 1
+            return
+        ev = parse_timestamp(record["event_ts"])
+        ingest = parse_timestamp(record["ingest_ts"])
+        sent = parse_timestamp(record["sent_ts"]) if "sent_ts" in record else None
+        ts = ingest - (sent - ev) if sent is not None and sent >= ev else min(ev, ingest)
+        order = (ingest, ev, key, pos)
+        current = self.events.get(record["event_id"])
+        if current is not None and current["_order"] <= order:
+            return
+        props = record.get("props") or {}
+        self.events[record["event_id"]] = {
+            "_order": order,
+            "event_id": record["event_id"],
+            "event_type": record["event_type"],
+            "ts": ts,
+            "session_id": record["session_id"],
+            "visitor_id": record.get("visitor_id") or record["session_id"],
+            "page_path": scrub(re.split(r"[?#]", record["page_path"])[0]),
+            "page_host": record.get("page_host"),
+            "referrer": record.get("referrer"),
+            "utm_source": record.get("utm_source"),
+            "utm_medium": record.get("utm_medium"),
+            "utm_campaign": record.get("utm_campaign"),
+            "props": props,
+        }
+
+    # --- §4 sessions -------------------------------------------------------------------------
+
+    def sessions(self, days: set[date]) -> dict[str, dict[str, Any]]:
+        by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for e in self.events.values():
+            by_session[e["session_id"]].append(e)
+        out = {}
+        for sid, evs in by_session.items():
+            evs.sort(key=lambda e: (e["ts"], e["event_id"]))
+            start, end = evs[0]["ts"], evs[-1]["ts"]
+            if start.date() not in days:
+                continue
+            views = [e for e in evs if e["event_type"] == "page_view"]
+            last_view = (sorted(views, key=lambda e: (-e["ts"].timestamp(), e["event_id"]))[0]
+                         if views else None)
+            scroll = [e["props"]["depth"] for e in evs if e["event_type"] == "scroll_depth"]
+            seconds = [e["props"]["seconds"] for e in evs if e["event_type"] == "time_on_page"]
+            inter = sum(e["event_type"] in ("cta_click", "form_start", "form_submit")
+                        for e in evs)
+            exp = next((e for e in evs if "experiment" in e["props"]), None)
+            touch = views[0] if views else evs[0]
+            source, medium, campaign = self.attribute(touch)
+            out[sid] = {
+                "session_id": sid,
+                "session_start": start,
+                "session_end": end,
+                "session_date": start.date(),
+                "duration_s": (end - start).total_seconds(),
+                "visitor_id": evs[0]["visitor_id"],
+                "events": len(evs),
+                "pageviews": len(views),
+                "entry_page": views[0]["page_path"] if views else None,
+                "exit_page": last_view["page_path"] if last_view else None,
+                "max_scroll_depth": max(scroll, default=0),
+                "max_time_on_page": max(seconds, default=0),
+                "interactions": inter,
+                "is_bounce": len(views) == 1 and inter == 0,
+                "converted": any(e["event_type"] == "cta_click" for e in evs),
+                "source": source,
+                "medium": medium,
+                "campaign": campaign,
+                "experiment": exp["props"]["experiment"] if exp else None,
+                "variant": exp["props"]["variant"] if exp else None,
+                "_events": evs,
+            }
+        return out
+
+    def attribute(self, touch: dict[str, Any]) -> tuple[str, str, str]:
+        utm = (touch["utm_source"] or "").strip() or None
+        key = (touch["referrer"], touch["utm_source"] if utm else None)
+        if key in self.attribution:
+            return self.attribution[key]
+        if utm:
+            return (utm.lower(), (touch["utm_medium"] or "(none)").lower(),
+                    touch["utm_campaign"] or "(none)")
+        raise KeyError(f"the test gave no expected attribution for {key}")
+
+
+class _Bad:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+# --- §5 marts, from the oracle's sessions ------------------------------------------------------
+
+
+def kpis(sessions: dict[str, dict]) -> dict[date, dict[str, float]]:
+    by_day: dict[date, list[dict]] = defaultdict(list)
+    for s in sessions.values():
+        by_day[s["session_date"]].append(s)
+    return {
+        d: {
+            "visitors": len({s["visitor_id"] for s in ss}),
+            "sessions": len(ss),
+            "pageviews": sum(s["pageviews"] for s in ss),
+            "events": sum(s["events"] for s in ss),
+            "bounce_rate": sum(s["is_bounce"] for s in ss) / len(ss),
+            "avg_duration_s": sum(s["duration_s"] for s in ss) / len(ss),
+            "conversions": sum(s["converted"] for s in ss),
+            "conversion_rate": sum(s["converted"] for s in ss) / len(ss),
+        }
+        for d, ss in by_day.items()
+    }
+
+
+def pages(sessions: dict[str, dict]) -> dict[tuple[date, str], dict[str, float]]:
+    acc: dict[tuple[date, str], dict] = defaultdict(
+        lambda: {"pageviews": 0, "visitors": set(), "entries": 0, "exits": 0, "depths": {}})
+    for s in sessions.values():
+        d = s["session_date"]
+        for e in s["_events"]:
+            if e["event_type"] == "page_view":
+                a = acc[(d, e["page_path"])]
+                a["pageviews"] += 1
+                a["visitors"].add(e["visitor_id"])
+                a["depths"].setdefault(s["session_id"], 0)
+        for e in s["_events"]:
+            if e["event_type"] == "scroll_depth" and (d, e["page_path"]) in acc:
+                depths = acc[(d, e["page_path"])]["depths"]
+                if s["session_id"] in depths:
+                    depths[s["session_id"]] = max(depths[s["session_id"]], e["props"]["depth"])
+        if s["entry_page"] is not None:
+            acc[(d, s["entry_page"])]["entries"] += 1
+            acc[(d, s["exit_page"])]["exits"] += 1
+    return {
+        k: {"pageviews": a["pageviews"], "visitors": len(a["visitors"]), "entries": a["entries"],
+            "exits": a["exits"],
+            "avg_max_scroll_depth": sum(a["depths"].values()) / len(a["depths"])}
+        for k, a in acc.items()
+    }
+
+
+def attribution_daily(sessions: dict[str, dict]) -> dict[tuple, dict[str, float]]:
+    acc: dict[tuple, list[dict]] = defaultdict(list)
+    for s in sessions.values():
+        acc[(s["session_date"], s["source"], s["medium"], s["campaign"])].append(s)
+    return {
+        k: {"sessions": len(ss), "visitors": len({s["visitor_id"] for s in ss}),
+            "pageviews": sum(s["pageviews"] for s in ss),
+            "bounces": sum(s["is_bounce"] for s in ss),
+            "conversions": sum(s["converted"] for s in ss),
+            "conversion_rate": sum(s["converted"] for s in ss) / len(ss)}
+        for k, ss in acc.items()
+    }
+
+
+BOOK_CALL = [
+    lambda e: e["event_type"] == "page_view",
+    lambda e: e["event_type"] == "scroll_depth" and e["props"].get("depth", 0) >= 50,
+    lambda e: e["event_type"] == "cta_click",
+    lambda e: e["event_type"] == "form_start",
+    lambda e: e["event_type"] == "form_submit",
+]
+
+
+def funnel(sessions: dict[str, dict]) -> dict[tuple[date, int], int]:
+    out: dict[tuple[date, int], int] = defaultdict(int)
+    for s in sessions.values():
+        t = None
+        for k, matches in enumerate(BOOK_CALL, 1):
+            times = [e["ts"] for e in s["_events"] if matches(e) and (t is None or e["ts"] >= t)]
+            if not times:
+                break
+            t = min(times)
+            out[(s["session_date"], k)] += 1
+        for k in range(1, len(BOOK_CALL) + 1):
+            out.setdefault((s["session_date"], k), 0)
+    return dict(out)
+
+
+def experiments(sessions: dict[str, dict]) -> dict[tuple[str, str], dict[str, float]]:
+    acc: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for s in sessions.values():
+        if s["experiment"] is not None:
+            acc[(s["experiment"], s["variant"])][0] += 1
+            acc[(s["experiment"], s["variant"])][1] += s["converted"]
+    out = {}
+    for (exp, var), (n, c) in acc.items():
+        names = sorted(v for (e, v) in acc if e == exp)
+        base = "control" if "control" in names else names[0]
+        n0, c0 = acc[(exp, base)]
+        row = {"sessions": n, "conversions": c, "conversion_rate": c / n, "lift": None,
+               "p_value": None}
+        if var != base:
+            row["lift"] = (c / n) / (c0 / n0) - 1
+            p = (c + c0) / (n + n0)
+            z = (c / n - c0 / n0) / math.sqrt(p * (1 - p) * (1 / n + 1 / n0))
+            row["p_value"] = math.erfc(abs(z) / math.sqrt(2))
+        out[(exp, var)] = row
+    return out
+
+
+def attribution_touch(sessions: dict[str, dict]) -> dict[tuple, tuple[int, int]]:
+    by_visitor: dict[str, list[dict]] = defaultdict(list)
+    for s in sessions.values():
+        by_visitor[s["visitor_id"]].append(s)
+    first: dict[tuple, int] = defaultdict(int)
+    last: dict[tuple, int] = defaultdict(int)
+    for ss in by_visitor.values():
+        ss.sort(key=lambda s: (s["session_start"], s["session_id"]))
+        conv = [s for s in ss if s["converted"]]
+        if not conv:
+            continue
+        first[(ss[0]["source"], ss[0]["medium"], ss[0]["campaign"])] += 1
+        last[(conv[0]["source"], conv[0]["medium"], conv[0]["campaign"])] += 1
+    return {k: (first.get(k, 0), last.get(k, 0)) for k in set(first) | set(last)}
+
+
+def cohorts(sessions: dict[str, dict]) -> dict[tuple[date, int], tuple[int, int]]:
+    firsts: dict[str, date] = {}
+    for s in sessions.values():
+        d = s["session_date"]
+        if s["visitor_id"] not in firsts or d < firsts[s["visitor_id"]]:
+            firsts[s["visitor_id"]] = d
+
+    def monday(d: date) -> date:
+        return d - timedelta(days=d.weekday())
+
+    size: dict[date, int] = defaultdict(int)
+    for d in firsts.values():
+        size[monday(d)] += 1
+    active: dict[tuple[date, int], set[str]] = defaultdict(set)
+    for s in sessions.values():
+        c = monday(firsts[s["visitor_id"]])
+        active[(c, (monday(s["session_date"]) - c).days // 7)].add(s["visitor_id"])
+    return {k: (size[k[0]], len(v)) for k, v in active.items()}
+
+
+def utc(d: datetime) -> datetime:
+    return d.astimezone(UTC).replace(tzinfo=None)
