@@ -156,7 +156,8 @@ def test_the_data_set_has_the_trouble_it_claims(world: dict[str, Any]) -> None:
 
 
 def test_quarantine_has_every_bad_record_with_its_reason(world: dict[str, Any]) -> None:
-    got = sorted((r["raw_key"], r["reason"]) for r in rows(world["con"], "SELECT * FROM quarantine"))
+    quarantine = rows(world["con"], "SELECT * FROM quarantine")
+    got = sorted((r["raw_key"], r["reason"]) for r in quarantine)
     assert got == world["expected"]["quarantine"]
     assert sorted(world["oracle"].quarantine) == got
     texts = [r["raw_text"] for r in rows(world["con"], "SELECT raw_text FROM quarantine")]

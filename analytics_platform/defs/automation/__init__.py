@@ -23,7 +23,7 @@ def refresh_when_deps_change(lookback_days: int = 3) -> dg.AutomationCondition:
 
 events_job = dg.define_asset_job(
     "events_job",
-    selection=dg.AssetSelection.assets("events"),
+    selection=dg.AssetSelection.assets("events", "quarantine"),
     description="Clean raw hours into events (and quarantine). Downstream days are refreshed by "
     "their automation conditions.",
 )

@@ -2,6 +2,7 @@
 
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -294,11 +295,26 @@ def _markdown(rows: list[HourStats], limit: int = 48) -> str:
     return head + body + more
 
 
-@dg.asset(
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "events",
+            description="Cleaned, human, de-duplicated events: one Parquet file per raw hour "
+            "(the `hour=` folder the objects landed in). See the step's description.",
+            kinds={"duckdb", "parquet"},
+            group_name="clean",
+        ),
+        dg.AssetSpec(
+            "quarantine",
+            description="Records that broke the event contract (with the rule they broke, the "
+            "object and line they came from and their scrubbed text, cut to 4 KiB), and objects "
+            "that could not be decompressed (`corrupt_object`). Nothing is dropped silently.",
+            kinds={"duckdb", "parquet"},
+            group_name="clean",
+        ),
+    ],
     partitions_def=hourly,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="clean",
-    kinds={"duckdb", "parquet"},
     check_specs=[
         dg.AssetCheckSpec("event_id_unique_and_not_null", asset="events"),
         dg.AssetCheckSpec("quarantine_share", asset="events"),
@@ -309,7 +325,7 @@ def events(
     raw_lake: RawLakeResource,
     lake: LakeResource,
     pipeline: PipelineSettings,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Cleaned events, one Parquet file per raw hour (the `hour=` folder the objects landed in).
 
     Parses every record of the hour against the event contract (bad ones go to `quarantine` with
@@ -343,7 +359,13 @@ def events(
             total.reasons[r] = total.reasons.get(r, 0) + n
     checks = events_check_results(con, out, hours, rows, pipeline.quarantine_warn_share)
     con.close()
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key="quarantine",
+        metadata={"quarantined": total.quarantined, "corrupt_objects": total.corrupt_objects,
+                  "reasons": dg.MetadataValue.json(total.reasons)},
+    )
+    yield dg.MaterializeResult(
+        asset_key="events",
         metadata={
             "hours": len(hours),
             "raw_objects": total.objects,
@@ -360,5 +382,5 @@ def events(
             "records_per_second": round(total.records / seconds) if seconds else 0,
             "per_hour": dg.MetadataValue.md(_markdown(rows)),
         },
-        check_results=checks,
     )
+    yield from checks
