@@ -293,6 +293,20 @@ def _check_props(event_type: str, props: Any) -> Violation | None:
     return None
 
 
+def _check_fields(fields: tuple[Field, ...], record: dict[str, Any]) -> list[Violation]:
+    out: list[Violation] = []
+    for f in fields:
+        value = record.get(f.name)
+        if value is None:
+            if f.required:
+                out.append(Violation("missing", f.name, message=f"{f.name} is required"))
+            continue
+        v = _check_field(f, value)
+        if v is not None:
+            out.append(v)
+    return out
+
+
 def validate_event(event: Any) -> list[Violation]:
     """Every rule of SPEC §1 that ``event`` breaks, in the order of :data:`FIELDS`.
 
@@ -301,16 +315,7 @@ def validate_event(event: Any) -> list[Violation]:
     """
     if not isinstance(event, dict):
         return [Violation("not_an_object", message="an event must be a JSON object")]
-    out: list[Violation] = []
-    for f in FIELDS:
-        value = event.get(f.name)
-        if value is None:
-            if f.required:
-                out.append(Violation("missing", f.name, message=f"{f.name} is required"))
-            continue
-        v = _check_field(f, value)
-        if v is not None:
-            out.append(v)
+    out = _check_fields(FIELDS, event)
     if not any(v.field == "event_type" for v in out):
         # Absent props still break the rules of event types that need a key (scroll_depth…).
         props = event.get("props")
@@ -324,15 +329,7 @@ def validate_raw_record(record: Any) -> list[Violation]:
     """Every rule a stored record breaks: the client event's, then the ingest fields'."""
     out = validate_event(record)
     if isinstance(record, dict):
-        for f in RAW_FIELDS:
-            value = record.get(f.name)
-            if value is None:
-                if f.required:
-                    out.append(Violation("missing", f.name, message=f"{f.name} is required"))
-                continue
-            v = _check_field(f, value)
-            if v is not None:
-                out.append(v)
+        out += _check_fields(RAW_FIELDS, record)
     return out
 
 

@@ -182,7 +182,9 @@ def publish_warehouse(lake: Lake) -> list[str]:
     os.unlink(tmp_name)  # DuckDB wants to create the file itself
     published = []
     try:
-        con = duckdb.connect(tmp_name)
+        # Views only, in the oldest storage format that holds them, so any DuckDB reader from
+        # 1.0 on (the CLI, DBeaver, older Python packages) can open the file.
+        con = duckdb.connect(tmp_name, config={"storage_compatibility_version": "v1.0.0"})
         try:
             for name, sql in WAREHOUSE_VIEWS.items():
                 if not lake.has_data(name):

@@ -154,6 +154,13 @@ def test_readers_are_never_blocked_by_a_run(
     # a separate process, like a dashboard or `duckdb -readonly`, reading all along
     reader = subprocess.Popen([sys.executable, "-c", READER, str(warehouse), str(stop)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the DuckDB shell, as the README shows it
+    cli = Path(sys.executable).with_name("duckdb")
+    shell = subprocess.Popen(
+        ["bash", "-c", f'n=0; until [ -e "{stop}" ]; do "{cli}" -readonly "{warehouse}" '
+                       f'"select count(*) from kpis_daily" > /dev/null || exit 1; n=$((n+1)); '
+                       'done; echo $n'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # and a connection held open in this process for the whole run
     held = duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -163,9 +170,12 @@ def test_readers_are_never_blocked_by_a_run(
     finally:
         stop.write_text("")
         out, err = reader.communicate(timeout=60)
+        shell_out, shell_err = shell.communicate(timeout=60)
         held.close()
     assert reader.returncode == 0, err
     assert int(out.strip()) > 0
+    assert shell.returncode == 0, shell_err
+    assert int(shell_out.strip()) > 0
     assert os.path.exists(warehouse)
 
 

@@ -13,24 +13,13 @@ import pyarrow as pa
 from analytics_platform.defs.events.reader import read_hour
 from analytics_platform.defs.events.user_agents import classify_table
 from analytics_platform.defs.events.validation import EXTRACTED, validated_sql, value_sql
+from analytics_platform.duck import connect
 from analytics_platform.lake import RawLake, RawObject
 from analytics_platform.partitions import hour_folder, hourly, hours_of
 from analytics_platform.resources import LakeResource, PipelineSettings, RawLakeResource
 from analytics_platform.storage import Lake, publish_warehouse
 
 QUARANTINE_TEXT_CHARS = 4096
-
-# Values that may never reach a table (SPEC §3.5): e-mail addresses (also URL-encoded) and IPv4
-# / IPv6 addresses are replaced wherever free text is kept.
-SCRUB_MACRO = r"""
-CREATE OR REPLACE MACRO scrub(x) AS regexp_replace(regexp_replace(regexp_replace(x,
-    '[A-Za-z0-9._%+\-]+(@|%40)[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}', '(email)', 'g'),
-    '(^|[^0-9.])((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])($|[^0-9.])',
-    '\1(ip)\5', 'g'),
-    '([0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:([0-9A-Fa-f]{1,4})?',
-    '(ip)', 'g');
-CREATE OR REPLACE MACRO utc(x) AS try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC';
-"""
 
 # Records, one per line; records written back to back with no newline ("}{", as Firehose does
 # when nothing appends one) are split apart, each piece then stands or falls on its own.
@@ -147,15 +136,20 @@ WHERE raw_hour >= date_trunc('day', ts) + to_hours($late_hours::BIGINT)
 """
 
 STATS_SQL = """
-SELECT h.raw_hour,
-       (SELECT count(*) FROM records r WHERE r.raw_hour = h.raw_hour),
-       (SELECT count(*) FROM reasoned r WHERE r.raw_hour = h.raw_hour AND reason IS NOT NULL),
-       (SELECT count(*) FROM cleaned c WHERE c.raw_hour = h.raw_hour AND is_bot),
-       (SELECT count(*) FROM cleaned c WHERE c.raw_hour = h.raw_hour AND NOT is_bot),
-       (SELECT count(*) FROM batch_events e WHERE e.raw_hour = h.raw_hour),
-       (SELECT count(*) FROM batch_events e WHERE e.raw_hour = h.raw_hour
-            AND raw_hour >= date_trunc('day', ts) + to_hours($late_hours::BIGINT))
+WITH r AS (SELECT raw_hour, count(*) AS records FROM records GROUP BY ALL),
+q AS (SELECT raw_hour, count(*) AS quarantined FROM reasoned WHERE reason IS NOT NULL
+      GROUP BY ALL),
+c AS (SELECT raw_hour, count(*) FILTER (is_bot) AS bots, count(*) FILTER (NOT is_bot) AS human
+      FROM cleaned GROUP BY ALL),
+e AS (SELECT raw_hour, count(*) AS events,
+             count(*) FILTER (raw_hour >= date_trunc('day', ts)
+                              + to_hours($late_hours::BIGINT)) AS late
+      FROM batch_events GROUP BY ALL)
+SELECT h.raw_hour, coalesce(r.records, 0), coalesce(q.quarantined, 0), coalesce(c.bots, 0),
+       coalesce(c.human, 0), coalesce(e.events, 0), coalesce(e.late, 0)
 FROM (SELECT DISTINCT raw_hour FROM raw_objects) h
+LEFT JOIN r USING (raw_hour) LEFT JOIN q USING (raw_hour) LEFT JOIN c USING (raw_hour)
+LEFT JOIN e USING (raw_hour)
 """
 
 
@@ -172,14 +166,6 @@ class HourStats:
     events: int = 0
     late_events: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the pipeline's macros (never the warehouse file: see storage)."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(SCRUB_MACRO)
-    return con
 
 
 # A batch of hours is cleaned in one pass (statement overheads paid once per batch, not per

@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 
 from analytics_platform.defs.automation import refresh_when_deps_change
-from analytics_platform.defs.events.assets import connect
+from analytics_platform.duck import connect
 from analytics_platform.partitions import daily, day_folder, day_of
 from analytics_platform.resources import LakeResource
 from analytics_platform.storage import Lake, markdown_preview, publish_warehouse, sql_paths

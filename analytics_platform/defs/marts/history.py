@@ -9,7 +9,7 @@ import time
 import dagster as dg
 import pyarrow as pa
 
-from analytics_platform.defs.events.assets import connect
+from analytics_platform.duck import connect
 from analytics_platform.resources import LakeResource
 from analytics_platform.storage import markdown_preview, publish_warehouse
 

@@ -22,7 +22,7 @@ import duckdb
 
 from analytics_platform.config import load_referrers
 from analytics_platform.defs.automation import refresh_when_deps_change
-from analytics_platform.defs.events.assets import connect
+from analytics_platform.duck import connect
 from analytics_platform.partitions import daily, day_folder, day_of, hour_folder
 from analytics_platform.resources import LakeResource, PipelineSettings
 from analytics_platform.storage import Lake, markdown_preview, publish_warehouse
@@ -195,6 +195,17 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
             "input_files": len(window) + len(late)}
 
 
+# A day reads the hours of the day before (for sessions begun then), the day, and up to two
+# days after (late arrivals); the exact window is in `day_inputs`.
+SPEC_COMMON = {
+    "deps": [dg.AssetDep("events", partition_mapping=dg.TimeWindowPartitionMapping(
+        start_offset=-1, end_offset=2, allow_nonexistent_upstream_partitions=True))],
+    "kinds": {"duckdb", "parquet"},
+    "group_name": "sessions",
+    "automation_condition": refresh_when_deps_change(),
+}
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -203,21 +214,13 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
             "scroll and reading time, interactions, bounce, conversion, attribution "
             "(source / medium / campaign), experiment variant and device. Partitioned by "
             "session_date, the UTC day of the session's first event.",
-            deps=[dg.AssetDep("events", partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-1, end_offset=2, allow_nonexistent_upstream_partitions=True))],
-            kinds={"duckdb", "parquet"},
-            group_name="sessions",
-            automation_condition=refresh_when_deps_change(),
+            **SPEC_COMMON,
         ),
         dg.AssetSpec(
             "session_events",
             description="The de-duplicated human events of each day's sessions, with their "
             "session_date: what the daily page and funnel marts count.",
-            deps=[dg.AssetDep("events", partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-1, end_offset=2, allow_nonexistent_upstream_partitions=True))],
-            kinds={"duckdb", "parquet"},
-            group_name="sessions",
-            automation_condition=refresh_when_deps_change(),
+            **SPEC_COMMON,
         ),
     ],
     partitions_def=daily,

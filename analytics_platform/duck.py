@@ -1,0 +1,29 @@
+"""The pipeline's DuckDB connections: in memory, UTC, with the shared macros.
+
+Never the warehouse file (see storage.py for why).
+"""
+
+import duckdb
+
+# Values that may never reach a table (SPEC §3.5): e-mail addresses (also URL-encoded) and IPv4
+# / IPv6 addresses are replaced wherever free text is kept.
+SCRUB_MACRO = r"""
+CREATE OR REPLACE MACRO scrub(x) AS regexp_replace(regexp_replace(regexp_replace(x,
+    -- e-mail addresses, also with the @ URL-encoded
+    '[A-Za-z0-9._%+\-]+(@|%40)[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}', '(email)', 'g'),
+    -- IPv4: four numbers 0-255 not part of a longer dotted run
+    '(^|[^0-9.])((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])($|[^0-9.])',
+    '\1(ip)\5', 'g'),
+    -- IPv6: four or more hex groups, or a "::" form, standing alone (not "std::vector", "10:30")
+    '(^|[^0-9A-Za-z:])([0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4}){3,7}|[0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4})*::([0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4})*)?)($|[^0-9A-Za-z:])',
+    '\1(ip)\7', 'g');
+CREATE OR REPLACE MACRO utc(x) AS try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC';
+"""
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the pipeline's macros (never the warehouse file: see storage)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(SCRUB_MACRO)
+    return con
