@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -83,6 +84,10 @@ def _dagster_home() -> str:
     here show up in `dagster dev`."""
     home = os.environ.get("DAGSTER_HOME") or str(settings.data_dir() / "dagster_home")
     Path(home).mkdir(parents=True, exist_ok=True)
+    config = Path(home) / "dagster.yaml"
+    if not config.exists():
+        # A privacy-first product does not phone home by default.
+        config.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = home
     return home
 
@@ -144,8 +149,9 @@ def demo(days: int, visitors_per_day: int, port: int, no_ui: bool) -> None:
         return
     click.echo(f"\nDagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={home}; Ctrl-C stops)")
     root = Path(__file__).resolve().parent.parent
-    os.execvp("dagster", ["dagster", "dev", "-w", str(root / "workspace.yaml"),
-                          "-h", "127.0.0.1", "-p", str(port)])
+    dagster = str(Path(sys.executable).with_name("dagster"))  # this environment's, not PATH's
+    os.execvp(dagster, [dagster, "dev", "-w", str(root / "workspace.yaml"),
+                        "-h", "127.0.0.1", "-p", str(port)])
 
 
 if __name__ == "__main__":
