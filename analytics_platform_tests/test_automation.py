@@ -97,6 +97,9 @@ def test_definitions_load_and_validate() -> None:
     assert keys == {"events", "quarantine", "sessions", "session_events", "kpis_daily",
                     "pages_daily", "attribution_daily", "funnel_daily", "attribution_touch",
                     "cohort_retention", "experiments"}
+    sensor = d.resolve_sensor_def("downstream_automation")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert d.resolve_sensor_def("raw_lake_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     checks = {k.name for k in d.resolve_asset_graph().asset_check_keys}
     assert {"event_id_unique_and_not_null", "quarantine_share", "events_freshness",
             "events_hourly_volume", "sessions_reconcile_with_events"} <= checks

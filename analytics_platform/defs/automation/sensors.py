@@ -56,3 +56,15 @@ def raw_lake_sensor(context: dg.SensorEvaluationContext, raw_lake: RawLakeResour
     if not requests:
         return dg.SkipReason(f"no change in the last {LOOKBACK_HOURS} hour folders")
     return requests
+
+
+# Dagster's own automation sensor starts stopped; this one runs by default so that sessions and
+# the marts follow new events without anyone switching it on.
+downstream_automation = dg.AutomationConditionSensorDefinition(
+    "downstream_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=INTERVAL_SECONDS,
+    description="Evaluates the assets' automation conditions: a day's sessions and marts are "
+    "re-materialised when the events they read change, the all-history marts when sessions do.",
+)
