@@ -79,6 +79,35 @@ def simulate(days: int, visitors_per_day: int, start: date | None, seed: int,
     click.echo(summarize(traffic).to_text())
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--flush-seconds", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="Write spooled events to the raw lake at least this often.")
+@click.option("--flush-mb", default=8.0, show_default=True, type=click.FloatRange(0.01),
+              help="…or as soon as this many MB are spooled.")
+@click.option("--allow-origin", "origins", multiple=True,
+              help="Origin allowed to send events (repeat it); default $ANALYTICS_ALLOWED_ORIGINS "
+                   "or any origin.")
+def collect(host: str, port: int, flush_seconds: float, flush_mb: float,
+            origins: tuple[str, ...]) -> None:
+    """Serve POST /v1/events (plus /analytics.js, /demo, /healthz, /metrics) and write accepted
+    events to the raw lake in Firehose's layout, through a crash-safe local spool."""
+    import uvicorn
+
+    from analytics_platform.ingest.collector import create_app
+    from analytics_platform.ingest.core import IngestConfig
+    from analytics_platform.lake import open_raw_lake
+
+    config = IngestConfig(tuple(origins)) if origins else IngestConfig.from_env()
+    lake = open_raw_lake(settings.raw_url())
+    app = create_app(lake, settings.data_dir() / "spool", config, flush_seconds,
+                     int(flush_mb * 1024 * 1024))
+    click.echo(f"Collector on http://{host}:{port} (demo page: http://{host}:{port}/demo) → "
+               f"{lake.url}; flush every {flush_seconds:g} s or {flush_mb:g} MB")
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+
+
 def _dagster_home() -> str:
     """$DAGSTER_HOME, defaulting to $ANALYTICS_DATA_DIR/dagster_home (created), so runs started
     here show up in `dagster dev`."""

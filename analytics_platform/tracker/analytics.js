@@ -1,0 +1,143 @@
+/*! analytics.js — privacy-first tracker. No cookies, no personal data.
+ *
+ * <script src="https://collector.example.com/analytics.js"
+ *         data-endpoint="https://collector.example.com/v1/events" defer></script>
+ *
+ * Page views (also SPA navigation), CTA clicks ([data-analytics-cta]), scroll depth (25/50/75/100),
+ * visible time on page (30/60/180/300 s), form start/submit, exit intent, A/B variant
+ * (<html data-analytics-experiment="x" data-analytics-variant="y">), custom events:
+ * window.analytics.track("name", {key: "value"}).
+ * A random session id lives in localStorage (new after 30 minutes without activity); a random
+ * visitor id too, unless Do-Not-Track or Global Privacy Control is on.
+ */
+(function (w, d) {
+  "use strict";
+  try {
+    var script = d.currentScript || {getAttribute: function () { return null; }};
+    var endpoint = script.getAttribute("data-endpoint") || "/v1/events";
+    var ls = w.localStorage, nav = w.navigator, loc = w.location;
+    var PREFIX = "_an_", TIMEOUT = 18e5, MAX_QUEUE = 100, BATCH = 10;
+    var queue = [], retry = [], timer = 0;
+
+    var uuid = function () {
+      if (w.crypto && crypto.randomUUID) return crypto.randomUUID();
+      var b = crypto.getRandomValues(new Uint8Array(16)), h = "";
+      b[6] = b[6] & 15 | 64; b[8] = b[8] & 63 | 128;
+      for (var i = 0; i < 16; i++) h += (b[i] + 256).toString(16).slice(1) + ([3, 5, 7, 9].indexOf(i) > -1 ? "-" : "");
+      return h;
+    };
+    var get = function (k) { try { return JSON.parse(ls.getItem(PREFIX + k)); } catch (e) { return null; } };
+    var set = function (k, v) { try { ls.setItem(PREFIX + k, JSON.stringify(v)); } catch (e) { /* storage off */ } };
+    var optedOut = nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl === true;
+
+    // The session: renewed after 30 minutes without activity; UTM tags of its landing page kept.
+    var session = function () {
+      var s = get("s"), now = Date.now();
+      if (!s || now - s.t > TIMEOUT) {
+        var q = new URLSearchParams(loc.search), utm = {};
+        ["source", "medium", "campaign", "content", "term"].forEach(function (k) {
+          var v = q.get("utm_" + k);
+          if (v) utm["utm_" + k] = v.slice(0, 256);
+        });
+        s = {id: uuid(), utm: utm};
+      }
+      s.t = now;
+      set("s", s);
+      return s;
+    };
+    var visitor = function () {
+      if (optedOut) { try { ls.removeItem(PREFIX + "v"); } catch (e) { /* ignore */ } return; }
+      var v = get("v");
+      if (!v) set("v", v = uuid());
+      return v;
+    };
+
+    var send = function (beacon) {
+      clearTimeout(timer); timer = 0;
+      var batch = retry.concat(queue).slice(-MAX_QUEUE);
+      queue = []; retry = [];
+      if (!batch.length) return;
+      var sent = new Date().toISOString();
+      batch.forEach(function (e) { e.sent_ts = sent; });
+      for (var i = 0; i < batch.length; i += 50) {
+        var part = batch.slice(i, i + 50), body = JSON.stringify(part);
+        if (beacon && nav.sendBeacon && nav.sendBeacon(endpoint, body)) continue;
+        (function (part) {
+          var keep = function () { retry = part.concat(retry).slice(-MAX_QUEUE); set("q", retry); };
+          try {
+            fetch(endpoint, {method: "POST", body: body, keepalive: true,
+              headers: {"Content-Type": "application/json"}, credentials: "omit"})
+              .then(function (r) { if (r.status >= 500 || r.status == 429) keep(); else set("q", retry); }, keep);
+          } catch (e) { keep(); }
+        })(part);
+      }
+    };
+
+    var page = {};
+    var track = function (type, props) {
+      try {
+        var s = session(), e = {
+          event_type: type, event_id: uuid(), session_id: s.id, visitor_id: visitor(),
+          page_path: loc.pathname, page_host: loc.hostname, page_title: d.title.slice(0, 512),
+          referrer: d.referrer || undefined, screen_width: w.screen.width, screen_height: w.screen.height,
+          event_ts: new Date().toISOString()
+        }, p = {}, k, root = d.documentElement;
+        for (k in s.utm) e[k] = s.utm[k];
+        var exp = root.getAttribute("data-analytics-experiment"), variant = root.getAttribute("data-analytics-variant");
+        if (exp && variant && (type == "page_view" || type == "cta_click")) { p.experiment = exp; p.variant = variant; }
+        for (k in props) p[k] = props[k];
+        for (k in p) { e.props = p; break; }
+        queue.push(e);
+        if (queue.length >= BATCH) send(); else if (!timer) timer = setTimeout(send, 5e3);
+      } catch (err) { /* never break the host page */ }
+    };
+
+    // Per page: milestones reached, visible seconds, forms started, exit intent shown.
+    var pageView = function () {
+      if (page.path === loc.pathname) return;
+      page = {path: loc.pathname, depth: 0, seen: 0, forms: [], exit: 0};
+      track("page_view");
+      onScroll();
+    };
+    var onScroll = function () {
+      var el = d.documentElement, h = Math.max(el.scrollHeight, d.body ? d.body.scrollHeight : 0);
+      var pct = h ? (w.scrollY + w.innerHeight) / h * 100 : 100;
+      [25, 50, 75, 100].forEach(function (m) {
+        if (pct >= m - 0.5 && page.depth < m) { page.depth = m; track("scroll_depth", {depth: m}); }
+      });
+    };
+    var formName = function (f) { return f.getAttribute("data-analytics-form") || f.id || f.getAttribute("name") || "form"; };
+
+    setInterval(function () {
+      if (d.visibilityState == "hidden") return;
+      page.seen++;
+      if ([30, 60, 180, 300].indexOf(page.seen) > -1) track("time_on_page", {seconds: page.seen});
+    }, 1e3);
+    w.addEventListener("scroll", function () { try { onScroll(); } catch (e) { /* ignore */ } }, {passive: true});
+    d.addEventListener("click", function (ev) {
+      var t = ev.target && ev.target.closest && ev.target.closest("[data-analytics-cta]");
+      if (t) track("cta_click", {cta: t.getAttribute("data-analytics-cta")});
+    }, true);
+    d.addEventListener("input", function (ev) {
+      var f = ev.target && ev.target.form;
+      if (f && page.forms.indexOf(f) < 0) { page.forms.push(f); track("form_start", {form: formName(f)}); }
+    }, true);
+    d.addEventListener("submit", function (ev) { track("form_submit", {form: formName(ev.target)}); send(true); }, true);
+    d.addEventListener("mouseout", function (ev) {
+      if (!ev.relatedTarget && ev.clientY <= 0 && !page.exit) { page.exit = 1; track("exit_intent"); }
+    });
+    var flush = function () { if (d.visibilityState == "hidden") send(true); };
+    d.addEventListener("visibilitychange", flush);
+    w.addEventListener("pagehide", function () { send(true); });
+    ["pushState", "replaceState"].forEach(function (m) {
+      var orig = history[m];
+      // after the app has rendered the new page (title, height)
+      history[m] = function () { var r = orig.apply(this, arguments); setTimeout(pageView, 0); return r; };
+    });
+    w.addEventListener("popstate", function () { setTimeout(pageView, 0); });
+
+    retry = get("q") || [];
+    w.analytics = {track: function (name, props) { var p = {name: String(name)}, k; for (k in props) p[k] = props[k]; track("custom", p); }, flush: send};
+    pageView();
+  } catch (err) { /* never break the host page */ }
+})(window, document);
