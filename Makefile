@@ -1,5 +1,6 @@
 # The README's two commands: `make demo` (install, simulate, backfill, Dagster UI) and
-# `make test` (install, lint, the whole test suite). Both create the virtualenv themselves.
+# `make test` (install, lint, the whole test suite: Python, the tracker's Node tests and the
+# browser tests in Chromium). Both create the virtualenv themselves.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -20,8 +21,14 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/analytics-platform demo
 
-test: install
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: install node_modules/.installed
+	./scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
+	node --test analytics_platform_tests/js/
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider
 
 lint: install
@@ -31,4 +38,4 @@ bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules data dist .pytest_cache .ruff_cache

@@ -108,6 +108,21 @@ def collect(host: str, port: int, flush_seconds: float, flush_mb: float,
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
 
 
+@main.command("build-lambda")
+@click.option("--out", default="dist/ingest-lambda.zip", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+def build_lambda(out: Path) -> None:
+    """Build the ingest Lambda's deployment zip (pure Python, reproducible)."""
+    import hashlib
+
+    from analytics_platform.ingest.package import HANDLER, build_lambda_zip
+
+    path = build_lambda_zip(out)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    click.echo(f"{path} ({path.stat().st_size:,} bytes, sha256 {digest[:16]}…), "
+               f"handler {HANDLER}")
+
+
 def _dagster_home() -> str:
     """$DAGSTER_HOME, defaulting to $ANALYTICS_DATA_DIR/dagster_home (created), so runs started
     here show up in `dagster dev`."""
@@ -156,9 +171,11 @@ def backfill(first: date, last: date, verbose: bool) -> None:
 @click.option("--days", default=14, show_default=True, type=click.IntRange(1, 365))
 @click.option("--visitors-per-day", default=2000, show_default=True, type=click.IntRange(1))
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
-@click.option("--no-ui", is_flag=True, help="Stop after the backfill (no `dagster dev`).")
-def demo(days: int, visitors_per_day: int, port: int, no_ui: bool) -> None:
-    """Simulate traffic (unless the raw lake already has some), backfill, start `dagster dev`."""
+@click.option("--collector-port", default=8000, show_default=True, type=int)
+@click.option("--no-ui", is_flag=True, help="Stop after the backfill (no collector, no UI).")
+def demo(days: int, visitors_per_day: int, port: int, collector_port: int, no_ui: bool) -> None:
+    """Simulate traffic (unless the raw lake already has some), backfill, then start the
+    collector (with its demo page) and `dagster dev`; Ctrl-C stops both."""
     from analytics_platform.lake import hours_between, open_raw_lake
 
     home = _dagster_home()
@@ -176,11 +193,34 @@ def demo(days: int, visitors_per_day: int, port: int, no_ui: bool) -> None:
     ctx.invoke(backfill, first=first, last=now.date(), verbose=False)
     if no_ui:
         return
-    click.echo(f"\nDagster UI: http://127.0.0.1:{port}  (DAGSTER_HOME={home}; Ctrl-C stops)")
+    import subprocess
+
     root = Path(__file__).resolve().parent.parent
-    dagster = str(Path(sys.executable).with_name("dagster"))  # this environment's, not PATH's
-    os.execvp(dagster, [dagster, "dev", "-w", str(root / "workspace.yaml"),
-                        "-h", "127.0.0.1", "-p", str(port)])
+    bin_dir = Path(sys.executable).parent  # this environment's commands, not PATH's
+    collector = subprocess.Popen([str(bin_dir / "analytics-platform"), "collect", "--port",
+                                  str(collector_port)])
+    ui = subprocess.Popen([str(bin_dir / "dagster"), "dev", "-w", str(root / "workspace.yaml"),
+                           "-h", "127.0.0.1", "-p", str(port)])
+    click.echo(
+        f"\nDagster UI:  http://127.0.0.1:{port}   (DAGSTER_HOME={home})\n"
+        f"Demo page:   http://127.0.0.1:{collector_port}/demo   — click around: your visit "
+        f"lands in the raw lake within seconds,\n"
+        f"             the sensor processes it and the day's sessions and marts follow.\n"
+        f"Collector:   http://127.0.0.1:{collector_port}/metrics\n"
+        "Ctrl-C stops both.")
+    try:
+        ui.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in (ui, collector):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in (ui, collector):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 if __name__ == "__main__":

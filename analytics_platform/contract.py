@@ -9,13 +9,12 @@ in its 400 body and the pipeline writes to ``quarantine.reason``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
-
-import orjson
 
 SCHEMA_VERSION = 1
 
@@ -351,6 +350,23 @@ class BodyResult:
         return out
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_strict(body: bytes) -> Any:
+    """Parse JSON as RFC 8259 has it: UTF-8, no NaN/Infinity, no lone surrogate escapes (which
+    could never be written back out as UTF-8). Raises ValueError."""
+    value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
+    encode_json(value)  # lone surrogates fail here
+    return value
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON (the stored form of a record)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def check_body(body: bytes) -> BodyResult:
     """Check a request body: one event or a batch (SPEC §1).
 
@@ -365,8 +381,8 @@ def check_body(body: bytes) -> BodyResult:
             ],
         )
     try:
-        parsed = orjson.loads(body)  # strict UTF-8: no lone surrogates can reach storage
-    except orjson.JSONDecodeError:
+        parsed = loads_strict(body)
+    except ValueError:
         return BodyResult(400, violations=[Violation("invalid_json", message="body is not JSON")])
     if isinstance(parsed, list):
         if not parsed:
@@ -416,6 +432,10 @@ def make_raw_record(
     return record
 
 
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    """A record as stored: one JSON object followed by ``\\n`` (SPEC §2)."""
+    return encode_json(record) + b"\n"
+
+
 def encode_records(records: Iterable[Mapping[str, Any]]) -> bytes:
-    """Records as stored: one JSON object per record, each followed by ``\\n``."""
-    return b"".join(orjson.dumps(r) + b"\n" for r in records)
+    return b"".join(encode_record(r) for r in records)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import subprocess
+import sys
 import uuid
+import zipfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -107,7 +111,8 @@ def test_rules_answer_with_their_reason(body: Any, status: int, reason: str) -> 
 
 def test_a_batch_stores_the_good_and_names_the_bad_by_index() -> None:
     ing, sink = ingestor()
-    batch = [good(), good(event_id=str(uuid.uuid4()), page_path=""), good(event_id=str(uuid.uuid4()))]
+    batch = [good(), good(event_id=str(uuid.uuid4()), page_path=""),
+             good(event_id=str(uuid.uuid4()))]
     resp = handler(http_api(batch), ingestor=ing)
     body = json.loads(resp["body"])
     assert resp["statusCode"] == 202 and body["accepted"] == 2 and body["rejected"] == 1
@@ -286,3 +291,37 @@ def test_sink_configuration_errors_are_clear(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("ANALYTICS_FIREHOSE_STREAM", raising=False)
     with pytest.raises(ValueError, match="needs ANALYTICS_FIREHOSE_STREAM"):
         sink_from_env()
+
+
+def test_the_lambda_zip_is_self_contained_and_reproducible(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from analytics_platform.cli import main
+
+    a, b = tmp_path / "a.zip", tmp_path / "b.zip"
+    for out in (a, b):
+        result = CliRunner().invoke(main, ["build-lambda", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    assert a.read_bytes() == b.read_bytes()
+    with zipfile.ZipFile(a) as z:
+        names = z.namelist()
+        z.extractall(tmp_path / "pkg")
+    assert "analytics_platform/ingest/lambda_handler.py" in names
+    assert not any("dagster" in n or "defs/" in n for n in names)
+    # Only the standard library on the path (-S: no site-packages), as a bare runtime.
+    script = (
+        "import sys, json; sys.path.insert(0, sys.argv[1]);"
+        "from analytics_platform.ingest.lambda_handler import handler;"
+        "from analytics_platform.ingest.core import Ingestor, IngestConfig;"
+        "import analytics_platform.ingest.sinks;"
+        "stored = [];"
+        "sink = type('S', (), {'put': lambda self, r: stored.extend(r)})();"
+        "ev = {'requestContext': {'http': {'method': 'POST'}},"
+        " 'headers': {'content-type': 'application/json'}, 'body': sys.argv[2]};"
+        "r = handler(ev, ingestor=Ingestor(IngestConfig(('*',)), sink));"
+        "print(r['statusCode'], len(stored))"
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", script, str(tmp_path / "pkg"),
+                          json.dumps(good())], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["202", "1"]

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import orjson
-
-from analytics_platform.contract import MAX_BODY_BYTES, check_body, make_raw_record
+from analytics_platform.contract import MAX_BODY_BYTES, check_body, encode_json, make_raw_record
 
 JSON_TYPES = ("application/json", "text/plain")  # text/plain: navigator.sendBeacon(string)
 
@@ -56,7 +54,7 @@ class Response:
     @classmethod
     def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
         return cls(status, {"content-type": "application/json", **(headers or {})},
-                   orjson.dumps(payload))
+                   encode_json(payload))
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Where the ingest handler sends accepted records: Firehose, Kinesis, or S3 directly.
 
-Each record is one JSON object followed by ``\\n`` (SPEC §2). Firehose and Kinesis accept a batch
+Each record is one JSON object followed by ``\\n`` (SPEC §2, ``contract.encode_record``). Firehose and Kinesis accept a batch
 and may refuse some of its records (``FailedPutCount``): only those are sent again, with a short
 backoff, a bounded number of times; what still fails raises ``SinkError`` so the client retries.
 """
@@ -14,15 +14,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
+from analytics_platform.contract import encode_record as encode
 from analytics_platform.ingest.core import SinkError
 
 MAX_ATTEMPTS = 4
-
-
-def encode(record: dict[str, Any]) -> bytes:
-    return orjson.dumps(record) + b"\n"
 
 
 def _retry_failed(send: Callable[[list[Any]], list[bool]], entries: list[Any], what: str,

@@ -1,5 +1,5 @@
-/*! analytics.js — privacy-first tracker. No cookies, no personal data.
- *
+/*! analytics.js: privacy-first analytics, no cookies */
+/*
  * <script src="https://collector.example.com/analytics.js"
  *         data-endpoint="https://collector.example.com/v1/events" defer></script>
  *
@@ -15,7 +15,8 @@
   try {
     var script = d.currentScript || {getAttribute: function () { return null; }};
     var endpoint = script.getAttribute("data-endpoint") || "/v1/events";
-    var ls = w.localStorage, nav = w.navigator, loc = w.location;
+    var ls, nav = w.navigator, loc = w.location;
+    try { ls = w.localStorage; } catch (e) { /* storage disabled: every page is a new session */ }
     var PREFIX = "_an_", TIMEOUT = 18e5, MAX_QUEUE = 100, BATCH = 10;
     var queue = [], retry = [], timer = 0;
 
@@ -99,6 +100,8 @@
       track("page_view");
       onScroll();
     };
+    // Depth is the share of the page that has been in view: a page that fits in the window is
+    // seen to 100 % as soon as it shows.
     var onScroll = function () {
       var el = d.documentElement, h = Math.max(el.scrollHeight, d.body ? d.body.scrollHeight : 0);
       var pct = h ? (w.scrollY + w.innerHeight) / h * 100 : 100;
