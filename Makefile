@@ -36,6 +36,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/collector.py
 
 clean:
 	rm -rf $(VENV) node_modules data dist .pytest_cache .ruff_cache

@@ -14,3 +14,11 @@ def test_bench_runs_at_tiny_sizes() -> None:
     table = [line for line in out.stdout.splitlines() if line.startswith("| ")]
     assert len(table) == 5  # header + simulator ×2, backfill, events hour
     assert all("records/s" in line or "events/s" in line for line in table[1:])
+
+
+def test_collector_bench_runs() -> None:
+    out = subprocess.run([sys.executable, "bench/collector.py", "--requests", "200",
+                          "--disk-samples", "1"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "events/s" in out.stdout and "202 → record in the raw lake" in out.stdout
