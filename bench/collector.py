@@ -58,7 +58,7 @@ def start(data: Path, flush_seconds: float) -> tuple[subprocess.Popen, str]:
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 async def load(url: str, requests: int, per_request: int, concurrency: int,
@@ -158,8 +158,9 @@ def main() -> None:
     cmd = "python bench/collector.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — `{cmd.strip()}`", "",
-        f"Collector on loopback, one client process (keep-alive HTTP/1.1 on asyncio streams). Machine: "
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.", "",
+        "Collector on loopback, one client process (keep-alive HTTP/1.1 on asyncio streams). "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}.", "",
         "| measure | throughput | latency |", "|---|---:|---:|",
         *[f"| {a} | {b} | {c} |" for a, b, c in rows], ""])
     print(text)
