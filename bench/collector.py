@@ -121,6 +121,40 @@ def to_disk(url: str, data: Path, samples: int) -> list[float]:
     return out
 
 
+def click_to_disk(url: str, data: Path, samples: int) -> list[float]:
+    """Seconds from a click on the demo page's CTA (Chromium) to its record in the raw lake:
+    the tracker's batching (5 s, or at once when the page is hidden) plus the collector's flush."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    out = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        for _ in range(samples):
+            page = browser.new_page(user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/"
+                                    "537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36")
+            page.goto(f"{url}/demo")
+            page.wait_for_function("window.analytics !== undefined")
+            t0 = time.perf_counter()
+            page.click("#cta")
+            session = page.evaluate("JSON.parse(localStorage.getItem('_an_s')).id")
+            while True:
+                hit = False
+                for f in (data / "raw").rglob("*.gz"):
+                    for line in gzip.decompress(f.read_bytes()).splitlines():
+                        r = json.loads(line)
+                        hit |= r["session_id"] == session and r["event_type"] == "cta_click"
+                if hit:
+                    out.append(time.perf_counter() - t0)
+                    break
+                time.sleep(0.1)
+            page.close()
+            time.sleep(1.3)
+        browser.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--requests", type=int, default=10000)
@@ -137,6 +171,8 @@ def main() -> None:
             batch = asyncio.run(load(url, args.requests // 4, 20, args.concurrency))
             paced = asyncio.run(load(url, 5000, 1, 64, rate=1000))
             disk = to_disk(url, folder / "a", args.disk_samples)
+            click = click_to_disk(url, folder / "a", args.disk_samples) if shutil.which(
+                "chromium") else []
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
@@ -153,6 +189,10 @@ def main() -> None:
             (f"202 → record in the raw lake (default flush 10 s, {len(disk)} samples)",
              f"median {statistics.median(disk):.1f} s", f"max {max(disk):.1f} s"),
         ]
+        if click:
+            rows.append((f"click in Chromium → its record in the raw lake (tracker batch 5 s + "
+                         f"flush 10 s, {len(click)} samples)",
+                         f"median {statistics.median(click):.1f} s", f"max {max(click):.1f} s"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     cmd = "python bench/collector.py " + " ".join(sys.argv[1:])
