@@ -88,7 +88,7 @@ def test_hostile_queries_are_refused_and_nothing_changes(warehouse: Lake, sql: s
 
 
 def test_a_long_query_is_stopped(warehouse: Lake) -> None:
-    with pytest.raises(PlaygroundError, match="Stopped after 0.5 s"):
+    with pytest.raises(PlaygroundError, match=r"Stopped after 0\.5 s"):
         run(warehouse, "select count(*) from range(10000000000) a, kpis_daily", timeout_s=0.5)
 
 
