@@ -108,6 +108,25 @@ def collect(host: str, port: int, flush_seconds: float, flush_mb: float,
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
 
 
+@main.command()
+@click.option("--port", default=8501, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def dashboard(port: int, host: str) -> None:
+    """The dashboard (Streamlit) on the warehouse, read-only."""
+    import subprocess
+
+    app = Path(__file__).resolve().parent / "dashboard" / "app.py"
+    click.echo(f"Dashboard: http://{host}:{port}")
+    raise SystemExit(subprocess.call(streamlit_command(app, host, port)))
+
+
+def streamlit_command(app: Path, host: str, port: int) -> list[str]:
+    # No usage statistics leave the machine: a privacy-first product.
+    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+            "--server.address", host, "--server.headless", "true",
+            "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"]
+
+
 @main.command("build-lambda")
 @click.option("--out", default="dist/ingest-lambda.zip", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path))

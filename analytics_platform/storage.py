@@ -160,6 +160,7 @@ WAREHOUSE_VIEWS: dict[str, str | None] = {
     """,
     "quarantine": None,
     "sessions": None,
+    "session_events": None,
     "kpis_daily": None,
     "pages_daily": None,
     "attribution_daily": None,

@@ -1,0 +1,154 @@
+"""What the dashboard asks the warehouse, one readable query per panel.
+
+Every panel of the Overview and Sources views counts from ``sessions`` (and ``session_events``)
+narrowed by the filters, so a filter means the same thing everywhere: sessions of those days,
+from those sources, on those devices, that viewed that page. Funnels, cohorts, experiments and
+first/last touch read their marts as the pipeline computed them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Filters:
+    start: date
+    end: date
+    sources: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    page: str | None = None
+
+    def previous(self) -> Filters:
+        """The period of equal length just before."""
+        days = (self.end - self.start).days + 1
+        return Filters(self.start - timedelta(days=days), self.start - timedelta(days=1),
+                       self.sources, self.devices, self.page)
+
+    def params(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "sources": list(self.sources),
+                "devices": list(self.devices), "page": self.page}
+
+
+# The sessions the filters select; every Overview and Sources query starts from it.
+FILTERED = """
+WITH f AS (
+    SELECT * FROM sessions
+    WHERE session_date BETWEEN $start AND $end
+      AND (len($sources::VARCHAR[]) = 0 OR list_contains($sources::VARCHAR[], source))
+      AND (len($devices::VARCHAR[]) = 0 OR list_contains($devices::VARCHAR[], device_type))
+      AND ($page::VARCHAR IS NULL OR session_id IN (
+              SELECT session_id FROM session_events
+              WHERE session_date BETWEEN $start AND $end
+                AND event_type = 'page_view' AND page_path = $page::VARCHAR))
+)
+"""
+
+KPIS = FILTERED + """
+SELECT count(DISTINCT visitor_id) AS visitors,
+       count(*) AS sessions,
+       coalesce(sum(pageviews), 0)::BIGINT AS pageviews,
+       avg(is_bounce::INTEGER) AS bounce_rate,
+       avg(duration_s) AS avg_duration_s,
+       count(*) FILTER (converted) AS conversions,
+       avg(converted::INTEGER) AS conversion_rate
+FROM f
+"""
+
+SERIES_DAILY = FILTERED + """
+SELECT session_date::TIMESTAMP AS period, count(DISTINCT visitor_id) AS visitors,
+       count(*) AS sessions, sum(pageviews)::BIGINT AS pageviews,
+       count(*) FILTER (converted) AS conversions
+FROM f GROUP BY 1 ORDER BY 1
+"""
+
+SERIES_HOURLY = FILTERED + """
+SELECT date_trunc('hour', session_start) AS period, count(DISTINCT visitor_id) AS visitors,
+       count(*) AS sessions, sum(pageviews)::BIGINT AS pageviews,
+       count(*) FILTER (converted) AS conversions
+FROM f GROUP BY 1 ORDER BY 1
+"""
+
+TOP_PAGES = FILTERED + """
+SELECT e.page_path, count(*) AS pageviews, count(DISTINCT e.visitor_id) AS visitors
+FROM session_events e JOIN f USING (session_id)
+WHERE e.event_type = 'page_view' AND e.session_date BETWEEN $start AND $end
+GROUP BY 1 ORDER BY pageviews DESC, page_path LIMIT 15
+"""
+
+ENTRY_PAGES = FILTERED + """
+SELECT entry_page AS page_path, count(*) AS sessions,
+       avg(is_bounce::INTEGER) AS bounce_rate
+FROM f WHERE entry_page IS NOT NULL GROUP BY 1 ORDER BY sessions DESC, 1 LIMIT 10
+"""
+
+EXIT_PAGES = FILTERED + """
+SELECT exit_page AS page_path, count(*) AS sessions
+FROM f WHERE exit_page IS NOT NULL GROUP BY 1 ORDER BY sessions DESC, 1 LIMIT 10
+"""
+
+SOURCES = FILTERED + """
+SELECT source, medium, campaign, count(*) AS sessions,
+       count(DISTINCT visitor_id) AS visitors,
+       count(*) FILTER (converted) AS conversions,
+       avg(converted::INTEGER) AS conversion_rate
+FROM f GROUP BY ALL ORDER BY sessions DESC, source, medium, campaign
+"""
+
+TOUCH = """
+SELECT source, medium, campaign, first_touch_conversions, last_touch_conversions
+FROM attribution_touch ORDER BY last_touch_conversions DESC, first_touch_conversions DESC
+"""
+
+FUNNEL = """
+SELECT funnel, step, any_value(step_name) AS step_name, sum(sessions)::BIGINT AS sessions
+FROM funnel_daily WHERE date BETWEEN $start AND $end
+GROUP BY funnel, step ORDER BY funnel, step
+"""
+
+COHORTS = "SELECT * FROM cohort_retention ORDER BY cohort_week, week_offset"
+
+EXPERIMENTS = "SELECT * FROM experiments ORDER BY experiment, variant"
+
+RANGE = "SELECT min(session_date), max(session_date) FROM sessions"
+CHOICES = """
+SELECT (SELECT list(DISTINCT source ORDER BY source) FROM sessions),
+       (SELECT list(DISTINCT device_type ORDER BY device_type) FROM sessions
+        WHERE device_type IS NOT NULL),
+       (SELECT list(page_path ORDER BY n DESC) FROM (
+            SELECT page_path, count(*) AS n FROM session_events
+            WHERE event_type = 'page_view' GROUP BY 1 ORDER BY n DESC LIMIT 200))
+"""
+
+
+@dataclass
+class Warehouse:
+    """Read-only access to ``warehouse.duckdb``; a fresh connection per call, so a file the
+    pipeline has just swapped in is picked up at once."""
+
+    path: Path
+    tables: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.path.exists():
+            with duckdb.connect(str(self.path), read_only=True) as con:
+                self.tables = {r[0] for r in con.execute(
+                    "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+
+    @property
+    def ready(self) -> bool:
+        return {"sessions", "session_events"} <= self.tables
+
+    def df(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            return con.execute(sql, params or {}).df()
+
+    def row(self, sql: str, params: dict[str, Any] | None = None) -> tuple[Any, ...]:
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            return con.execute(sql, params or {}).fetchall()[0]
