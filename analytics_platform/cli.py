@@ -124,7 +124,8 @@ def streamlit_command(app: Path, host: str, port: int) -> list[str]:
     # No usage statistics leave the machine: a privacy-first product.
     return [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
             "--server.address", host, "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"]
+            "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+            "--client.toolbarMode", "viewer"]
 
 
 @main.command("build-lambda")
@@ -191,10 +192,12 @@ def backfill(first: date, last: date, verbose: bool) -> None:
 @click.option("--visitors-per-day", default=2000, show_default=True, type=click.IntRange(1))
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
 @click.option("--collector-port", default=8000, show_default=True, type=int)
-@click.option("--no-ui", is_flag=True, help="Stop after the backfill (no collector, no UI).")
-def demo(days: int, visitors_per_day: int, port: int, collector_port: int, no_ui: bool) -> None:
+@click.option("--dashboard-port", default=8501, show_default=True, type=int)
+@click.option("--no-ui", is_flag=True, help="Stop after the backfill (no servers).")
+def demo(days: int, visitors_per_day: int, port: int, collector_port: int, dashboard_port: int,
+         no_ui: bool) -> None:
     """Simulate traffic (unless the raw lake already has some), backfill, then start the
-    collector (with its demo page) and `dagster dev`; Ctrl-C stops both."""
+    dashboard, the collector (with its demo page) and `dagster dev`; Ctrl-C stops them."""
     from analytics_platform.lake import hours_between, open_raw_lake
 
     home = _dagster_home()
@@ -218,24 +221,28 @@ def demo(days: int, visitors_per_day: int, port: int, collector_port: int, no_ui
     bin_dir = Path(sys.executable).parent  # this environment's commands, not PATH's
     collector = subprocess.Popen([str(bin_dir / "analytics-platform"), "collect", "--port",
                                   str(collector_port)])
+    board = subprocess.Popen(streamlit_command(Path(__file__).resolve().parent / "dashboard"
+                                               / "app.py", "127.0.0.1", dashboard_port),
+                             stdout=subprocess.DEVNULL)
     ui = subprocess.Popen([str(bin_dir / "dagster"), "dev", "-w", str(root / "workspace.yaml"),
                            "-h", "127.0.0.1", "-p", str(port)])
     click.echo(
-        f"\nDagster UI:  http://127.0.0.1:{port}   (DAGSTER_HOME={home})\n"
+        f"\nDashboard:   http://127.0.0.1:{dashboard_port}\n"
+        f"Dagster UI:  http://127.0.0.1:{port}   (DAGSTER_HOME={home})\n"
         f"Demo page:   http://127.0.0.1:{collector_port}/demo   — click around: your visit "
         f"lands in the raw lake within seconds,\n"
         f"             the sensor processes it and the day's sessions and marts follow.\n"
         f"Collector:   http://127.0.0.1:{collector_port}/metrics\n"
-        "Ctrl-C stops both.")
+        "Ctrl-C stops them all.")
     try:
         ui.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        for proc in (ui, collector):
+        for proc in (ui, board, collector):
             if proc.poll() is None:
                 proc.terminate()
-        for proc in (ui, collector):
+        for proc in (ui, board, collector):
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -6,6 +6,10 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
+import shutil
+import subprocess
+import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -205,3 +209,32 @@ def test_an_empty_warehouse_says_how_to_fill_it(tmp_path: Path,
     at.run()
     assert not at.exception
     assert "No data yet" in at.info[0].value and "make demo" in at.info[0].value
+
+
+@pytest.mark.skipif(not Path(shutil.which("chromium") or "/usr/bin/chromium").exists(),
+                    reason="Chromium is not installed: `make test` installs it on Debian")
+def test_the_running_dashboard_in_a_real_browser(data: Path, tmp_path: Path) -> None:
+    from analytics_platform.dashboard.screenshots import capture
+    from analytics_platform_tests.test_collector import free_port
+
+    port = free_port()
+    env = {**os.environ, "ANALYTICS_DATA_DIR": str(data)}
+    env.pop("ANALYTICS_RAW_URL", None)
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("analytics-platform")),
+                             "dashboard", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        views = ["Overview", "Sources", "Funnel", "Cohorts", "Experiments", "SQL"]
+        shots = capture(f"http://127.0.0.1:{port}", tmp_path, views)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    kpis = mart(data, "SELECT sum(sessions) AS s FROM kpis_daily")[0]
+    for view in views:
+        assert shots[view]["errors"] == [], (view, shots[view]["errors"])
+        assert shots[view]["screenshot"].stat().st_size > 10_000
+    assert shots["Overview"]["metrics"]["Sessions"] == f"{kpis['s']:,}"
+    assert set(shots["Overview"]["metrics"]) >= {"Visitors", "Pageviews", "Bounce rate",
+                                                  "Visit duration", "Conversion rate"}
+    for view in ("Overview", "Sources", "Funnel", "Cohorts"):
+        assert shots[view]["charts"] >= 1, view

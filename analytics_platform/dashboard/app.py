@@ -55,7 +55,7 @@ def duration(seconds: float | None) -> str:
     return f"{m}m {s:02d}s"
 
 
-st.sidebar.title("📈 Analytics")
+st.sidebar.title("Analytics")
 view = st.sidebar.radio("View", VIEWS, key="view")
 
 if view == "Realtime":
@@ -176,7 +176,7 @@ elif view == "Funnel":
                                     for c in ("of first step", "of previous step")})
 
 elif view == "Cohorts":
-    st.header("Weekly retention")
+    st.header("Cohorts · weekly retention")
     st.caption("Visitors grouped by the week (Monday) of their first session; each cell is the "
                "share seen again that many weeks later (all history).")
     cohorts = query(Q.COHORTS) if "cohort_retention" in wh.tables else pd.DataFrame()

@@ -1,0 +1,75 @@
+"""Drive the running dashboard in headless Chromium (Debian's package, through Playwright's
+Python package): open each view, wait for its charts, check that no error is shown, save a
+screenshot. Used by the browser test and to make the screenshots in docs/.
+
+    python -m analytics_platform.dashboard.screenshots http://127.0.0.1:8501 docs/
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHARTED = {"Overview", "Sources", "Funnel", "Cohorts"}
+
+
+def wait_until_up(url: str, timeout: float = 90.0) -> None:
+    """Wait for Streamlit's health endpoint to answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the dashboard at {url} did not start in {timeout:g} s")
+        time.sleep(0.3)
+
+
+def capture(url: str, out_dir: Path, views: list[str]) -> dict[str, dict]:
+    """For each view: its screenshot path, the metrics shown and the number of charts."""
+    from playwright.sync_api import sync_playwright
+
+    wait_until_up(url)
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    found: dict[str, dict] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.goto(url, wait_until="networkidle")
+        page.wait_for_selector('[data-testid="stSidebar"]', timeout=90_000)
+        for view in views:
+            page.locator('[data-testid="stSidebar"] label').filter(has_text=view).first.click()
+            page.wait_for_selector(f'h2:has-text("{view}")',
+                                   timeout=60_000)
+            if view in CHARTED:
+                page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+            page.wait_for_timeout(800)  # let the charts draw
+            errors = page.locator('[data-testid="stException"]').all_inner_texts()
+            path = out_dir / f"dashboard-{view.lower()}.png"
+            page.screenshot(path=str(path), full_page=True)
+            found[view] = {
+                "screenshot": path,
+                "errors": errors,
+                "charts": page.locator(".js-plotly-plot").count(),
+                "metrics": dict(zip(
+                    page.locator('[data-testid="stMetricLabel"]').all_inner_texts(),
+                    page.locator('[data-testid="stMetricValue"]').all_inner_texts(),
+                    strict=False)),
+            }
+        browser.close()
+    return found
+
+
+if __name__ == "__main__":
+    result = capture(sys.argv[1], Path(sys.argv[2]), sys.argv[3:] or ["Overview", "Funnel"])
+    for view, r in result.items():
+        print(view, r["screenshot"], "errors:", r["errors"] or "none", "charts:", r["charts"])
