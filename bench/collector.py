@@ -12,7 +12,6 @@ import asyncio
 import gzip
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -28,6 +27,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import section  # noqa: E402
+
 CLI = str(Path(sys.executable).with_name("analytics-platform"))
 
 
@@ -195,18 +198,9 @@ def main() -> None:
                          f"median {statistics.median(click):.1f} s", f"max {max(click):.1f} s"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    cmd = "python bench/collector.py " + " ".join(sys.argv[1:])
-    text = "\n".join([
-        f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — `{cmd.strip()}`", "",
-        "Collector on loopback, one client process (keep-alive HTTP/1.1 on asyncio streams). "
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}.", "",
-        "| measure | throughput | latency |", "|---|---:|---:|",
-        *[f"| {a} | {b} | {c} |" for a, b, c in rows], ""])
-    print(text)
-    if args.record:
-        with (ROOT / "docs" / "BENCHMARKS.md").open("a") as f:
-            f.write("\n" + text)
+    section("Collector on loopback, one client process (keep-alive HTTP/1.1 on asyncio "
+            "streams).", "| measure | throughput | latency |",
+            [f"| {a} | {b} | {c} |" for a, b, c in rows], args.record)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import section  # noqa: E402
+
 CLI = str(Path(sys.executable).with_name("analytics-platform"))
 EVENTS_PER_VISITOR_DAY = 12.4  # what the simulator produces on average
 
@@ -80,17 +83,9 @@ def main() -> None:
         m = measure(folder, start, end, args.rounds)
         rows.append(f"| {m['events']:,.0f} events (last 14 days shown) | {m['p50']:.0f} ms | "
                     f"{m['p95']:.0f} ms | {m['page_p50']:.0f} ms |")
-    cmd = "python bench/dashboard.py " + " ".join(sys.argv[1:])
-    text = "\n".join([
-        f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — `{cmd.strip()}`", "",
-        f"Overview queries, uncached, read-only connection per query. Machine: "
-        f"{platform.machine()}, {os.cpu_count()} cores.", "",
-        "| warehouse | query p50 | query p95 | whole overview (8 queries) p50 |",
-        "|---|---:|---:|---:|", *rows, ""])
-    print(text)
-    if args.record:
-        with (ROOT / "docs" / "BENCHMARKS.md").open("a") as f:
-            f.write("\n" + text)
+    section("Overview queries, uncached, a read-only connection per query.",
+            "| warehouse | query p50 | query p95 | whole overview (8 queries) p50 |", rows,
+            args.record)
 
 
 if __name__ == "__main__":

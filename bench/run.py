@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -25,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import section  # noqa: E402
 
 
 def simulate(folder: Path, days: int, visitors: int, one_hour: bool = False) -> dict[str, float]:
@@ -137,25 +139,9 @@ def main() -> None:
                  "(gzip NDJSON, Firehose layout)",
                  summary(hr, "seconds", "{:.2f}") + " s", summary(hr, "rate") + " records/s"))
 
-    cmd = "python bench/run.py " + " ".join(sys.argv[1:])
-    table = [
-        f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — `{cmd.strip()}`",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, {platform.platform()}. Median of {args.repeat} run(s), "
-        "(min–max) in brackets.",
-        "",
-        "| measure | time | throughput |",
-        "|---|---:|---:|",
-        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
-        "",
-    ]
-    text = "\n".join(table)
-    print(text)
-    if args.record:
-        path = ROOT / "docs" / "BENCHMARKS.md"
-        with path.open("a") as f:
-            f.write("\n" + text)
+    section(f"Median of {args.repeat} run(s), (min–max) in brackets.",
+            "| measure | time | throughput |",
+            [f"| {a} | {b} | {c} |" for a, b, c in rows], args.record)
 
 
 if __name__ == "__main__":

@@ -38,56 +38,57 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-class FirehoseSink:
-    """Firehose Direct PUT (``PutRecordBatch``: at most 500 records a call)."""
+class _BatchSink:
+    """A stream API that takes up to 500 records a call and may refuse some of them."""
+
+    service = ""
+    operation = ""
+    stream_param = ""
+    failed_count = ""
+    per_record = ""
 
     def __init__(self, stream: str, client: Any | None = None) -> None:
         import boto3
 
         self.stream = stream
-        self.client = client or boto3.client("firehose")
+        self.client = client or boto3.client(self.service)
+
+    def entry(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {"Data": encode(record)}
 
     def put(self, records: list[dict[str, Any]]) -> None:
-        entries = [{"Data": encode(r)} for r in records]
+        call = getattr(self.client, self.operation)
+        what = f"{self.service} {self.stream}"
 
         def send(batch: list[dict]) -> list[bool]:
             try:
-                resp = self.client.put_record_batch(DeliveryStreamName=self.stream,
-                                                    Records=batch)
+                resp = call(**{self.stream_param: self.stream, "Records": batch})
             except Exception as e:  # botocore ClientError, connection errors
-                raise SinkError(f"firehose {self.stream}: {e}") from e
-            if not resp.get("FailedPutCount"):
+                raise SinkError(f"{what}: {e}") from e
+            if not resp.get(self.failed_count):
                 return [False] * len(batch)
-            return ["ErrorCode" in r for r in resp["RequestResponses"]]
+            return ["ErrorCode" in r for r in resp[self.per_record]]
 
-        for chunk in _chunks(entries, 500):
-            _retry_failed(send, chunk, f"firehose {self.stream}")
+        for chunk in _chunks([self.entry(r) for r in records], 500):
+            _retry_failed(send, chunk, what)
 
 
-class KinesisSink:
-    """Kinesis Data Streams (``PutRecords``: at most 500 records a call), partitioned by
-    session so a session's events stay in order on one shard."""
+class FirehoseSink(_BatchSink):
+    """Firehose Direct PUT (``PutRecordBatch``)."""
 
-    def __init__(self, stream: str, client: Any | None = None) -> None:
-        import boto3
+    service, operation, stream_param = "firehose", "put_record_batch", "DeliveryStreamName"
+    failed_count, per_record = "FailedPutCount", "RequestResponses"
 
-        self.stream = stream
-        self.client = client or boto3.client("kinesis")
 
-    def put(self, records: list[dict[str, Any]]) -> None:
-        entries = [{"Data": encode(r), "PartitionKey": r["session_id"]} for r in records]
+class KinesisSink(_BatchSink):
+    """Kinesis Data Streams (``PutRecords``), partitioned by session so that a session's events
+    stay in order on one shard."""
 
-        def send(batch: list[dict]) -> list[bool]:
-            try:
-                resp = self.client.put_records(StreamName=self.stream, Records=batch)
-            except Exception as e:
-                raise SinkError(f"kinesis {self.stream}: {e}") from e
-            if not resp.get("FailedRecordCount"):
-                return [False] * len(batch)
-            return ["ErrorCode" in r for r in resp["Records"]]
+    service, operation, stream_param = "kinesis", "put_records", "StreamName"
+    failed_count, per_record = "FailedRecordCount", "Records"
 
-        for chunk in _chunks(entries, 500):
-            _retry_failed(send, chunk, f"kinesis {self.stream}")
+    def entry(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {"Data": encode(record), "PartitionKey": record["session_id"]}
 
 
 class S3Sink:
