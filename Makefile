@@ -25,7 +25,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test: install node_modules/.installed
+# checkov lives in its own environment: its pins would fight the project's.
+.venv-checkov/.installed:
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet "checkov>=3.2,<4"
+	@touch $@
+
+test: install node_modules/.installed .venv-checkov/.installed
 	./scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	node --test analytics_platform_tests/js/
@@ -39,4 +45,4 @@ bench: install
 	$(BIN)/python bench/collector.py
 
 clean:
-	rm -rf $(VENV) node_modules data dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov node_modules data dist .pytest_cache .ruff_cache

@@ -1,0 +1,31 @@
+# The whole ingest side in your own account: `terraform apply` here (see infra/README.md).
+
+module "storage" {
+  source               = "../../modules/storage"
+  bucket_name          = var.bucket_name
+  raw_retention_days   = var.raw_retention_days
+  error_retention_days = var.error_retention_days
+  force_destroy        = var.force_destroy
+}
+
+module "ingest" {
+  source               = "../../modules/ingest"
+  name                 = var.name
+  bucket_arn           = module.storage.bucket_arn
+  ingest_mode          = var.ingest_mode
+  kinesis_draining     = var.kinesis_draining
+  endpoint             = var.endpoint
+  allowed_origins      = var.allowed_origins
+  lambda_zip           = var.lambda_zip
+  reserved_concurrency = var.reserved_concurrency
+  buffering_interval   = var.buffering_interval
+  buffering_size_mb    = var.buffering_size_mb
+  log_retention_days   = var.log_retention_days
+  alarm_actions        = var.alarm_actions
+}
+
+module "catalog" {
+  source = "../../modules/catalog"
+  name   = var.name
+  bucket = module.storage.bucket
+}

@@ -1,0 +1,391 @@
+# The ingest side: an HTTPS endpoint (Lambda Function URL, or API Gateway HTTP API) in front of
+# the handler Lambda, which forwards accepted records to Firehose, straight (ingest_mode =
+# "firehose", the cheapest) or through a Kinesis stream (ingest_mode = "kinesis", for replay).
+# Firehose writes gzip objects to raw/year=/month=/day=/hour=/.
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  kinesis = var.ingest_mode == "kinesis"
+  # While draining (kinesis mode only), the Lambda already writes to a Direct PUT stream and the
+  # Kinesis stream is only read until it is empty: switch ingest_mode to "firehose" afterwards.
+  direct_put      = !local.kinesis || var.kinesis_draining
+  function_name   = "${var.name}-ingest"
+  raw_prefix      = "raw/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
+  error_prefix    = "errors/!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/"
+  firehose_target = local.direct_put ? aws_kinesis_firehose_delivery_stream.direct[0] : aws_kinesis_firehose_delivery_stream.from_stream[0]
+  account         = data.aws_caller_identity.current.account_id
+}
+
+# --- Kinesis (kinesis mode only) -------------------------------------------------------------
+
+resource "aws_kinesis_stream" "events" {
+  count            = local.kinesis ? 1 : 0
+  name             = "${var.name}-events"
+  shard_count      = 1
+  retention_period = 24
+  encryption_type  = "KMS"
+  kms_key_id       = "alias/aws/kinesis"
+  stream_mode_details {
+    stream_mode = "PROVISIONED"
+  }
+  tags = var.tags
+}
+
+# --- Firehose ----------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "firehose" {
+  #checkov:skip=CKV_AWS_158:the AWS-managed key is enough for delivery error logs
+  #checkov:skip=CKV_AWS_338:error logs are kept as long as var.log_retention_days says; a year would cost more than it helps
+  name              = "/aws/kinesisfirehose/${var.name}-raw"
+  retention_in_days = var.log_retention_days
+  tags              = var.tags
+}
+
+resource "aws_cloudwatch_log_stream" "firehose" {
+  name           = "S3Delivery"
+  log_group_name = aws_cloudwatch_log_group.firehose.name
+}
+
+resource "aws_iam_role" "firehose" {
+  name = "${var.name}-firehose"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "firehose.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = { StringEquals = { "sts:ExternalId" = local.account } }
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "firehose" {
+  name = "deliver-to-s3"
+  role = aws_iam_role.firehose.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat([
+      {
+        Sid      = "Bucket"
+        Effect   = "Allow"
+        Action   = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"]
+        Resource = [var.bucket_arn]
+      },
+      {
+        Sid      = "RawAndErrorPrefixes"
+        Effect   = "Allow"
+        Action   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+        Resource = ["${var.bucket_arn}/raw/*", "${var.bucket_arn}/errors/*"]
+      },
+      {
+        Sid      = "Logs"
+        Effect   = "Allow"
+        Action   = ["logs:PutLogEvents"]
+        Resource = ["${aws_cloudwatch_log_group.firehose.arn}:log-stream:*"]
+      },
+      ], local.kinesis ? [{
+        Sid      = "ReadTheStream"
+        Effect   = "Allow"
+        Action   = ["kinesis:DescribeStream", "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:ListShards"]
+        Resource = [aws_kinesis_stream.events[0].arn]
+    }] : [])
+  })
+}
+
+resource "aws_kinesis_firehose_delivery_stream" "direct" {
+  #checkov:skip=CKV_AWS_241:encrypted with the AWS-owned key: a customer-managed key adds a monthly fee and per-request charges
+  count       = local.direct_put ? 1 : 0
+  name        = "${var.name}-raw"
+  destination = "extended_s3"
+
+  server_side_encryption {
+    enabled  = true
+    key_type = "AWS_OWNED_CMK"
+  }
+
+  extended_s3_configuration {
+    role_arn            = aws_iam_role.firehose.arn
+    bucket_arn          = var.bucket_arn
+    prefix              = local.raw_prefix
+    error_output_prefix = local.error_prefix
+    buffering_interval  = var.buffering_interval
+    buffering_size      = var.buffering_size_mb
+    compression_format  = "GZIP"
+
+    # A second guard besides the handler's own "\n" after each record.
+    processing_configuration {
+      enabled = true
+      processors {
+        type = "AppendDelimiterToRecord"
+      }
+    }
+
+    cloudwatch_logging_options {
+      enabled         = true
+      log_group_name  = aws_cloudwatch_log_group.firehose.name
+      log_stream_name = aws_cloudwatch_log_stream.firehose.name
+    }
+  }
+  tags = var.tags
+}
+
+resource "aws_kinesis_firehose_delivery_stream" "from_stream" {
+  #checkov:skip=CKV_AWS_240:a Kinesis-sourced stream is encrypted by its source stream (KMS)
+  #checkov:skip=CKV_AWS_241:idem
+  count       = local.kinesis ? 1 : 0
+  name        = "${var.name}-raw-from-stream"
+  destination = "extended_s3"
+
+  kinesis_source_configuration {
+    kinesis_stream_arn = aws_kinesis_stream.events[0].arn
+    role_arn           = aws_iam_role.firehose.arn
+  }
+
+  extended_s3_configuration {
+    role_arn            = aws_iam_role.firehose.arn
+    bucket_arn          = var.bucket_arn
+    prefix              = local.raw_prefix
+    error_output_prefix = local.error_prefix
+    buffering_interval  = var.buffering_interval
+    buffering_size      = var.buffering_size_mb
+    compression_format  = "GZIP"
+
+    processing_configuration {
+      enabled = true
+      processors {
+        type = "AppendDelimiterToRecord"
+      }
+    }
+
+    cloudwatch_logging_options {
+      enabled         = true
+      log_group_name  = aws_cloudwatch_log_group.firehose.name
+      log_stream_name = aws_cloudwatch_log_stream.firehose.name
+    }
+  }
+  tags = var.tags
+}
+
+# --- the handler Lambda ------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "lambda" {
+  #checkov:skip=CKV_AWS_158:the AWS-managed key is enough for handler logs (they hold no personal data)
+  #checkov:skip=CKV_AWS_338:kept as long as var.log_retention_days says; a year would cost more than it helps
+  name              = "/aws/lambda/${local.function_name}"
+  retention_in_days = var.log_retention_days
+  tags              = var.tags
+}
+
+resource "aws_iam_role" "lambda" {
+  name = "${var.name}-ingest-lambda"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "lambda" {
+  name = "forward-events"
+  role = aws_iam_role.lambda.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "Logs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = ["${aws_cloudwatch_log_group.lambda.arn}:*"]
+      },
+      local.direct_put ? {
+        Sid      = "PutToFirehose"
+        Effect   = "Allow"
+        Action   = ["firehose:PutRecordBatch"]
+        Resource = [aws_kinesis_firehose_delivery_stream.direct[0].arn]
+        } : {
+        Sid      = "PutToKinesis"
+        Effect   = "Allow"
+        Action   = ["kinesis:PutRecords"]
+        Resource = [aws_kinesis_stream.events[0].arn]
+      },
+    ]
+  })
+}
+
+resource "aws_lambda_function" "ingest" {
+  #checkov:skip=CKV_AWS_117:a public endpoint that only reaches AWS APIs needs no VPC (a NAT gateway would cost more than everything else)
+  #checkov:skip=CKV_AWS_116:a failed request is retried by the tracker; there is no asynchronous invocation to dead-letter
+  #checkov:skip=CKV_AWS_173:the environment holds stream names, no secrets
+  #checkov:skip=CKV_AWS_272:code signing needs a signing profile the user may not have; the zip is reproducible instead
+  function_name                  = local.function_name
+  role                           = aws_iam_role.lambda.arn
+  runtime                        = var.lambda_runtime
+  architectures                  = [var.lambda_architecture]
+  handler                        = "analytics_platform.ingest.lambda_handler.handler"
+  filename                       = var.lambda_zip
+  source_code_hash               = filebase64sha256(var.lambda_zip)
+  memory_size                    = var.lambda_memory_mb
+  timeout                        = 10
+  reserved_concurrent_executions = var.reserved_concurrency
+
+  tracing_config {
+    mode = "PassThrough"
+  }
+
+  environment {
+    variables = {
+      ANALYTICS_SINK            = local.direct_put ? "firehose" : "kinesis"
+      ANALYTICS_FIREHOSE_STREAM = local.direct_put ? aws_kinesis_firehose_delivery_stream.direct[0].name : ""
+      ANALYTICS_KINESIS_STREAM  = local.direct_put ? "" : aws_kinesis_stream.events[0].name
+      ANALYTICS_ALLOWED_ORIGINS = join(",", var.allowed_origins)
+    }
+  }
+
+  depends_on = [aws_cloudwatch_log_group.lambda]
+  tags       = var.tags
+}
+
+# --- the endpoint: a Function URL (default) or an HTTP API -----------------------------------
+
+resource "aws_lambda_function_url" "ingest" {
+  #checkov:skip=CKV_AWS_258:the endpoint is public by nature (browsers post to it); abuse is bounded by reserved concurrency
+  count              = var.endpoint == "function_url" ? 1 : 0
+  function_name      = aws_lambda_function.ingest.function_name
+  authorization_type = "NONE"
+  cors {
+    allow_origins = var.allowed_origins
+    allow_methods = ["POST"]
+    allow_headers = ["content-type"]
+    max_age       = 86400
+  }
+}
+
+# Public Function URLs need both permissions (AWS, October 2025).
+resource "aws_lambda_permission" "url_invoke_function_url" {
+  #checkov:skip=CKV_AWS_301:browsers post anonymously: the endpoint is public by design, bounded by reserved concurrency
+  count                  = var.endpoint == "function_url" ? 1 : 0
+  statement_id           = "PublicFunctionUrl"
+  action                 = "lambda:InvokeFunctionUrl"
+  function_name          = aws_lambda_function.ingest.function_name
+  principal              = "*"
+  function_url_auth_type = "NONE"
+}
+
+resource "aws_lambda_permission" "url_invoke_function" {
+  #checkov:skip=CKV_AWS_364:AWS requires lambda:InvokeFunction for public Function URLs; provider 5.x cannot yet scope it to the URL
+  #checkov:skip=CKV_AWS_301:idem: public by design, bounded by reserved concurrency
+  count         = var.endpoint == "function_url" ? 1 : 0
+  statement_id  = "PublicFunctionUrlInvoke"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.ingest.function_name
+  principal     = "*"
+}
+
+resource "aws_apigatewayv2_api" "ingest" {
+  count         = var.endpoint == "http_api" ? 1 : 0
+  name          = "${var.name}-ingest"
+  protocol_type = "HTTP"
+  cors_configuration {
+    allow_origins = var.allowed_origins
+    allow_methods = ["POST", "OPTIONS"]
+    allow_headers = ["content-type"]
+    max_age       = 86400
+  }
+  tags = var.tags
+}
+
+resource "aws_apigatewayv2_integration" "ingest" {
+  count                  = var.endpoint == "http_api" ? 1 : 0
+  api_id                 = aws_apigatewayv2_api.ingest[0].id
+  integration_type       = "AWS_PROXY"
+  integration_uri        = aws_lambda_function.ingest.invoke_arn
+  payload_format_version = "2.0"
+}
+
+resource "aws_apigatewayv2_route" "events" {
+  #checkov:skip=CKV_AWS_309:browsers post anonymously; the contract, CORS and throttling guard it
+  count     = var.endpoint == "http_api" ? 1 : 0
+  api_id    = aws_apigatewayv2_api.ingest[0].id
+  route_key = "POST /v1/events"
+  target    = "integrations/${aws_apigatewayv2_integration.ingest[0].id}"
+}
+
+resource "aws_apigatewayv2_stage" "default" {
+  #checkov:skip=CKV_AWS_76:access logs would log every visitor's request; the handler logs what matters
+  count       = var.endpoint == "http_api" ? 1 : 0
+  api_id      = aws_apigatewayv2_api.ingest[0].id
+  name        = "$default"
+  auto_deploy = true
+  default_route_settings {
+    throttling_burst_limit = var.throttle_burst
+    throttling_rate_limit  = var.throttle_rate
+  }
+  tags = var.tags
+}
+
+resource "aws_lambda_permission" "api" {
+  count         = var.endpoint == "http_api" ? 1 : 0
+  statement_id  = "HttpApiInvoke"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.ingest.function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.ingest[0].execution_arn}/*/*/v1/events"
+}
+
+# --- alarms ------------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_metric_alarm" "firehose_freshness" {
+  alarm_name          = "${var.name}-firehose-data-freshness"
+  alarm_description   = "Records wait in Firehose longer than two buffering intervals."
+  namespace           = "AWS/Firehose"
+  metric_name         = "DeliveryToS3.DataFreshness"
+  dimensions          = { DeliveryStreamName = local.firehose_target.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 2
+  threshold           = var.buffering_interval * 2
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
+  alarm_name          = "${var.name}-ingest-errors"
+  alarm_description   = "The ingest handler failed (5xx to browsers)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.ingest.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
+  alarm_name          = "${var.name}-ingest-throttles"
+  alarm_description   = "Requests were throttled by the reserved concurrency: raise it if traffic is real."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = aws_lambda_function.ingest.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  tags                = var.tags
+}
