@@ -128,6 +128,22 @@ def streamlit_command(app: Path, host: str, port: int) -> list[str]:
             "--client.toolbarMode", "viewer"]
 
 
+@main.command()
+@click.option("--events-per-month", required=True, type=click.IntRange(0))
+@click.option("--mode", type=click.Choice(["firehose", "kinesis"]), default="firehose",
+              show_default=True)
+@click.option("--endpoint", type=click.Choice(["url", "http-api"]), default="url",
+              show_default=True)
+def cost(events_per_month: int, mode: str, endpoint: str) -> None:
+    """The ingest stack's monthly AWS bill, line by line, with its assumptions."""
+    from analytics_platform.cost import assumptions_text, monthly_bill
+
+    bill = monthly_bill(events_per_month, mode, endpoint)
+    click.echo(f"{events_per_month:,} events a month, ingest_mode={mode}, endpoint={endpoint}\n")
+    click.echo(bill.to_text())
+    click.echo("\n" + assumptions_text())
+
+
 @main.command("build-lambda")
 @click.option("--out", default="dist/ingest-lambda.zip", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path))
