@@ -144,6 +144,21 @@ def cost(events_per_month: int, mode: str, endpoint: str) -> None:
     click.echo("\n" + assumptions_text())
 
 
+@main.command("lake-pull")
+def lake_pull() -> None:
+    """Fill the local lake cache from $ANALYTICS_LAKE_URL and publish the warehouse (for a
+    machine that only reads, such as the dashboard's)."""
+    from analytics_platform.storage import WAREHOUSE_VIEWS, Lake, publish_warehouse
+
+    lake = Lake()
+    if lake.remote is None:
+        raise click.ClickException("ANALYTICS_LAKE_URL is not set: the lake is local only.")
+    for table in [*WAREHOUSE_VIEWS, "late_events"]:
+        n = lake.pull(table)
+        click.echo(f"{table}: {n} file(s) fetched")
+    click.echo("warehouse views: " + ", ".join(publish_warehouse(lake)))
+
+
 @main.command("build-lambda")
 @click.option("--out", default="dist/ingest-lambda.zip", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path))

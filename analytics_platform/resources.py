@@ -40,9 +40,12 @@ class LakeResource(dg.ConfigurableResource):
     """The transformed lake (Parquet) and the warehouse file, under ``$ANALYTICS_DATA_DIR``."""
 
     data_dir: str | None = Field(default=None, description="Default: $ANALYTICS_DATA_DIR.")
+    url: str | None = Field(
+        default=None, description="Keep the lake in S3 too (s3://bucket/prefix). Default: "
+        "$ANALYTICS_LAKE_URL, else local only.")
 
     def open(self) -> Lake:
-        return Lake(self.data_dir or None)
+        return Lake(self.data_dir or None, self.url)
 
 
 def _env_int(name: str, default: int) -> int:

@@ -4,6 +4,7 @@
 |---|---|
 | ``ANALYTICS_DATA_DIR`` | ``./data`` |
 | ``ANALYTICS_RAW_URL`` | ``$ANALYTICS_DATA_DIR/raw`` (a folder, or ``s3://bucket/prefix``) |
+| ``ANALYTICS_LAKE_URL`` | unset (local only); ``s3://bucket/prefix`` keeps the Parquet lake in S3 |
 | ``AWS_ENDPOINT_URL`` | unset: AWS itself; set it for MinIO, moto or another S3-compatible store |
 """
 
@@ -21,3 +22,9 @@ def data_dir() -> Path:
 def raw_url() -> str:
     """``$ANALYTICS_RAW_URL``, default ``$ANALYTICS_DATA_DIR/raw``."""
     return os.environ.get("ANALYTICS_RAW_URL") or str(data_dir() / "raw")
+
+
+def lake_url() -> str | None:
+    """``$ANALYTICS_LAKE_URL`` (``s3://bucket/prefix``) or None: where the Parquet lake is kept
+    durably, besides its local cache under ``$ANALYTICS_DATA_DIR/lake``."""
+    return os.environ.get("ANALYTICS_LAKE_URL") or None

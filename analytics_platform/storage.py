@@ -33,13 +33,68 @@ from analytics_platform import settings
 _SAFE = re.compile(r"^[A-Za-z0-9_=\-:.]+$")
 
 
-class Lake:
-    """Parquet tables partitioned by folder under one root."""
+class _Remote:
+    """The durable copy of the lake in S3 (``$ANALYTICS_LAKE_URL``): one object per partition
+    file, at the same relative key. A PUT is atomic, so readers never see half a file."""
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, url: str, root: Path) -> None:
+        from analytics_platform.lake import s3_client
+
+        if not url.startswith("s3://"):
+            raise ValueError(f"ANALYTICS_LAKE_URL must be s3://bucket/prefix, not {url!r}")
+        self.bucket, _, prefix = url[len("s3://"):].partition("/")
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.root = root
+        self.client = s3_client()
+
+    def key(self, path: Path) -> str:
+        return self.prefix + path.relative_to(self.root).as_posix()
+
+    def push(self, path: Path) -> None:
+        self.client.upload_file(str(path), self.bucket, self.key(path))
+
+    def delete(self, path: Path) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(path))
+
+    def fetch(self, path: Path) -> bool:
+        """Download one file into the local cache (atomically); False if S3 has none."""
+        tmp = self.root / "_tmp" / f"fetch-{uuid.uuid4().hex}.parquet"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client.download_file(self.bucket, self.key(path), str(tmp))
+        except Exception as e:  # botocore ClientError 404
+            if "404" in str(e) or "Not Found" in str(e) or "NoSuchKey" in str(e):
+                return False
+            raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, path)
+        return True
+
+    def list(self, rel_prefix: str) -> list[Path]:
+        out = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + rel_prefix):
+            for item in page.get("Contents", []):
+                if item["Key"].endswith(".parquet"):
+                    out.append(self.root / item["Key"][len(self.prefix):])
+        return out
+
+
+class Lake:
+    """Parquet tables partitioned by folder under one root.
+
+    With ``remote_url`` (``$ANALYTICS_LAKE_URL=s3://bucket/prefix``) every file written is also
+    put to S3, which holds the durable lake; the local folder is then a cache that fills itself
+    from S3 when a partition is read (DuckDB reads local files: no ``httpfs`` needed).
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None,
+                 remote_url: str | None = None) -> None:
         self.data_dir = Path(data_dir).resolve() if data_dir else settings.data_dir()
         self.root = self.data_dir / "lake"
         self.warehouse_path = self.data_dir / "warehouse.duckdb"
+        url = remote_url if remote_url is not None else settings.lake_url()
+        self.remote = _Remote(url, self.root) if url else None
 
     def table_dir(self, table: str) -> Path:
         return self.root / table
@@ -56,9 +111,48 @@ class Lake:
         return str(self.root / table / "*" / "*.parquet")
 
     def existing(self, table: str, partitions: Iterable[str]) -> list[str]:
-        """The files of ``partitions`` that exist (a partition never materialised has none)."""
-        paths = (self.partition_path(table, p) for p in partitions)
-        return [str(p) for p in paths if p.exists()]
+        """The files of ``partitions`` that exist (a partition never materialised has none),
+        fetched from S3 into the local cache when need be."""
+        out = []
+        for p in (self.partition_path(table, p) for p in partitions):
+            if p.exists() or (self.remote is not None and self.remote.fetch(p)):
+                out.append(str(p))
+        return out
+
+    def files(self, table: str, partition: str) -> list[str]:
+        """Every file of one partition folder (the late-events store has several)."""
+        folder = self.table_dir(table) / partition
+        local = set(folder.glob("*.parquet"))
+        if self.remote is not None:
+            for p in self.remote.list(f"{table}/{partition}/"):
+                if p not in local and self.remote.fetch(p):
+                    local.add(p)
+        return sorted(str(p) for p in local)
+
+    def pull(self, table: str) -> int:
+        """Make the local cache of ``table`` match S3 (new files fetched, deleted ones
+        dropped); returns the number of files fetched."""
+        if self.remote is None:
+            return 0
+        remote = set(self.remote.list(f"{table}/"))
+        fetched = sum(self.remote.fetch(p) for p in remote if not p.exists())
+        for p in self.table_dir(table).glob("*/*.parquet"):
+            if p not in remote:
+                p.unlink()
+        return fetched
+
+    def delete(self, path: Path) -> None:
+        """Remove one file of the lake, here and in S3."""
+        path.unlink(missing_ok=True)
+        if self.remote is not None:
+            self.remote.delete(path)
+
+    def stale(self, table: str, pattern: str) -> list[Path]:
+        """Files of ``table`` matching ``*/<pattern>`` here or in S3."""
+        found = set(self.table_dir(table).glob(f"*/{pattern}"))
+        if self.remote is not None:
+            found |= {p for p in self.remote.list(f"{table}/") if p.name == pattern}
+        return sorted(found)
 
     def has_data(self, table: str) -> bool:
         return any(self.table_dir(table).glob("*/*.parquet"))
@@ -96,6 +190,8 @@ class Lake:
                     con.execute(f"COPY (SELECT * FROM read_parquet({sql_paths(map(str, files))}))"
                                 f" TO '{merged}' (FORMAT parquet, COMPRESSION zstd)").fetchall()
                     os.replace(merged, dest)
+                if self.remote is not None:
+                    self.remote.push(dest)
                 written.append(dest)
             return written
         finally:
@@ -103,7 +199,7 @@ class Lake:
 
     def remove(self, table: str, partition: str, name: str = "part") -> None:
         """Drop a partition's file (re-materialising an empty partition leaves nothing stale)."""
-        self.partition_path(table, partition, name).unlink(missing_ok=True)
+        self.delete(self.partition_path(table, partition, name))
 
     def write(self, con: duckdb.DuckDBPyConnection, query: str, table: str, partition: str,
               params: dict | None = None, name: str = "part") -> Path:
@@ -124,6 +220,8 @@ class Lake:
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
+        if self.remote is not None:
+            self.remote.push(target)
         return target
 
 

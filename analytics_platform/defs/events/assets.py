@@ -234,8 +234,8 @@ def _process_batch(
             lambda v, t=table: lake.partition_path(t, f"hour={v['part']}"))
         for folder in folders:
             path = lake.partition_path(table, folder)
-            if path not in written:
-                path.unlink(missing_ok=True)
+            if path not in written and (path.exists() or lake.remote is not None):
+                lake.delete(path)
     # Late events, filed by the date of their ts (see LATE_SQL).
     late_written = lake.write_partitioned(
         con, LATE_SQL, ["ts_date", "part"],
@@ -243,9 +243,9 @@ def _process_batch(
                                       f"hour={v['part']}"),
         {"late_hours": late_hours})
     for folder in folders:
-        for stale in lake.table_dir("late_events").glob(f"*/{folder}.parquet"):
+        for stale in lake.stale("late_events", f"{folder}.parquet"):
             if stale not in late_written:
-                stale.unlink()
+                lake.delete(stale)
 
     stats = {h: HourStats(h) for h in hours}
     for h, objs in batch:

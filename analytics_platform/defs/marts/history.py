@@ -116,6 +116,7 @@ def run_history(lake_res: LakeResource, table: str, query: str | None,
                 post=None) -> dg.MaterializeResult:
     """Expose all sessions as ``s`` and replace ``table`` with ``query`` (or ``post``'s table)."""
     lake = lake_res.open()
+    lake.pull("sessions")  # every partition, when the lake is kept in S3
     con = connect()
     t0 = time.perf_counter()
     if not lake.has_data("sessions"):

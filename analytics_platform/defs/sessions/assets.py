@@ -151,8 +151,7 @@ def day_inputs(lake: Lake, day: datetime, lookback_hours: int, late_hours: int
         h += timedelta(hours=1)
     late = []
     for d in (day, day + timedelta(days=1)):
-        folder = lake.table_dir("late_events") / f"ts_date={d:%Y-%m-%d}"
-        late += sorted(str(p) for p in folder.glob("*.parquet"))
+        late += lake.files("late_events", f"ts_date={d:%Y-%m-%d}")
     return lake.existing("events", hours), late, window_end
 
 
