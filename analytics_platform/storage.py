@@ -147,11 +147,12 @@ class Lake:
         if self.remote is not None:
             self.remote.delete(path)
 
-    def stale(self, table: str, pattern: str) -> list[Path]:
-        """Files of ``table`` matching ``*/<pattern>`` here or in S3."""
-        found = set(self.table_dir(table).glob(f"*/{pattern}"))
+    def named(self, table: str, names: set[str]) -> list[Path]:
+        """Files of ``table`` (in any partition folder) whose name is in ``names``, here or in
+        S3 (one listing)."""
+        found = {p for p in self.table_dir(table).glob("*/*.parquet") if p.name in names}
         if self.remote is not None:
-            found |= {p for p in self.remote.list(f"{table}/") if p.name == pattern}
+            found |= {p for p in self.remote.list(f"{table}/") if p.name in names}
         return sorted(found)
 
     def has_data(self, table: str) -> bool:

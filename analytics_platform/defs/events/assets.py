@@ -242,10 +242,9 @@ def _process_batch(
         lambda v: lake.partition_path("late_events", f"ts_date={v['ts_date']}",
                                       f"hour={v['part']}"),
         {"late_hours": late_hours})
-    for folder in folders:
-        for stale in lake.stale("late_events", f"{folder}.parquet"):
-            if stale not in late_written:
-                lake.delete(stale)
+    for stale in lake.named("late_events", {f"{folder}.parquet" for folder in folders}):
+        if stale not in late_written:
+            lake.delete(stale)
 
     stats = {h: HourStats(h) for h in hours}
     for h, objs in batch:
