@@ -11,11 +11,15 @@ locals {
   kinesis = var.ingest_mode == "kinesis"
   # While draining (kinesis mode only), the Lambda already writes to a Direct PUT stream and the
   # Kinesis stream is only read until it is empty: switch ingest_mode to "firehose" afterwards.
-  direct_put      = !local.kinesis || var.kinesis_draining
-  function_name   = "${var.name}-ingest"
-  raw_prefix      = "raw/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
-  error_prefix    = "errors/!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/"
-  firehose_target = local.direct_put ? aws_kinesis_firehose_delivery_stream.direct[0] : aws_kinesis_firehose_delivery_stream.from_stream[0]
+  direct_put    = !local.kinesis || var.kinesis_draining
+  function_name = "${var.name}-ingest"
+  raw_prefix    = "raw/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
+  error_prefix  = "errors/!{firehose:error-output-type}/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/"
+  firehose_streams = merge(
+    local.direct_put ? { direct = { name = "${var.name}-raw", source = null } } : {},
+    local.kinesis ? { from_stream = { name = "${var.name}-raw-from-stream", source = aws_kinesis_stream.events[0].arn } } : {},
+  )
+  firehose_target = aws_kinesis_firehose_delivery_stream.raw[local.direct_put ? "direct" : "from_stream"]
   account         = data.aws_caller_identity.current.account_id
 }
 
@@ -96,15 +100,29 @@ resource "aws_iam_role_policy" "firehose" {
   })
 }
 
-resource "aws_kinesis_firehose_delivery_stream" "direct" {
-  #checkov:skip=CKV_AWS_241:encrypted with the AWS-owned key: a customer-managed key adds a monthly fee and per-request charges
-  count       = local.direct_put ? 1 : 0
-  name        = "${var.name}-raw"
+# Direct PUT (firehose mode, and kinesis mode while draining) and/or the reader of the stream
+# (kinesis mode): the same delivery to S3 either way.
+resource "aws_kinesis_firehose_delivery_stream" "raw" {
+  #checkov:skip=CKV_AWS_240:Direct PUT streams are encrypted with the AWS-owned key; a Kinesis-sourced one by its source stream (KMS)
+  #checkov:skip=CKV_AWS_241:a customer-managed key adds a monthly fee and per-request charges for no gain here
+  for_each    = local.firehose_streams
+  name        = each.value.name
   destination = "extended_s3"
 
-  server_side_encryption {
-    enabled  = true
-    key_type = "AWS_OWNED_CMK"
+  dynamic "server_side_encryption" {
+    for_each = each.value.source == null ? [1] : []
+    content {
+      enabled  = true
+      key_type = "AWS_OWNED_CMK"
+    }
+  }
+
+  dynamic "kinesis_source_configuration" {
+    for_each = each.value.source == null ? [] : [each.value.source]
+    content {
+      kinesis_stream_arn = kinesis_source_configuration.value
+      role_arn           = aws_iam_role.firehose.arn
+    }
   }
 
   extended_s3_configuration {
@@ -117,43 +135,6 @@ resource "aws_kinesis_firehose_delivery_stream" "direct" {
     compression_format  = "GZIP"
 
     # A second guard besides the handler's own "\n" after each record.
-    processing_configuration {
-      enabled = true
-      processors {
-        type = "AppendDelimiterToRecord"
-      }
-    }
-
-    cloudwatch_logging_options {
-      enabled         = true
-      log_group_name  = aws_cloudwatch_log_group.firehose.name
-      log_stream_name = aws_cloudwatch_log_stream.firehose.name
-    }
-  }
-  tags = var.tags
-}
-
-resource "aws_kinesis_firehose_delivery_stream" "from_stream" {
-  #checkov:skip=CKV_AWS_240:a Kinesis-sourced stream is encrypted by its source stream (KMS)
-  #checkov:skip=CKV_AWS_241:idem
-  count       = local.kinesis ? 1 : 0
-  name        = "${var.name}-raw-from-stream"
-  destination = "extended_s3"
-
-  kinesis_source_configuration {
-    kinesis_stream_arn = aws_kinesis_stream.events[0].arn
-    role_arn           = aws_iam_role.firehose.arn
-  }
-
-  extended_s3_configuration {
-    role_arn            = aws_iam_role.firehose.arn
-    bucket_arn          = var.bucket_arn
-    prefix              = local.raw_prefix
-    error_output_prefix = local.error_prefix
-    buffering_interval  = var.buffering_interval
-    buffering_size      = var.buffering_size_mb
-    compression_format  = "GZIP"
-
     processing_configuration {
       enabled = true
       processors {
@@ -209,7 +190,7 @@ resource "aws_iam_role_policy" "lambda" {
         Sid      = "PutToFirehose"
         Effect   = "Allow"
         Action   = ["firehose:PutRecordBatch"]
-        Resource = [aws_kinesis_firehose_delivery_stream.direct[0].arn]
+        Resource = [aws_kinesis_firehose_delivery_stream.raw["direct"].arn]
         } : {
         Sid      = "PutToKinesis"
         Effect   = "Allow"
@@ -243,7 +224,7 @@ resource "aws_lambda_function" "ingest" {
   environment {
     variables = {
       ANALYTICS_SINK            = local.direct_put ? "firehose" : "kinesis"
-      ANALYTICS_FIREHOSE_STREAM = local.direct_put ? aws_kinesis_firehose_delivery_stream.direct[0].name : ""
+      ANALYTICS_FIREHOSE_STREAM = local.direct_put ? aws_kinesis_firehose_delivery_stream.raw["direct"].name : ""
       ANALYTICS_KINESIS_STREAM  = local.direct_put ? "" : aws_kinesis_stream.events[0].name
       ANALYTICS_ALLOWED_ORIGINS = join(",", var.allowed_origins)
     }

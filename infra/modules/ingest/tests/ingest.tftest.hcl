@@ -3,40 +3,9 @@
 # IAM policies can be checked for least privilege.
 
 mock_provider "aws" {
-  mock_data "aws_caller_identity" {
-    defaults = { account_id = "123456789012" }
-  }
-  mock_resource "aws_s3_bucket" {
-    defaults = { arn = "arn:aws:s3:::example-com-analytics", id = "example-com-analytics" }
-  }
-  mock_resource "aws_kinesis_firehose_delivery_stream" {
-    defaults = { arn = "arn:aws:firehose:us-east-1:123456789012:deliverystream/analytics-raw" }
-  }
-  mock_resource "aws_kinesis_stream" {
-    defaults = { arn = "arn:aws:kinesis:us-east-1:123456789012:stream/analytics-events" }
-  }
-  mock_resource "aws_cloudwatch_log_group" {
-    defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/analytics-ingest" }
-  }
-  mock_resource "aws_iam_role" {
-    defaults = { arn = "arn:aws:iam::123456789012:role/analytics" }
-  }
-  mock_resource "aws_lambda_function" {
-    defaults = {
-      arn        = "arn:aws:lambda:us-east-1:123456789012:function:analytics-ingest"
-      invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/analytics/invocations"
-    }
-  }
-  mock_resource "aws_lambda_function_url" {
-    defaults = { function_url = "https://abc123.lambda-url.us-east-1.on.aws/" }
-  }
-  mock_resource "aws_apigatewayv2_api" {
-    defaults = {
-      api_endpoint  = "https://abc123.execute-api.us-east-1.amazonaws.com"
-      execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abc123"
-    }
-  }
+  source = "../../testing/aws"
 }
+
 variables {
   name            = "analytics"
   bucket_arn      = "arn:aws:s3:::example-com-analytics"
@@ -48,27 +17,27 @@ run "firehose_mode_plan" {
   command = plan
 
   assert {
-    condition     = aws_kinesis_firehose_delivery_stream.direct[0].extended_s3_configuration[0].prefix == "raw/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
+    condition     = aws_kinesis_firehose_delivery_stream.raw["direct"].extended_s3_configuration[0].prefix == "raw/year=!{timestamp:yyyy}/month=!{timestamp:MM}/day=!{timestamp:dd}/hour=!{timestamp:HH}/"
     error_message = "Firehose must write the raw lake's hour layout."
   }
   assert {
-    condition     = startswith(aws_kinesis_firehose_delivery_stream.direct[0].extended_s3_configuration[0].error_output_prefix, "errors/!{firehose:error-output-type}/")
+    condition     = startswith(aws_kinesis_firehose_delivery_stream.raw["direct"].extended_s3_configuration[0].error_output_prefix, "errors/!{firehose:error-output-type}/")
     error_message = "The error output prefix must name the error type."
   }
   assert {
-    condition     = aws_kinesis_firehose_delivery_stream.direct[0].extended_s3_configuration[0].buffering_interval == 300 && aws_kinesis_firehose_delivery_stream.direct[0].extended_s3_configuration[0].buffering_size == 64
+    condition     = aws_kinesis_firehose_delivery_stream.raw["direct"].extended_s3_configuration[0].buffering_interval == 300 && aws_kinesis_firehose_delivery_stream.raw["direct"].extended_s3_configuration[0].buffering_size == 64
     error_message = "Default buffering: 300 s / 64 MB."
   }
   assert {
-    condition     = aws_kinesis_firehose_delivery_stream.direct[0].extended_s3_configuration[0].compression_format == "GZIP"
+    condition     = aws_kinesis_firehose_delivery_stream.raw["direct"].extended_s3_configuration[0].compression_format == "GZIP"
     error_message = "Raw objects are gzip."
   }
   assert {
-    condition     = aws_kinesis_firehose_delivery_stream.direct[0].extended_s3_configuration[0].processing_configuration[0].processors[0].type == "AppendDelimiterToRecord"
+    condition     = aws_kinesis_firehose_delivery_stream.raw["direct"].extended_s3_configuration[0].processing_configuration[0].processors[0].type == "AppendDelimiterToRecord"
     error_message = "A newline delimiter processor guards the record boundaries."
   }
   assert {
-    condition     = length(aws_kinesis_stream.events) == 0 && length(aws_kinesis_firehose_delivery_stream.from_stream) == 0
+    condition     = length(aws_kinesis_stream.events) == 0 && keys(aws_kinesis_firehose_delivery_stream.raw) == ["direct"]
     error_message = "firehose mode has no Kinesis stream (no $11 shard)."
   }
   assert {
@@ -132,7 +101,7 @@ run "kinesis_mode" {
   }
 
   assert {
-    condition     = length(aws_kinesis_stream.events) == 1 && length(aws_kinesis_firehose_delivery_stream.direct) == 0
+    condition     = length(aws_kinesis_stream.events) == 1 && keys(aws_kinesis_firehose_delivery_stream.raw) == ["from_stream"]
     error_message = "kinesis mode: Lambda → stream → Firehose."
   }
   assert {
@@ -160,7 +129,7 @@ run "kinesis_draining" {
   }
 
   assert {
-    condition     = length(aws_kinesis_stream.events) == 1 && length(aws_kinesis_firehose_delivery_stream.from_stream) == 1 && length(aws_kinesis_firehose_delivery_stream.direct) == 1
+    condition     = length(aws_kinesis_stream.events) == 1 && keys(aws_kinesis_firehose_delivery_stream.raw) == ["direct", "from_stream"]
     error_message = "Draining keeps the stream and its reader while new events go Direct PUT."
   }
   assert {
