@@ -17,7 +17,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -114,17 +114,10 @@ class RawLake(ABC):
         """Store one object atomically: a reader sees all of it or nothing. ``durable=False``
         skips waiting for the disk (still atomic), for data that can be made again."""
 
-    @contextmanager
-    def local_paths(self, objects: list[RawObject]) -> Iterator[list[Path]]:
-        """Local files holding ``objects`` (downloaded to a temporary folder if need be), so a
-        reader such as DuckDB can scan them all at once."""
-        with tempfile.TemporaryDirectory(prefix="analytics-raw-") as tmp:
-            paths = []
-            for i, obj in enumerate(objects):
-                p = Path(tmp) / f"{i:06d}.gz"
-                p.write_bytes(self.read(obj.key))
-                paths.append(p)
-            yield paths
+    @abstractmethod
+    def local_paths(self, objects: list[RawObject]) -> AbstractContextManager[list[Path]]:
+        """A context giving local files that hold ``objects`` (downloaded to a temporary folder
+        if need be), so a reader such as DuckDB can scan them all at once."""
 
     def write_records(
         self,

@@ -25,12 +25,15 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from analytics_platform import settings
 
 _SAFE = re.compile(r"^[A-Za-z0-9_=\-:.]+$")
+# How every lake file is written.
+PARQUET = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
 
 
 class _Remote:
@@ -173,8 +176,7 @@ class Lake:
         cols = ", ".join(by)
         try:
             con.execute(
-                f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, "
-                f"PARTITION_BY ({cols}), ROW_GROUP_SIZE 122880)",
+                f"COPY ({query}) TO '{tmp}' ({PARQUET}, PARTITION_BY ({cols}))",
                 params or {},
             ).fetchall()
             written = []
@@ -189,7 +191,7 @@ class Lake:
                 else:  # several writer threads: merge into one file first
                     merged = tmp / f"{uuid.uuid4().hex}.merged"
                     con.execute(f"COPY (SELECT * FROM read_parquet({sql_paths(map(str, files))}))"
-                                f" TO '{merged}' (FORMAT parquet, COMPRESSION zstd)").fetchall()
+                                f" TO '{merged}' ({PARQUET})").fetchall()
                     os.replace(merged, dest)
                 if self.remote is not None:
                     self.remote.push(dest)
@@ -214,8 +216,7 @@ class Lake:
         tmp = tmp_dir / f"{table}-{uuid.uuid4().hex}.parquet"
         try:
             con.execute(
-                f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, "
-                "ROW_GROUP_SIZE 122880)",
+                f"COPY ({query}) TO '{tmp}' ({PARQUET})",
                 params or {},
             ).fetchall()
             os.replace(tmp, target)
@@ -231,21 +232,26 @@ def sql_paths(paths: Iterable[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
-def markdown_preview(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None,
-                     limit: int = 20) -> str:
-    """The first rows of ``query`` as a markdown table, for a materialisation's metadata."""
-    cur = con.execute(f"SELECT * FROM ({query}) LIMIT {int(limit)}", params or {})
-    cols = [d[0] for d in cur.description]
-    rows = cur.fetchall()
+def markdown_table(columns: list[str], rows: list[tuple[Any, ...]], more: int = 0) -> str:
+    """A markdown table for a materialisation's metadata (``more``: rows left out)."""
 
     def fmt(v: object) -> str:
         if isinstance(v, float):
             return f"{v:.4g}"
         return "" if v is None else str(v).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    if more:
+        lines.append(f"\n… and {more:,} more")
     return "\n".join(lines)
+
+
+def markdown_preview(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None,
+                     limit: int = 20) -> str:
+    """The first rows of ``query`` as a markdown table."""
+    cur = con.execute(f"SELECT * FROM ({query}) LIMIT {int(limit)}", params or {})
+    return markdown_table([d[0] for d in cur.description], cur.fetchall())
 
 
 # What the warehouse exposes, by name. `None` means "the Parquet table of the same name".

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,20 +17,14 @@ import duckdb
 import httpx
 import pytest
 
+from analytics_platform import chromium
 from analytics_platform_tests.test_collector import collector_factory  # noqa: F401 (fixture)
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="Chromium is not installed: `make test` installs it on Debian (apt-get install -y "
-    "chromium); elsewhere install it and put it on PATH",
-)
+pytestmark = pytest.mark.skipif(not chromium.available(), reason=chromium.MISSING)
 # Headless Chromium says "HeadlessChrome" and the bot filter rightly drops it: the visit uses an
 # ordinary desktop user agent.
 DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/131.0.0.0 Safari/537.36")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
 
 
 def raw_records(data: Path) -> list[dict[str, Any]]:
@@ -45,7 +38,7 @@ def visit(url: str, user_agent: str | None = None, gpc: bool = False) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = chromium.launch(p)
         ctx = browser.new_context(user_agent=user_agent, viewport={"width": 1280, "height": 720})
         if gpc:
             ctx.add_init_script("Object.defineProperty(Navigator.prototype, "

@@ -7,7 +7,6 @@ import base64
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analytics_platform import chromium
 from analytics_platform.backfill import run_backfill
 from analytics_platform.contract import encode_records, format_timestamp, make_raw_record
 from analytics_platform.lake import open_raw_lake
@@ -211,8 +211,7 @@ def test_an_empty_warehouse_says_how_to_fill_it(tmp_path: Path,
     assert "No data yet" in at.info[0].value and "make demo" in at.info[0].value
 
 
-@pytest.mark.skipif(not Path(shutil.which("chromium") or "/usr/bin/chromium").exists(),
-                    reason="Chromium is not installed: `make test` installs it on Debian")
+@pytest.mark.skipif(not chromium.available(), reason=chromium.MISSING)
 def test_the_running_dashboard_in_a_real_browser(data: Path, tmp_path: Path) -> None:
     from analytics_platform.dashboard.screenshots import capture
     from analytics_platform_tests.test_collector import free_port

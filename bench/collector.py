@@ -129,11 +129,11 @@ def click_to_disk(url: str, data: Path, samples: int) -> list[float]:
     the tracker's batching (5 s, or at once when the page is hidden) plus the collector's flush."""
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    from analytics_platform import chromium
+
     out = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = chromium.launch(p)
         for _ in range(samples):
             page = browser.new_page(user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/"
                                     "537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36")
@@ -174,8 +174,10 @@ def main() -> None:
             batch = asyncio.run(load(url, args.requests // 4, 20, args.concurrency))
             paced = asyncio.run(load(url, 5000, 1, 64, rate=1000))
             disk = to_disk(url, folder / "a", args.disk_samples)
-            click = click_to_disk(url, folder / "a", args.disk_samples) if shutil.which(
-                "chromium") else []
+            from analytics_platform import chromium
+
+            click = click_to_disk(url, folder / "a", args.disk_samples) if (
+                chromium.available()) else []
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)

@@ -27,7 +27,7 @@ wh = Q.Warehouse(DATA / "warehouse.duckdb")
 @st.cache_data(ttl=30, show_spinner=False)
 def query(sql: str, params: tuple = ()) -> pd.DataFrame:
     # Cached for 30 s: the page stays quick on millions of events, and new data shows soon.
-    return Q.Warehouse(DATA / "warehouse.duckdb").df(sql, dict(params))
+    return wh.df(sql, dict(params))
 
 
 def frozen(f: Q.Filters, keys: tuple[str, ...] | None = None) -> tuple:
@@ -70,7 +70,7 @@ elif not wh.ready:
     st.stop()
 
 if view not in ("Realtime", "SQL"):
-    lo, hi = Q.Warehouse(DATA / "warehouse.duckdb").row(Q.RANGE)
+    lo, hi = wh.row(Q.RANGE)
     first_default = max(lo, hi - timedelta(days=13))
     picked = st.sidebar.date_input("Dates (UTC)", value=(first_default, hi), min_value=lo,
                                    max_value=hi, key="dates")

@@ -8,8 +8,9 @@ first/last touch read their marts as the pipeline computed them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -133,13 +134,15 @@ class Warehouse:
     pipeline has just swapped in is picked up at once."""
 
     path: Path
-    tables: set[str] = field(default_factory=set)
 
-    def __post_init__(self) -> None:
-        if self.path.exists():
-            with duckdb.connect(str(self.path), read_only=True) as con:
-                self.tables = {r[0] for r in con.execute(
-                    "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    @cached_property
+    def tables(self) -> set[str]:
+        """The tables (views) the warehouse has, asked once."""
+        if not self.path.exists():
+            return set()
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            return {r[0] for r in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
 
     @property
     def ready(self) -> bool:

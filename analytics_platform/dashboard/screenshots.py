@@ -7,14 +7,13 @@ screenshot. Used by the browser test and to make the screenshots in docs/.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from analytics_platform import chromium
+
 CHARTED = {"Overview", "Sources", "Funnel", "Cohorts"}
 
 
@@ -38,11 +37,10 @@ def capture(url: str, out_dir: Path, views: list[str]) -> dict[str, dict]:
     from playwright.sync_api import sync_playwright
 
     wait_until_up(url)
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
     out_dir.mkdir(parents=True, exist_ok=True)
     found: dict[str, dict] = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        browser = chromium.launch(p)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         page.goto(url, wait_until="networkidle")
         page.wait_for_selector('[data-testid="stSidebar"]', timeout=90_000)

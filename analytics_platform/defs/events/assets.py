@@ -17,7 +17,7 @@ from analytics_platform.duck import connect
 from analytics_platform.lake import RawLake, RawObject
 from analytics_platform.partitions import hour_folder, hourly, hours_of
 from analytics_platform.resources import LakeResource, PipelineSettings, RawLakeResource
-from analytics_platform.storage import Lake, publish_warehouse
+from analytics_platform.storage import Lake, markdown_table, publish_warehouse
 
 QUARANTINE_TEXT_CHARS = 4096
 
@@ -269,15 +269,11 @@ def _process_batch(
 
 
 def _markdown(rows: list[HourStats], limit: int = 48) -> str:
-    head = "| hour | objects | records | events | quarantined | bots | duplicates | late |\n"
-    head += "|---|---:|---:|---:|---:|---:|---:|---:|\n"
-    body = "".join(
-        f"| {s.hour:%Y-%m-%d %H:00} | {s.objects} | {s.records} | {s.events} | {s.quarantined} "
-        f"| {s.bots} | {s.duplicates} | {s.late_events} |\n"
-        for s in rows[:limit]
-    )
-    more = f"\n… and {len(rows) - limit} more hours\n" if len(rows) > limit else ""
-    return head + body + more
+    return markdown_table(
+        ["hour", "objects", "records", "events", "quarantined", "bots", "duplicates", "late"],
+        [(f"{s.hour:%Y-%m-%d %H:00}", s.objects, s.records, s.events, s.quarantined, s.bots,
+          s.duplicates, s.late_events) for s in rows[:limit]],
+        more=max(0, len(rows) - limit))
 
 
 @dg.multi_asset(

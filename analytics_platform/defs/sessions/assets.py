@@ -157,7 +157,8 @@ def day_inputs(lake: Lake, day: datetime, lookback_hours: int, late_hours: int
 
 def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
               pipeline: PipelineSettings) -> dict[str, int]:
-    """Write the ``sessions`` and ``session_events`` partitions of one day."""
+    """Write the ``sessions`` and ``session_events`` partitions of one day (the referrer table
+    is registered on ``con`` as ``referrers``)."""
     window, late, window_end = day_inputs(lake, day, pipeline.session_lookback_hours,
                                           pipeline.late_arrival_hours)
     folder = day_folder(day)
@@ -180,7 +181,6 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
         params["window_end"] = window_end.replace(tzinfo=None)
     con.execute(DAY_EVENTS_SQL.format(sources="\n    UNION ALL BY NAME\n    ".join(sources)),
                 params)
-    con.register("referrers", load_referrers(pipeline.referrers_file))
     lake.write(con, "SELECT * FROM day_events ORDER BY session_id, ts, event_id",
                "session_events", folder)
     lake.write(con, SESSIONS_SQL, "sessions", folder)
@@ -189,7 +189,6 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
         "count(*) FILTER (raw_hour > $window_end::TIMESTAMP) FROM day_events",
         {"window_end": window_end.replace(tzinfo=None)},
     ).fetchall()[0]
-    con.unregister("referrers")
     return {"sessions": n_sessions, "events": n_events, "late_events": n_late,
             "input_files": len(window) + len(late)}
 
@@ -232,6 +231,7 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, pipeline: Pi
 
     out = lake.open()
     con = connect()
+    con.register("referrers", load_referrers(pipeline.referrers_file))
     t0 = time.perf_counter()
     days = sorted(day_of(k) for k in context.partition_keys)
     totals = {"sessions": 0, "events": 0, "late_events": 0, "input_files": 0}
