@@ -5,6 +5,8 @@ Never the warehouse file (see storage.py for why).
 
 import duckdb
 
+from analytics_platform.settings import data_dir, duckdb_memory_limit
+
 # Values that may never reach a table (SPEC §3.5): e-mail addresses (also URL-encoded) and IPv4
 # / IPv6 addresses are replaced wherever free text is kept.
 SCRUB_MACRO = r"""
@@ -25,8 +27,15 @@ CREATE OR REPLACE MACRO utc(x) AS try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC';
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the pipeline's macros (never the warehouse file: see storage)."""
-    con = duckdb.connect()
+    """An in-memory DuckDB with the pipeline's macros (never the warehouse file: see storage),
+    bounded in memory (``ANALYTICS_DUCKDB_MEMORY``): beyond it, DuckDB spills to disk."""
+    con = duckdb.connect(config={
+        "memory_limit": duckdb_memory_limit(),
+        "temp_directory": str(data_dir() / ".duckdb_tmp"),
+        # Rows are ordered explicitly where order matters; not keeping insertion order lets
+        # DuckDB stream large writes instead of buffering them.
+        "preserve_insertion_order": False,
+    })
     con.execute("SET TimeZone = 'UTC'")
     con.execute(SCRUB_MACRO)
     return con

@@ -6,6 +6,7 @@
 | ``ANALYTICS_RAW_URL`` | ``$ANALYTICS_DATA_DIR/raw`` (a folder, or ``s3://bucket/prefix``) |
 | ``ANALYTICS_LAKE_URL`` | unset (local only); ``s3://bucket/prefix`` keeps the Parquet lake in S3 |
 | ``AWS_ENDPOINT_URL`` | unset: AWS itself; set it for MinIO, moto or another S3-compatible store |
+| ``ANALYTICS_DUCKDB_MEMORY`` | ``1GB``: DuckDB memory limit of a pipeline step (spills beyond) |
 """
 
 from __future__ import annotations
@@ -28,3 +29,10 @@ def lake_url() -> str | None:
     """``$ANALYTICS_LAKE_URL`` (``s3://bucket/prefix``) or None: where the Parquet lake is kept
     durably, besides its local cache under ``$ANALYTICS_DATA_DIR/lake``."""
     return os.environ.get("ANALYTICS_LAKE_URL") or None
+
+
+def duckdb_memory_limit() -> str:
+    """``$ANALYTICS_DUCKDB_MEMORY`` (default ``1GB``): what one pipeline step's DuckDB may hold
+    in memory before it spills to ``$ANALYTICS_DATA_DIR/.duckdb_tmp``. With the step's own
+    buffers this keeps a step under about 1.5 GB whatever the size of the partition."""
+    return os.environ.get("ANALYTICS_DUCKDB_MEMORY") or "1GB"

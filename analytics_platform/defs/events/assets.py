@@ -3,6 +3,7 @@
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -10,87 +11,86 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from analytics_platform.defs.events.reader import read_hour
+from analytics_platform.defs.events.reader import chunks, read_lines
 from analytics_platform.defs.events.user_agents import classify_table
-from analytics_platform.defs.events.validation import EXTRACTED, validated_sql, value_sql
+from analytics_platform.defs.events.validation import (
+    EXTRACTED,
+    field_text_sql,
+    field_type_sql,
+    validated_sql,
+)
 from analytics_platform.duck import connect
 from analytics_platform.lake import RawLake, RawObject
 from analytics_platform.partitions import hour_folder, hourly, hours_of
 from analytics_platform.resources import LakeResource, PipelineSettings, RawLakeResource
-from analytics_platform.storage import Lake, markdown_table, publish_warehouse
+from analytics_platform.storage import Lake, markdown_table, publish_warehouse, sql_paths
 
 QUARANTINE_TEXT_CHARS = 4096
 
-# Records, one per line; records written back to back with no newline ("}{", as Firehose does
-# when nothing appends one) are split apart, each piece then stands or falls on its own.
+# Reads the next chunk of raw objects while DuckDB cleans the current one.
+_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-prefetch")
+
+# Records, one per line (each line still ends with its newline, which JSON allows); records
+# written back to back with no newline ("}{", as Firehose does when nothing appends one) are
+# split apart, each piece then stands or falls on its own. `line` is kept only where the bytes
+# are not UTF-8, for the quarantine to show them.
 RECORDS_SQL = """
-CREATE OR REPLACE TEMP TABLE records AS
 WITH decoded AS (
     SELECT obj, pos, line, try(decode(line)) AS text FROM raw_lines
 ),
+checked AS (
+    SELECT obj, pos, CASE WHEN text IS NULL THEN line END AS line, text,
+           text IS NOT NULL AND contains(text, '}{') AND NOT json_valid(text) AS glued
+    FROM decoded
+),
 pieces AS (
-    SELECT obj, pos, 0 AS sub, line, text FROM decoded
-    WHERE text IS NULL OR json_valid(text) OR NOT contains(text, '}{')
-    UNION ALL
-    SELECT obj, pos, generate_subscripts(parts, 1) AS sub, NULL AS line, unnest(parts) AS text
-    FROM (
-        SELECT obj, pos, string_split(replace(text, '}{', '}' || chr(10) || '{'), chr(10)) AS parts
-        FROM decoded
-        WHERE text IS NOT NULL AND NOT json_valid(text) AND contains(text, '}{')
-    )
+    SELECT obj, pos, line, glued,
+           CASE WHEN glued THEN string_split(
+                    replace(rtrim(text, chr(10)), '}{', '}' || chr(10) || '{'), chr(10))
+                ELSE [text] END AS parts
+    FROM checked
 )
-SELECT p.obj, o.raw_hour, o.key AS raw_key, p.pos * 1000 + p.sub AS raw_pos, p.line, p.text,
-       try(json(p.text)) AS j
+-- a whole line is piece 0 of its line; glued records are pieces 1, 2, …
+SELECT o.raw_hour, o.key AS raw_key,
+       p.pos * 1000 + CASE WHEN glued THEN generate_subscripts(parts, 1) ELSE 0 END AS raw_pos,
+       p.line, unnest(parts) AS text
 FROM pieces p JOIN raw_objects o USING (obj)
 """
 
-# The contract's rules (generated from analytics_platform.contract), on every field's JSON value
-# extracted in a single parse of the record.
-REASONED_SQL = """
-CREATE OR REPLACE TEMP TABLE reasoned AS
-SELECT * REPLACE (CASE WHEN text IS NULL THEN 'invalid_json:utf8' ELSE reason END AS reason)
-FROM ({validated})
-"""
-
-QUARANTINE_SQL = """
-CREATE OR REPLACE TEMP TABLE quarantined AS
-SELECT raw_hour, raw_key, raw_pos, reason,
-       CASE WHEN text IS NULL THEN '\\x' || left(hex(line), {max_chars})
-            ELSE scrub(left(text, {max_chars})) END AS raw_text
-FROM reasoned WHERE reason IS NOT NULL
-UNION ALL
-SELECT raw_hour, key, NULL, 'corrupt_object', scrub(error) FROM corrupt_objects
-"""
-
-# The cleaned event (SPEC §3.3–3.6). `{field}` stands for that field's extracted JSON value (see
-# validation.extract_sql). `ts` corrects the device clock with sent_ts: the error cancels out,
-# and an event cannot happen after it arrived.
-CLEAN_SQL = """
-CREATE OR REPLACE TEMP TABLE cleaned AS
+# One statement per chunk checks every record against the contract (rules generated from
+# analytics_platform.contract, on every field's JSON type and text, read in one pass over the
+# record) and cleans it (SPEC §3.3–3.6); the rows go to `checked`: a bad record keeps its reason
+# and text, a good one its cleaned columns. `{field}` stands for that field's value as text
+# (validation.field_text_sql). `ts` corrects the device clock with sent_ts: the error cancels
+# out, and an event cannot happen after it arrived.
+CHECKED_SQL = """
 WITH typed AS (
     SELECT
-        {event_id}->>'$' AS event_id,
-        {event_type}->>'$' AS event_type,
-        utc({event_ts}->>'$') AS event_ts,
-        utc({sent_ts}->>'$') AS sent_ts,
-        utc({ingest_ts}->>'$') AS ingest_ts,
-        {session_id}->>'$' AS session_id,
-        {visitor_id}->>'$' AS visitor_id,
-        {page_path}->>'$' AS page_path,
-        {page_host}->>'$' AS page_host,
-        {page_title}->>'$' AS page_title,
-        {referrer}->>'$' AS referrer,
-        {utm_source}->>'$' AS utm_source, {utm_medium}->>'$' AS utm_medium,
-        {utm_campaign}->>'$' AS utm_campaign, {utm_content}->>'$' AS utm_content,
-        {utm_term}->>'$' AS utm_term,
-        ({screen_width}->>'$')::INTEGER AS screen_width,
-        ({screen_height}->>'$')::INTEGER AS screen_height,
-        coalesce({user_agent}->>'$', '') AS user_agent,
-        CASE WHEN json_type({props}) = 'OBJECT' THEN {props}::VARCHAR END AS props,
+        CASE WHEN text IS NULL THEN 'invalid_json:utf8' ELSE reason END AS reason,
+        CASE WHEN reason IS NOT NULL THEN text END AS text, line,
+        {event_id} AS event_id,
+        {event_type} AS event_type,
+        utc({event_ts}) AS event_ts,
+        utc({sent_ts}) AS sent_ts,
+        utc({ingest_ts}) AS ingest_ts,
+        {session_id} AS session_id,
+        {visitor_id} AS visitor_id,
+        {page_path} AS page_path,
+        {page_host} AS page_host,
+        {page_title} AS page_title,
+        {referrer} AS referrer,
+        {utm_source} AS utm_source, {utm_medium} AS utm_medium,
+        {utm_campaign} AS utm_campaign, {utm_content} AS utm_content,
+        {utm_term} AS utm_term,
+        try_cast({screen_width} AS INTEGER) AS screen_width,
+        try_cast({screen_height} AS INTEGER) AS screen_height,
+        coalesce({user_agent}, '') AS user_agent,
+        CASE WHEN {t_props} = 'OBJECT' THEN {props} END AS props,
         raw_hour, raw_key, raw_pos
-    FROM reasoned WHERE reason IS NULL
+    FROM ({validated})
 )
 SELECT
+    t.reason, t.text, t.line,
     t.event_id,
     t.event_type,
     CASE WHEN t.sent_ts IS NOT NULL AND t.sent_ts >= t.event_ts
@@ -110,20 +110,36 @@ SELECT
     scrub(t.utm_campaign) AS utm_campaign, scrub(t.utm_content) AS utm_content,
     scrub(t.utm_term) AS utm_term,
     t.screen_width, t.screen_height,
-    ua.browser, ua.os, ua.device_type,
+    t.user_agent,
     scrub(t.props) AS props,
     t.raw_hour,
-    t.raw_key, t.raw_pos,
-    ua.is_bot
-FROM typed t JOIN user_agents ua USING (user_agent)
+    t.raw_key, t.raw_pos
+FROM typed t
 """
 
-# One row per event_id within each hour: the earliest arrival wins (SPEC §3.4).
+QUARANTINE_SQL = """
+CREATE OR REPLACE TEMP TABLE quarantined AS
+SELECT raw_hour, raw_key, raw_pos, reason,
+       CASE WHEN text IS NULL
+            THEN '\\x' || left(hex(line), least({max_chars}, 2 * octet_length(line) - 2))
+            ELSE scrub(left(rtrim(text, chr(10)), {max_chars})) END AS raw_text
+FROM checked WHERE reason IS NOT NULL
+UNION ALL
+SELECT raw_hour, key, NULL, 'corrupt_object', scrub(error) FROM corrupt_objects
+"""
+
+# Human events with their parsed user agent, one row per event_id within each hour: the
+# earliest arrival wins (SPEC §3.4).
 EVENTS_SQL = """
-CREATE OR REPLACE TEMP TABLE batch_events AS
-SELECT * EXCLUDE (is_bot) FROM cleaned WHERE NOT is_bot
+SELECT c.event_id, c.event_type, c.ts, c.ingest_ts, c.event_ts, c.session_id, c.visitor_id,
+       c.page_path, c.page_host, c.page_title, c.referrer_host, c.utm_source, c.utm_medium,
+       c.utm_campaign, c.utm_content, c.utm_term, c.screen_width, c.screen_height,
+       ua.browser, ua.os, ua.device_type, c.props, c.raw_hour, c.raw_key, c.raw_pos
+FROM checked c JOIN user_agents ua USING (user_agent)
+WHERE c.reason IS NULL AND NOT ua.is_bot
 QUALIFY row_number() OVER (
-    PARTITION BY raw_hour, event_id ORDER BY ingest_ts, event_ts, raw_key, raw_pos) = 1
+    PARTITION BY c.raw_hour, c.event_id
+    ORDER BY c.ingest_ts, c.event_ts, c.raw_key, c.raw_pos) = 1
 """
 
 # Events that arrived after the horizon of their day's sessions are also kept apart, by the
@@ -136,20 +152,19 @@ WHERE raw_hour >= date_trunc('day', ts) + to_hours($late_hours::BIGINT)
 """
 
 STATS_SQL = """
-WITH r AS (SELECT raw_hour, count(*) AS records FROM records GROUP BY ALL),
-q AS (SELECT raw_hour, count(*) AS quarantined FROM reasoned WHERE reason IS NOT NULL
-      GROUP BY ALL),
-c AS (SELECT raw_hour, count(*) FILTER (is_bot) AS bots, count(*) FILTER (NOT is_bot) AS human
-      FROM cleaned GROUP BY ALL),
+WITH r AS (SELECT raw_hour, count(*) AS records,
+             count(*) FILTER (reason IS NOT NULL) AS quarantined,
+             count(*) FILTER (reason IS NULL AND is_bot) AS bots,
+             count(*) FILTER (reason IS NULL AND NOT is_bot) AS human
+      FROM checked LEFT JOIN user_agents USING (user_agent) GROUP BY ALL),
 e AS (SELECT raw_hour, count(*) AS events,
              count(*) FILTER (raw_hour >= date_trunc('day', ts)
                               + to_hours($late_hours::BIGINT)) AS late
       FROM batch_events GROUP BY ALL)
-SELECT h.raw_hour, coalesce(r.records, 0), coalesce(q.quarantined, 0), coalesce(c.bots, 0),
-       coalesce(c.human, 0), coalesce(e.events, 0), coalesce(e.late, 0)
+SELECT h.raw_hour, coalesce(r.records, 0), coalesce(r.quarantined, 0), coalesce(r.bots, 0),
+       coalesce(r.human, 0), coalesce(e.events, 0), coalesce(e.late, 0)
 FROM (SELECT DISTINCT raw_hour FROM raw_objects) h
-LEFT JOIN r USING (raw_hour) LEFT JOIN q USING (raw_hour) LEFT JOIN c USING (raw_hour)
-LEFT JOIN e USING (raw_hour)
+LEFT JOIN r USING (raw_hour) LEFT JOIN e USING (raw_hour)
 """
 
 
@@ -199,34 +214,49 @@ def _process_batch(
     batch: list[tuple[datetime, list[RawObject]]], late_hours: int,
 ) -> list[HourStats]:
     objects = [o for _, objs in batch for o in objs]
-    raw = read_hour(raw_lake, objects)
-    con.register("raw_lines", raw.lines)
     con.register("raw_objects", pa.table({
         "obj": pa.array(range(len(objects)), pa.int32()),
         "key": pa.array([o.key for o in objects], pa.string()),
         "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o in objects], pa.timestamp("us")),
     }))
+    checked = CHECKED_SQL.format(validated=validated_sql(f"({RECORDS_SQL})", raw=True),
+                                 t_props=field_type_sql("props"),
+                                 **{f.name: field_text_sql(f.name) for f in EXTRACTED})
+    corrupt: list[tuple[RawObject, str]] = []
+    # Chunk by chunk (memory follows the chunk, not the batch): the next chunk is read and
+    # decompressed on other threads while DuckDB checks this one. An hour without objects
+    # still runs once, so that its tables exist (and its stale files go).
+    groups = list(chunks(objects)) or [[]]
+    pending = _PREFETCH.submit(read_lines, raw_lake, objects, groups[0])
+    for n in range(len(groups)):
+        raw = pending.result()
+        pending = (_PREFETCH.submit(read_lines, raw_lake, objects, groups[n + 1])
+                   if n + 1 < len(groups) else None)
+        corrupt += raw.corrupt
+        con.register("raw_lines", raw.lines)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {checked}" if n == 0
+                    else f"INSERT INTO checked {checked}")
+        con.unregister("raw_lines")
+        del raw
     con.register("corrupt_objects", pa.table({
-        "key": pa.array([o.key for o, _ in raw.corrupt], pa.string()),
-        "error": pa.array([e for _, e in raw.corrupt], pa.string()),
-        "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o, _ in raw.corrupt],
+        "key": pa.array([o.key for o, _ in corrupt], pa.string()),
+        "error": pa.array([e for _, e in corrupt], pa.string()),
+        "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o, _ in corrupt],
                              pa.timestamp("us")),
     }))
-    con.execute(RECORDS_SQL)
-    con.execute(REASONED_SQL.format(validated=validated_sql("records", raw=True)))
     con.execute(QUARANTINE_SQL.format(max_chars=QUARANTINE_TEXT_CHARS))
+    # User agents are parsed once per distinct value (the libraries are Python).
     agents = [r[0] for r in con.execute(
-        "SELECT DISTINCT coalesce(j->>'user_agent', '') FROM reasoned WHERE reason IS NULL"
-    ).fetchall()]
+        "SELECT DISTINCT user_agent FROM checked WHERE reason IS NULL").fetchall()]
     con.register("user_agents", classify_table(agents))
-    con.execute(CLEAN_SQL.format(**{f.name: value_sql(f.name) for f in EXTRACTED}))
-    con.execute(EVENTS_SQL)
 
     # Every hour of the batch is written in one pass; an hour that now has no rows loses the
     # file an earlier run left (re-materialising replaces, never appends).
     hours = [h for h, _ in batch]
     folders = [hour_folder(h) for h in hours]
-    for table, source, order in (("events", "batch_events", "ts, event_id"),
+    # Events are de-duplicated on their way to the files (never held as a table: the sort
+    # streams, and spills when it must); what follows reads them back from those files.
+    for table, source, order in (("events", f"({EVENTS_SQL})", "ts, event_id"),
                                  ("quarantine", "quarantined", "raw_key, raw_pos")):
         written = lake.write_partitioned(
             con, f"SELECT *, strftime(raw_hour, '%Y-%m-%dT%H') AS part FROM {source} "
@@ -236,6 +266,10 @@ def _process_batch(
             path = lake.partition_path(table, folder)
             if path not in written and (path.exists() or lake.remote is not None):
                 lake.delete(path)
+        if table == "events":
+            con.execute("CREATE OR REPLACE TEMP VIEW batch_events AS " + (
+                f"SELECT * FROM read_parquet({sql_paths(map(str, written))})" if written
+                else f"SELECT * FROM ({EVENTS_SQL}) LIMIT 0"))
     # Late events, filed by the date of their ts (see LATE_SQL).
     late_written = lake.write_partitioned(
         con, LATE_SQL, ["ts_date", "part"],
@@ -261,10 +295,9 @@ def _process_batch(
         st.reasons[reason] = n
         if reason == "corrupt_object":
             st.corrupt_objects = n
-    for name in ("raw_lines", "raw_objects", "corrupt_objects", "user_agents"):
+    for name in ("raw_objects", "corrupt_objects", "user_agents"):
         con.unregister(name)
-    con.execute("DROP TABLE records; DROP TABLE reasoned; DROP TABLE cleaned; "
-                "DROP TABLE quarantined; DROP TABLE batch_events")
+    con.execute("DROP VIEW batch_events; DROP TABLE checked; DROP TABLE quarantined")
     return [stats[h] for h in hours]
 
 

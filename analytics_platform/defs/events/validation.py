@@ -19,21 +19,25 @@ from analytics_platform.contract import (
     Field,
 )
 
-# Every field's JSON value is extracted in one parse of the record (`extract_sql`); the rules then
-# look at the small extracted values, never at the whole record again.
+# Every field's JSON type and text are read in two parses of the record (``json_type`` and
+# ``json_extract_string`` each take the whole list of paths); the rules then compare those small
+# values, never parsing the record again. The record's own type is the list's last element.
 EXTRACTED: tuple[Field, ...] = FIELDS + RAW_FIELDS
 _INDEX = {f.name: i + 1 for i, f in enumerate(EXTRACTED)}  # DuckDB lists are 1-based
+_PATHS = "[" + ", ".join(f"'$.{f.name}'" for f in EXTRACTED) + ", '$']"
+_ROOT = len(EXTRACTED) + 1
 
 
-def extract_sql(j: str = "j") -> str:
-    """One list of the JSON values of every contract field of the record ``j``."""
-    paths = ", ".join(f"'$.{f.name}'" for f in EXTRACTED)
-    return f"json_extract({j}, [{paths}])"
+def field_type_sql(name: str) -> str:
+    """The JSON type of field ``name`` (``VARCHAR``, ``BIGINT``, ``OBJECT``, ``NULL``…; NULL when
+    absent), from the ``t`` list of :func:`validated_sql`."""
+    return f"t[{_INDEX[name]}]"
 
 
-def value_sql(name: str, v: str = "v") -> str:
-    """The JSON value of field ``name`` in the extracted list ``v``."""
-    return f"{v}[{_INDEX[name]}]"
+def field_text_sql(name: str) -> str:
+    """The value of field ``name`` as text (a string unquoted, a number or object as JSON), from
+    the ``s`` list of :func:`validated_sql`."""
+    return f"s[{_INDEX[name]}]"
 
 
 _NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
@@ -45,17 +49,16 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def typed_columns_sql(v: str = "v") -> str:
-    """Each field's JSON type (``t_<field>``) and text (``s_<field>``), computed once per record
-    so that the rules compare columns instead of calling JSON functions again and again."""
+def typed_columns_sql() -> str:
+    """Each field's JSON type (``t_<field>``) and text (``s_<field>``) as columns of their own,
+    for the rules to compare."""
     return ", ".join(
-        f"json_type({value_sql(f.name, v)}) AS t_{f.name}, "
-        f"json_extract_string({value_sql(f.name, v)}, '$') AS s_{f.name}"
-        for f in EXTRACTED if f.kind != "props"
+        f"{field_type_sql(f.name)} AS t_{f.name}, {field_text_sql(f.name)} AS s_{f.name}"
+        for f in EXTRACTED
     )
 
 
-def _field_rules(f: Field, v: str) -> list[tuple[str, str]]:
+def _field_rules(f: Field) -> list[tuple[str, str]]:
     t = f"t_{f.name}"
     s = f"s_{f.name}"
     present = f"coalesce({t}, 'NULL') <> 'NULL'"
@@ -89,31 +92,31 @@ def _field_rules(f: Field, v: str) -> list[tuple[str, str]]:
     return rules
 
 
-def _props_rules(v: str) -> list[tuple[str, str]]:
-    p = value_sql("props", v)
-    t = f"json_type({p})"
+def _props_rules() -> list[tuple[str, str]]:
+    # `p` is props as JSON when it is an object (see validated_sql), NULL otherwise.
+    p = "p"
+    t = "t_props"
     present = f"coalesce({t}, 'NULL') <> 'NULL'"
     keys = f"json_keys({p})"
-    as_map = f"try_cast({p} AS MAP(VARCHAR, JSON))"
+    # props as a map, cast once per record (see validated_sql); the first bad value's key.
     bad_value = (
-        f"NOT (coalesce(json_type({as_map}[k]), 'NULL') IN {_FLAT_TYPES} AND "
-        f"(json_type({as_map}[k]) <> 'VARCHAR' "
-        f"OR length(json_extract_string({as_map}[k], '$')) <= {MAX_PROPS_VALUE_CHARS}))"
+        f"NOT (coalesce(json_type(e.value), 'NULL') IN {_FLAT_TYPES} AND "
+        f"(json_type(e.value) <> 'VARCHAR' "
+        f"OR length(json_extract_string(e.value, '$')) <= {MAX_PROPS_VALUE_CHARS}))"
     )
-    first_bad = f"list_filter({keys}, lambda k: {bad_value})[1]"
-    etype = f"json_extract_string({value_sql('event_type', v)}, '$')"
+    first_bad = f"list_filter(map_entries(pm), lambda e: {bad_value})[1].key"
     rules = [
         (f"{present} AND {t} <> 'OBJECT'", "wrong_type:props"),
-        (f"{present} AND len({keys}) > {MAX_PROPS_KEYS}", "props_too_many_keys:props"),
-        (f"{present} AND list_bool_or(list_transform({keys}, "
+        (f"{t} = 'OBJECT' AND len({keys}) > {MAX_PROPS_KEYS}", "props_too_many_keys:props"),
+        (f"{t} = 'OBJECT' AND list_bool_or(list_transform({keys}, "
          f"lambda k: k = '' OR length(k) > {MAX_PROPS_KEY_CHARS}))", "props_bad_key:props"),
         # The reason names the first offending key, as the Python check does.
-        (f"{present} AND {first_bad} IS NOT NULL", f"'props_bad_value:props.' || {first_bad}"),
+        (f"{t} = 'OBJECT' AND {first_bad} IS NOT NULL", f"'props_bad_value:props.' || {first_bad}"),
     ]
     for r in PROPS_RULES:
         vt = f"json_type({p}, '$.{r.key}')"
         v_present = f"coalesce({vt}, 'NULL') <> 'NULL'"
-        when = f"{etype} = {_lit(r.event_type)}"
+        when = f"s_event_type = {_lit(r.event_type)}"
         if r.required:
             rules.append((f"{when} AND NOT ({v_present})", f"props_missing:props.{r.key}"))
         if r.allowed_numbers is not None:
@@ -124,6 +127,7 @@ def _props_rules(v: str) -> list[tuple[str, str]]:
             ok = f"{vt} = 'VARCHAR' AND json_extract_string({p}, '$.{r.key}') <> ''"
         rules.append((f"{when} AND {v_present} AND NOT ({ok})", f"props_invalid:props.{r.key}"))
     rules.append((
+        f"{t} = 'OBJECT' AND "
         f"(json_type({p}, '$.experiment') IS NULL) <> (json_type({p}, '$.variant') IS NULL)",
         "props_experiment_without_variant:props",
     ))
@@ -131,32 +135,46 @@ def _props_rules(v: str) -> list[tuple[str, str]]:
 
 
 def validated_sql(source: str, raw: bool = False) -> str:
-    """``source``'s rows (which have a JSON column ``j``) with ``v`` (the extracted values) and
+    """``source``'s rows (which have a VARCHAR column ``text``: the record, NULL when it is not
+    text) with ``t`` and ``s`` (every field's JSON type and text, see :func:`field_type_sql`) and
     ``reason``: NULL for a valid event, else the reason code of its first violation."""
     return f"""
-    WITH extracted AS (SELECT *, {extract_sql("j")} AS v FROM {source}),
-    typed AS (SELECT *, {typed_columns_sql("v")} FROM extracted)
-    SELECT * EXCLUDE ({", ".join(f"t_{f.name}, s_{f.name}" for f in EXTRACTED
-                                 if f.kind != "props")}),
-           {reason_sql("j", "v", raw)} AS reason
-    FROM typed
+    WITH parsed AS (
+        SELECT *, coalesce(json_valid(text), false) AS is_json FROM {source}
+    ),
+    extracted AS (
+        -- CASE evaluates its branch on the valid rows only: invalid JSON is never parsed again
+        SELECT *, CASE WHEN is_json THEN json_type(text, {_PATHS}) END AS t,
+               CASE WHEN is_json THEN json_extract_string(text, {_PATHS}) END AS s
+        FROM parsed
+    ),
+    typed AS (
+        SELECT *, {typed_columns_sql()},
+               CASE WHEN t[{_INDEX["props"]}] = 'OBJECT' THEN s[{_INDEX["props"]}]::JSON END AS p
+        FROM extracted
+    ),
+    mapped AS (SELECT *, try_cast(p AS MAP(VARCHAR, JSON)) AS pm FROM typed)
+    SELECT * EXCLUDE (is_json, p, pm, {", ".join(f"t_{f.name}, s_{f.name}" for f in EXTRACTED)}),
+           {reason_sql(raw)} AS reason
+    FROM mapped
     """
 
 
-def reason_sql(j: str = "j", v: str = "v", raw: bool = False) -> str:
+def reason_sql(raw: bool = False) -> str:
     """A SQL expression: NULL for a valid event, else the reason code of its first violation
-    (``missing:event_id``, ``too_long:page_path``, …). ``j`` is the parsed record (NULL when the
-    text is not JSON), ``v`` its :func:`extract_sql` list, and the ``t_``/``s_`` columns of
-    :func:`typed_columns_sql` must be in scope (see :func:`validated_sql`). With ``raw``, the
-    ingest fields of a stored record are checked too (``validate_raw_record``)."""
-    whens = [(f"{j} IS NULL", "'invalid_json'"),
-             (f"json_type({j}) <> 'OBJECT'", "'not_an_object'")]
+    (``missing:event_id``, ``too_long:page_path``, …). It reads the columns that
+    :func:`validated_sql` puts in scope: ``is_json``, ``t``, ``p`` (props as JSON), ``pm`` (props
+    as a map) and the ``t_``/``s_`` columns of :func:`typed_columns_sql`. With ``raw``, the
+    ingest fields of a stored record are checked
+    too (``validate_raw_record``)."""
+    whens = [("NOT is_json", "'invalid_json'"),
+             (f"t[{_ROOT}] <> 'OBJECT'", "'not_an_object'")]
     for f in FIELDS:
-        whens += [(cond, _lit(code)) for cond, code in _field_rules(f, v)]
+        whens += [(cond, _lit(code)) for cond, code in _field_rules(f)]
     whens += [(cond, code if code.startswith("'props_bad_value") else _lit(code))
-              for cond, code in _props_rules(v)]
+              for cond, code in _props_rules()]
     if raw:
         for f in RAW_FIELDS:
-            whens += [(cond, _lit(code)) for cond, code in _field_rules(f, v)]
+            whens += [(cond, _lit(code)) for cond, code in _field_rules(f)]
     body = "\n        ".join(f"WHEN {cond} THEN {code}" for cond, code in whens)
     return f"CASE\n        {body}\n    END"

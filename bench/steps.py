@@ -1,0 +1,138 @@
+"""One measured step, run in a fresh process so that its peak memory is its own; prints one JSON
+line (seconds, peak RSS in MB, rows). Called by bench/pipeline.py:
+
+    python bench/steps.py events-hour DATA_DIR HOUR      # the `events` asset's work on one hour
+    python bench/steps.py bare-hour DATA_DIR HOUR        # DuckDB COPY read_json → Parquet
+    python bench/steps.py pandas-hour DATA_DIR HOUR      # bench/pandas_baseline.py
+    python bench/steps.py sessions-day DATA_DIR DAY      # the `sessions` asset's work on one day
+    python bench/steps.py bare-all DATA_DIR              # the bare DuckDB steps of a backfill
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def _hour_objects(data: Path, hour: datetime) -> list[tuple[str, Path]]:
+    from analytics_platform.lake import open_raw_lake
+
+    raw = open_raw_lake(data / "raw")
+    return [(o.key, data / "raw" / o.key) for o in raw.list_hour(hour)]
+
+
+def events_hour(data: Path, hour: datetime) -> int:
+    from analytics_platform.defs.events.assets import process_hours
+    from analytics_platform.duck import connect
+    from analytics_platform.lake import open_raw_lake
+    from analytics_platform.storage import Lake
+
+    con = connect()
+    stats = process_hours(con, open_raw_lake(data / "raw"), Lake(data / "lake"), [hour], 24)
+    return sum(s.records for s in stats)
+
+
+def bare_hour(data: Path, hour: datetime) -> int:
+    import duckdb
+
+    files = [str(p) for _, p in _hour_objects(data, hour)]
+    out = data / "bare-hour.parquet"
+    con = duckdb.connect()
+    n = con.execute(f"COPY (SELECT * FROM read_json($f, format = 'newline_delimited')) "
+                    f"TO '{out}' (FORMAT parquet)", {"f": files}).fetchall()[0][0]
+    out.unlink()
+    return n
+
+
+def pandas_hour(data: Path, hour: datetime) -> int:
+    from pandas_baseline import clean_hour
+
+    out = data / "pandas-hour.parquet"
+    counts = clean_hour(_hour_objects(data, hour), out)
+    out.unlink()
+    return counts["records"]
+
+
+def sessions_day(data: Path, day: datetime) -> int:
+    from analytics_platform.config import load_referrers
+    from analytics_platform.defs.sessions.assets import build_day
+    from analytics_platform.duck import connect
+    from analytics_platform.resources import PipelineSettings
+    from analytics_platform.storage import Lake
+
+    pipeline = PipelineSettings()
+    con = connect()
+    con.register("referrers", load_referrers(pipeline.referrers_file))
+    return build_day(con, Lake(data / "lake"), day, pipeline)["events"]
+
+
+# The bare minimum a backfill does, in plain DuckDB: raw JSON → Parquet, sessions by a
+# GROUP BY, and the daily KPIs and page table from those. No contract, no scrubbing, no
+# de-duplication, no bots, no attribution: the floor the pipeline is compared with.
+BARE_STEPS = {
+    "events": """COPY (SELECT * FROM read_json($f, format = 'newline_delimited'))
+                 TO '{out}/events.parquet' (FORMAT parquet)""",
+    "sessions": """COPY (
+        SELECT session_id, any_value(visitor_id) AS visitor_id, min(event_ts::TIMESTAMP) AS start,
+               max(event_ts::TIMESTAMP) AS "end", count(*) AS events,
+               arg_min(page_path, event_ts) AS landing_page, arg_max(page_path, event_ts) AS exit,
+               count(*) FILTER (event_type = 'page_view') AS pageviews,
+               bool_or(event_type = 'cta_click') AS converted,
+               arg_min(referrer, event_ts) AS referrer, arg_min(utm_source, event_ts) AS utm
+        FROM '{out}/events.parquet' GROUP BY session_id) TO '{out}/sessions.parquet'
+        (FORMAT parquet)""",
+    "kpis": """COPY (
+        SELECT start::DATE AS day, count(*) AS sessions, count(DISTINCT visitor_id) AS visitors,
+               sum(pageviews) AS pageviews, avg((pageviews <= 1)::INT) AS bounce_rate,
+               avg(epoch("end") - epoch(start)) AS duration, sum(converted::INT) AS conversions
+        FROM '{out}/sessions.parquet' GROUP BY ALL) TO '{out}/kpis.parquet' (FORMAT parquet)""",
+    "pages": """COPY (
+        SELECT event_ts::DATE AS day, page_path, count(*) AS views,
+               count(DISTINCT session_id) AS sessions
+        FROM '{out}/events.parquet' WHERE event_type = 'page_view' GROUP BY ALL)
+        TO '{out}/pages.parquet' (FORMAT parquet)""",
+}
+
+
+def bare_all(data: Path) -> dict[str, float]:
+    import duckdb
+
+    files = sorted(str(p) for p in (data / "raw").rglob("*.gz"))
+    out = data / "bare"
+    out.mkdir(exist_ok=True)
+    con = duckdb.connect()
+    times = {}
+    for name, sql in BARE_STEPS.items():
+        t0 = time.perf_counter()
+        con.execute(sql.format(out=out), {"f": files} if "$f" in sql else {}).fetchall()
+        times[name] = time.perf_counter() - t0
+    return times
+
+
+def main() -> None:
+    step, data = sys.argv[1], Path(sys.argv[2])
+    when = (datetime.fromisoformat(sys.argv[3]).replace(tzinfo=UTC) if len(sys.argv) > 3
+            else None)
+    t0 = time.perf_counter()
+    extra: dict = {}
+    if step == "bare-all":
+        extra = {"steps": bare_all(data)}
+        rows = 0
+    else:
+        rows = {"events-hour": events_hour, "bare-hour": bare_hour, "pandas-hour": pandas_hour,
+                "sessions-day": sessions_day}[step](data, when)
+    seconds = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "rss_mb": rss, "rows": rows, **extra}))
+
+
+if __name__ == "__main__":
+    main()
