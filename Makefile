@@ -40,9 +40,13 @@ test: install node_modules/.installed .venv-checkov/.installed
 lint: install
 	$(BIN)/ruff check .
 
+# The whole benchmark suite at the issue's sizes (about an hour); each script appends its
+# table to docs/BENCHMARKS.md. Sizes are options of each script (see --help).
 bench: install
-	$(BIN)/python bench/run.py
-	$(BIN)/python bench/collector.py
+	$(BIN)/python bench/pipeline.py --record
+	$(BIN)/python bench/dashboard.py --record
+	$(BIN)/python bench/collector.py --record
+	$(BIN)/python bench/run.py --record
 
 clean:
 	rm -rf $(VENV) .venv-checkov node_modules data dist .pytest_cache .ruff_cache

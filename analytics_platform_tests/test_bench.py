@@ -22,3 +22,25 @@ def test_collector_bench_runs() -> None:
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "events/s" in out.stdout and "202 → record in the raw lake" in out.stdout
+
+
+def test_pipeline_bench_runs_every_measure() -> None:
+    out = subprocess.run([sys.executable, "bench/pipeline.py", "--quick"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    measures = {line.split("|")[1].strip() for line in table[1:]}
+    assert measures == {"1", "2", "3", "7"}
+    # the ratios of measure 1 and 2 are there, next to their bars
+    assert any("÷ bare DuckDB" in line and "≤ 1.5×" in line for line in table)
+    assert any("pandas ÷ `events`" in line and "≥ 5×" in line for line in table)
+    assert any("backfill ÷ bare steps" in line and "≤ 2×" in line for line in table)
+    assert any("s per day" in line for line in table)
+
+
+def test_dashboard_bench_runs(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "bench/dashboard.py", "--sizes", "20000", "--rounds",
+                          "2", "--root", str(tmp_path)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "events (last 14 days shown)" in out.stdout and " ms |" in out.stdout

@@ -80,7 +80,7 @@ def clean_hour(objects: list[tuple[str, Path]], out: Path) -> dict[str, int]:
     df["props"] = df["props"].map(lambda p: json.dumps(p) if isinstance(p, dict) else None)
     df["referrer_host"] = (df["referrer"].str.extract(REFERRER_HOST, expand=False)
                            .str.lower().str.replace(r"^www\.", "", regex=True))
-    for col in TEXT + ["referrer_host"]:
+    for col in [*TEXT, "referrer_host"]:
         if col in df:
             df[col] = _scrub(df[col])
     df = (df.sort_values(["event_id", "ingest_ts", "event_ts", "raw_key", "raw_pos"])

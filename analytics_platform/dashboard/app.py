@@ -113,7 +113,7 @@ if view == "Overview":
         st.plotly_chart(fig, width="stretch", key="series")
     left, mid, right = st.columns(3)
     left.subheader("Top pages")
-    left.dataframe(query(Q.TOP_PAGES, frozen(filters)), hide_index=True,
+    left.dataframe(query(Q.top_pages_sql(filters), frozen(filters)), hide_index=True,
                    width="stretch")
     mid.subheader("Entry pages")
     entry = query(Q.ENTRY_PAGES, frozen(filters))

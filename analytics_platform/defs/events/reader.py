@@ -28,6 +28,7 @@ from analytics_platform.lake import RawLake, RawObject
 # 150 MB of text (~200k records): big enough that statement overheads vanish, small enough that
 # the `events` asset stays well under 1.5 GB on a million-record hour.
 CHUNK_GZ_BYTES = 24 * 1024 * 1024
+BATCH_ROWS = 16_384
 
 
 @dataclass
@@ -114,4 +115,7 @@ def read_lines(lake: RawLake, objects: list[RawObject], indexes: list[int] | Non
     keep = ends > starts
     if not keep.all():
         table = table.filter(pa.array(keep))
+    # DuckDB scans an Arrow table one record batch per thread: one big batch would leave every
+    # core but one idle. Slices are views, nothing is copied.
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS), table.schema)
     return RawLines(objects, table, corrupt, raw_bytes)

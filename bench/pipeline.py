@@ -1,0 +1,206 @@
+"""The pipeline against its physical limit and its alternatives (issue #7, measures 1, 2, 3, 7).
+
+    python bench/pipeline.py                 # the issue's sizes (about half an hour)
+    python bench/pipeline.py --quick         # tiny sizes: what the test suite runs
+    python bench/pipeline.py --record        # append the table to docs/BENCHMARKS.md
+
+1. `events` on one hour of --hour-records records, against a bare DuckDB
+   ``COPY (SELECT * FROM read_json(...)) TO 'x.parquet'`` over the same objects and against
+   bench/pandas_baseline.py: the three run one after the other in each round, so each ratio is
+   taken in the same round.
+2. A backfill of --backfill-days days of --backfill-records records through Dagster (the CLI's
+   `backfill`: every asset), against the sum of the bare DuckDB steps (bench/steps.py
+   BARE_STEPS) on the same raw objects.
+3. Peak memory (RSS of a fresh process) of `events` on the big hour, and of `sessions` on a day
+   of --day-records events, on the first and on the last day of a --history-days history.
+7. Backfill time for 1, 3 and 10 days of the same daily volume, and the slope of a least-squares
+   line through them.
+
+Every step runs in a fresh process (bench/steps.py); generated lakes are kept under
+bench-cache/ and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import section  # noqa: E402
+
+PY = sys.executable
+CLI = str(Path(sys.executable).with_name("analytics-platform"))
+CACHE = ROOT / "bench-cache"
+RECORDS_PER_VISITOR = 12.5  # what the simulator produces per visitor-day, about
+START = date(2026, 2, 1)
+
+
+def _env(data: Path) -> dict[str, str]:
+    env = {**os.environ, "ANALYTICS_DATA_DIR": str(data),
+           "DAGSTER_HOME": str(data / "dagster_home")}
+    env.pop("ANALYTICS_RAW_URL", None)
+    env.pop("ANALYTICS_LAKE_URL", None)
+    return env
+
+
+def raw_lake(name: str, days: int, records: int, one_hour: bool = False) -> Path:
+    """A simulated raw lake of about ``records`` records over ``days`` days, made once."""
+    visitors = max(1, round(records / days / RECORDS_PER_VISITOR))
+    data = CACHE / f"{name}-{days}d-{visitors}v{'-1h' if one_hour else ''}"
+    if not (data / "raw.done").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True)
+        print(f"simulating {name}: {days} days × {visitors:,} visitors/day …", flush=True)
+        from analytics_platform.lake import open_raw_lake
+        from analytics_platform.simulate import SimConfig, generate, write_traffic
+
+        traffic = generate(SimConfig(days=days, visitors_per_day=visitors, start=START,
+                                     one_hour=one_hour))
+        write_traffic(traffic, open_raw_lake(data / "raw"), progress=True)
+        (data / "raw.done").touch()
+    return data
+
+
+def step(name: str, data: Path, when: str | None = None) -> dict:
+    args = [PY, str(ROOT / "bench" / "steps.py"), name, str(data)] + ([when] if when else [])
+    out = subprocess.run(args, env=_env(data), capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def backfill(data: Path, days: int) -> float:
+    """The CLI's backfill of every asset, in a fresh process, on a fresh lake; seconds."""
+    for sub in ("lake", "dagster_home", "warehouse.duckdb", ".duckdb_tmp"):
+        p = data / sub
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    subprocess.run([CLI, "backfill", "--from", str(START),
+                    "--to", str(START + timedelta(days=days - 1))],
+                   env=_env(data), check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def med(values: list[float], fmt: str = "{:.2f}") -> str:
+    m = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(m)
+    return f"{fmt.format(m)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of measure 1")
+    ap.add_argument("--hour-records", type=int, default=1_000_000)
+    ap.add_argument("--backfill-days", type=int, default=30)
+    ap.add_argument("--backfill-records", type=int, default=10_000_000)
+    ap.add_argument("--day-records", type=int, default=1_000_000)
+    ap.add_argument("--history-days", type=int, default=7,
+                    help="days of history behind the `sessions` memory measure")
+    ap.add_argument("--scaling-records-per-day", type=int, default=250_000)
+    ap.add_argument("--scaling-days", type=int, nargs="+", default=[1, 3, 10])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["1", "2", "3", "7"])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (the test suite's)")
+    ap.add_argument("--record", action="store_true", help="append to docs/BENCHMARKS.md")
+    args = ap.parse_args()
+    global CACHE
+    if args.quick:
+        args.repeat, args.hour_records, args.backfill_days = 1, 3000, 2
+        args.backfill_records = args.day_records = args.scaling_records_per_day = 3000
+        args.history_days, args.scaling_days = 2, [1, 2, 3]
+        CACHE = CACHE / "quick"
+    rows: list[str] = []
+    hour = f"{START}T12:00"
+
+    if "1" not in args.skip:
+        data = raw_lake("hour", 1, args.hour_records, one_hour=True)
+        runs: dict[str, list[dict]] = {"bare-hour": [], "events-hour": [], "pandas-hour": []}
+        for i in range(args.repeat):
+            for name in runs:
+                runs[name].append(step(name, data, hour))
+                print(f"round {i + 1}: {name} {runs[name][-1]['seconds']:.2f} s", flush=True)
+        n = runs["events-hour"][0]["rows"]
+        ev = [r["seconds"] for r in runs["events-hour"]]
+        vs_bare = [e / b["seconds"] for e, b in zip(ev, runs["bare-hour"], strict=True)]
+        vs_pandas = [p["seconds"] / e for e, p in zip(ev, runs["pandas-hour"], strict=True)]
+        rows += [
+            f"| 1 | `events` asset, one hour of {n:,} records | {med(ev)} s, "
+            f"{statistics.median(n / s for s in ev):,.0f} records/s | — |",
+            f"| 1 | bare DuckDB `COPY read_json → parquet`, same objects | "
+            f"{med([r['seconds'] for r in runs['bare-hour']])} s | — |",
+            f"| 1 | `events` ÷ bare DuckDB (per round) | {med(vs_bare)}× | ≤ 1.5× |",
+            f"| 1 | pandas baseline (bench/pandas_baseline.py), same objects | "
+            f"{med([r['seconds'] for r in runs['pandas-hour']])} s | — |",
+            f"| 1 | pandas ÷ `events` (per round) | {med(vs_pandas)}× faster | ≥ 5× |",
+            f"| 3 | peak RSS, `events` on that hour | "
+            f"{med([r['rss_mb'] for r in runs['events-hour']], '{:,.0f}')} MB | ≤ 1,536 MB |",
+        ]
+
+    if "3" not in args.skip:
+        n = args.history_days
+        data = raw_lake("day", n, args.day_records * n)
+        if not (data / "backfilled").exists():
+            print(f"backfilling the {n}-day history …", flush=True)
+            backfill(data, n)
+            (data / "backfilled").touch()
+        for label, day in (("first", START), ("last", START + timedelta(days=n - 1))):
+            r = [step("sessions-day", data, f"{day}T00:00") for _ in range(args.repeat)]
+            rows.append(f"| 3 | peak RSS, `sessions` on the {label} day of {n} "
+                        f"({r[0]['rows']:,} events) | "
+                        f"{med([x['rss_mb'] for x in r], '{:,.0f}')} MB, "
+                        f"{med([x['seconds'] for x in r])} s | ≤ 1,536 MB, flat |")
+
+    if "2" not in args.skip:
+        data = raw_lake("backfill", args.backfill_days, args.backfill_records)
+        bare = step("bare-all", data)
+        seconds = backfill(data, args.backfill_days)
+        import duckdb
+
+        con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+        events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+        con.close()
+        floor = sum(bare["steps"].values())
+        parts = ", ".join(f"{k} {v:.1f} s" for k, v in bare["steps"].items())
+        rows += [
+            f"| 2 | backfill of {args.backfill_days} days, {events:,} events, all assets "
+            f"(CLI, through Dagster) | {seconds:.1f} s, {events / seconds:,.0f} events/s | — |",
+            f"| 2 | sum of the bare DuckDB steps ({parts}) | {floor:.1f} s | — |",
+            f"| 2 | backfill ÷ bare steps | {seconds / floor:.2f}× | ≤ 2× |",
+        ]
+
+    if "7" not in args.skip:
+        top = max(args.scaling_days)
+        data = raw_lake("scaling", top, args.scaling_records_per_day * top)
+        points = [(d, backfill(data, d)) for d in args.scaling_days]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        mx, my = statistics.mean(xs), statistics.mean(ys)
+        slope = (sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+                 / sum((x - mx) ** 2 for x in xs))
+        intercept = my - slope * mx
+        worst = max(y / (intercept + slope * x) for x, y in points)
+        rows.append(
+            f"| 7 | backfill of {' / '.join(map(str, args.scaling_days))} days × "
+            f"~{args.scaling_records_per_day:,} records | "
+            + " / ".join(f"{y:.1f} s" for y in ys)
+            + f" | linear: {slope:.1f} s per day + {intercept:.1f} s fixed "
+            f"(worst point {worst:.2f}× the line) |")
+
+    section(f"Measures 1, 2, 3 and 7 of issue #7; medians of {args.repeat} rounds, (min–max) in "
+            f"brackets, each figure from a fresh process. {datetime.now():%Y-%m-%d}.",
+            "| # | measure | result | bar |", rows, args.record)
+
+
+if __name__ == "__main__":
+    main()
