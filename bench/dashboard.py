@@ -10,7 +10,6 @@ Each warehouse is built once under bench-dashboard-<events>/ (simulate + backfil
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from report import section  # noqa: E402
+from report import data_env, section  # noqa: E402
 
 CLI = str(Path(sys.executable).with_name("analytics-platform"))
 EVENTS_PER_VISITOR_DAY = 12.4  # what the simulator produces on average
@@ -34,9 +33,7 @@ def build(folder: Path, events: int) -> tuple[date, date]:
     first = date(2026, 1, 1)
     last = first + timedelta(days=days - 1)
     if not (folder / "warehouse.duckdb").exists():
-        env = {**os.environ, "ANALYTICS_DATA_DIR": str(folder),
-               "DAGSTER_HOME": str(folder / "dagster_home")}
-        env.pop("ANALYTICS_RAW_URL", None)
+        env = data_env(folder)
         subprocess.run([CLI, "simulate", "--days", str(days), "--visitors-per-day",
                         str(visitors), "--start", str(first), "--quiet"], env=env, check=True)
         subprocess.run([CLI, "backfill", "--from", str(first), "--to", str(last)], env=env,

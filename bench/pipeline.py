@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -37,21 +36,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from report import section  # noqa: E402
+from report import data_env, med, section  # noqa: E402
 
 PY = sys.executable
 CLI = str(Path(sys.executable).with_name("analytics-platform"))
 CACHE = ROOT / "bench-cache"
 RECORDS_PER_VISITOR = 12.5  # what the simulator produces per visitor-day, about
 START = date(2026, 2, 1)
-
-
-def _env(data: Path) -> dict[str, str]:
-    env = {**os.environ, "ANALYTICS_DATA_DIR": str(data),
-           "DAGSTER_HOME": str(data / "dagster_home")}
-    env.pop("ANALYTICS_RAW_URL", None)
-    env.pop("ANALYTICS_LAKE_URL", None)
-    return env
 
 
 def raw_lake(name: str, days: int, records: int, one_hour: bool = False) -> Path:
@@ -74,7 +65,7 @@ def raw_lake(name: str, days: int, records: int, one_hour: bool = False) -> Path
 
 def step(name: str, data: Path, when: str | None = None) -> dict:
     args = [PY, str(ROOT / "bench" / "steps.py"), name, str(data)] + ([when] if when else [])
-    out = subprocess.run(args, env=_env(data), capture_output=True, text=True)
+    out = subprocess.run(args, env=data_env(data), capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -88,15 +79,8 @@ def backfill(data: Path, days: int) -> float:
     t0 = time.perf_counter()
     subprocess.run([CLI, "backfill", "--from", str(START),
                     "--to", str(START + timedelta(days=days - 1))],
-                   env=_env(data), check=True, capture_output=True)
+                   env=data_env(data), check=True, capture_output=True)
     return time.perf_counter() - t0
-
-
-def med(values: list[float], fmt: str = "{:.2f}") -> str:
-    m = statistics.median(values)
-    if len(values) == 1:
-        return fmt.format(m)
-    return f"{fmt.format(m)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
 def main() -> None:

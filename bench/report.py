@@ -1,15 +1,33 @@
-"""The shared tail of the benchmark scripts: a markdown section, printed and optionally
-appended to docs/BENCHMARKS.md."""
+"""What the benchmark scripts share: the environment of a data folder, "median (min–max)", and
+the markdown section printed and optionally appended to docs/BENCHMARKS.md."""
 
 from __future__ import annotations
 
 import os
 import platform
+import statistics
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_env(folder: Path) -> dict[str, str]:
+    """The environment of a CLI run on the local data folder ``folder`` (no S3 settings)."""
+    env = {**os.environ, "ANALYTICS_DATA_DIR": str(folder),
+           "DAGSTER_HOME": str(folder / "dagster_home")}
+    env.pop("ANALYTICS_RAW_URL", None)
+    env.pop("ANALYTICS_LAKE_URL", None)
+    return env
+
+
+def med(values: list[float], fmt: str = "{:.2f}") -> str:
+    """The median of ``values``, and their range in brackets when there are several."""
+    m = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(m)
+    return f"{fmt.format(m)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
 def section(what: str, header: str, rows: list[str], record: bool) -> str:

@@ -11,9 +11,7 @@ Each measure runs --repeat times on fresh folders; the table gives the median an
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from report import section  # noqa: E402
+from report import data_env, med, section  # noqa: E402
 
 
 def simulate(folder: Path, days: int, visitors: int, one_hour: bool = False) -> dict[str, float]:
@@ -44,9 +42,7 @@ def simulate(folder: Path, days: int, visitors: int, one_hour: bool = False) -> 
 
 def backfill(folder: Path, first: date, last: date) -> dict[str, float]:
     """The CLI's backfill in a fresh process, as a user runs it."""
-    env = {**os.environ, "ANALYTICS_DATA_DIR": str(folder),
-           "DAGSTER_HOME": str(folder / "dagster_home")}
-    env.pop("ANALYTICS_RAW_URL", None)
+    env = data_env(folder)
     t0 = time.perf_counter()
     out = subprocess.run(
         [str(Path(sys.executable).with_name("analytics-platform")), "backfill", "--from",
@@ -94,11 +90,7 @@ def repeat(n: int, fn: Callable[[Path], dict[str, float]], setup: Callable[[Path
 
 
 def summary(runs: list[dict[str, float]], key: str, fmt: str = "{:,.0f}") -> str:
-    values = [r[key] for r in runs]
-    med = statistics.median(values)
-    if len(values) == 1:
-        return fmt.format(med)
-    return f"{fmt.format(med)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+    return med([r[key] for r in runs], fmt)
 
 
 def main() -> None:
