@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/pipeline.py --record
 	$(BIN)/python bench/dashboard.py --record
 	$(BIN)/python bench/collector.py --record
+	$(BIN)/python bench/latency.py --record
 	$(BIN)/python bench/run.py --record
 
 clean:

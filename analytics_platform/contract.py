@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+try:  # the collector's environment has orjson; the Lambda's zip is the standard library only
+    import orjson
+except ImportError:  # pragma: no cover - exercised by the Lambda package test
+    orjson = None
+
 SCHEMA_VERSION = 1
 
 EVENT_TYPES: tuple[str, ...] = (
@@ -364,6 +369,14 @@ def loads_strict(body: bytes) -> Any:
 
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON (the stored form of a record)."""
+    if orjson is not None:
+        try:
+            # orjson writes the same JSON as the json module (a float may be spelled otherwise:
+            # 1e-7, not 1e-07), 5-10× faster on the collector's hot path; it refuses integers
+            # beyond 64 bits, which the json module takes.
+            return orjson.dumps(value)
+        except TypeError:
+            pass  # (a lone surrogate lands here too, and fails below as a ValueError)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -419,14 +432,16 @@ def check_body(body: bytes) -> BodyResult:
 
 
 def make_raw_record(
-    event: Mapping[str, Any], ingest_ts: datetime, user_agent: str | None
+    event: Mapping[str, Any], ingest_ts: datetime | str, user_agent: str | None
 ) -> dict[str, Any]:
     """The record stored for one *valid* event (SPEC §2): its contract fields plus ingest fields.
 
+    ``ingest_ts`` may be given already formatted (a batch formats its arrival time once).
     Unknown fields and ``null`` values are dropped; no IP, cookie or other header is ever added.
     """
     record = {name: event[name] for name in FIELD_NAMES if event.get(name) is not None}
-    record["ingest_ts"] = format_timestamp(ingest_ts)
+    record["ingest_ts"] = (ingest_ts if isinstance(ingest_ts, str)
+                           else format_timestamp(ingest_ts))
     record["user_agent"] = user_agent or ""
     record["schema_version"] = SCHEMA_VERSION
     return record

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from analytics_platform import settings
+
 PRICES = Path(__file__).with_name("prices_us_east_1.yaml")
 HOURS_PER_MONTH = 730
 
@@ -27,6 +29,8 @@ class Assumptions:
     buffer_seconds: int = 300  # Firehose's buffering interval: one object per interval
     log_bytes_per_request: int = 350  # START, END and REPORT lines of a Lambda invocation
     retention_months: float = 13.0  # raw/ kept 400 days: storage grows to 13 months of data
+    sensor_seconds: int = settings.SENSOR_INTERVAL_S3  # the raw-lake sensor's tick on S3
+    sensor_lists: int = settings.SENSOR_LOOKBACK_HOURS  # hour prefixes it lists a tick
 
 
 @dataclass
@@ -94,6 +98,10 @@ def monthly_bill(events: int, mode: str = "firehose", endpoint: str = "url",
              "months", stored_gb * s3["storage_gb_month"])
     bill.add("S3 GET (pipeline reads)", f"{objects:,.0f} objects",
              objects / 1000 * s3["get_per_thousand"])
+    # LIST is billed at the PUT rate, whatever the traffic: the sensor's cost floor.
+    lists = 30 * 24 * 3600 / a.sensor_seconds * a.sensor_lists
+    bill.add("S3 LIST (raw-lake sensor)", f"{lists:,.0f} requests (every {a.sensor_seconds} s)",
+             lists / 1000 * s3["put_per_thousand"])
 
     logs_gb = requests * a.log_bytes_per_request / 1e9
     cw = p["cloudwatch_logs"]
@@ -108,5 +116,6 @@ def assumptions_text(a: Assumptions | None = None) -> str:
     return (f"Assumptions: {a.record_bytes} B a record, {a.events_per_request:g} events a "
             f"request, Lambda {a.lambda_ms:g} ms at {a.lambda_memory_mb} MB "
             f"({a.lambda_architecture}), gzip to {a.gzip_ratio:.0%}, one Firehose object every "
-            f"{a.buffer_seconds} s, raw data kept {a.retention_months:g} months. "
+            f"{a.buffer_seconds} s, raw data kept {a.retention_months:g} months, the raw-lake "
+            f"sensor listing {a.sensor_lists} hour prefixes every {a.sensor_seconds} s. "
             f"Prices: {p['region']}, written down on {p['read_on']} ({PRICES.name}).")

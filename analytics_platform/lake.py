@@ -249,6 +249,19 @@ class S3RawLake(RawLake):
             yield paths
 
 
+# isal's igzip level 2: on 8 MB of records 11 ms against zlib level 6's 96 ms (level 9's 252),
+# for objects about 18 % larger than level 6 makes.
+GZIP_LEVEL = 2
+
+
+def gzip_object(data: bytes | memoryview) -> bytes:
+    """The bytes of a raw-lake object holding ``data`` (NDJSON): gzip, without a timestamp in
+    its header, so the same records always make the same object."""
+    from isal import igzip  # imported here: the Lambda's zip (standard library) never calls it
+
+    return igzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+
+
 def open_raw_lake(url: str | os.PathLike[str], client: Any | None = None) -> RawLake:
     """The raw lake at ``url``: ``s3://bucket/prefix`` or a local folder."""
     url = str(url)

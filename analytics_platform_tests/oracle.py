@@ -9,6 +9,7 @@ compare the warehouse with what this computes.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 import re
@@ -156,6 +157,9 @@ class Oracle:
                 "session_date": start.date(),
                 "duration_s": (end - start).total_seconds(),
                 "visitor_id": evs[0]["visitor_id"],
+                # the first 8 bytes of the MD5, little-endian (DuckDB's md5_number_upper)
+                "visitor_key": int.from_bytes(
+                    hashlib.md5(evs[0]["visitor_id"].encode()).digest()[:8], "little"),
                 "events": len(evs),
                 "pageviews": len(views),
                 "entry_page": views[0]["page_path"] if views else None,

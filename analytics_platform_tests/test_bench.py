@@ -44,3 +44,12 @@ def test_dashboard_bench_runs(tmp_path: Path) -> None:
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "events (last 14 days shown)" in out.stdout and " ms |" in out.stdout
+
+
+def test_latency_bench_runs(tmp_path: Path) -> None:
+    """The README's flow, end to end: collector → raw lake → `dagster dev` (raw-lake sensor,
+    automation sensor) → `events` and `sessions` in the warehouse."""
+    out = subprocess.run([sys.executable, "bench/latency.py", "--samples", "1", "--root",
+                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "in the `events` view" in out.stdout and "in the `sessions` view" in out.stdout

@@ -33,6 +33,8 @@ def test_firehose_mode_by_hand() -> None:
     # every 650-byte record is billed as 5 KB
     assert line(b, "Firehose ingestion") == pytest.approx(3_000_000 * 5 / 1024 / 1024 * 0.029)
     assert line(b, "S3 PUT (Firehose objects)") == pytest.approx(8640 / 1000 * 0.005)
+    # 3 hour prefixes every 30 s, at the PUT/LIST rate: $1.30 a month
+    assert line(b, "S3 LIST (raw-lake sensor)") == pytest.approx(3 * 86400 * 30 / 30 / 1000 * 0.005)
     assert "Kinesis shard" not in {i for i, _, _ in b.lines}
     assert b.total == pytest.approx(sum(u for _, _, u in b.lines))
 

@@ -211,6 +211,25 @@ def test_an_empty_warehouse_says_how_to_fill_it(tmp_path: Path,
     assert "No data yet" in at.info[0].value and "make demo" in at.info[0].value
 
 
+def test_sessions_of_an_older_version_ask_for_a_rebuild(data: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warehouse whose sessions predate `visitor_key` says how to rebuild, instead of failing
+    (or undercounting visitors)."""
+    old = tmp_path / "old"
+    old.mkdir()
+    con = duckdb.connect(str(old / "warehouse.duckdb"))
+    for table, drop in (("sessions", "EXCLUDE (visitor_key)"),
+                        ("session_events", "EXCLUDE (visitor_key)"), ("pages_daily", "")):
+        con.execute(f"CREATE VIEW {table} AS SELECT * {drop} FROM "
+                    f"read_parquet('{data}/lake/{table}/*/*.parquet')")
+    con.close()
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(old))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert "older version" in at.warning[0].value and "backfill" in at.warning[0].value
+
+
 @pytest.mark.skipif(not chromium.available(), reason=chromium.MISSING)
 def test_the_running_dashboard_in_a_real_browser(data: Path, tmp_path: Path) -> None:
     from analytics_platform.dashboard.screenshots import capture

@@ -183,9 +183,9 @@ def test_events_view_holds_each_human_event_once(world: dict[str, Any]) -> None:
 
 
 SESSION_COLUMNS = ["session_start", "session_end", "session_date", "duration_s", "visitor_id",
-                   "events", "pageviews", "entry_page", "exit_page", "max_scroll_depth",
-                   "max_time_on_page", "interactions", "is_bounce", "converted", "source",
-                   "medium", "campaign", "experiment", "variant"]
+                   "visitor_key", "events", "pageviews", "entry_page", "exit_page",
+                   "max_scroll_depth", "max_time_on_page", "interactions", "is_bounce",
+                   "converted", "source", "medium", "campaign", "experiment", "variant"]
 
 
 def test_every_column_of_sessions(world: dict[str, Any]) -> None:

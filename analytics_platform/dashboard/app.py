@@ -68,6 +68,13 @@ elif not wh.ready:
         "--to YYYY-MM-DD\n```"
     )
     st.stop()
+elif view != "SQL" and wh.outdated:
+    st.warning(
+        "**The sessions were built by an older version** (they have no `visitor_key`). "
+        "Rebuild them once, for every day you have:\n\n```sh\nanalytics-platform backfill "
+        "--from YYYY-MM-DD --to YYYY-MM-DD\n```"
+    )
+    st.stop()
 
 if view not in ("Realtime", "SQL"):
     lo, hi = wh.row(Q.RANGE)

@@ -2,7 +2,9 @@
 
 Every panel of the Overview and Sources views counts from ``sessions`` (and ``session_events``)
 narrowed by the filters, so a filter means the same thing everywhere: sessions of those days,
-from those sources, on those devices, that viewed that page. Funnels, cohorts, experiments and
+from those sources, on those devices, that viewed that page. Visitors are counted on
+``visitor_key`` (a 64-bit hash of ``visitor_id`` written by the sessions asset): distinct counts
+of an integer are about twice as fast as of the UUID text. Funnels, cohorts, experiments and
 first/last touch read their marts as the pipeline computed them.
 """
 
@@ -52,7 +54,7 @@ WITH f AS (
 """
 
 KPIS = FILTERED + """
-SELECT count(DISTINCT visitor_id) AS visitors,
+SELECT count(DISTINCT visitor_key) AS visitors,
        count(*) AS sessions,
        coalesce(sum(pageviews), 0)::BIGINT AS pageviews,
        avg(is_bounce::INTEGER) AS bounce_rate,
@@ -63,21 +65,21 @@ FROM f
 """
 
 SERIES_DAILY = FILTERED + """
-SELECT session_date::TIMESTAMP AS period, count(DISTINCT visitor_id) AS visitors,
+SELECT session_date::TIMESTAMP AS period, count(DISTINCT visitor_key) AS visitors,
        count(*) AS sessions, sum(pageviews)::BIGINT AS pageviews,
        count(*) FILTER (converted) AS conversions
 FROM f GROUP BY 1 ORDER BY 1
 """
 
 SERIES_HOURLY = FILTERED + """
-SELECT date_trunc('hour', session_start) AS period, count(DISTINCT visitor_id) AS visitors,
+SELECT date_trunc('hour', session_start) AS period, count(DISTINCT visitor_key) AS visitors,
        count(*) AS sessions, sum(pageviews)::BIGINT AS pageviews,
        count(*) FILTER (converted) AS conversions
 FROM f GROUP BY 1 ORDER BY 1
 """
 
 TOP_PAGES = FILTERED + """
-SELECT e.page_path, count(*) AS pageviews, count(DISTINCT e.visitor_id) AS visitors
+SELECT e.page_path, count(*) AS pageviews, count(DISTINCT e.visitor_key) AS visitors
 FROM session_events e JOIN f USING (session_id)
 WHERE e.event_type = 'page_view' AND e.session_date BETWEEN $start AND $end
 GROUP BY 1 ORDER BY pageviews DESC, page_path LIMIT 15
@@ -86,7 +88,7 @@ GROUP BY 1 ORDER BY pageviews DESC, page_path LIMIT 15
 # The same with dates only: every session of those dates is selected, so the join is dropped
 # (on 10M events it is most of the query's time).
 TOP_PAGES_ALL = """
-SELECT page_path, count(*) AS pageviews, count(DISTINCT visitor_id) AS visitors
+SELECT page_path, count(*) AS pageviews, count(DISTINCT visitor_key) AS visitors
 FROM session_events
 WHERE event_type = 'page_view' AND session_date BETWEEN $start AND $end
 GROUP BY 1 ORDER BY pageviews DESC, page_path LIMIT 15
@@ -111,7 +113,7 @@ FROM f WHERE exit_page IS NOT NULL GROUP BY 1 ORDER BY sessions DESC, 1 LIMIT 10
 
 SOURCES = FILTERED + """
 SELECT source, medium, campaign, count(*) AS sessions,
-       count(DISTINCT visitor_id) AS visitors,
+       count(DISTINCT visitor_key) AS visitors,
        count(*) FILTER (converted) AS conversions,
        avg(converted::INTEGER) AS conversion_rate
 FROM f GROUP BY ALL ORDER BY sessions DESC, source, medium, campaign
@@ -164,6 +166,14 @@ class Warehouse:
     def ready(self) -> bool:
         # the page list of the filters comes from pages_daily (see CHOICES)
         return {"sessions", "session_events", "pages_daily"} <= self.tables
+
+    @cached_property
+    def outdated(self) -> bool:
+        """Sessions written by a version without ``visitor_key`` (rebuild them to view)."""
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            return not con.execute(
+                "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'session_events' "
+                "AND column_name = 'visitor_key'").fetchall()[0][0]
 
     def df(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         # A query gets the filter parameters it names (DuckDB refuses extra ones).

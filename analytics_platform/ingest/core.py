@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from analytics_platform.contract import MAX_BODY_BYTES, check_body, encode_json, make_raw_record
+from analytics_platform.contract import (
+    MAX_BODY_BYTES,
+    check_body,
+    encode_json,
+    format_timestamp,
+    make_raw_record,
+)
 
 JSON_TYPES = ("application/json", "text/plain")  # text/plain: navigator.sendBeacon(string)
 
@@ -111,7 +117,7 @@ class Ingestor:
                 "message": f"the body is over {self.config.max_body_bytes} bytes",
             }, cors), [], ["body_too_large"])
         result = check_body(body)
-        now = self.clock()
+        now = format_timestamp(self.clock())
         agent = headers.get("user-agent")
         records = [make_raw_record(e, now, agent) for e in result.events]
         # one reason per refused event: its first

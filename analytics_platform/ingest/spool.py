@@ -15,7 +15,6 @@ the raw lake exactly once, even across ``kill -9``.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import os
 import uuid
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from analytics_platform.lake import RawLake
+from analytics_platform.lake import RawLake, gzip_object
 
 
 @dataclass
@@ -48,6 +47,7 @@ class Spool:
         self._fd: int | None = None
         self._size = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._flushes: set[asyncio.Task[None]] = set()  # size-triggered, running
         self._lock = asyncio.Lock()
 
     # --- segments --------------------------------------------------------------------------
@@ -74,7 +74,7 @@ class Spool:
             first = orjson.loads(data[: data.find(b"\n")])
             oldest = datetime.fromisoformat(first["ingest_ts"].replace("Z", "+00:00"))
             object_id = str(uuid.UUID(segment.stem.rsplit("-", 1)[-1]))
-            self.lake.write_records(oldest, gzip.compress(data, mtime=0), object_id=object_id)
+            self.lake.write_records(oldest, gzip_object(data), object_id=object_id)
             self.stats.flushed_objects += 1
             self.stats.flushed_records += data.count(b"\n")
         segment.unlink()
@@ -131,7 +131,10 @@ class Spool:
                 if not fut.done():
                     fut.set_result(None)
             if big:
-                await self.flush()
+                # in the background: appends go on into a new segment meanwhile
+                task = asyncio.create_task(self.flush())
+                self._flushes.add(task)
+                task.add_done_callback(self._flushes.discard)
 
     async def _flusher(self) -> None:
         while True:
@@ -153,4 +156,5 @@ class Spool:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._flushes, return_exceptions=True)
         await self.flush()

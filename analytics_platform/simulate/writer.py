@@ -20,16 +20,14 @@ import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
-from isal import igzip
 from tqdm import tqdm
 
 from analytics_platform.contract import EVENT_TYPES, SCHEMA_VERSION, SCROLL_DEPTHS, TIME_MILESTONES
-from analytics_platform.lake import RawLake
+from analytics_platform.lake import RawLake, gzip_object
 from analytics_platform.simulate import model as m
 from analytics_platform.simulate.traffic import US, Traffic
 
 BUFFER_SECONDS = 300  # Firehose's default buffering interval
-GZIP_LEVEL = 2  # isal's igzip: about zlib level 6's size at ten times its speed
 
 # One JSON line per delivery, fields in the contract's order (see contract.make_raw_record);
 # absent optional fields are left out, not written as null. Low-cardinality parts arrive as
@@ -235,7 +233,7 @@ def write_traffic(
 
     def compress(item: tuple[int, int, memoryview, int]) -> tuple[int, int, bytes, int]:
         b, oldest_us, body, count = item
-        return b, oldest_us, igzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0), count
+        return b, oldest_us, gzip_object(body), count
 
     # Compression runs in threads (it releases the GIL); writes stay in this thread, where many
     # small files are faster than from competing threads.

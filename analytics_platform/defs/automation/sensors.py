@@ -2,21 +2,20 @@
 
 import hashlib
 import json
-import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from analytics_platform import settings
 from analytics_platform.defs.automation import events_job
 from analytics_platform.lake import RawObject, hours_between, partition_key
 from analytics_platform.partitions import hourly
 from analytics_platform.resources import RawLakeResource
 
-# Only recent hour folders are listed (never the whole bucket): Firehose names an object after
-# its oldest record, so an hour's folder stops changing a buffer interval after the hour ends;
-# three hours leave room for retries. Each listed hour is one LIST request per tick.
-LOOKBACK_HOURS = int(os.environ.get("ANALYTICS_SENSOR_LOOKBACK_HOURS") or 3)
-INTERVAL_SECONDS = int(os.environ.get("ANALYTICS_SENSOR_INTERVAL_SECONDS") or 30)
+# Only recent hour folders are listed (never the whole bucket); each listed hour is one LIST
+# request per tick (see settings.sensor_lookback_hours).
+LOOKBACK_HOURS = settings.sensor_lookback_hours()
+INTERVAL_SECONDS = settings.sensor_interval_seconds()
 
 
 def fingerprint(objects: list[RawObject]) -> str:
@@ -65,6 +64,10 @@ downstream_automation = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=INTERVAL_SECONDS,
+    # Runs, not a backfill, when a tick asks for several days (a new hour touches three days'
+    # sessions): Dagster's backfill daemon looks every 30 s, which was most of the time from a
+    # visit to its session.
+    emit_backfills=False,
     description="Evaluates the assets' automation conditions: a day's sessions and marts are "
     "re-materialised when the events they read change, the all-history marts when sessions do.",
 )
