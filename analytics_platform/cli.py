@@ -113,11 +113,13 @@ def collect(host: str, port: int, flush_seconds: float, flush_mb: float,
 @click.option("--host", default="127.0.0.1", show_default=True)
 def dashboard(port: int, host: str) -> None:
     """The dashboard (Streamlit) on the warehouse, read-only."""
-    import subprocess
-
     app = Path(__file__).resolve().parent / "dashboard" / "app.py"
     click.echo(f"Dashboard: http://{host}:{port}")
-    raise SystemExit(subprocess.call(streamlit_command(app, host, port)))
+    sys.stdout.flush()
+    # Streamlit takes this process's place, so a Ctrl-C or SIGTERM sent to it stops the server
+    # (a child would be left running, orphaned).
+    cmd = streamlit_command(app, host, port)
+    os.execv(cmd[0], cmd)
 
 
 def streamlit_command(app: Path, host: str, port: int) -> list[str]:

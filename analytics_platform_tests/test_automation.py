@@ -109,3 +109,32 @@ def test_definitions_load_and_validate() -> None:
                          env={**os.environ, "DAGSTER_HOME": ""})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Validation successful" in out.stdout + out.stderr
+
+
+def test_sensor_interval_follows_the_raw_lake(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    """Local folders are listed every 10 s (free); S3 every 30 s (LIST requests cost money)."""
+    from analytics_platform import settings
+
+    monkeypatch.delenv("ANALYTICS_SENSOR_INTERVAL_SECONDS", raising=False)
+    monkeypatch.setenv("ANALYTICS_RAW_URL", "s3://bucket/raw")
+    assert settings.sensor_interval_seconds() == 30
+    monkeypatch.setenv("ANALYTICS_RAW_URL", str(tmp_path / "raw"))
+    assert settings.sensor_interval_seconds() == 10
+    monkeypatch.setenv("ANALYTICS_SENSOR_INTERVAL_SECONDS", "120")
+    assert settings.sensor_interval_seconds() == 120
+
+
+def test_the_local_instance_starts_runs_quickly_and_two_at_a_time(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The dagster.yaml the CLI writes is one Dagster accepts, with the run queue it says."""
+    from analytics_platform.cli import _dagster_home
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    home = _dagster_home()
+    with dg.DagsterInstance.from_config(home) as instance:
+        coordinator = instance.run_coordinator
+        assert type(coordinator).__name__ == "QueuedRunCoordinator"
+        assert coordinator.dequeue_interval_seconds == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+    assert "enabled: false" in (Path(home) / "dagster.yaml").read_text()  # no telemetry

@@ -211,6 +211,31 @@ def test_an_empty_warehouse_says_how_to_fill_it(tmp_path: Path,
     assert "No data yet" in at.info[0].value and "make demo" in at.info[0].value
 
 
+def test_the_open_warehouse_follows_the_file_the_pipeline_swaps_in(tmp_path: Path) -> None:
+    """The dashboard keeps the warehouse open; a new file renamed over it (as publish_warehouse
+    does) is what the next query reads, and a query still running on the old one finishes."""
+    from analytics_platform.dashboard.queries import Warehouse, _cursor
+
+    def publish(value: int) -> None:
+        tmp = tmp_path / "new.duckdb"
+        with duckdb.connect(str(tmp)) as con:
+            con.execute(f"CREATE VIEW v AS SELECT {value} AS x")
+        os.replace(tmp, tmp_path / "warehouse.duckdb")
+
+    publish(1)
+    wh = Warehouse(tmp_path / "warehouse.duckdb")
+    assert wh.row("SELECT x FROM v") == (1,) and wh.tables == {"v"}
+    running = _cursor(wh.path)
+    publish(2)
+    assert wh.row("SELECT x FROM v") == (2,)
+    assert running.execute("SELECT x FROM v").fetchall() == [(1,)]
+    fds = len(os.listdir(f"/proc/{os.getpid()}/fd"))
+    for i in range(20):
+        publish(i)
+        assert wh.row("SELECT x FROM v") == (i,)
+    assert len(os.listdir(f"/proc/{os.getpid()}/fd")) <= fds  # old files are let go
+
+
 def test_sessions_of_an_older_version_ask_for_a_rebuild(data: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A warehouse whose sessions predate `visitor_key` says how to rebuild, instead of failing
