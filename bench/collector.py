@@ -41,10 +41,14 @@ def event() -> dict:
             "event_ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
 
 
-def start(data: Path, flush_seconds: float) -> tuple[subprocess.Popen, str]:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def start(data: Path, flush_seconds: float) -> tuple[subprocess.Popen, str]:
+    port = free_port()
     env = {**os.environ, "ANALYTICS_DATA_DIR": str(data)}
     env.pop("ANALYTICS_RAW_URL", None)
     proc = subprocess.Popen([CLI, "collect", "--port", str(port), "--flush-seconds",

@@ -17,7 +17,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from collector import event, start  # noqa: E402
+from collector import event, free_port, start  # noqa: E402
 from report import data_env, section  # noqa: E402
 
 from analytics_platform.cli import LOCAL_INSTANCE_YAML  # noqa: E402
@@ -39,12 +38,6 @@ from analytics_platform.cli import LOCAL_INSTANCE_YAML  # noqa: E402
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 BROWSER = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
            "Chrome/131.0 Safari/537.36")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def found(warehouse: Path, sql: str, key: str) -> bool:

@@ -21,9 +21,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from analytics_platform.contract import encode_json
+from analytics_platform.contract import encode_json, encode_records
 from analytics_platform.ingest.core import IngestConfig, Ingestor
-from analytics_platform.ingest.sinks import encode
 from analytics_platform.ingest.spool import Spool
 from analytics_platform.lake import RawLake
 
@@ -45,7 +44,7 @@ def create_app(lake: RawLake, spool_dir: Path, config: IngestConfig | None = Non
         r = prepared.response
         if prepared.records:
             try:
-                await spool.append(b"".join(encode(rec) for rec in prepared.records))
+                await spool.append(encode_records(prepared.records))
             except OSError as e:
                 counters["spool_errors"] += 1
                 return 503, {**r.headers, "content-type": "application/json"}, encode_json(

@@ -12,10 +12,10 @@ import gzip
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from analytics_platform.contract import encode_record as encode
+from analytics_platform.contract import encode_records, parse_timestamp
 from analytics_platform.ingest.core import SinkError
 
 MAX_ATTEMPTS = 4
@@ -100,11 +100,10 @@ class S3Sink:
         self.lake = open_raw_lake(url, client=client)
 
     def put(self, records: list[dict[str, Any]]) -> None:
-        body = gzip.compress(b"".join(encode(r) for r in records))
-        oldest = min(datetime.fromisoformat(r["ingest_ts"].replace("Z", "+00:00"))
-                     for r in records)
+        body = gzip.compress(encode_records(records))
+        oldest = min(parse_timestamp(r["ingest_ts"]) for r in records)
         try:
-            self.lake.write_records(oldest.astimezone(UTC), body)
+            self.lake.write_records(oldest, body)
         except Exception as e:
             raise SinkError(f"s3 {self.lake.url}: {e}") from e
 

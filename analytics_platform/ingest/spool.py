@@ -23,6 +23,7 @@ from pathlib import Path
 
 import orjson
 
+from analytics_platform.contract import parse_timestamp
 from analytics_platform.lake import RawLake, gzip_object
 
 
@@ -72,7 +73,7 @@ class Spool:
         data = data[:end]  # a partial last line was never acknowledged
         if data:
             first = orjson.loads(data[: data.find(b"\n")])
-            oldest = datetime.fromisoformat(first["ingest_ts"].replace("Z", "+00:00"))
+            oldest = parse_timestamp(first["ingest_ts"])
             object_id = str(uuid.UUID(segment.stem.rsplit("-", 1)[-1]))
             self.lake.write_records(oldest, gzip_object(data), object_id=object_id)
             self.stats.flushed_objects += 1
