@@ -254,14 +254,18 @@ def markdown_preview(con: duckdb.DuckDBPyConnection, query: str, params: dict | 
     return markdown_table([d[0] for d in cur.description], cur.fetchall())
 
 
+# Which copy of an event counts when it arrived more than once: the earliest arrival, then the
+# earlier device time, then the object and line it came in (SPEC §3.4). Every de-duplication of
+# events (the events asset, sessions, the `events` view) orders by it.
+FIRST_COPY_ORDER = "ingest_ts, event_ts, raw_key, raw_pos"
+
 # What the warehouse exposes, by name. `None` means "the Parquet table of the same name".
 # `events` removes copies of an event that arrived in different hours (SPEC §3.4: a copy in a
 # later hour is removed in the events view).
 WAREHOUSE_VIEWS: dict[str, str | None] = {
-    "events": """
-        SELECT * EXCLUDE (raw_key, raw_pos) FROM read_parquet('{events}', union_by_name = true)
-        QUALIFY row_number() OVER (
-            PARTITION BY event_id ORDER BY ingest_ts, event_ts, raw_key, raw_pos) = 1
+    "events": f"""
+        SELECT * EXCLUDE (raw_key, raw_pos) FROM read_parquet('{{events}}', union_by_name = true)
+        QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY {FIRST_COPY_ORDER}) = 1
     """,
     "quarantine": None,
     "sessions": None,

@@ -23,7 +23,13 @@ from analytics_platform.duck import connect
 from analytics_platform.lake import RawLake, RawObject
 from analytics_platform.partitions import hour_folder, hourly, hours_of
 from analytics_platform.resources import LakeResource, PipelineSettings, RawLakeResource
-from analytics_platform.storage import Lake, markdown_table, publish_warehouse, sql_paths
+from analytics_platform.storage import (
+    FIRST_COPY_ORDER,
+    Lake,
+    markdown_table,
+    publish_warehouse,
+    sql_paths,
+)
 
 QUARANTINE_TEXT_CHARS = 4096
 
@@ -130,16 +136,14 @@ SELECT raw_hour, key, NULL, 'corrupt_object', scrub(error) FROM corrupt_objects
 
 # Human events with their parsed user agent, one row per event_id within each hour: the
 # earliest arrival wins (SPEC §3.4).
-EVENTS_SQL = """
+EVENTS_SQL = f"""
 SELECT c.event_id, c.event_type, c.ts, c.ingest_ts, c.event_ts, c.session_id, c.visitor_id,
        c.page_path, c.page_host, c.page_title, c.referrer_host, c.utm_source, c.utm_medium,
        c.utm_campaign, c.utm_content, c.utm_term, c.screen_width, c.screen_height,
        ua.browser, ua.os, ua.device_type, c.props, c.raw_hour, c.raw_key, c.raw_pos
 FROM checked c JOIN user_agents ua USING (user_agent)
 WHERE c.reason IS NULL AND NOT ua.is_bot
-QUALIFY row_number() OVER (
-    PARTITION BY c.raw_hour, c.event_id
-    ORDER BY c.ingest_ts, c.event_ts, c.raw_key, c.raw_pos) = 1
+QUALIFY row_number() OVER (PARTITION BY c.raw_hour, c.event_id ORDER BY {FIRST_COPY_ORDER}) = 1
 """
 
 # Events that arrived after the horizon of their day's sessions are also kept apart, by the

@@ -25,7 +25,12 @@ from analytics_platform.defs.automation import refresh_when_deps_change
 from analytics_platform.duck import connect
 from analytics_platform.partitions import daily, day_folder, day_of, hour_folder
 from analytics_platform.resources import LakeResource, PipelineSettings
-from analytics_platform.storage import Lake, markdown_preview, publish_warehouse
+from analytics_platform.storage import (
+    FIRST_COPY_ORDER,
+    Lake,
+    markdown_preview,
+    publish_warehouse,
+)
 
 # The day's de-duplicated human events, each with the session it belongs to. The copy of each
 # event that counts is chosen on narrow rows, then only the day's winners are read in full
@@ -34,17 +39,16 @@ from analytics_platform.storage import Lake, markdown_preview, publish_warehouse
 # integer hashes and compares far faster than a 36-character string; MD5 is the same in every
 # DuckDB version, so partitions written years apart agree; a collision among 10M visitors has
 # odds of about 1 in 370,000).
-DAY_EVENTS_SQL = """
+DAY_EVENTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE day_events AS
 WITH read AS NOT MATERIALIZED (
-    {sources}
+    {{sources}}
 ),
 -- Which copy of each event counts (the earliest arrival), decided on a few narrow columns: the
 -- wide rows are never sorted. A row is one line of one object: (raw_key, raw_pos).
 kept AS (
     SELECT raw_key, raw_pos, session_id, ts FROM read
-    QUALIFY row_number() OVER (
-        PARTITION BY event_id ORDER BY ingest_ts, event_ts, raw_key, raw_pos) = 1
+    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY {FIRST_COPY_ORDER}) = 1
 ),
 day_sessions AS (
     SELECT session_id, CAST(min(ts) AS DATE) AS session_date FROM kept GROUP BY session_id
