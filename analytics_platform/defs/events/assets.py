@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -135,15 +136,27 @@ SELECT raw_hour, key, NULL, 'corrupt_object', scrub(error) FROM corrupt_objects
 """
 
 # Human events with their parsed user agent, one row per event_id within each hour: the
-# earliest arrival wins (SPEC §3.4).
+# earliest arrival wins (SPEC §3.4). Copies are rare (a retried beacon), so the window runs only
+# over the event_ids seen more than once, on narrow rows, and the copies it finds are removed
+# with an anti-join: ranking every row would move all of their columns through a sort, which
+# cost three times as much on a million-event hour (docs/BENCHMARKS.md).
 EVENTS_SQL = f"""
+WITH human AS (
+    SELECT c.rowid AS rid, c.raw_hour, c.event_id, c.ingest_ts, c.event_ts, c.raw_key, c.raw_pos
+    FROM checked c JOIN user_agents ua USING (user_agent)
+    WHERE c.reason IS NULL AND NOT ua.is_bot
+),
+copied AS (SELECT raw_hour, event_id FROM human GROUP BY ALL HAVING count(*) > 1),
+later_copies AS (
+    SELECT rid FROM human SEMI JOIN copied USING (raw_hour, event_id)
+    QUALIFY row_number() OVER (PARTITION BY raw_hour, event_id ORDER BY {FIRST_COPY_ORDER}) > 1
+)
 SELECT c.event_id, c.event_type, c.ts, c.ingest_ts, c.event_ts, c.session_id, c.visitor_id,
        c.page_path, c.page_host, c.page_title, c.referrer_host, c.utm_source, c.utm_medium,
        c.utm_campaign, c.utm_content, c.utm_term, c.screen_width, c.screen_height,
        ua.browser, ua.os, ua.device_type, c.props, c.raw_hour, c.raw_key, c.raw_pos
 FROM checked c JOIN user_agents ua USING (user_agent)
-WHERE c.reason IS NULL AND NOT ua.is_bot
-QUALIFY row_number() OVER (PARTITION BY c.raw_hour, c.event_id ORDER BY {FIRST_COPY_ORDER}) = 1
+WHERE c.reason IS NULL AND NOT ua.is_bot AND c.rowid NOT IN (SELECT rid FROM later_copies)
 """
 
 # Events that arrived after the horizon of their day's sessions are also kept apart, by the
@@ -254,26 +267,43 @@ def _process_batch(
         "SELECT DISTINCT user_agent FROM checked WHERE reason IS NULL").fetchall()]
     con.register("user_agents", classify_table(agents))
 
-    # Every hour of the batch is written in one pass; an hour that now has no rows loses the
-    # file an earlier run left (re-materialising replaces, never appends).
     hours = [h for h, _ in batch]
     folders = [hour_folder(h) for h in hours]
-    # Events are de-duplicated on their way to the files (never held as a table: the sort
-    # streams, and spills when it must); what follows reads them back from those files.
-    for table, source, order in (("events", f"({EVENTS_SQL})", "ts, event_id"),
-                                 ("quarantine", "quarantined", "raw_key, raw_pos")):
-        written = lake.write_partitioned(
-            con, f"SELECT *, strftime(raw_hour, '%Y-%m-%dT%H') AS part FROM {source} "
-            f"ORDER BY {order}", ["part"],
-            lambda v, t=table: lake.partition_path(t, f"hour={v['part']}"))
-        for folder in folders:
-            path = lake.partition_path(table, folder)
-            if path not in written and (path.exists() or lake.remote is not None):
+    # Each hour's events go to their own file, sorted (the same raw objects give the same file).
+    # One COPY per hour, not one COPY split with PARTITION_BY, which took 2-3 s more on a
+    # million-event hour; several hours are de-duplicated once into a table first. An hour that
+    # now has no events loses the file an earlier run left (re-materialising replaces).
+    with_events = {row[0] for row in con.execute(
+        "SELECT DISTINCT c.raw_hour FROM checked c JOIN user_agents ua USING (user_agent) "
+        "WHERE c.reason IS NULL AND NOT ua.is_bot").fetchall()}
+    source = f"({EVENTS_SQL})"
+    if len(with_events) > 1:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE deduped AS {EVENTS_SQL}")
+        source = "deduped"
+    written: list[Path] = []
+    for hour, folder in zip(hours, folders, strict=True):
+        naive = hour.replace(tzinfo=None)
+        if naive in with_events:
+            written.append(lake.write(
+                con, f"SELECT * FROM {source} WHERE raw_hour = $hour ORDER BY ts, event_id",
+                "events", folder, {"hour": naive}))
+        else:
+            path = lake.partition_path("events", folder)
+            if path.exists() or lake.remote is not None:
                 lake.delete(path)
-        if table == "events":
-            con.execute("CREATE OR REPLACE TEMP VIEW batch_events AS " + (
-                f"SELECT * FROM read_parquet({sql_paths(map(str, written))})" if written
-                else f"SELECT * FROM ({EVENTS_SQL}) LIMIT 0"))
+    con.execute("DROP TABLE IF EXISTS deduped")
+    # What follows reads the events back from their files.
+    con.execute("CREATE OR REPLACE TEMP VIEW batch_events AS " + (
+        f"SELECT * FROM read_parquet({sql_paths(map(str, written))})" if written
+        else f"SELECT * FROM ({EVENTS_SQL}) LIMIT 0"))
+    written = lake.write_partitioned(
+        con, "SELECT *, strftime(raw_hour, '%Y-%m-%dT%H') AS part FROM quarantined "
+        "ORDER BY raw_key, raw_pos", ["part"],
+        lambda v: lake.partition_path("quarantine", f"hour={v['part']}"))
+    for folder in folders:
+        path = lake.partition_path("quarantine", folder)
+        if path not in written and (path.exists() or lake.remote is not None):
+            lake.delete(path)
     # Late events, filed by the date of their ts (see LATE_SQL).
     late_written = lake.write_partitioned(
         con, LATE_SQL, ["ts_date", "part"],
