@@ -105,7 +105,9 @@ def collect(host: str, port: int, flush_seconds: float, flush_mb: float,
                      int(flush_mb * 1024 * 1024))
     click.echo(f"Collector on http://{host}:{port} (demo page: http://{host}:{port}/demo) → "
                f"{lake.url}; flush every {flush_seconds:g} s or {flush_mb:g} MB")
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    # No proxy headers: the collector never looks at a client address (SPEC §2).
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10,
+                proxy_headers=False)
 
 
 @main.command()

@@ -359,9 +359,21 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# A run of 19+ digits may be an integer beyond 64 bits, which orjson reads as a float; the json
+# module keeps it an int (a 20-digit screen_width is "out_of_range", not "wrong_type").
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def loads_strict(body: bytes) -> Any:
     """Parse JSON as RFC 8259 has it: UTF-8, no NaN/Infinity, no lone surrogate escapes (which
     could never be written back out as UTF-8). Raises ValueError."""
+    if orjson is not None and not _LONG_DIGITS.search(body):
+        # orjson is strict already (it refuses all three) and 3-4× faster; anything it refuses
+        # goes through the json module below, so the two paths answer alike.
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
     encode_json(value)  # lone surrogates fail here
     return value

@@ -303,3 +303,38 @@ def test_any_json_body_is_answered_and_only_valid_events_pass(value: Any) -> Non
         rec = make_raw_record(event, datetime.now(UTC), "ua")
         assert set(rec) <= set(FIELD_NAMES) | {"ingest_ts", "user_agent", "schema_version"}
         orjson.dumps(rec)  # storable
+
+
+def _refuse(constant: str) -> None:
+    raise ValueError(f"{constant} is not in RFC 8259")
+
+
+def _json_module(body: bytes) -> tuple[str, Any]:
+    """What a strict parse with the json module alone (the Lambda's) makes of ``body``."""
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_refuse)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates fail here
+    except ValueError:
+        return ("refused", None)
+    return ("parsed", value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.integers(min_value=-(10**30), max_value=10**30).map(lambda n: f"[{n}, 1.5]".encode()),
+    st.text(alphabet='{}[]",:0123456789.eE+-truefalsnNI\\ud8', max_size=24).map(str.encode),
+    st.binary(max_size=24),
+))
+def test_fast_parse_answers_as_the_json_module(body: bytes) -> None:
+    # The collector parses with orjson; it must accept, refuse and type exactly as the json
+    # module does (integers beyond 64 bits stay integers, NaN and lone surrogates are refused).
+    from analytics_platform.contract import loads_strict
+
+    try:
+        got: tuple[str, Any] = ("parsed", loads_strict(body))
+    except ValueError:
+        got = ("refused", None)
+    want = _json_module(body)
+    assert got[0] == want[0], body
+    assert repr(got[1]) == repr(want[1]), body
