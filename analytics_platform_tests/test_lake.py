@@ -153,3 +153,30 @@ def test_default_raw_url_follows_data_dir(data_dir: Path, monkeypatch: pytest.Mo
 def test_bad_urls_are_refused_clearly(url: str) -> None:
     with pytest.raises(ValueError):
         open_raw_lake(url)
+
+
+def test_read_lines_splits_objects_as_python_does(lake: RawLake,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `events` reader's lines (object, line number, bytes with their newline) are those
+    of a plain Python split: blank lines dropped, CRLF and a missing last newline kept as
+    they are, an empty object without lines, a corrupt object reported and skipped."""
+    from analytics_platform.defs.events import reader
+
+    monkeypatch.setattr(reader, "_SCAN_BYTES", 7)  # newlines found across many scan slices
+    bodies = [b'{"a":1}\n\n{"b":2}\r\n{"c":"\xff"}\n', b"", b'{"d":4}\n{"e":5}', b"\n\n",
+              b"x" * 40 + b"\n" + b"y" * 3]
+    texts = {lake.write_records(HOUR + timedelta(seconds=i), gzip.compress(b), f"o{i}").key: b
+             for i, b in enumerate(bodies)}
+    bad = lake.write_records(HOUR + timedelta(seconds=9), b"not gzip", "bad").key
+    objects = lake.list_hour(HOUR)
+    got = reader.read_lines(lake, objects)
+    expected = []
+    for i, o in enumerate(objects):
+        if o.key == bad:
+            continue
+        text = texts[o.key]
+        lines = text.split(b"\n")[: -1 if text.endswith(b"\n") else None]
+        expected += [(i, pos, line + b"\n") for pos, line in enumerate(lines) if line]
+    assert list(zip(*got.lines.to_pydict().values(), strict=True)) == expected
+    assert [o.key for o, _ in got.corrupt] == [bad]
+    assert got.raw_bytes == sum(o.size for o in objects)

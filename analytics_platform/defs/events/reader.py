@@ -1,10 +1,11 @@
 """Read raw objects into an Arrow table of lines, without a Python object per record.
 
-Objects are decompressed on a thread pool (isal releases the GIL, so two cores decompress two
-objects at once; an object that cannot be decompressed is reported, never fatal). Their bytes
-are joined and the lines found with numpy; each line *keeps its newline*, so the Arrow column
-is the joined buffer itself with line starts as offsets: a million records cost a few
-vectorised passes and no copy of the text.
+Objects are decompressed on a thread pool, and their newlines found there with numpy (isal and
+numpy release the GIL, so two cores work on two objects at once; an object that cannot be
+decompressed is reported, never fatal). Each line *keeps its newline*, so an object's Arrow
+column is its decompressed buffer itself with the line starts as offsets: a million records cost
+a few vectorised passes and no copy of the text (joining the objects' text first, and one
+boolean array the size of it, cost more in page faults than the scan).
 
 Large hours are read in chunks (:func:`chunks`) so that memory follows the chunk size, not the
 size of the hour.
@@ -58,7 +59,18 @@ def chunks(objects: list[RawObject], max_gz_bytes: int = CHUNK_GZ_BYTES) -> Iter
         yield group
 
 
-def _decompress(data: bytes) -> bytes | str:
+# Newlines are looked for in slices of this many bytes: the comparison's boolean array stays
+# small and is reused, instead of one the size of the object.
+_SCAN_BYTES = 1 << 22
+
+
+@dataclass
+class _Text:
+    text: bytes
+    ends: np.ndarray  # the position of every b"\n" in text (text ends with one)
+
+
+def _decompress(data: bytes) -> _Text | str:
     # Firehose writes one gzip member per object; a truncated or garbled object raises.
     try:
         text = igzip.decompress(data)
@@ -66,10 +78,28 @@ def _decompress(data: bytes) -> bytes | str:
         return f"{type(e).__name__}: {e}"[:500]
     if text and not text.endswith(b"\n"):
         text += b"\n"  # the last record of an object may lack its newline
-    return text
+    buf = np.frombuffer(text, dtype=np.uint8)
+    ends = [np.flatnonzero(buf[i : i + _SCAN_BYTES] == 0x0A) + i
+            for i in range(0, len(buf), _SCAN_BYTES)]
+    return _Text(text, np.concatenate(ends) if ends else np.empty(0, np.int64))
 
 
 _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="gunzip")
+_SCHEMA = pa.schema({"obj": pa.int32(), "pos": pa.int64(), "line": pa.large_binary()})
+
+
+def _lines(obj: int, t: _Text) -> pa.Table:
+    """One object's lines: the decompressed buffer with the line starts as Arrow offsets."""
+    ends = t.ends.astype(np.int64)
+    starts = np.r_[np.int64(0), ends[:-1] + 1]
+    line_array = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(starts),
+        [None, pa.py_buffer(np.r_[starts, np.int64(len(t.text))]), pa.py_buffer(t.text)])
+    table = pa.table([pa.array(np.full(len(starts), obj, np.int32)),
+                      pa.array(np.arange(len(starts), dtype=np.int64)), line_array],
+                     schema=_SCHEMA)
+    keep = ends > starts  # blank lines are no records ("\r\n" is left to the JSON parser)
+    return table if keep.all() else table.filter(pa.array(keep))
 
 
 def read_lines(lake: RawLake, objects: list[RawObject], indexes: list[int] | None = None,
@@ -83,39 +113,16 @@ def read_lines(lake: RawLake, objects: list[RawObject], indexes: list[int] | Non
     raw_bytes = sum(map(len, datas))
     texts = list(_POOL.map(_decompress, datas))
     del datas
-    chunks_: list[bytes] = []
-    obj_of_chunk: list[int] = []
+    tables: list[pa.Table] = []
     corrupt: list[tuple[RawObject, str]] = []
-    for i, text in zip(indexes, texts, strict=True):
-        if isinstance(text, str):
-            corrupt.append((objects[i], text))
-        elif text:
-            chunks_.append(text)
-            obj_of_chunk.append(i)
+    for i, t in zip(indexes, texts, strict=True):
+        if isinstance(t, str):
+            corrupt.append((objects[i], t))
+        elif len(t.ends):
+            tables.append(_lines(i, t))
     del texts
-    blob = chunks_[0] if len(chunks_) == 1 else b"".join(chunks_)
-    sizes = np.fromiter((len(c) for c in chunks_), dtype=np.int64, count=len(chunks_))
-    del chunks_
-    buf = np.frombuffer(blob, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 0x0A)  # positions of '\n'; every chunk ends with one
-    starts = np.r_[0, ends[:-1] + 1].astype(np.int64) if len(ends) else np.empty(0, np.int64)
-    # Which object each line comes from, and its line number inside that object.
-    chunk_of_line = np.searchsorted(np.cumsum(sizes), starts, side="right")
-    obj = np.asarray(obj_of_chunk, dtype=np.int32)[chunk_of_line]
-    first_line_of_chunk = np.searchsorted(chunk_of_line, np.arange(len(sizes)), side="left")
-    pos = np.arange(len(ends)) - first_line_of_chunk[chunk_of_line]
-    # Lines are back to back in the buffer, newline included, so the line starts are Arrow's
-    # offsets as they are. Blank lines are no records ("\r\n" endings are left to the JSON
-    # parser, which allows them).
-    offsets = np.r_[starts, len(buf)].astype(np.int64)
-    line_array = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(blob)])
-    table = pa.table({"obj": pa.array(obj, pa.int32()), "pos": pa.array(pos, pa.int64()),
-                      "line": line_array})
-    keep = ends > starts
-    if not keep.all():
-        table = table.filter(pa.array(keep))
+    table = pa.concat_tables(tables) if tables else _SCHEMA.empty_table()
     # DuckDB scans an Arrow table one record batch per thread: one big batch would leave every
     # core but one idle. Slices are views, nothing is copied.
-    table = pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS), table.schema)
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS), _SCHEMA)
     return RawLines(objects, table, corrupt, raw_bytes)
