@@ -168,20 +168,18 @@ FROM batch_events
 WHERE raw_hour >= date_trunc('day', ts) + to_hours($late_hours::BIGINT)
 """
 
-STATS_SQL = """
-WITH r AS (SELECT raw_hour, count(*) AS records,
-             count(*) FILTER (reason IS NOT NULL) AS quarantined,
-             count(*) FILTER (reason IS NULL AND is_bot) AS bots,
-             count(*) FILTER (reason IS NULL AND NOT is_bot) AS human
-      FROM checked LEFT JOIN user_agents USING (user_agent) GROUP BY ALL),
-e AS (SELECT raw_hour, count(*) AS events,
-             count(*) FILTER (raw_hour >= date_trunc('day', ts)
-                              + to_hours($late_hours::BIGINT)) AS late
-      FROM batch_events GROUP BY ALL)
-SELECT h.raw_hour, coalesce(r.records, 0), coalesce(r.quarantined, 0), coalesce(r.bots, 0),
-       coalesce(r.human, 0), coalesce(e.events, 0), coalesce(e.late, 0)
-FROM (SELECT DISTINCT raw_hour FROM raw_objects) h
-LEFT JOIN r USING (raw_hour) LEFT JOIN e USING (raw_hour)
+# Per raw hour: records read, quarantined, from bots, human (before de-duplication).
+RECORD_COUNTS_SQL = """
+SELECT raw_hour, count(*), count(*) FILTER (reason IS NOT NULL),
+       count(*) FILTER (reason IS NULL AND is_bot), count(*) FILTER (reason IS NULL AND NOT is_bot)
+FROM checked LEFT JOIN user_agents USING (user_agent) GROUP BY ALL
+"""
+
+# Per raw hour: events written, and how many of them are late (see LATE_SQL).
+EVENT_COUNTS_SQL = """
+SELECT raw_hour, count(*),
+       count(*) FILTER (raw_hour >= date_trunc('day', ts) + to_hours($late_hours::BIGINT))
+FROM batch_events GROUP BY ALL
 """
 
 
@@ -269,24 +267,27 @@ def _process_batch(
 
     hours = [h for h, _ in batch]
     folders = [hour_folder(h) for h in hours]
+    stats = {h: HourStats(h, objects=len(objs), raw_bytes=sum(o.size for o in objs))
+             for h, objs in batch}
+    human: dict[datetime, int] = {}
+    for hour, records, quarantined, bots, humans in con.execute(RECORD_COUNTS_SQL).fetchall():
+        hour = hour.replace(tzinfo=UTC)
+        stats[hour].records, stats[hour].quarantined, stats[hour].bots = records, quarantined, bots
+        human[hour] = humans
     # Each hour's events go to their own file, sorted (the same raw objects give the same file).
     # One COPY per hour, not one COPY split with PARTITION_BY, which took 2-3 s more on a
     # million-event hour; several hours are de-duplicated once into a table first. An hour that
     # now has no events loses the file an earlier run left (re-materialising replaces).
-    with_events = {row[0] for row in con.execute(
-        "SELECT DISTINCT c.raw_hour FROM checked c JOIN user_agents ua USING (user_agent) "
-        "WHERE c.reason IS NULL AND NOT ua.is_bot").fetchall()}
     source = f"({EVENTS_SQL})"
-    if len(with_events) > 1:
+    if sum(1 for n in human.values() if n) > 1:
         con.execute(f"CREATE OR REPLACE TEMP TABLE deduped AS {EVENTS_SQL}")
         source = "deduped"
     written: list[Path] = []
     for hour, folder in zip(hours, folders, strict=True):
-        naive = hour.replace(tzinfo=None)
-        if naive in with_events:
+        if human.get(hour):
             written.append(lake.write(
                 con, f"SELECT * FROM {source} WHERE raw_hour = $hour ORDER BY ts, event_id",
-                "events", folder, {"hour": naive}))
+                "events", folder, {"hour": hour.replace(tzinfo=None)}))
         else:
             path = lake.partition_path("events", folder)
             if path.exists() or lake.remote is not None:
@@ -314,14 +315,12 @@ def _process_batch(
         if stale not in late_written:
             lake.delete(stale)
 
-    stats = {h: HourStats(h) for h in hours}
-    for h, objs in batch:
-        stats[h].objects = len(objs)
-        stats[h].raw_bytes = sum(o.size for o in objs)
-    for row in con.execute(STATS_SQL, {"late_hours": late_hours}).fetchall():
-        st = stats[row[0].replace(tzinfo=UTC)]
-        st.records, st.quarantined, st.bots, human, st.events, st.late_events = row[1:]
-        st.duplicates = human - st.events
+    for hour, events, late in con.execute(EVENT_COUNTS_SQL,
+                                          {"late_hours": late_hours}).fetchall():
+        stats[hour.replace(tzinfo=UTC)].events = events
+        stats[hour.replace(tzinfo=UTC)].late_events = late
+    for hour, st in stats.items():
+        st.duplicates = human.get(hour, 0) - st.events
     for hour, reason, n in con.execute(
         "SELECT raw_hour, reason, count(*) FROM quarantined GROUP BY ALL"
     ).fetchall():

@@ -90,7 +90,7 @@ _SCHEMA = pa.schema({"obj": pa.int32(), "pos": pa.int64(), "line": pa.large_bina
 
 def _lines(obj: int, t: _Text) -> pa.Table:
     """One object's lines: the decompressed buffer with the line starts as Arrow offsets."""
-    ends = t.ends.astype(np.int64)
+    ends = t.ends
     starts = np.r_[np.int64(0), ends[:-1] + 1]
     line_array = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), len(starts),
