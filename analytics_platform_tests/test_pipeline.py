@@ -182,6 +182,26 @@ def test_events_view_holds_each_human_event_once(world: dict[str, Any]) -> None:
             w["event_type"], w["session_id"], w["visitor_id"], w["page_path"])
 
 
+def test_event_files_are_sorted_and_name_the_record_each_row_came_from(
+    world: dict[str, Any],
+) -> None:
+    """Each hour's file is in (ts, event_id) order, and every kept event's (raw_key, raw_pos)
+    is the object and line the oracle read it from (the asset sorts rows by their object's
+    number and looks the key up afterwards: a wrong lookup or a lost order fails here)."""
+    con = duckdb.connect()
+    files = sorted(str(p) for p in (world["data"] / "lake" / "events").rglob("*.parquet"))
+    assert len(files) > 24
+    for f in files:
+        order = con.execute("SELECT ts, event_id FROM read_parquet($f)", {"f": f}).fetchall()
+        assert order == sorted(order), f
+    kept = {eid: (key, pos) for eid, key, pos in con.execute(
+        "SELECT event_id, raw_key, raw_pos FROM read_parquet($f) QUALIFY row_number() OVER ("
+        "PARTITION BY event_id ORDER BY ingest_ts, event_ts, raw_key, raw_pos) = 1",
+        {"f": files}).fetchall()}
+    assert kept == {eid: e["_order"][2:] for eid, e in world["oracle"].events.items()}
+    assert len({key for key, _ in kept.values()}) > 24
+
+
 SESSION_COLUMNS = ["session_start", "session_end", "session_date", "duration_s", "visitor_id",
                    "visitor_key", "events", "pageviews", "entry_page", "exit_page",
                    "max_scroll_depth", "max_time_on_page", "interactions", "is_bounce",

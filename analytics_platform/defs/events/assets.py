@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from analytics_platform.defs.events.reader import chunks, read_lines
-from analytics_platform.defs.events.user_agents import classify_table
+from analytics_platform.defs.events.user_agents import classify_table, warm_up
 from analytics_platform.defs.events.validation import (
     EXTRACTED,
     field_text_sql,
@@ -36,6 +36,9 @@ QUARANTINE_TEXT_CHARS = 4096
 
 # Reads the next chunk of raw objects while DuckDB cleans the current one.
 _PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-prefetch")
+# ua-parser compiles its rules on its first parse (0.15 s in a fresh step process): done on this
+# thread while DuckDB checks the first chunk, not after.
+_WARM_UP = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-up")
 
 # Records, one per line (each line still ends with its newline, which JSON allows); records
 # written back to back with no newline ("}{", as Firehose does when nothing appends one) are
@@ -58,7 +61,7 @@ pieces AS (
     FROM checked
 )
 -- a whole line is piece 0 of its line; glued records are pieces 1, 2, …
-SELECT o.raw_hour, o.key AS raw_key,
+SELECT o.raw_hour, p.obj,
        p.pos * 1000 + CASE WHEN glued THEN generate_subscripts(parts, 1) ELSE 0 END AS raw_pos,
        p.line, unnest(parts) AS text
 FROM pieces p JOIN raw_objects o USING (obj)
@@ -93,7 +96,7 @@ WITH typed AS (
         try_cast({screen_height} AS INTEGER) AS screen_height,
         coalesce({user_agent}, '') AS user_agent,
         CASE WHEN {t_props} = 'OBJECT' THEN {props} END AS props,
-        raw_hour, raw_key, raw_pos
+        raw_hour, obj, raw_pos
     FROM ({validated})
 )
 SELECT
@@ -119,18 +122,17 @@ SELECT
     t.screen_width, t.screen_height,
     t.user_agent,
     scrub(t.props) AS props,
-    t.raw_hour,
-    t.raw_key, t.raw_pos
+    t.raw_hour, t.obj, t.raw_pos
 FROM typed t
 """
 
 QUARANTINE_SQL = """
 CREATE OR REPLACE TEMP TABLE quarantined AS
-SELECT raw_hour, raw_key, raw_pos, reason,
-       CASE WHEN text IS NULL
-            THEN '\\x' || left(hex(line), least({max_chars}, 2 * octet_length(line) - 2))
-            ELSE scrub(left(rtrim(text, chr(10)), {max_chars})) END AS raw_text
-FROM checked WHERE reason IS NOT NULL
+SELECT c.raw_hour, o.key AS raw_key, c.raw_pos, c.reason,
+       CASE WHEN c.text IS NULL
+            THEN '\\x' || left(hex(c.line), least({max_chars}, 2 * octet_length(c.line) - 2))
+            ELSE scrub(left(rtrim(c.text, chr(10)), {max_chars})) END AS raw_text
+FROM checked c JOIN raw_objects o USING (obj) WHERE c.reason IS NOT NULL
 UNION ALL
 SELECT raw_hour, key, NULL, 'corrupt_object', scrub(error) FROM corrupt_objects
 """
@@ -142,21 +144,33 @@ SELECT raw_hour, key, NULL, 'corrupt_object', scrub(error) FROM corrupt_objects
 # cost three times as much on a million-event hour (docs/BENCHMARKS.md).
 EVENTS_SQL = f"""
 WITH human AS (
-    SELECT c.rowid AS rid, c.raw_hour, c.event_id, c.ingest_ts, c.event_ts, c.raw_key, c.raw_pos
+    SELECT c.rowid AS rid, c.raw_hour, c.event_id, c.ingest_ts, c.event_ts, c.obj, c.raw_pos
     FROM checked c JOIN user_agents ua USING (user_agent)
     WHERE c.reason IS NULL AND NOT ua.is_bot
 ),
 copied AS (SELECT raw_hour, event_id FROM human GROUP BY ALL HAVING count(*) > 1),
 later_copies AS (
-    SELECT rid FROM human SEMI JOIN copied USING (raw_hour, event_id)
+    SELECT rid FROM (
+        SELECT h.*, o.key AS raw_key
+        FROM human h SEMI JOIN copied USING (raw_hour, event_id) JOIN raw_objects o USING (obj))
     QUALIFY row_number() OVER (PARTITION BY raw_hour, event_id ORDER BY {FIRST_COPY_ORDER}) > 1
 )
 SELECT c.event_id, c.event_type, c.ts, c.ingest_ts, c.event_ts, c.session_id, c.visitor_id,
        c.page_path, c.page_host, c.page_title, c.referrer_host, c.utm_source, c.utm_medium,
        c.utm_campaign, c.utm_content, c.utm_term, c.screen_width, c.screen_height,
-       ua.browser, ua.os, ua.device_type, c.props, c.raw_hour, c.raw_key, c.raw_pos
+       ua.browser, ua.os, ua.device_type, c.props, c.raw_hour, c.obj, c.raw_pos
 FROM checked c JOIN user_agents ua USING (user_agent)
 WHERE c.reason IS NULL AND NOT ua.is_bot AND c.rowid NOT IN (SELECT rid FROM later_copies)
+"""
+
+# One hour's events as stored, sorted. Rows carry `obj` (their object's place in the batch) and
+# get their raw_key (about 105 characters) only once sorted, in a projection over the sorted rows
+# (which keeps their order; a test holds it): carried through the sort, the keys were a sixth
+# of what it held, and on a million-event hour it spilled 612 MB to disk under the default memory
+# limit with them, 340 MB without (docs/BENCHMARKS.md).
+HOUR_EVENTS_SQL = """
+SELECT * EXCLUDE (obj, raw_pos), $keys[obj + 1] AS raw_key, raw_pos
+FROM (SELECT * FROM {source} WHERE raw_hour = $hour ORDER BY ts, event_id)
 """
 
 # Events that arrived after the horizon of their day's sessions are also kept apart, by the
@@ -229,26 +243,30 @@ def _process_batch(
     batch: list[tuple[datetime, list[RawObject]]], late_hours: int,
 ) -> list[HourStats]:
     objects = [o for _, objs in batch for o in objs]
+    # Chunk by chunk (memory follows the chunk, not the batch): the next chunk is read and
+    # decompressed on other threads while DuckDB checks this one (the first is read while the
+    # statement is prepared). An hour without objects still runs once, so that its tables exist
+    # (and its stale files go).
+    groups = list(chunks(objects)) or [[]]
+    pending = _PREFETCH.submit(read_lines, raw_lake, objects, groups[0])
+    keys = [o.key for o in objects]
     con.register("raw_objects", pa.table({
         "obj": pa.array(range(len(objects)), pa.int32()),
-        "key": pa.array([o.key for o in objects], pa.string()),
+        "key": pa.array(keys, pa.string()),
         "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o in objects], pa.timestamp("us")),
     }))
     checked = CHECKED_SQL.format(validated=validated_sql(f"({RECORDS_SQL})", raw=True),
                                  t_props=field_type_sql("props"),
                                  **{f.name: field_text_sql(f.name) for f in EXTRACTED})
     corrupt: list[tuple[RawObject, str]] = []
-    # Chunk by chunk (memory follows the chunk, not the batch): the next chunk is read and
-    # decompressed on other threads while DuckDB checks this one. An hour without objects
-    # still runs once, so that its tables exist (and its stale files go).
-    groups = list(chunks(objects)) or [[]]
-    pending = _PREFETCH.submit(read_lines, raw_lake, objects, groups[0])
     for n in range(len(groups)):
         raw = pending.result()
         pending = (_PREFETCH.submit(read_lines, raw_lake, objects, groups[n + 1])
                    if n + 1 < len(groups) else None)
         corrupt += raw.corrupt
         con.register("raw_lines", raw.lines)
+        if n == 0:
+            warm = _WARM_UP.submit(warm_up)
         con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {checked}" if n == 0
                     else f"INSERT INTO checked {checked}")
         con.unregister("raw_lines")
@@ -261,6 +279,7 @@ def _process_batch(
     }))
     con.execute(QUARANTINE_SQL.format(max_chars=QUARANTINE_TEXT_CHARS))
     # User agents are parsed once per distinct value (the libraries are Python).
+    warm.result()
     agents = [r[0] for r in con.execute(
         "SELECT DISTINCT user_agent FROM checked WHERE reason IS NULL").fetchall()]
     con.register("user_agents", classify_table(agents))
@@ -286,8 +305,8 @@ def _process_batch(
     for hour, folder in zip(hours, folders, strict=True):
         if human.get(hour):
             written.append(lake.write(
-                con, f"SELECT * FROM {source} WHERE raw_hour = $hour ORDER BY ts, event_id",
-                "events", folder, {"hour": hour.replace(tzinfo=None)}))
+                con, HOUR_EVENTS_SQL.format(source=source), "events", folder,
+                {"hour": hour.replace(tzinfo=None), "keys": keys}))
         else:
             path = lake.partition_path("events", folder)
             if path.exists() or lake.remote is not None:
@@ -296,7 +315,8 @@ def _process_batch(
     # What follows reads the events back from their files.
     con.execute("CREATE OR REPLACE TEMP VIEW batch_events AS " + (
         f"SELECT * FROM read_parquet({sql_paths(map(str, written))})" if written
-        else f"SELECT * FROM ({EVENTS_SQL}) LIMIT 0"))
+        else "SELECT * EXCLUDE (obj, raw_pos), NULL::VARCHAR AS raw_key, raw_pos "
+             f"FROM ({EVENTS_SQL}) LIMIT 0"))
     written = lake.write_partitioned(
         con, "SELECT *, strftime(raw_hour, '%Y-%m-%dT%H') AS part FROM quarantined "
         "ORDER BY raw_key, raw_pos", ["part"],

@@ -40,6 +40,11 @@ def classify(user_agent: str) -> tuple[bool, str, str, str]:
     return False, browser, os_name, kind
 
 
+def warm_up() -> None:
+    """Compile ua-parser's rules, which its first parse otherwise does (~0.15 s)."""
+    ua_parser.parse("Mozilla/5.0")
+
+
 def classify_table(user_agents: list[str]) -> pa.Table:
     """A lookup table (user_agent, is_bot, browser, os, device_type) for a join in DuckDB."""
     rows = [classify(ua) for ua in user_agents]
