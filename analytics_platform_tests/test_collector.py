@@ -143,3 +143,43 @@ def test_health_metrics_tracker_and_demo_page(collector_factory) -> None:
     assert js.status_code == 200 and "javascript" in js.headers["content-type"]
     assert "data-endpoint" in httpx.get(f"{c.url}/demo").text
     c.stop()
+
+
+class _SlowLake:
+    """A raw lake whose writes take a while, and that says when one has begun."""
+
+    def __init__(self, root: Path) -> None:
+        from analytics_platform.lake import open_raw_lake
+
+        self.inner, self.began = open_raw_lake(root), asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def write_records(self, *args: object, **kwargs: object) -> object:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.began.set)
+        time.sleep(0.5)
+        return self.inner.write_records(*args, **kwargs)
+
+
+def test_stop_returns_only_once_a_flush_under_way_has_reached_the_lake(tmp_path: Path) -> None:
+    """A shutdown that lands while the timed flush is writing a segment waits for that write:
+    when stop() returns, every acknowledged record is in the raw lake (not left for the next
+    start to recover)."""
+    from analytics_platform.ingest.spool import Spool
+
+    lake = _SlowLake(tmp_path / "raw")
+    spool = Spool(tmp_path / "spool", lake, flush_seconds=0.05)  # type: ignore[arg-type]
+
+    async def run() -> None:
+        lake.loop = asyncio.get_running_loop()
+        await spool.start()
+        await spool.append(b'{"ingest_ts": "2026-03-02T10:00:00.000Z", "n": 1}\n')
+        await lake.began.wait()  # the timed flush is writing the segment now
+        await spool.stop()
+        # looked at before the event loop closes (closing it waits for its worker threads)
+        objects = list((tmp_path / "raw").rglob("*.gz"))
+        assert [gzip.decompress(p.read_bytes()) for p in objects] == [
+            b'{"ingest_ts": "2026-03-02T10:00:00.000Z", "n": 1}\n']
+        assert list((tmp_path / "spool").glob("seg-*")) == []
+
+    asyncio.run(run())

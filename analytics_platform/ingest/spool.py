@@ -133,14 +133,21 @@ class Spool:
                     fut.set_result(None)
             if big:
                 # in the background: appends go on into a new segment meanwhile
-                task = asyncio.create_task(self.flush())
-                self._flushes.add(task)
-                task.add_done_callback(self._flushes.discard)
+                self._flush_in_background()
+
+    def _flush_in_background(self) -> asyncio.Task[None]:
+        task = asyncio.create_task(self.flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+        return task
 
     async def _flusher(self) -> None:
         while True:
             await asyncio.sleep(self.flush_seconds)
-            await self.flush()
+            # Shielded: stop() cancels this loop, and a cancelled flush would leave its closed
+            # segment on disk (a queued write dropped, or one still running after stop returned)
+            # for the next start to recover; stop() waits for it instead.
+            await asyncio.shield(self._flush_in_background())
 
     async def flush(self) -> None:
         """Close the current segment and write it to the lake."""
@@ -154,8 +161,11 @@ class Spool:
         if self._queue is not None:
             while not self._queue.empty():
                 await asyncio.sleep(0.01)
-        for t in self._tasks:
-            t.cancel()
+        # Under the lock: a write under way finishes first (cancelled mid-write, its thread would
+        # go on writing to a segment file that the flush below closes).
+        async with self._lock:
+            for t in self._tasks:
+                t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*self._flushes, return_exceptions=True)
         await self.flush()
