@@ -20,6 +20,7 @@ import pytest
 from analytics_platform.backfill import run_backfill
 from analytics_platform.lake import hour_of_partition_key, object_key, open_raw_lake
 from analytics_platform.simulate import SimConfig, generate, write_traffic
+from analytics_platform.storage import FIRST_COPY_ORDER
 from analytics_platform_tests import oracle as o
 
 DAY1, DAY2 = date(2026, 3, 2), date(2026, 3, 3)  # a Monday and a Tuesday
@@ -186,8 +187,9 @@ def test_event_files_are_sorted_and_name_the_record_each_row_came_from(
     world: dict[str, Any],
 ) -> None:
     """Each hour's file is in (ts, event_id) order, and every kept event's (raw_key, raw_pos)
-    is the object and line the oracle read it from (the asset sorts rows by their object's
-    number and looks the key up afterwards: a wrong lookup or a lost order fails here)."""
+    is the object and line the oracle read it from (the asset carries each row's object number
+    through the sort and looks the key up afterwards: a wrong lookup or a lost order fails
+    here)."""
     con = duckdb.connect()
     files = sorted(str(p) for p in (world["data"] / "lake" / "events").rglob("*.parquet"))
     assert len(files) > 24
@@ -196,7 +198,7 @@ def test_event_files_are_sorted_and_name_the_record_each_row_came_from(
         assert order == sorted(order), f
     kept = {eid: (key, pos) for eid, key, pos in con.execute(
         "SELECT event_id, raw_key, raw_pos FROM read_parquet($f) QUALIFY row_number() OVER ("
-        "PARTITION BY event_id ORDER BY ingest_ts, event_ts, raw_key, raw_pos) = 1",
+        f"PARTITION BY event_id ORDER BY {FIRST_COPY_ORDER}) = 1",
         {"f": files}).fetchall()}
     assert kept == {eid: e["_order"][2:] for eid, e in world["oracle"].events.items()}
     assert len({key for key, _ in kept.values()}) > 24
