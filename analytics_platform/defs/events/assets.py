@@ -34,11 +34,9 @@ from analytics_platform.storage import (
 
 QUARANTINE_TEXT_CHARS = 4096
 
-# Reads the next chunk of raw objects while DuckDB cleans the current one.
+# Reads the next chunk of raw objects while DuckDB cleans the current one (and warms up the
+# user-agent parser during the first).
 _PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-prefetch")
-# ua-parser compiles its rules on its first parse (0.15 s in a fresh step process): done on this
-# thread while DuckDB checks the first chunk, not after.
-_WARM_UP = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-up")
 
 # Records, one per line (each line still ends with its newline, which JSON allows); records
 # written back to back with no newline ("}{", as Firehose does when nothing appends one) are
@@ -266,7 +264,9 @@ def _process_batch(
         corrupt += raw.corrupt
         con.register("raw_lines", raw.lines)
         if n == 0:
-            warm = _WARM_UP.submit(warm_up)
+            # ua-parser compiles its rules on its first parse (0.15 s in a fresh step process):
+            # done while DuckDB checks this chunk, not after.
+            warm = _PREFETCH.submit(warm_up)
         con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {checked}" if n == 0
                     else f"INSERT INTO checked {checked}")
         con.unregister("raw_lines")
@@ -337,8 +337,8 @@ def _process_batch(
 
     for hour, events, late in con.execute(EVENT_COUNTS_SQL,
                                           {"late_hours": late_hours}).fetchall():
-        stats[hour.replace(tzinfo=UTC)].events = events
-        stats[hour.replace(tzinfo=UTC)].late_events = late
+        st = stats[hour.replace(tzinfo=UTC)]
+        st.events, st.late_events = events, late
     for hour, st in stats.items():
         st.duplicates = human.get(hour, 0) - st.events
     for hour, reason, n in con.execute(
