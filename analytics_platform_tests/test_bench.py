@@ -35,6 +35,11 @@ def test_pipeline_bench_runs_every_measure() -> None:
     assert any("÷ bare DuckDB" in line and "≤ 1.5×" in line for line in table)
     assert any("pandas ÷ `events`" in line and "≥ 5×" in line for line in table)
     assert any("backfill ÷ bare steps" in line and "≤ 2×" in line for line in table)
+    # the floors the missed bars are explained with, and Dagster's share of the backfill
+    assert any("floor ÷ bare DuckDB" in line for line in table)
+    assert any("`events` ÷ floor" in line for line in table)
+    assert any("events step at its floor" in line for line in table)
+    assert any("Dagster's share" in line for line in table)
     assert any("s per day" in line for line in table)
 
 
