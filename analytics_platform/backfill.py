@@ -7,25 +7,30 @@
 
 Each run covers its whole range at once (single-run backfill policies), so a 14-day backfill
 costs three process start-ups, not 336. Runs are recorded in the Dagster instance
-(``$DAGSTER_HOME``), so they show up in the UI like any other.
+(``$DAGSTER_HOME``), and once they are done, so is the backfill they make up: it shows under the
+UI's Backfills tab with its three runs and the partitions of every asset it covered.
 """
 
 from __future__ import annotations
 
+import random
+import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from analytics_platform.lake import floor_hour, partition_key
-from analytics_platform.partitions import day_key, hourly
+from analytics_platform.partitions import day_key, first_hour, session_window
 from analytics_platform.resources import PipelineSettings
+
+# The tags with which Dagster runs one run over a range of partitions (what its own single-run
+# backfills set). `execute_in_process` takes a single `partition_key`, and the constants are
+# only in the private `dagster._core.storage.tags`: named once here, with their values.
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dataclass
@@ -64,20 +69,21 @@ def plan(first_day: date, last_day: date, pipeline: PipelineSettings | None = No
     now = now or datetime.now(UTC)
     start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
     end = datetime(last_day.year, last_day.month, last_day.day, tzinfo=UTC)
-    first_partition = hourly.start_time_for_partition_key(hourly.get_first_partition_key())
+    first_partition = first_hour()
     if end < first_partition:
         raise ValueError(
             f"{last_day} is before the first partition ({first_partition:%Y-%m-%d}); "
             "set ANALYTICS_START_DATE earlier"
         )
-    first_hour = max(start - timedelta(hours=pipeline.session_lookback_hours), first_partition)
-    last_hour = min(end + timedelta(days=1, hours=pipeline.late_arrival_hours), floor_hour(now))
+    # every raw hour the range's session windows read (partitions.session_window)
+    first = max(session_window(start, pipeline.late_arrival_hours)[0], first_partition)
+    last = min(session_window(end, pipeline.late_arrival_hours)[1], floor_hour(now))
     first_day_key = day_key(max(start, first_partition))
     last_day_key = day_key(min(end, now))
-    if last_hour < first_hour:
+    if last < first:
         raise ValueError(f"{first_day} is in the future")
     return [
-        Phase("events_job", partition_key(first_hour), partition_key(last_hour)),
+        Phase("events_job", partition_key(first), partition_key(last)),
         Phase("daily_job", first_day_key, last_day_key),
         Phase("history_job", None, None),
     ]
@@ -107,18 +113,24 @@ def run_backfill(
     own_instance = instance is None
     instance = instance or dg.DagsterInstance.get()
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    started = time.time()
+    # Dagster's backfill ids look like this; the runs carry it from the start (the UI nests a
+    # run under its backfill by the tag it was created with), the record follows at the end.
+    backfill_id = "".join(random.choices(string.ascii_lowercase, k=8))
+    run_ids: list[str] = []
     try:
         for phase in phases:
             job = definitions.resolve_job_def(phase.job)
-            tags = {}
+            tags = dict(dg.DagsterRun.tags_for_backfill_id(backfill_id))
             if phase.first:
-                tags = {ASSET_PARTITION_RANGE_START_TAG: phase.first,
-                        ASSET_PARTITION_RANGE_END_TAG: phase.last}
+                tags |= {PARTITION_RANGE_START_TAG: phase.first,
+                         PARTITION_RANGE_END_TAG: phase.last}
             span = f" {phase.first} … {phase.last}" if phase.first else ""
             log(f"→ {phase.job}{span}")
             t0 = time.perf_counter()
             result = job.execute_in_process(instance=instance, tags=tags, run_config=run_config,
                                             raise_on_error=False)
+            run_ids.append(result.run_id)
             phase.seconds = time.perf_counter() - t0
             phase.success = result.success
             phase.metadata = _metadata(result)
@@ -129,8 +141,80 @@ def run_backfill(
                 raise RuntimeError(f"{phase.job} failed: " + " | ".join(failures)[:2000])
             log(f"  done in {phase.seconds:.1f} s")
     finally:
+        if run_ids:
+            try:
+                record_backfill(instance, definitions, backfill_id, phases, len(run_ids),
+                                started, f"analytics-platform backfill --from {first_day} "
+                                f"--to {last_day}")
+            except Exception as e:  # Dagster internals (see record_backfill): never fatal
+                log(f"  (the runs are not listed under Backfills: {type(e).__name__}: {e})")
         if own_instance:
             instance.dispose()
     return BackfillReport(phases)
+
+
+def _phase_subset(definitions: dg.Definitions, phase: Phase) -> dict[dg.AssetKey, object]:
+    """Per asset of the phase's job: its partitions in the phase's range (None: unpartitioned)."""
+    graph = definitions.resolve_asset_graph()
+    job = definitions.resolve_job_def(phase.job)
+    out: dict[dg.AssetKey, object] = {}
+    for key in job.asset_layer.selected_asset_keys:
+        pdef = graph.get(key).partitions_def
+        if pdef is None or phase.first is None or phase.last is None:
+            out[key] = None
+        else:
+            keys = pdef.get_partition_keys_in_range(dg.PartitionKeyRange(phase.first, phase.last))
+            out[key] = pdef.subset_with_partition_keys(keys)
+    return out
+
+
+def record_backfill(instance: dg.DagsterInstance, definitions: dg.Definitions,
+                    backfill_id: str, phases: list[Phase], runs: int, started: float,
+                    title: str) -> None:
+    """Record the finished runs (tagged with ``backfill_id``) as one asset backfill, so the UI
+    lists it under Backfills with its runs and, per asset, the partitions materialised or
+    failed.
+
+    Dagster has no public API for this: a backfill is made by the UI or its GraphQL API and run
+    by the backfill daemon, which would launch its own runs. So the record is written as the
+    daemon leaves one once it is done — terminal status, every partition requested, those of the
+    successful runs materialised — which the daemon never picks up again. These internals are
+    imported here and nowhere else; the runs' tag is the public ``DagsterRun.tags_for_backfill_id``.
+    """
+    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+    from dagster._core.execution.asset_backfill import AssetBackfillData
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+
+    def subset(of: list[Phase]) -> AssetGraphSubset:
+        partitioned, unpartitioned = {}, set()
+        for phase in of:
+            for key, value in _phase_subset(definitions, phase).items():
+                if value is None:
+                    unpartitioned.add(key)
+                else:
+                    partitioned[key] = value
+        return AssetGraphSubset(partitions_subsets_by_asset_key=partitioned,
+                                non_partitioned_asset_keys=unpartitioned)
+
+    done = [p for p in phases if p.success]
+    failed = [p for p in phases if not p.success]  # the one that failed and those never run
+    data = AssetBackfillData.from_asset_graph_subset(
+        asset_graph_subset=subset(phases), dynamic_partitions_store=instance,
+        backfill_start_timestamp=started,
+    )._replace(requested_runs_for_target_roots=True, requested_subset=subset(phases),
+               materialized_subset=subset(done), failed_and_downstream_subset=subset(failed))
+    backfill = PartitionBackfill(
+        backfill_id=backfill_id,
+        status=BulkActionStatus.COMPLETED_FAILED if failed else BulkActionStatus.COMPLETED_SUCCESS,
+        from_failure=False,
+        tags={},
+        backfill_timestamp=started,
+        asset_selection=sorted(subset(phases).asset_keys, key=lambda k: k.to_user_string()),
+        title=title,
+        description=f"{runs} runs, one per job, each over its whole range",
+        asset_backfill_data=data,
+        backfill_end_timestamp=time.time(),
+    )
+    instance.add_backfill(backfill)
 
 

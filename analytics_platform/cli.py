@@ -93,9 +93,7 @@ def collect(host: str, port: int, flush_seconds: float, flush_mb: float,
             origins: tuple[str, ...]) -> None:
     """Serve POST /v1/events (plus /analytics.js, /demo, /healthz, /metrics) and write accepted
     events to the raw lake in Firehose's layout, through a crash-safe local spool."""
-    import uvicorn
-
-    from analytics_platform.ingest.collector import create_app
+    from analytics_platform.ingest.collector import create_app, serve
     from analytics_platform.ingest.core import IngestConfig
     from analytics_platform.lake import open_raw_lake
 
@@ -105,9 +103,7 @@ def collect(host: str, port: int, flush_seconds: float, flush_mb: float,
                      int(flush_mb * 1024 * 1024))
     click.echo(f"Collector on http://{host}:{port} (demo page: http://{host}:{port}/demo) → "
                f"{lake.url}; flush every {flush_seconds:g} s or {flush_mb:g} MB")
-    # No proxy headers: the collector never looks at a client address (SPEC §2).
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10,
-                proxy_headers=False)
+    serve(app, host, port)
 
 
 @main.command()
@@ -133,32 +129,64 @@ def streamlit_command(app: Path, host: str, port: int) -> list[str]:
 
 
 @main.command()
-@click.option("--events-per-month", required=True, type=click.IntRange(0))
+@click.option("--events-per-month", default=1_000_000, show_default=True, type=click.IntRange(0),
+              help="Steady traffic the bill is for.")
+@click.option("--design", type=click.Choice(["machine", "machine-on-demand", "ecs", "none"]),
+              default="machine", show_default=True,
+              help="How the pipeline and the dashboard run (infra/modules/pipeline): `machine`, "
+              "`serve` on one t4g.small on Spot; `machine-on-demand`, the same on-demand; `ecs`, "
+              "the same machine with every run a Fargate Spot task; `none`, the ingest side only "
+              "(the pipeline runs elsewhere).")
 @click.option("--mode", type=click.Choice(["firehose", "kinesis"]), default="firehose",
-              show_default=True)
+              show_default=True, help="The ingest stack's ingest_mode (kinesis adds a shard).")
 @click.option("--endpoint", type=click.Choice(["url", "http-api"]), default="url",
-              show_default=True)
-def cost(events_per_month: int, mode: str, endpoint: str) -> None:
-    """The ingest stack's monthly AWS bill, line by line, with its assumptions."""
-    from analytics_platform.cost import assumptions_text, monthly_bill
+              show_default=True, help="Lambda Function URL or API Gateway HTTP API.")
+@click.option("--buffer-seconds", type=click.IntRange(60, 900), default=None,
+              help="Firehose's buffering interval. Default: 180 with the pipeline in the "
+              "account (event → dashboard within 5 minutes), 300 with --design none.")
+@click.option("--sensor-seconds", type=click.IntRange(1), default=None,
+              help="The raw-lake and automation sensors' interval. Default: 30 (on S3).")
+@click.option("--backfill", is_flag=True,
+              help="Print the capacity model instead: a year's backfill at 10M / 100M / 1B "
+              "events a month on ECS run tasks and on one machine.")
+def cost(events_per_month: int, design: str, mode: str, endpoint: str,
+         buffer_seconds: int | None, sensor_seconds: int | None, backfill: bool) -> None:
+    """The whole stack's monthly AWS bill, line by line (ingest, pipeline, dashboard), with the
+    runs a day, the time from an event to the dashboard, every design at 100k / 1M / 10M events,
+    and the assumptions and prices it rests on (docs/COSTS.md)."""
+    from dataclasses import replace
 
-    bill = monthly_bill(events_per_month, mode, endpoint)
-    click.echo(f"{events_per_month:,} events a month, ingest_mode={mode}, endpoint={endpoint}\n")
-    click.echo(bill.to_text())
-    click.echo("\n" + assumptions_text())
+    from analytics_platform import cost as model
+
+    p = model.PipelineAssumptions()
+    if buffer_seconds is not None:
+        p = replace(p, buffer_seconds=buffer_seconds)
+    if sensor_seconds is not None:
+        p = replace(p, sensor_seconds=sensor_seconds)
+    if backfill:
+        click.echo(model.backfill_text(p))
+    elif design == "none":
+        a = model.Assumptions()
+        a = replace(a, buffer_seconds=buffer_seconds or a.buffer_seconds,
+                    sensor_seconds=sensor_seconds or a.sensor_seconds)
+        click.echo(f"{events_per_month:,} events a month, ingest_mode={mode}, "
+                   f"endpoint={endpoint}\n")
+        click.echo(model.monthly_bill(events_per_month, mode, endpoint, a).to_text())
+        click.echo("\n" + model.assumptions_text(a))
+    else:
+        click.echo(model.stack_text(events_per_month, design, mode, endpoint, p))
 
 
 @main.command("lake-pull")
 def lake_pull() -> None:
     """Fill the local lake cache from $ANALYTICS_LAKE_URL and publish the warehouse (for a
     machine that only reads, such as the dashboard's)."""
-    from analytics_platform.storage import WAREHOUSE_VIEWS, Lake, publish_warehouse
+    from analytics_platform.storage import Lake, publish_warehouse
 
     lake = Lake()
     if lake.remote is None:
         raise click.ClickException("ANALYTICS_LAKE_URL is not set: the lake is local only.")
-    for table in [*WAREHOUSE_VIEWS, "late_events"]:
-        n = lake.pull(table)
+    for table, n in lake.pull_all().items():  # every table the lake in S3 holds
         click.echo(f"{table}: {n} file(s) fetched")
     click.echo("warehouse views: " + ", ".join(publish_warehouse(lake)))
 
@@ -196,7 +224,7 @@ run_coordinator:
 def _dagster_home() -> str:
     """$DAGSTER_HOME, defaulting to $ANALYTICS_DATA_DIR/dagster_home (created), so runs started
     here show up in `dagster dev`."""
-    home = os.environ.get("DAGSTER_HOME") or str(settings.data_dir() / "dagster_home")
+    home = str(settings.dagster_home())
     Path(home).mkdir(parents=True, exist_ok=True)
     config = Path(home) / "dagster.yaml"
     if not config.exists():
@@ -245,13 +273,21 @@ def backfill(first: date, last: date, verbose: bool) -> None:
 @click.option("--no-ui", is_flag=True, help="Stop after the backfill (no servers).")
 def demo(days: int, visitors_per_day: int, port: int, collector_port: int, dashboard_port: int,
          no_ui: bool) -> None:
-    """Simulate traffic (unless the raw lake already has some), backfill, then start the
-    dashboard, the collector (with its demo page) and `dagster dev`; Ctrl-C stops them."""
-    from analytics_platform.lake import hours_between, open_raw_lake
-
-    home = _dagster_home()
+    """Simulate traffic (unless the raw lake already has some), backfill, then start what
+    `serve` starts (Dagster's code server, daemon and UI, the dashboard, the collector with its
+    demo page); Ctrl-C stops them."""
     now = datetime.now(UTC)
     first = (now - timedelta(days=days - 1)).date()
+    # The partitions begin with the first simulated day (before anything defines them), so the
+    # UI's partition bars cover days that can hold data.
+    os.environ.setdefault("ANALYTICS_START_DATE", first.isoformat())
+    from analytics_platform.lake import hours_between, open_raw_lake
+    from analytics_platform.serve import Topology, install_instance, migrate_instance
+
+    topology = Topology(webserver_port=port, dashboard_port=dashboard_port,
+                        collector_port=collector_port)
+    storage = install_instance(topology)  # the backfill's runs go where the UI reads
+    migrate_instance()
     lake = open_raw_lake(settings.raw_url())
     recent = hours_between(now - timedelta(hours=6), now)
     if any(lake.list_hour(h) for h in recent):
@@ -264,38 +300,202 @@ def demo(days: int, visitors_per_day: int, port: int, collector_port: int, dashb
     ctx.invoke(backfill, first=first, last=now.date(), verbose=False)
     if no_ui:
         return
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    bin_dir = Path(sys.executable).parent  # this environment's commands, not PATH's
-    collector = subprocess.Popen([str(bin_dir / "analytics-platform"), "collect", "--port",
-                                  str(collector_port)])
-    board = subprocess.Popen(streamlit_command(Path(__file__).resolve().parent / "dashboard"
-                                               / "app.py", "127.0.0.1", dashboard_port),
-                             stdout=subprocess.DEVNULL)
-    ui = subprocess.Popen([str(bin_dir / "dagster"), "dev", "-w", str(root / "workspace.yaml"),
-                           "-h", "127.0.0.1", "-p", str(port)])
-    click.echo(
+    c = collector_port
+    _supervise(topology, storage, done=(
         f"\nDashboard:   http://127.0.0.1:{dashboard_port}\n"
-        f"Dagster UI:  http://127.0.0.1:{port}   (DAGSTER_HOME={home})\n"
-        f"Demo page:   http://127.0.0.1:{collector_port}/demo   — click around: your visit "
-        f"lands in the raw lake within seconds,\n"
-        f"             the sensor processes it and the day's sessions and marts follow.\n"
-        f"Collector:   http://127.0.0.1:{collector_port}/metrics\n"
-        "Ctrl-C stops them all.")
+        f"Dagster UI:  http://127.0.0.1:{port}   (DAGSTER_HOME={topology.dagster_home})\n"
+        f"Demo page:   http://127.0.0.1:{c}/demo   — click around: your visit lands in the raw "
+        "lake within seconds,\n"
+        "             the sensor processes it and the day's sessions and marts follow.\n"
+        f"Collector:   http://127.0.0.1:{c}/metrics\n"
+        f"Logs:        {settings.data_dir() / 'logs'}\n"
+        "Ctrl-C stops them all."))
+
+
+def _supervise(topology: object, storage: str, done: str, roles: tuple[str, ...] = ()) -> None:
+    """Run the roles under the supervisor; print ``done`` once every server answers."""
+    from analytics_platform.serve import ROLES, Supervisor
+
+    log_dir = settings.data_dir() / "logs" if settings.serve_logs() == "files" else None
+    click.echo(f"Dagster storage: {storage}; the servers' logs: "
+               + (f"{log_dir}/" if log_dir else "this output"))
+    supervisor = Supervisor(roles or ROLES, topology, log_dir, echo=click.echo)
+    announced = []
+
+    def on_ready(_role: str) -> None:
+        if supervisor.all_ready() and not announced:
+            announced.append(True)
+            click.echo(done)
+
+    supervisor.on_ready = on_ready
+    supervisor.run()
+
+
+@main.command()
+@click.option("--host", help="Address the servers bind: 127.0.0.1 by default, 0.0.0.0 with "
+              "--only (a role alone is a container, reached by the others).")
+@click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
+@click.option("--dashboard-port", default=8501, show_default=True, type=int)
+@click.option("--collector-port", default=8000, show_default=True, type=int)
+@click.option("--code-server-port", default=4000, show_default=True, type=int,
+              help="The code location's gRPC port.")
+@click.option("--code-server-host", envvar="DAGSTER_CODE_SERVER_HOST", default="127.0.0.1",
+              show_default=True, help="Where the webserver and daemon find the code server "
+              "(env DAGSTER_CODE_SERVER_HOST).")
+@click.option("--only", "role", type=click.Choice(
+    ["code-server", "daemon", "webserver", "dashboard", "collector"]),
+    help="Run this one role in the foreground (a container's command) instead of all five.")
+@click.option("--instance-config", envvar="DAGSTER_INSTANCE_CONFIG",
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Dagster instance config to install (env DAGSTER_INSTANCE_CONFIG; default "
+                   "deploy/dagster.yaml).")
+@click.option("--health-check", is_flag=True,
+              help="Exit 0 if every role `serve` started here answers, 1 otherwise.")
+def serve(host: str | None, port: int, dashboard_port: int, collector_port: int,
+          code_server_port: int, code_server_host: str, role: str | None,
+          instance_config: Path | None, health_check: bool) -> None:
+    """The production topology: Dagster's gRPC code server, daemon and webserver as separate
+    processes, the dashboard and the collector; supervised (a child that dies is restarted),
+    logs in $ANALYTICS_DATA_DIR/logs/, SIGTERM stops them all.
+
+    Dagster's history is in PostgreSQL when DAGSTER_POSTGRES_HOST is set (with
+    DAGSTER_POSTGRES_PORT, _USER, _PASSWORD, _DB), in SQLite under $DAGSTER_HOME otherwise.
+    """
+    from analytics_platform.serve import (
+        Topology,
+        exec_role,
+        install_instance,
+        migrate_instance,
+    )
+    from analytics_platform.serve import health_check as check
+
+    if health_check:
+        failing = check()
+        if failing:
+            raise click.ClickException("not answering: " + ", ".join(failing))
+        click.echo("healthy")
+        return
+    host = host or ("0.0.0.0" if role else "127.0.0.1")
+    topology = Topology(host=host, webserver_port=port, dashboard_port=dashboard_port,
+                        collector_port=collector_port, code_server_port=code_server_port,
+                        code_server_host=code_server_host)
     try:
-        ui.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for proc in (ui, board, collector):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in (ui, board, collector):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        storage = install_instance(topology, instance_config)
+        # the one process that creates or upgrades the schema: serve itself, or the daemon's
+        # container (start it before the webserver's)
+        if role in (None, "daemon"):
+            migrate_instance()
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    if role:
+        click.echo(f"{role} (Dagster storage: {storage})")
+        exec_role(role, topology)
+    _supervise(topology, storage, done="All servers answer. SIGTERM or Ctrl-C stops them.")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8010, show_default=True, type=int)
+@click.option("--rate-per-hour", default=600.0, show_default=True, type=click.FloatRange(0),
+              help="Requests an hour per API key (Plausible's default).")
+@click.option("--burst", default=60, show_default=True, type=click.IntRange(1),
+              help="Requests a key may make at once before the hourly rate applies.")
+def api(host: str, port: int, rate_per_hour: float, burst: int) -> None:
+    """The read-only API: Plausible's Stats API v2 (POST /api/v2/query) and exports
+    (GET /api/v1/export) on the warehouse, for keys made with `api-key create`
+    (docs/API.md)."""
+    from analytics_platform.api.app import create_app, serve
+    from analytics_platform.api.keys import KeyStore, RateLimiter
+
+    data = settings.data_dir()
+    keys = KeyStore(data / "api_keys.json")
+    if not any(k.revoked is None for k in keys.list()):
+        click.echo("No API key yet: every request will get 401. Make one with "
+                   "`analytics-platform api-key create NAME`.", err=True)
+    click.echo(f"API on http://{host}:{port} (POST /api/v2/query, GET /api/v1/export, "
+               f"GET /api/openapi.json) on {data / 'warehouse.duckdb'}")
+    serve(create_app(data, keys, RateLimiter(rate_per_hour, burst)), host, port)
+
+
+@main.group("api-key")
+def api_key() -> None:
+    """API keys of `analytics-platform api`, stored hashed in
+    $ANALYTICS_DATA_DIR/api_keys.json."""
+
+
+@api_key.command("create")
+@click.argument("name")
+def api_key_create(name: str) -> None:
+    """Make a key named NAME and print it: once, it is not stored."""
+    from analytics_platform.api.keys import KeyStore
+
+    try:
+        key, secret = KeyStore(settings.data_dir() / "api_keys.json").create(name)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(secret)
+    click.echo(f"Key {key.name!r} (id {key.id}). Keep it now: it is shown only once "
+               "(Authorization: Bearer <key>).", err=True)
+
+
+@api_key.command("list")
+def api_key_list() -> None:
+    """Every key: id, name, first characters, created, revoked."""
+    from analytics_platform.api.keys import KeyStore
+
+    keys = KeyStore(settings.data_dir() / "api_keys.json").list()
+    if not keys:
+        click.echo("No API keys.")
+    for k in keys:
+        state = f"revoked {k.revoked}" if k.revoked else "active"
+        click.echo(f"{k.id}  {k.name}  {k.shown}…  created {k.created}  {state}")
+
+
+@api_key.command("revoke")
+@click.argument("name_or_id")
+def api_key_revoke(name_or_id: str) -> None:
+    """Revoke the active key with this name or id (a running API refuses it at once)."""
+    from analytics_platform.api.keys import KeyStore
+
+    try:
+        key = KeyStore(settings.data_dir() / "api_keys.json").revoke(name_or_id)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"Revoked {key.name!r} (id {key.id}).")
+
+
+@main.command()
+@click.option("--table", required=True, help="events, sessions, session_events, quarantine, "
+              "a daily mart, or an all-history mart (attribution_touch, cohort_retention, "
+              "experiments).")
+@click.option("--from", "first", callback=_parse_date, help="First day (UTC), inclusive.")
+@click.option("--to", "last", callback=_parse_date, help="Last day (UTC), inclusive.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "ndjson"]),
+              default="csv", show_default=True)
+@click.option("--out", default="-", show_default=True,
+              help="The file to write, or - for standard output.")
+def export(table: str, first: date | None, last: date | None, fmt: str, out: str) -> None:
+    """Export a table of the warehouse (the days --from…--to) as CSV, Parquet or NDJSON; the
+    `events` rows are the cleaned, de-duplicated events (CONTRACT §3)."""
+    import tempfile
+
+    from analytics_platform.query import export as exports
+
+    warehouse = settings.data_dir() / "warehouse.duckdb"
+    try:
+        if out != "-":
+            rows = exports.export(warehouse, table, first, last, fmt, Path(out))
+            click.echo(f"{rows:,} rows → {out}", err=True)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"export.{fmt}"
+            rows = exports.export(warehouse, table, first, last, fmt, path)
+            for piece in exports.chunks(path):
+                sys.stdout.buffer.write(piece)
+            sys.stdout.buffer.flush()
+        click.echo(f"{rows:,} rows", err=True)
+    except exports.ExportError as e:
+        raise click.ClickException(str(e)) from e
 
 
 if __name__ == "__main__":

@@ -81,33 +81,96 @@ def load_funnels(path: Path | None = None) -> list[Funnel]:
     return funnels
 
 
+# The referrer database: Snowplow's referer-parser ``referers.yml`` (GPL-3.0, see
+# referrers/README.md), with the project's additions and the user's file on top.
+REFERRER_DIR = PACKAGE_DIR / "referrers"
+REFERRER_DATABASE = REFERRER_DIR / "referers.yml"
+REFERRER_ADDITIONS = REFERRER_DIR / "additions.csv"
+
+# The database's categories → SPEC §4's mediums. "unknown" (Google Maps, Drive, Yahoo! News…:
+# the database knows the source but says it is not search), "chatbot" (ChatGPT, Claude…) and
+# "paid" (ad networks) are links from a named site: `referral`, under that site's name.
+DATABASE_MEDIUMS = {"search": "organic", "social": "social", "email": "email",
+                    "unknown": "referral", "chatbot": "referral", "paid": "referral"}
+
+# Priority of each layer: a row of a higher layer beats any row of a lower one; within a layer
+# the longest (most specific) pattern wins (the sessions SQL's ref_map).
+PRIORITY_DATABASE, PRIORITY_ADDITIONS, PRIORITY_USER = 0, 1, 2
+
+
 def _pattern_regex(pattern: str) -> str:
     # The host itself or any subdomain; "*" is any run of host characters.
     body = re.escape(pattern.lower()).replace(r"\*", "[a-z0-9.-]+")
     return rf"(.*\.)?{body}"
 
 
+def source_name(name: str) -> str:
+    """A database name as a source: lowercase, without "!" ("Yahoo!" → "yahoo", SPEC §4)."""
+    return " ".join(name.replace("!", "").lower().split())
+
+
+def _row(pattern: str, source: str, medium: str, priority: int) -> dict:
+    pattern = pattern.strip().lower()
+    return {"pattern": pattern, "regex": _pattern_regex(pattern), "source": source.strip(),
+            "medium": medium.strip(), "priority": priority}
+
+
+def _database_rows(path: Path) -> list[dict]:
+    """Host rows of the referer-parser database.
+
+    Its few host+path entries (google.*/imgres, google.*/products, bing.com/images/search,
+    orange.fr/webmail, 592 of 2,506) are left out: events keep the referrer's host only
+    (SPEC §3 scrubs paths), and each of those hosts has its own host entry or is a portal whose
+    other pages are not search. "www." is cut as it is from ``referrer_host``.
+    """
+    try:
+        doc = yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader",
+                                                                yaml.SafeLoader))
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read the referrer database: {e}") from e
+    rows, seen = [], set()
+    for category, entries in (doc or {}).items():
+        if category not in DATABASE_MEDIUMS:
+            raise ConfigError(f"{path}: unknown category {category!r} (known: "
+                              f"{', '.join(DATABASE_MEDIUMS)})")
+        for name, entry in entries.items():
+            for domain in entry.get("domains") or []:
+                host = str(domain).strip().lower()
+                host = host[4:] if host.startswith("www.") else host
+                if "/" in host or not host or host in seen:
+                    continue
+                seen.add(host)
+                rows.append(_row(host, source_name(str(name)), DATABASE_MEDIUMS[category],
+                                 PRIORITY_DATABASE))
+    return rows
+
+
+def _csv_rows(path: Path, priority: int) -> list[dict]:
+    try:
+        lines = [ln for ln in Path(path).read_text().splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("#")]
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the referrer table: {e}") from e
+    reader = csv.DictReader(lines)
+    if reader.fieldnames != ["pattern", "source", "medium"]:
+        raise ConfigError(f"{path}: the header must be 'pattern,source,medium'")
+    rows = []
+    for n, r in enumerate(reader, 2):
+        if not all((r.get(c) or "").strip() for c in ("pattern", "source", "medium")):
+            raise ConfigError(f"{path}: line {n}: pattern, source and medium are required")
+        rows.append(_row(r["pattern"], r["source"], r["medium"], priority))
+    return rows
+
+
 def load_referrers(extra: Path | None = None) -> pa.Table:
-    """The referrer table: pattern, regex, source, medium, priority (user rows first)."""
-    rows: list[dict] = []
-    files = [(PACKAGE_DIR / "referrers.csv", 0)] + ([(Path(extra), 1)] if extra else [])
-    for path, priority in files:
-        try:
-            lines = [ln for ln in Path(path).read_text().splitlines()
-                     if ln.strip() and not ln.lstrip().startswith("#")]
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read the referrer table: {e}") from e
-        reader = csv.DictReader(lines)
-        if reader.fieldnames != ["pattern", "source", "medium"]:
-            raise ConfigError(f"{path}: the header must be 'pattern,source,medium'")
-        for n, r in enumerate(reader, 2):
-            if not all((r.get(c) or "").strip() for c in ("pattern", "source", "medium")):
-                raise ConfigError(f"{path}: line {n}: pattern, source and medium are required")
-            rows.append({
-                "pattern": r["pattern"].strip().lower(),
-                "regex": _pattern_regex(r["pattern"].strip()),
-                "source": r["source"].strip(),
-                "medium": r["medium"].strip(),
-                "priority": priority,
-            })
-    return pa.Table.from_pylist(rows)
+    """The referrer table: pattern, regex, source, medium, priority.
+
+    The referer-parser database (priority 0), the project's additions (1) and ``extra``, the
+    user's ``pattern,source,medium`` CSV (2): a higher priority wins, then the longest pattern.
+    """
+    rows = _database_rows(REFERRER_DATABASE) + _csv_rows(REFERRER_ADDITIONS, PRIORITY_ADDITIONS)
+    if extra:
+        rows += _csv_rows(Path(extra), PRIORITY_USER)
+    return pa.Table.from_pylist(rows, schema=pa.schema([
+        ("pattern", pa.string()), ("regex", pa.string()), ("source", pa.string()),
+        ("medium", pa.string()), ("priority", pa.int64())]))

@@ -57,7 +57,7 @@ TIMESTAMP_PATTERN = (
 _UUID_RE = re.compile(UUID_PATTERN)
 _TS_RE = re.compile(TIMESTAMP_PATTERN)
 
-Kind = Literal["string", "uuid", "timestamp", "integer", "props"]
+Kind = Literal["string", "uuid", "timestamp", "integer", "boolean", "props"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,9 @@ class Field:
 FIELDS: tuple[Field, ...] = (
     Field("event_type", "string", required=True, allowed=EVENT_TYPES),
     Field("event_id", "uuid", required=True),
-    Field("session_id", "uuid", required=True),
+    # Optional since issue 18: without consent the tracker sends no id, and the pipeline makes
+    # sessions from the handler's visitor_hash (CONTRACT §2, §4).
+    Field("session_id", "uuid"),
     Field("visitor_id", "uuid"),
     Field("page_path", "string", required=True, max_chars=2048),
     # SPEC leaves these two open: a DNS name is at most 253 characters, and browsers cut
@@ -104,6 +106,9 @@ RAW_FIELDS: tuple[Field, ...] = (
     Field("user_agent", "string"),
     Field("schema_version", "integer", required=True, min_value=SCHEMA_VERSION,
           max_value=SCHEMA_VERSION),
+    # Optional: records stored before issue 18 have neither.
+    Field("visitor_hash", "string", max_chars=16),  # ingest/privacy.py: the day's keyed hash
+    Field("consent", "boolean"),  # the event came with the tracker's consented visitor_id
 )
 RAW_EXTRA_FIELDS: tuple[str, ...] = tuple(f.name for f in RAW_FIELDS)
 RAW_FIELD_NAMES: tuple[str, ...] = FIELD_NAMES + RAW_EXTRA_FIELDS
@@ -124,29 +129,6 @@ PROPS_RULES: tuple[PropsRule, ...] = (
     PropsRule("time_on_page", "seconds", required=True, allowed_numbers=TIME_MILESTONES),
     PropsRule("custom", "name", required=True),
 )
-
-# Reason codes. The part after ':' names the field (or props key) the rule is about.
-Rule = Literal[
-    "invalid_json",
-    "not_an_object",
-    "empty_batch",
-    "batch_too_large",
-    "body_too_large",
-    "missing",
-    "wrong_type",
-    "empty",
-    "too_long",
-    "out_of_range",
-    "unknown_event_type",
-    "not_uuid",
-    "bad_timestamp",
-    "props_too_many_keys",
-    "props_bad_key",
-    "props_bad_value",
-    "props_missing",
-    "props_invalid",
-    "props_experiment_without_variant",
-]
 
 
 @dataclass(frozen=True)
@@ -230,6 +212,10 @@ def _check_field(f: Field, value: Any) -> Violation | None:
                 f.name,
                 message=f"{f.name} must be between {f.min_value} and {f.max_value}",
             )
+        return None
+    if f.kind == "boolean":
+        if not isinstance(value, bool):
+            return Violation("wrong_type", f.name, message=f"{f.name} must be true or false")
         return None
     if f.kind == "props":
         return None  # checked by _check_props, which knows the event type
@@ -444,18 +430,29 @@ def check_body(body: bytes) -> BodyResult:
 
 
 def make_raw_record(
-    event: Mapping[str, Any], ingest_ts: datetime | str, user_agent: str | None
+    event: Mapping[str, Any], ingest_ts: datetime | str, user_agent: str | None,
+    visitor_hash: str | None = None, consent: bool | None = None,
 ) -> dict[str, Any]:
-    """The record stored for one *valid* event (SPEC §2): its contract fields plus ingest fields.
+    """The record stored for one *valid* event (CONTRACT §2): its contract fields plus ingest
+    fields.
 
     ``ingest_ts`` may be given already formatted (a batch formats its arrival time once).
-    Unknown fields and ``null`` values are dropped; no IP, cookie or other header is ever added.
+    Unknown fields and ``null`` values are dropped, but ``session_id`` is always there: ``null``
+    says the pipeline makes the session (from ``visitor_hash``). The handler gives ``consent``
+    (whether the event came with a visitor id: the tracker sends one only with consent) and,
+    for an event without a session id, ``visitor_hash``. No IP address, cookie or other header
+    is ever added.
     """
     record = {name: event[name] for name in FIELD_NAMES if event.get(name) is not None}
+    record.setdefault("session_id", None)
     record["ingest_ts"] = (ingest_ts if isinstance(ingest_ts, str)
                            else format_timestamp(ingest_ts))
     record["user_agent"] = user_agent or ""
     record["schema_version"] = SCHEMA_VERSION
+    if visitor_hash is not None:
+        record["visitor_hash"] = visitor_hash
+    if consent is not None:
+        record["consent"] = consent
     return record
 
 

@@ -1,13 +1,19 @@
-"""The monthly AWS bill of the ingest stack, line by line: `analytics-platform cost`.
+"""The monthly AWS bill of the whole stack, line by line: `analytics-platform cost`.
 
-Prices come from ``prices_us_east_1.yaml`` (one file, with the date they were written down);
-usage comes from the assumptions below, which the command prints with the bill.
+The ingest side (``monthly_bill``: Lambda, Firehose, the raw lake), the pipeline and the
+dashboard for each design of ``infra/modules/pipeline`` (``pipeline_bill``), the runs the current
+automation makes a day (``runs_per_day``), the time from an event to the dashboard
+(``latency``), and the capacity model of a backfill on ECS (``backfill_table``).
+
+Prices come from ``prices_us_east_1.yaml`` (one file, with the date they were written down and
+the page of each); usage comes from the assumptions below, each with the measurement it comes
+from, and the command prints them with the bill.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -119,3 +125,420 @@ def assumptions_text(a: Assumptions | None = None) -> str:
             f"{a.buffer_seconds} s, raw data kept {a.retention_months:g} months, the raw-lake "
             f"sensor listing {a.sensor_lists} hour prefixes every {a.sensor_seconds} s. "
             f"Prices: {p['region']}, written down on {p['read_on']} ({PRICES.name}).")
+
+
+# --- the pipeline and the dashboard -------------------------------------------------------------
+
+SECONDS_PER_DAY = 86_400
+DAYS_PER_MONTH = 30
+
+
+@dataclass(frozen=True)
+class Design:
+    """One way to run the pipeline and the dashboard in the account (infra/modules/pipeline)."""
+
+    key: str
+    title: str
+    instance: str = "t4g.small"
+    spot: bool = True
+    ecs_runs: bool = False  # run_launcher = "ecs": every run a Fargate task
+
+
+DESIGNS: dict[str, Design] = {d.key: d for d in (
+    Design("machine", "`serve` on one t4g.small, Spot (default)"),
+    Design("machine-on-demand", "`serve` on one t4g.small, on-demand", spot=False),
+    Design("ecs", "`serve` on one t4g.small, Spot; every run a Fargate Spot task", ecs_runs=True),
+)}
+
+
+@dataclass(frozen=True)
+class PipelineAssumptions:
+    # The stack's settings with the pipeline in the account (infra/envs/prod): Firehose flushes
+    # every 180 s (300 s without the pipeline) and the sensors tick every 30 s (their default on
+    # S3), so that an event reaches the dashboard within 5 minutes at worst (see `latency`; with
+    # a 300-s buffer the worst case is 415 s). Of the pairs that hold 5 minutes this one costs
+    # least: every Firehose object is an `events` run and its downstream runs, whose lake files
+    # cost more than the sensor's LIST requests (`cost --buffer-seconds 120 --sensor-seconds 60`).
+    buffer_seconds: int = 180
+    sensor_seconds: int = settings.SENSOR_INTERVAL_S3
+    tracker_batch_seconds: float = 5.0  # the tracker sends a batch every 5 s
+    # Runs the current automation makes (defs/automation), counted from its definitions: the
+    # raw-lake sensor asks for an `events` run of an hour whenever the hour's objects changed
+    # since its last tick (so one per new Firehose object, at most one per tick); the hourly
+    # schedule asks for one more an hour (for the hour the sensor already did); every `events`
+    # run then refreshes the sessions and daily marts of the 3 days whose window holds the hour
+    # (a run per day: a day's sessions read the day before to two days after, and the automation
+    # looks back 3 days), and the all-history marts. Measured (`dagster dev`, local raw lake,
+    # sensors every 30 s, a new object every 90 s, 6 objects): 6 `events` runs, 21 day runs (the
+    # current day twice after half the objects) and 6 all-history runs: 5.5 runs an object.
+    schedule_runs_per_day: int = 24
+    daily_runs_per_events_run: float = 3.5
+    history_runs_per_events_run: float = 1.0
+    # One run is one process: Dagster, the definitions, the run's events. Measured here
+    # (x86_64, `/usr/bin/time dagster asset materialize` on a 1M-events-a-month lake): 6.4–7.0
+    # CPU-s for an events hour, 8.2 for a day's sessions and marts, 7.5 for the history marts,
+    # 24–26 s of wall time each on 2 shared, busy cores; peak RSS 320–376 MB.
+    run_cpu_seconds: float = 7.5
+    run_wall_seconds: float = 25.0
+    # What the processes of `serve` use between runs (daemon, sensors' ticks, webserver, code
+    # server, dashboard): an estimate, a share of one vCPU.
+    idle_vcpu: float = 0.05
+    # Work beyond the fixed cost, per vCPU (docs/BENCHMARKS.md, recorded on this machine): the
+    # events step 995,648 records in 9.85 s on 2 vCPU (measure 1); sessions and the daily marts
+    # 58.9 s for the 9.8M events of a 30-day backfill on 2 vCPU (measure 2's step times); the
+    # whole backfill through Dagster, every asset, 9,833,919 events in 196.4 s on 2 vCPU.
+    events_per_vcpu_second: float = 50_500
+    daily_events_per_vcpu_second: float = 83_000
+    backfill_events_per_vcpu_second: float = 25_000
+    # The lake in S3: measured on a 2-day simulated lake (36,032 events): events 55 B an event,
+    # session_events 46, sessions 7, the marts ~1; files written by a run: an events run 1, a
+    # day's run 7 (sessions, session_events, four marts, late events), a history run 3.
+    lake_bytes_per_event: int = 110
+    files_per_events_run: int = 1
+    files_per_daily_run: int = 7
+    files_per_history_run: int = 3
+    # A run task starts with an empty cache: a day's run reads ~3 days of hour files, a history
+    # run every day of sessions kept (13 months).
+    ecs_gets_per_daily_run: int = 75
+    ecs_gets_per_history_run: int = 400
+    # Logs: ~6 KB of run output per run (measured: 3.8–6.3 KB), plus ~40 lines of 150 B a minute
+    # from the daemon and the sensors between runs.
+    log_bytes_per_run: int = 6_000
+    idle_log_bytes_per_day: int = 40 * 150 * 60 * 24
+    root_gb: int = 8
+    data_gb: int = 10
+    ecr_gb: float = 1.0  # the image (~0.5 GB compressed) and the layers of the previous one
+    # Fargate bills from the start of the image pull, one minute at least.
+    task_start_seconds: float = 40.0
+    # Task sizes (vCPU, GB) from the jobs' `ecs/cpu` / `ecs/memory` tags (defs/automation).
+    events_task: tuple[float, float] = (0.5, 2.0)
+    daily_task: tuple[float, float] = (1.0, 4.0)
+    history_task: tuple[float, float] = (1.0, 4.0)
+
+
+@dataclass(frozen=True)
+class Runs:
+    objects: float  # raw objects Firehose writes a day
+    sensor: float  # `events` runs the sensor asks for a day
+    schedule: float
+    daily: float
+    history: float
+
+    @property
+    def events(self) -> float:
+        return self.sensor + self.schedule
+
+    @property
+    def total(self) -> float:
+        return self.events + self.daily + self.history
+
+    def to_text(self) -> str:
+        return (f"{self.total:,.0f} runs a day: {self.sensor:,.0f} `events` runs from the "
+                f"raw-lake sensor (one per new Firehose object, {self.objects:,.0f} a day) + "
+                f"{self.schedule:,.0f} from the hourly schedule; after each of them, the "
+                f"sessions and daily marts of 3 days ({self.daily:,.0f} day runs) and the "
+                f"all-history marts ({self.history:,.0f}).")
+
+
+def ingest_assumptions(p: PipelineAssumptions | None = None) -> Assumptions:
+    """The ingest assumptions with the pipeline's Firehose buffer and sensor interval."""
+    p = p or PipelineAssumptions()
+    return replace(Assumptions(), buffer_seconds=p.buffer_seconds, sensor_seconds=p.sensor_seconds)
+
+
+def runs_per_day(events: int, p: PipelineAssumptions | None = None,
+                 a: Assumptions | None = None) -> Runs:
+    """The runs the current automation makes a day at a steady ``events`` events a month."""
+    p = p or PipelineAssumptions()
+    a = a or ingest_assumptions(p)
+    requests = events / DAYS_PER_MONTH / a.events_per_request
+    # Firehose writes an object per buffer interval that received a request.
+    objects = min(SECONDS_PER_DAY / a.buffer_seconds, requests)
+    sensor = min(objects, SECONDS_PER_DAY / a.sensor_seconds)
+    n_events = sensor + p.schedule_runs_per_day
+    return Runs(objects, sensor, p.schedule_runs_per_day, n_events * p.daily_runs_per_events_run,
+                n_events * p.history_runs_per_events_run)
+
+
+def latency(design: Design, p: PipelineAssumptions | None = None) -> tuple[float, float]:
+    """Seconds from an event to the dashboard: (typical, worst). The tracker's batch, Firehose's
+    buffer, the sensor's tick, the `events` run, the automation's tick, the day's run."""
+    p = p or PipelineAssumptions()
+    run = p.run_wall_seconds + (p.task_start_seconds if design.ecs_runs else 0)
+    waits = p.tracker_batch_seconds + p.buffer_seconds + 2 * p.sensor_seconds
+    return waits / 2 + 2 * run, waits + 2 * run
+
+
+def _cpu_seconds_per_day(events: int, runs: Runs, p: PipelineAssumptions) -> float:
+    per_hour = events / DAYS_PER_MONTH / 24
+    per_day = events / DAYS_PER_MONTH
+    return (runs.events * (p.run_cpu_seconds + per_hour / p.events_per_vcpu_second)
+            + runs.daily * (p.run_cpu_seconds + per_day / p.daily_events_per_vcpu_second)
+            + runs.history * p.run_cpu_seconds)
+
+
+def pipeline_bill(events: int, design: Design | str = "machine",
+                  p: PipelineAssumptions | None = None, prices: dict | None = None) -> Bill:
+    """The monthly bill of the pipeline and the dashboard for ``design``."""
+    design = DESIGNS[design] if isinstance(design, str) else design
+    p = p or PipelineAssumptions()
+    pr = prices or yaml.safe_load(PRICES.read_text())
+    a = ingest_assumptions(p)
+    runs = runs_per_day(events, p, a)
+    bill = Bill()
+    hour = pr["ec2_on_demand_hour"][design.instance]
+    if design.spot:
+        hour *= 1 - pr["ec2_spot_discount"]
+    market = f"Spot, {pr['ec2_spot_discount']:.0%} off" if design.spot else "on-demand"
+    bill.add(f"EC2 {design.instance} ({market})", f"{HOURS_PER_MONTH} h × ${hour:.4f}",
+             HOURS_PER_MONTH * hour)
+
+    vcpus = pr["ec2_vcpus"][design.instance]
+    run_cpu = 0.0 if design.ecs_runs else _cpu_seconds_per_day(events, runs, p)
+    average = p.idle_vcpu + run_cpu / SECONDS_PER_DAY
+    baseline = vcpus * pr["ec2_burst_baseline"].get(design.instance, 1.0)
+    surplus = max(0.0, average - baseline)
+    bill.add("EC2 CPU beyond the baseline", f"{average:.2f} vCPU on average, baseline "
+             f"{baseline:.2f}", surplus * HOURS_PER_MONTH * pr["ec2_surplus_vcpu_hour"])
+    bill.add("Public IPv4 address", f"{HOURS_PER_MONTH} h (the way out; no NAT gateway)",
+             HOURS_PER_MONTH * pr["public_ipv4_hour"])
+    gb = p.root_gb + p.data_gb
+    bill.add("EBS gp3", f"{gb} GB (root {p.root_gb}, data {p.data_gb})",
+             gb * pr["ebs_gp3_gb_month"])
+
+    if design.ecs_runs:
+        f = pr["fargate_arm64"]
+        discount = 1 - pr["fargate_spot_discount"]
+        task_cost = 0.0
+        task_seconds = 0.0
+        per_hour = events / DAYS_PER_MONTH / 24
+        per_day = events / DAYS_PER_MONTH
+        for n, (vcpu, mem), work in (
+                (runs.events, p.events_task, per_hour / p.events_per_vcpu_second),
+                (runs.daily, p.daily_task, per_day / p.daily_events_per_vcpu_second),
+                (runs.history, p.history_task, 0.0)):
+            billed = max(60.0, p.task_start_seconds + p.run_wall_seconds + work / vcpu)
+            task_seconds += n * billed
+            task_cost += n * billed / 3600 * (vcpu * f["vcpu_hour"] + mem * f["gb_hour"]) * discount
+        tasks = runs.total * DAYS_PER_MONTH
+        task_hours = task_seconds * DAYS_PER_MONTH / 3600
+        bill.add("Fargate Spot run tasks (arm64)", f"{tasks:,.0f} tasks, {task_hours:,.0f} "
+                 "task-hours", task_cost * DAYS_PER_MONTH)
+        bill.add("Public IPv4 (run tasks)", f"{task_hours:,.0f} h",
+                 task_hours * pr["public_ipv4_hour"])
+
+    s3 = pr["s3_standard"]
+    stored = events * p.lake_bytes_per_event / 1e9 * a.retention_months
+    bill.add("S3 lake storage (steady state)", f"{stored:,.3f} GB over {a.retention_months:g} "
+             "months", stored * s3["storage_gb_month"])
+    puts = (runs.events * p.files_per_events_run + runs.daily * p.files_per_daily_run
+            + runs.history * p.files_per_history_run) * DAYS_PER_MONTH
+    bill.add("S3 PUT (lake files)", f"{puts:,.0f} files written",
+             puts / 1000 * s3["put_per_thousand"])
+    # Each `events` run reads every object of its hour so far (the ingest bill counts one read).
+    per_hour = runs.objects / 24
+    rereads = max(0.0, (per_hour * (per_hour + 1) / 2 + per_hour) - per_hour) * 24
+    gets = rereads + (runs.daily * p.ecs_gets_per_daily_run
+                      + runs.history * p.ecs_gets_per_history_run if design.ecs_runs else 0.0)
+    gets *= DAYS_PER_MONTH
+    bill.add("S3 GET (raw re-reads" + (", run task caches)" if design.ecs_runs else ")"),
+             f"{gets:,.0f} requests", gets / 1000 * s3["get_per_thousand"])
+
+    log_gb = (runs.total * p.log_bytes_per_run + p.idle_log_bytes_per_day) * DAYS_PER_MONTH / 1e9
+    cw = pr["cloudwatch_logs"]
+    bill.add("CloudWatch Logs (pipeline)", f"{log_gb:,.3f} GB ingested",
+             log_gb * cw["ingest_per_gb"] + log_gb * cw["storage_gb_month"] * 0.5)
+    bill.add("CloudWatch alarm + its metric", "no successful run for N hours",
+             pr["cloudwatch_alarm_month"] + pr["cloudwatch_custom_metric_month"])
+    bill.add("ECR image storage", f"{p.ecr_gb:g} GB", p.ecr_gb * pr["ecr_storage_gb_month"])
+    bill.add("Dashboard", "on the same machine, through SSM port forwarding", 0.0)
+    return bill
+
+
+def machine_cpu(events: int, design: Design | str = "machine",
+                p: PipelineAssumptions | None = None) -> float:
+    """Average vCPUs the machine needs (the idle processes and, without ECS, every run)."""
+    design = DESIGNS[design] if isinstance(design, str) else design
+    p = p or PipelineAssumptions()
+    if design.ecs_runs:
+        return p.idle_vcpu
+    return p.idle_vcpu + _cpu_seconds_per_day(events, runs_per_day(events, p), p) / SECONDS_PER_DAY
+
+
+SIZES = (100_000, 1_000_000, 10_000_000)
+
+
+def stack_total(events: int, design: str | None, mode: str = "firehose", endpoint: str = "url",
+                p: PipelineAssumptions | None = None) -> float:
+    """Ingest (+ the pipeline and dashboard of ``design``, unless None) a month."""
+    p = p or PipelineAssumptions()
+    if design is None:  # the pipeline elsewhere: Firehose at its own default buffer
+        return monthly_bill(events, mode, endpoint, Assumptions()).total
+    return (monthly_bill(events, mode, endpoint, ingest_assumptions(p)).total
+            + pipeline_bill(events, design, p).total)
+
+
+def design_table(mode: str = "firehose", endpoint: str = "url",
+                 p: PipelineAssumptions | None = None) -> str:
+    """The whole stack a month, per design, at 100k / 1M / 10M events (Markdown)."""
+    p = p or PipelineAssumptions()
+    out = ["| design | " + " | ".join(f"{n:,} events" for n in SIZES)
+           + " | event → dashboard (typical / worst) |", "|---" + "|---:" * (len(SIZES) + 1) + "|"]
+    out.append("| ingest only (the pipeline elsewhere; 300-s buffer) | "
+               + " | ".join(f"${stack_total(n, None, mode, endpoint, p):,.2f}" for n in SIZES)
+               + " | — |")
+    for d in DESIGNS.values():
+        typical, worst = latency(d, p)
+        out.append(f"| `{d.key}`: {d.title} | "
+                   + " | ".join(f"${stack_total(n, d.key, mode, endpoint, p):,.2f}" for n in SIZES)
+                   + f" | {typical:.0f} s / {worst:.0f} s |")
+    return "\n".join(out)
+
+
+def alternatives_text(p: PipelineAssumptions | None = None, prices: dict | None = None) -> str:
+    """What the design does not use, a month, so the choice shows in numbers."""
+    pr = prices or yaml.safe_load(PRICES.read_text())
+    spot = (pr["ec2_on_demand_hour"]["t4g.small"] * pr["ec2_spot_discount"] * HOURS_PER_MONTH)
+    rows = [
+        ("NAT gateway (a private subnet's way out)", HOURS_PER_MONTH * pr["nat_gateway_hour"],
+         "instead of the public IPv4 address",
+         HOURS_PER_MONTH * pr["public_ipv4_hour"]),
+        ("5 interface endpoints (SSM, SSM messages, ECR API, ECR images, Logs)",
+         5 * HOURS_PER_MONTH * pr["interface_endpoint_hour"],
+         "instead of the public IPv4 address", HOURS_PER_MONTH * pr["public_ipv4_hour"]),
+        ("RDS PostgreSQL db.t4g.micro, 20 GB, a Secrets Manager secret",
+         HOURS_PER_MONTH * pr["rds_postgres_t4g_micro_hour"] + 20 * pr["rds_gp2_gb_month"]
+         + pr["secrets_manager_secret_month"],
+         "instead of SQLite (or PostgreSQL) on the data volume", 0.0),
+        ("the machine on-demand", pr["ec2_on_demand_hour"]["t4g.small"] * HOURS_PER_MONTH,
+         "instead of Spot", pr["ec2_on_demand_hour"]["t4g.small"] * HOURS_PER_MONTH - spot),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = ["Not taken (a month):"]
+    for what, usd, instead, saved in rows:
+        lines.append(f"  {what:<{width}}  ${usd:>6.2f}  {instead} (${saved:.2f})"
+                     if saved else f"  {what:<{width}}  ${usd:>6.2f}  {instead}")
+    return "\n".join(lines)
+
+
+def stack_text(events: int, design: str = "machine", mode: str = "firehose",
+               endpoint: str = "url", p: PipelineAssumptions | None = None) -> str:
+    """What `analytics-platform cost` prints: the bill line by line, the runs, the latency."""
+    p = p or PipelineAssumptions()
+    d = DESIGNS[design]
+    a = ingest_assumptions(p)
+    ingest = monthly_bill(events, mode, endpoint, a)
+    pipe = pipeline_bill(events, d, p)
+    lines = ingest.lines + pipe.lines
+    width = max(len(i) for i, _, _ in lines)
+    usage = max(len(u) for _, u, _ in lines)
+
+    def block(title: str, bill: Bill) -> list[str]:
+        out = [title]
+        out += [f"  {i:<{width}}  {u:<{usage}}  ${usd:>7.2f}" for i, u, usd in bill.lines]
+        out.append(f"  {'subtotal':<{width}}  {'':<{usage}}  ${bill.total:>7.2f}")
+        return out
+
+    typical, worst = latency(d, p)
+    cpu = machine_cpu(events, d, p)
+    out = [f"The whole stack at {events:,} events a month: ingest_mode={mode}, "
+           f"endpoint={endpoint}; pipeline design `{design}`: {d.title}.", ""]
+    out += block("Ingest (infra/modules/ingest, storage)", ingest)
+    out += block("Pipeline and dashboard (infra/modules/pipeline)", pipe)
+    out.append(f"  {'total':<{width}}  {'':<{usage}}  ${ingest.total + pipe.total:>7.2f}")
+    out += ["", f"Runs (the current automation): {runs_per_day(events, p).to_text()}",
+            f"The machine: {cpu:.2f} vCPU on average of its "
+            f"{yaml.safe_load(PRICES.read_text())['ec2_vcpus'][d.instance]}.",
+            f"Event → dashboard: about {typical:.0f} s, at most {worst:.0f} s (tracker batch "
+            f"{p.tracker_batch_seconds:g} s + Firehose buffer {p.buffer_seconds} s + sensor tick "
+            f"{p.sensor_seconds} s + `events` run + automation tick {p.sensor_seconds} s + the "
+            f"day's run, {p.run_wall_seconds:g} s a run"
+            + (f" + {p.task_start_seconds:g} s to start a task" if d.ecs_runs else "") + ").",
+            "", "Every design, the whole stack a month:", design_table(mode, endpoint, p), "",
+            alternatives_text(p), "", assumptions_text(a)]
+    return "\n".join(out)
+
+
+# --- the capacity model of a backfill (issue 17 §4) -------------------------------------------
+
+BACKFILL_SIZES = (10_000_000, 100_000_000, 1_000_000_000)
+BACKFILL_TASKS = (1, 10, 50)
+
+
+def backfill_estimate(events_per_month: int, tasks: int, p: PipelineAssumptions | None = None,
+                      prices: dict | None = None, task: tuple[float, float] = (1.0, 4.0),
+                      spot: bool = True) -> tuple[float, float]:
+    """(wall hours, USD) to backfill a year of ``events_per_month`` with ``tasks`` run tasks of
+    ``task`` (vCPU, GB) at once, at the measured whole-pipeline rate per vCPU."""
+    p = p or PipelineAssumptions()
+    pr = prices or yaml.safe_load(PRICES.read_text())
+    vcpu, mem = task
+    vcpu_seconds = 12 * events_per_month / p.backfill_events_per_vcpu_second
+    # each task pays its start once per run; a year in `tasks` slices
+    task_seconds = vcpu_seconds / vcpu + tasks * (p.task_start_seconds + p.run_wall_seconds)
+    wall_hours = task_seconds / tasks / 3600
+    f = pr["fargate_arm64"]
+    discount = (1 - pr["fargate_spot_discount"]) if spot else 1.0
+    usd = task_seconds / 3600 * (vcpu * f["vcpu_hour"] + mem * f["gb_hour"]) * discount
+    return wall_hours, usd
+
+
+def machine_backfill_hours(events_per_month: int, instance: str,
+                           p: PipelineAssumptions | None = None) -> float:
+    p = p or PipelineAssumptions()
+    vcpus = yaml.safe_load(PRICES.read_text())["ec2_vcpus"][instance]
+    return 12 * events_per_month / p.backfill_events_per_vcpu_second / vcpus / 3600
+
+
+def largest_steady_state(vcpus: float, p: PipelineAssumptions | None = None) -> int:
+    """The most events a month (in steps of 1M) for which the runs of the current automation
+    need at most ``vcpus`` on average on one machine."""
+    p = p or PipelineAssumptions()
+    n = 0
+    while machine_cpu(n + 1_000_000, "machine", p) <= vcpus and n < 100_000_000_000:
+        n += 1_000_000
+    return n
+
+
+def _duration(hours: float) -> str:
+    return f"{hours * 60:,.0f} min" if hours < 1 else f"{hours:,.1f} h"
+
+
+def backfill_text(p: PipelineAssumptions | None = None) -> str:
+    """The capacity model: a year's backfill on ECS run tasks, and on one machine."""
+    p = p or PipelineAssumptions()
+    pr = yaml.safe_load(PRICES.read_text())
+    head = "| events a month | a year | " + " | ".join(
+        f"{t} task{'s' if t > 1 else ''} (wall, Fargate Spot)" for t in BACKFILL_TASKS) + \
+        " | one t4g.small | one c7g.16xlarge (64 vCPU) |"
+    out = [f"A year's backfill: the whole pipeline through Dagster at "
+           f"{p.backfill_events_per_vcpu_second:,.0f} events/s per vCPU (docs/BENCHMARKS.md "
+           f"measure 2: 9,833,919 events in 196.4 s on 2 vCPU); run tasks of 1 vCPU and 4 GB "
+           f"(the day runs' `ecs/cpu`/`ecs/memory` tags), each paying "
+           f"{p.task_start_seconds + p.run_wall_seconds:g} s to start; Fargate arm64 at "
+           f"{pr['fargate_spot_discount']:.0%} off on Spot.", "", head,
+           "|---:" * (len(BACKFILL_TASKS) + 4) + "|"]
+    for n in BACKFILL_SIZES:
+        cells = []
+        for t in BACKFILL_TASKS:
+            hours, usd = backfill_estimate(n, t, p, pr)
+            cells.append(f"{_duration(hours)}, ${usd:,.2f}")
+        small = machine_backfill_hours(n, "t4g.small", p)
+        big = machine_backfill_hours(n, "c7g.16xlarge", p)
+        big_usd = big * pr["ec2_on_demand_hour"]["c7g.16xlarge"]
+        out.append(f"| {n:,} | {12 * n:,} | " + " | ".join(cells)
+                   + f" | {_duration(small)} | {_duration(big)}, ${big_usd:,.2f} |")
+    baseline = pr["ec2_vcpus"]["t4g.small"] * pr["ec2_burst_baseline"]["t4g.small"]
+    at_baseline = largest_steady_state(baseline, p)
+    at_full = largest_steady_state(pr["ec2_vcpus"]["t4g.small"], p)
+    out += ["", f"One machine stops being enough: under the current automation a t4g.small's runs "
+            f"stay within its CPU baseline ({baseline:.1f} vCPU, no surplus billed) up to about "
+            f"{at_baseline:,} events a month, and need both its vCPUs at about {at_full:,} "
+            f"(CPU only: a day's sessions are then {at_full / DAYS_PER_MONTH / 1e6:,.1f}M "
+            f"events, which DuckDB spills to disk within 2 GiB; a bigger machine comes first). "
+            f"A year's backfill of 100M events a month takes it "
+            f"{machine_backfill_hours(100_000_000, 't4g.small', p) / 24:,.1f} days, of 1B "
+            f"{machine_backfill_hours(1_000_000_000, 't4g.small', p) / 24:,.1f}: there the ECS "
+            f"run launcher spreads the runs over Fargate tasks (bounded by the run queue's "
+            f"limits) and the machine only schedules."]
+    return "\n".join(out)

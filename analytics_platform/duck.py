@@ -7,7 +7,7 @@ import duckdb
 
 from analytics_platform.settings import data_dir, duckdb_memory_limit
 
-# The macros every pipeline statement may use. scrub: values that may never reach a table (SPEC
+# The macros every pipeline statement may use. scrub: values that may never reach a table (CONTRACT
 # §3.5), e-mail addresses (also URL-encoded) and IPv4 / IPv6 addresses, are replaced wherever
 # free text is kept.
 MACROS = r"""

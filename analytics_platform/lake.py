@@ -1,4 +1,4 @@
-"""The raw lake (SPEC §2): gzip objects of raw records under ``year=/month=/day=/hour=/``.
+"""The raw lake (CONTRACT §2): gzip objects of raw records under ``year=/month=/day=/hour=/``.
 
 One small interface, :class:`RawLake`, with two implementations: a local folder (the embedded
 default) and S3 (any S3-compatible endpoint). The mapping between an object key, its hourly folder
@@ -192,12 +192,24 @@ class LocalRawLake(RawLake):
 
 
 def s3_client(endpoint_url: str | None = None) -> Any:
-    """A boto3 S3 client; ``AWS_ENDPOINT_URL`` (or ``endpoint_url``) selects an S3-compatible
-    endpoint such as MinIO or moto."""
+    """A boto3 S3 client; ``endpoint_url``, else boto3's own ``AWS_ENDPOINT_URL``, selects an
+    S3-compatible endpoint such as MinIO or moto (boto3 reads the variable itself, as it reads
+    the credentials: nothing here reads the environment)."""
     import boto3
 
-    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
-    return boto3.client("s3", endpoint_url=endpoint)
+    return boto3.client("s3", endpoint_url=endpoint_url)
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` → (``bucket``, ``some/prefix/``); the prefix is ``""`` or ends
+    in ``/``."""
+    if not url.startswith("s3://"):
+        raise ValueError(f"not an s3:// URL: {url!r}")
+    bucket, _, prefix = url[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in {url!r}")
+    prefix = prefix.strip("/")
+    return bucket, prefix + "/" if prefix else ""
 
 
 class S3RawLake(RawLake):
@@ -205,14 +217,8 @@ class S3RawLake(RawLake):
     object."""
 
     def __init__(self, url: str, client: Any | None = None) -> None:
-        if not url.startswith("s3://"):
-            raise ValueError(f"not an s3:// URL: {url!r}")
-        bucket, _, prefix = url[len("s3://") :].partition("/")
-        if not bucket:
-            raise ValueError(f"no bucket in {url!r}")
-        self.bucket = bucket
-        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.url = f"s3://{bucket}/{self.prefix}"
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.url = f"s3://{self.bucket}/{self.prefix}"
         self.client = client or s3_client()
 
     def list_hour(self, hour: datetime) -> list[RawObject]:

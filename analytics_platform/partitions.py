@@ -1,25 +1,53 @@
-"""Partitions of the pipeline: hourly for raw data and events, daily for sessions and marts.
+"""Partitions of the pipeline: hourly for raw data and events, daily for sessions and marts; and
+the session window, which ties a day to the raw hours it reads.
 
-The first partition is ``$ANALYTICS_START_DATE`` (default 2026-01-01). The current hour and day
-are included (``end_offset=1``) so fresh data can be processed before the period closes.
+The first partition is ``$ANALYTICS_START_DATE`` (default 2026-01-01; ``settings.start_date``).
+The current hour and day are included (``end_offset=1``) so fresh data can be processed before
+the period closes.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from analytics_platform import settings
 from analytics_platform.lake import PARTITION_KEY_FORMAT, hour_of_partition_key
 
-START_DATE = os.environ.get("ANALYTICS_START_DATE") or "2026-01-01"
 DAY_FORMAT = "%Y-%m-%d"
+START_DATE = settings.start_date()
 
 hourly = dg.HourlyPartitionsDefinition(
     start_date=f"{START_DATE}-00:00", fmt=PARTITION_KEY_FORMAT, timezone="UTC", end_offset=1
 )
 daily = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC", end_offset=1)
+
+# The session window (CONTRACT §4). The sessions that start on day D read the raw hours from
+# SESSION_LOOKBACK_HOURS before D's midnight to D + 1 day + the late-arrival hours, inclusive:
+# - an event's ts is never after its arrival, so a session starting on D has its events in raw
+#   hours from D 00:00 on, less the few minutes a Firehose buffer can straddle; three hours
+#   before midnight also show the sessions that began the day before (left to that day);
+# - events arrive until D + 1 day + late_arrival_hours, after which the day is final (later
+#   ones are filed under late_events/ and read as well).
+# The sessions asset, its partition mapping and the backfill's plan all take it from here.
+SESSION_LOOKBACK_HOURS = 3
+
+
+def session_window(day: datetime, late_hours: int) -> tuple[datetime, datetime]:
+    """The first and last raw hour (inclusive) whose events the sessions of ``day`` read."""
+    return (day - timedelta(hours=SESSION_LOOKBACK_HOURS),
+            day + timedelta(days=1, hours=late_hours))
+
+
+def session_window_mapping(late_hours: int) -> dg.TimeWindowPartitionMapping:
+    """The hourly ``events`` partitions of a day, as whole days of offsets: the day before
+    (the look-back) through the day that holds the window's last hour."""
+    return dg.TimeWindowPartitionMapping(
+        start_offset=-((SESSION_LOOKBACK_HOURS + 23) // 24),
+        end_offset=1 + late_hours // 24,
+        allow_nonexistent_upstream_partitions=True,
+    )
 
 
 def hours_of(keys: list[str]) -> list[datetime]:
@@ -35,18 +63,6 @@ def day_key(day: datetime) -> str:
     return day.strftime(DAY_FORMAT)
 
 
-def day_range(first: datetime, last: datetime) -> list[datetime]:
-    out, d = [], first
-    while d <= last:
-        out.append(d)
-        d += timedelta(days=1)
-    return out
-
-
-def hour_folder(hour: datetime) -> str:
-    """The lake folder name of an hourly partition (no ':' in file names)."""
-    return f"hour={hour:%Y-%m-%dT%H}"
-
-
-def day_folder(day: datetime) -> str:
-    return f"date={day:%Y-%m-%d}"
+def first_hour() -> datetime:
+    """The start of the first hourly partition."""
+    return hourly.start_time_for_partition_key(hourly.get_first_partition_key())

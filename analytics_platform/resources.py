@@ -1,42 +1,53 @@
 """Dagster resources: where the raw lake and the transformed lake live, and pipeline settings.
 
-Every field defaults to the environment (README.md, "Configuration"), so the same definitions run
-on a laptop (local folders) and against S3 without code changes.
+Every field defaults to :mod:`analytics_platform.settings` (README.md, "Configuration"), so the
+same definitions run on a laptop (local folders) and against S3 without code changes; the code
+location binds the variables that are set with ``dg.EnvVar`` (``defs/resources.py``).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from analytics_platform import settings
 from analytics_platform.lake import RawLake, open_raw_lake
 from analytics_platform.storage import Lake
 
+# Both lakes are dagster-aws S3Resources with a URL: the S3 client of an s3:// lake is
+# S3Resource.get_client(), configured by its fields (endpoint_url, region_name, max_attempts,
+# profile_name…), which the UI shows; unset, boto3's own configuration applies
+# ($AWS_ENDPOINT_URL, the credentials chain). Inherited rather than nested: a nested resource
+# makes its parent a context-managed one, which `dg.build_sensor_context(resources=…)` then
+# refuses outside a `with` block. (Outside Dagster — the CLI, the dashboard, the Lambda — the
+# lakes use lake.s3_client(), plain boto3 configured the same way.)
 
-class RawLakeResource(dg.ConfigurableResource):
+
+class _S3Lake(S3Resource):
+    def get_object_to_set_on_execution_context(self) -> Any:
+        # the lake resource itself in `context.resources`, not the boto3 client S3Resource gives
+        return self
+
+
+class RawLakeResource(_S3Lake):
     """The raw lake the pipeline reads: a folder or ``s3://bucket/prefix``."""
 
     url: str | None = Field(
         default=None, description="Default: $ANALYTICS_RAW_URL, else $ANALYTICS_DATA_DIR/raw."
     )
-    endpoint_url: str | None = Field(
-        default=None, description="S3-compatible endpoint. Default: $AWS_ENDPOINT_URL."
-    )
 
     def open(self) -> RawLake:
         url = self.url or settings.raw_url()
         if url.startswith("s3://"):
-            from analytics_platform.lake import s3_client
-
-            return open_raw_lake(url, client=s3_client(self.endpoint_url))
+            return open_raw_lake(url, client=self.get_client())
         return open_raw_lake(url)
 
 
-class LakeResource(dg.ConfigurableResource):
+class LakeResource(_S3Lake):
     """The transformed lake (Parquet) and the warehouse file, under ``$ANALYTICS_DATA_DIR``."""
 
     data_dir: str | None = Field(default=None, description="Default: $ANALYTICS_DATA_DIR.")
@@ -45,37 +56,27 @@ class LakeResource(dg.ConfigurableResource):
         "$ANALYTICS_LAKE_URL, else local only.")
 
     def open(self) -> Lake:
-        return Lake(self.data_dir or None, self.url)
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
-
-
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
+        url = self.url or settings.lake_url()
+        return Lake(self.data_dir or None, url or "", client=self.get_client() if url else None)
 
 
 class PipelineSettings(dg.ConfigurableResource):
-    """How the pipeline counts (SPEC §3–5) and when it warns."""
+    """How the pipeline counts (CONTRACT §3–5) and when it warns."""
 
     late_arrival_hours: int = Field(
-        default_factory=lambda: _env_int("ANALYTICS_LATE_ARRIVAL_HOURS", 24),
+        default_factory=settings.late_arrival_hours,
         description="A day's sessions are final once raw hours up to day + 1 day + this many "
-        "hours are processed (SPEC §4).",
-    )
-    session_lookback_hours: int = Field(
-        default=3,
-        description="Raw hours before midnight read for a day's sessions, so a session that "
-        "began the day before is recognised as such.",
+        "hours are processed (CONTRACT §4; the window: partitions.session_window).",
     )
     quarantine_warn_share: float = Field(
-        default_factory=lambda: _env_float("ANALYTICS_QUARANTINE_WARN_SHARE", 0.01),
-        description="Warn when more than this share of an hour's records is quarantined.",
+        default_factory=settings.quarantine_warn_share,
+        description="Warn when more than this share of an hour's records is quarantined "
+        "($ANALYTICS_QUARANTINE_WARN_SHARE).",
     )
     freshness_hours: float = Field(
-        default_factory=lambda: _env_float("ANALYTICS_FRESHNESS_HOURS", 3.0),
-        description="Warn when the newest processed event is older than this.",
+        default_factory=settings.freshness_hours,
+        description="Warn when the newest processed event is older than this "
+        "($ANALYTICS_FRESHNESS_HOURS).",
     )
     anomaly_threshold: float = Field(
         default=5.0,
@@ -83,11 +84,11 @@ class PipelineSettings(dg.ConfigurableResource):
         "(1.4826 × MAD) from the median of the same hour over the trailing 7 days.",
     )
     funnels_file: str | None = Field(
-        default_factory=lambda: os.environ.get("ANALYTICS_FUNNELS_FILE") or None,
+        default_factory=settings.funnels_file,
         description="YAML file of funnels. Default: the book_call funnel shipped with the package.",
     )
     referrers_file: str | None = Field(
-        default_factory=lambda: os.environ.get("ANALYTICS_REFERRERS_FILE") or None,
+        default_factory=settings.referrers_file,
         description="Extra referrer table (CSV: pattern,source,medium) added to the shipped one.",
     )
 

@@ -1,10 +1,12 @@
-"""The transformed lake (Parquet per partition) and the warehouse file that exposes it (SPEC §6).
+"""The transformed lake (Parquet per partition) and the warehouse that exposes it (CONTRACT §6).
 
 Layout under ``$ANALYTICS_DATA_DIR``::
 
     lake/<table>/<partition>/part.parquet      one file per partition, replaced atomically
     lake/_tmp/                                 where files are written before the rename
     warehouse.duckdb                           views only (no data), swapped atomically
+
+(the folder names: ``layout.py``).
 
 Why the warehouse holds only views and is never opened for writing in place: DuckDB allows one
 writing process *or* many reading processes on a file. If the pipeline kept ``warehouse.duckdb``
@@ -29,7 +31,8 @@ from typing import Any
 
 import duckdb
 
-from analytics_platform import settings
+from analytics_platform import layout, settings, sql
+from analytics_platform.lake import parse_s3_url, s3_client
 
 _SAFE = re.compile(r"^[A-Za-z0-9_=\-:.]+$")
 # How every lake file is written. zstd level 1: on a million-event hour it wrote 0.1 s faster
@@ -41,15 +44,12 @@ class _Remote:
     """The durable copy of the lake in S3 (``$ANALYTICS_LAKE_URL``): one object per partition
     file, at the same relative key. A PUT is atomic, so readers never see half a file."""
 
-    def __init__(self, url: str, root: Path) -> None:
-        from analytics_platform.lake import s3_client
-
+    def __init__(self, url: str, root: Path, client: Any | None = None) -> None:
         if not url.startswith("s3://"):
             raise ValueError(f"ANALYTICS_LAKE_URL must be s3://bucket/prefix, not {url!r}")
-        self.bucket, _, prefix = url[len("s3://"):].partition("/")
-        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.bucket, self.prefix = parse_s3_url(url)
         self.root = root
-        self.client = s3_client()
+        self.client = client or s3_client()
 
     def key(self, path: Path) -> str:
         return self.prefix + path.relative_to(self.root).as_posix()
@@ -74,6 +74,15 @@ class _Remote:
         os.replace(tmp, path)
         return True
 
+    def tables(self) -> list[str]:
+        """The table folders of the lake in S3 (one delimited listing)."""
+        names = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"):
+            names += [p["Prefix"][len(self.prefix):].rstrip("/")
+                      for p in page.get("CommonPrefixes", [])]
+        return sorted(n for n in names if not n.startswith(("_", ".")))
+
     def list(self, rel_prefix: str) -> list[Path]:
         out = []
         for page in self.client.get_paginator("list_objects_v2").paginate(
@@ -93,12 +102,14 @@ class Lake:
     """
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None,
-                 remote_url: str | None = None) -> None:
+                 remote_url: str | None = None, client: Any | None = None) -> None:
+        """``remote_url`` None: ``$ANALYTICS_LAKE_URL``; ``""``: local only. ``client``: the S3
+        client of the remote (default: boto3's)."""
         self.data_dir = Path(data_dir).resolve() if data_dir else settings.data_dir()
         self.root = self.data_dir / "lake"
         self.warehouse_path = self.data_dir / "warehouse.duckdb"
         url = remote_url if remote_url is not None else settings.lake_url()
-        self.remote = _Remote(url, self.root) if url else None
+        self.remote = _Remote(url, self.root, client) if url else None
 
     def table_dir(self, table: str) -> Path:
         return self.root / table
@@ -162,6 +173,21 @@ class Lake:
     def has_data(self, table: str) -> bool:
         return any(self.table_dir(table).glob("*/*.parquet"))
 
+    def tables(self) -> list[str]:
+        """The tables of the local lake that have data (what the warehouse publishes); the
+        pipeline's own bookkeeping (``layout.INTERNAL``) excluded."""
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and layout.is_table(p.name) and self.has_data(p.name))
+
+    def pull_all(self) -> dict[str, int]:
+        """:meth:`pull` every table the lake in S3 holds (bookkeeping included); files fetched
+        per table."""
+        if self.remote is None:
+            return {}
+        return {table: self.pull(table) for table in self.remote.tables()}
+
     def write_partitioned(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -183,7 +209,7 @@ class Lake:
             written = []
             folders = {p.parent for p in tmp.rglob("*.parquet")}
             for folder in sorted(folders):
-                values = dict(part.split("=", 1) for part in folder.relative_to(tmp).parts)
+                values = layout.folder_values(folder.relative_to(tmp).parts)
                 dest = target(values)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 files = sorted(folder.glob("*.parquet"))
@@ -191,7 +217,8 @@ class Lake:
                     os.replace(files[0], dest)
                 else:  # several writer threads: merge into one file first
                     merged = tmp / f"{uuid.uuid4().hex}.merged"
-                    con.execute(f"COPY (SELECT * FROM read_parquet({sql_paths(map(str, files))}))"
+                    con.execute(f"COPY (SELECT * FROM read_parquet("
+                                f"{sql.literal_list(map(str, files))}))"
                                 f" TO '{merged}' ({PARQUET})").fetchall()
                     os.replace(merged, dest)
                 if self.remote is not None:
@@ -228,11 +255,6 @@ class Lake:
         return target
 
 
-def sql_paths(paths: Iterable[str]) -> str:
-    """A SQL list literal of file paths (views cannot take parameters)."""
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
-
-
 def markdown_table(columns: list[str], rows: list[tuple[Any, ...]], more: int = 0) -> str:
     """A markdown table for a materialisation's metadata (``more``: rows left out)."""
 
@@ -256,33 +278,28 @@ def markdown_preview(con: duckdb.DuckDBPyConnection, query: str, params: dict | 
 
 
 # Which copy of an event counts when it arrived more than once: the earliest arrival, then the
-# earlier device time, then the object and line it came in (SPEC §3.4). Every de-duplication of
+# earlier device time, then the object and line it came in (CONTRACT §3.4). Every de-duplication of
 # events (the events asset, sessions, the `events` view) orders by it.
 FIRST_COPY_ORDER = "ingest_ts, event_ts, raw_key, raw_pos"
 
-# What the warehouse exposes, by name. `None` means "the Parquet table of the same name".
-# `events` removes copies of an event that arrived in different hours (SPEC §3.4: a copy in a
-# later hour is removed in the events view).
-WAREHOUSE_VIEWS: dict[str, str | None] = {
-    "events": f"""
-        SELECT * EXCLUDE (raw_key, raw_pos) FROM read_parquet('{{events}}', union_by_name = true)
-        QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY {FIRST_COPY_ORDER}) = 1
-    """,
-    "quarantine": None,
-    "sessions": None,
-    "session_events": None,
-    "kpis_daily": None,
-    "pages_daily": None,
-    "attribution_daily": None,
-    "attribution_touch": None,
-    "funnel_daily": None,
-    "cohort_retention": None,
-    "experiments": None,
-}
+def view_sql(lake: Lake, table: str) -> str:
+    """The body of the warehouse's view of ``table``: every Parquet file of the table, unless a
+    ``defs/<domain>/sql/<table>_view.sql`` says otherwise (``events``: copies of an event that
+    arrived in different hours are removed there, CONTRACT §3.4). Views take no parameters, so the
+    glob is a literal."""
+    custom = sorted(sql.DEFS.glob(f"*/sql/{table}_view.sql"))
+    files = sql.literal(lake.glob(table))
+    if custom:
+        name = f"{custom[0].parent.parent.name}/{table}_view"
+        extra = {"first_copy_order": FIRST_COPY_ORDER} if "first_copy_order" in (
+            sql.placeholders(name)) else {}
+        return sql.load(name, files=files, **extra)
+    return f"SELECT * FROM read_parquet({files}, union_by_name = true)"
 
 
 def publish_warehouse(lake: Lake) -> list[str]:
-    """(Re)build ``warehouse.duckdb`` with a view per table that has data, and swap it in.
+    """(Re)build ``warehouse.duckdb`` with a view per table of the lake (:meth:`Lake.tables`:
+    a new mart is published as soon as it has a file), and swap it in.
 
     Cheap (views only) and safe to call from concurrent runs: each builds its own temporary file
     and the last rename wins; all of them describe the same views.
@@ -297,13 +314,8 @@ def publish_warehouse(lake: Lake) -> list[str]:
         # 1.0 on (the CLI, DBeaver, older Python packages) can open the file.
         con = duckdb.connect(tmp_name, config={"storage_compatibility_version": "v1.0.0"})
         try:
-            for name, sql in WAREHOUSE_VIEWS.items():
-                if not lake.has_data(name):
-                    continue
-                default = f"SELECT * FROM read_parquet('{{{name}}}', union_by_name = true)"
-                body = sql or default
-                body = body.format(**{name: lake.glob(name)})
-                con.execute(f"CREATE VIEW {name} AS {body}")
+            for name in lake.tables():
+                con.execute(f"CREATE VIEW {name} AS {view_sql(lake, name)}")
                 published.append(name)
             con.execute("CHECKPOINT")
         finally:

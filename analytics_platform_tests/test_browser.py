@@ -17,7 +17,7 @@ import duckdb
 import httpx
 import pytest
 
-from analytics_platform import chromium
+from analytics_platform_tests import chromium
 from analytics_platform_tests.test_collector import collector_factory  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(not chromium.available(), reason=chromium.MISSING)

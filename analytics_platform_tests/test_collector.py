@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -33,23 +33,39 @@ def free_port() -> int:
 
 
 class Collector:
-    def __init__(self, data: Path, flush_seconds: float) -> None:
+    """``analytics-platform collect`` as a child process; ``env`` adds to (``None`` removes from)
+    its environment, ``preexec_fn`` runs in the child before it starts (resource limits)."""
+
+    def __init__(self, data: Path, flush_seconds: float, env: dict[str, str | None] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.data, self.port = data, free_port()
-        env = {**os.environ, "ANALYTICS_DATA_DIR": str(data)}
-        env.pop("ANALYTICS_RAW_URL", None)
-        self.proc = subprocess.Popen(
-            [CLI, "collect", "--port", str(self.port), "--flush-seconds", str(flush_seconds)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        full = {**os.environ, "ANALYTICS_DATA_DIR": str(data)}
+        full.pop("ANALYTICS_RAW_URL", None)
+        for k, v in (env or {}).items():
+            if v is None:
+                full.pop(k, None)
+            else:
+                full[k] = v
+        # Output to a file, not a pipe: nobody reads a pipe while the test runs, and a full one
+        # would block the collector's logging.
+        self.log = data.parent / f"collector-{self.port}.log"
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [CLI, "collect", "--port", str(self.port), "--flush-seconds", str(flush_seconds)],
+                env=full, stdout=out, stderr=subprocess.STDOUT, text=True,
+                preexec_fn=preexec_fn)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
         self.proc.kill()
-        raise RuntimeError(f"the collector did not start: {self.proc.communicate()}")
+        self.proc.wait()
+        raise RuntimeError(f"the collector did not start (exit {self.proc.returncode}): "
+                           f"{self.log.read_text()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         self.proc.send_signal(sig)
@@ -60,8 +76,9 @@ class Collector:
 def collector_factory(tmp_path: Path) -> Iterator:
     started: list[Collector] = []
 
-    def start(flush_seconds: float = 60.0) -> Collector:
-        c = Collector(tmp_path / "data", flush_seconds)
+    def start(flush_seconds: float = 60.0, env: dict[str, str | None] | None = None,
+              preexec_fn: Callable[[], None] | None = None) -> Collector:
+        c = Collector(tmp_path / "data", flush_seconds, env, preexec_fn)
         started.append(c)
         return c
 

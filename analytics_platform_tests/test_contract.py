@@ -81,12 +81,11 @@ def test_every_event_type_is_accepted(etype: str) -> None:
 
 
 def test_only_required_fields_is_valid() -> None:
-    minimal = {k: good()[k] for k in ("event_type", "event_id", "session_id", "page_path",
-                                      "event_ts")}
+    minimal = {k: good()[k] for k in ("event_type", "event_id", "page_path", "event_ts")}
     assert validate_event(minimal) == []
 
 
-@pytest.mark.parametrize("name", ["event_type", "event_id", "session_id", "page_path", "event_ts"])
+@pytest.mark.parametrize("name", ["event_type", "event_id", "page_path", "event_ts"])
 def test_each_required_field_is_required(name: str) -> None:
     assert codes(good(**{name: _DROP})) == [f"missing:{name}"]
     # null is the same as absent
@@ -95,7 +94,7 @@ def test_each_required_field_is_required(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["visitor_id", "page_host", "page_title", "referrer", "utm_source", "utm_medium",
+    ["session_id", "visitor_id", "page_host", "page_title", "referrer", "utm_source", "utm_medium",
      "utm_campaign", "utm_content", "utm_term", "screen_width", "screen_height", "sent_ts",
      "props"],
 )

@@ -1,8 +1,14 @@
-"""The cost model against figures computed by hand from the price file."""
+"""The cost model against figures computed by hand from the price file; docs/COSTS.md against
+the command's output."""
+
+import re
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from analytics_platform import cost, settings
 from analytics_platform.cli import main
 from analytics_platform.cost import Assumptions, monthly_bill
 
@@ -56,3 +62,142 @@ def test_cli_prints_the_bill_and_its_assumptions() -> None:
     assert "Assumptions:" in r.output and "written down on" in r.output
     r = CliRunner().invoke(main, ["cost", "--events-per-month", "1", "--mode", "kafka"])
     assert r.exit_code == 2
+
+
+# --- the whole stack: the pipeline and the dashboard (issue 17) ----------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+STACK_PRICES = {
+    **PRICES,
+    "ec2_on_demand_hour": {"t4g.small": 0.0168}, "ec2_vcpus": {"t4g.small": 2},
+    "ec2_burst_baseline": {"t4g.small": 0.20}, "ec2_surplus_vcpu_hour": 0.04,
+    "ec2_spot_discount": 0.60, "public_ipv4_hour": 0.005, "ebs_gp3_gb_month": 0.08,
+    "fargate_arm64": {"vcpu_hour": 0.03238, "gb_hour": 0.00356}, "fargate_spot_discount": 0.70,
+    "cloudwatch_alarm_month": 0.10, "cloudwatch_custom_metric_month": 0.30,
+    "ecr_storage_gb_month": 0.10,
+}
+
+
+def test_runs_a_day_counted_from_the_automation() -> None:
+    p = cost.PipelineAssumptions(buffer_seconds=180, sensor_seconds=30,
+                                 daily_runs_per_events_run=3, history_runs_per_events_run=1.0)
+    r = cost.runs_per_day(1_000_000, p)
+    # a Firehose object every 180 s (traffic fills every buffer), each seen by a 30-s sensor tick
+    assert r.objects == 480 and r.sensor == 480 and r.schedule == 24
+    assert r.daily == 504 * 3 and r.history == 504 and r.total == 504 * 5
+    # a sensor slower than Firehose coalesces objects: one run per tick at most
+    assert cost.runs_per_day(1_000_000, replace(p, sensor_seconds=600)).sensor == 144
+    # 10k events a month: 111 requests a day, fewer than the buffer intervals
+    assert cost.runs_per_day(10_000, p).objects == pytest.approx(10_000 / 30 / 3)
+
+
+def test_machine_bill_by_hand() -> None:
+    p = cost.PipelineAssumptions(buffer_seconds=180, sensor_seconds=30,
+                                 daily_runs_per_events_run=3, history_runs_per_events_run=1.0)
+    b = cost.pipeline_bill(1_000_000, "machine", p, STACK_PRICES)
+    assert line(b, "EC2 t4g.small (Spot, 60% off)") == pytest.approx(730 * 0.0168 * 0.4)
+    assert line(b, "Public IPv4 address") == pytest.approx(730 * 0.005)
+    assert line(b, "EBS gp3") == pytest.approx((8 + 10) * 0.08)
+    # 504 events runs × 1 file, 1,512 day runs × 7, 504 history runs × 3, for 30 days
+    assert line(b, "S3 PUT (lake files)") == pytest.approx(
+        (504 + 1512 * 7 + 504 * 3) * 30 / 1000 * 0.005)
+    assert line(b, "CloudWatch alarm + its metric") == pytest.approx(0.40)
+    assert line(b, "Dashboard") == 0.0
+    # 2,520 runs × 7.5 CPU-s + the work + 0.05 idle ≈ 0.27 vCPU: under the 0.40 baseline
+    assert line(b, "EC2 CPU beyond the baseline") == 0.0
+    busy = replace(p, run_cpu_seconds=30.0)  # 2,520 × 30 s ≈ 0.88 vCPU + 0.05
+    surplus = cost.machine_cpu(1_000_000, "machine", busy) - 0.40
+    assert surplus > 0.4
+    assert line(cost.pipeline_bill(1_000_000, "machine", busy, STACK_PRICES),
+                "EC2 CPU beyond the baseline") == pytest.approx(surplus * 730 * 0.04)
+    assert b.total == pytest.approx(sum(u for _, _, u in b.lines))
+
+
+def test_ecs_runs_are_billed_a_minute_at_least() -> None:
+    p = cost.PipelineAssumptions(buffer_seconds=180, sensor_seconds=30,
+                                 daily_runs_per_events_run=3, history_runs_per_events_run=1.0)
+    b = cost.pipeline_bill(1_000_000, "ecs", p, STACK_PRICES)
+    per_hour, per_day = 1_000_000 / 30 / 24, 1_000_000 / 30
+    spot = 0.3 / 3600
+    expected = 30 * (
+        504 * max(60, 65 + per_hour / 50_500 / 0.5) * (0.5 * 0.03238 + 2 * 0.00356) * spot
+        + 1512 * max(60, 65 + per_day / 83_000) * (0.03238 + 4 * 0.00356) * spot
+        + 504 * 65 * (0.03238 + 4 * 0.00356) * spot)
+    assert line(b, "Fargate Spot run tasks (arm64)") == pytest.approx(expected)
+    # the machine no longer runs anything: its CPU is the idle processes'
+    assert cost.machine_cpu(1_000_000, "ecs", p) == p.idle_vcpu
+
+
+def test_event_to_dashboard_within_five_minutes() -> None:
+    p = cost.PipelineAssumptions()
+    typical, worst = cost.latency(cost.DESIGNS["machine"], p)
+    assert worst == 5 + p.buffer_seconds + 2 * p.sensor_seconds + 2 * p.run_wall_seconds
+    assert worst <= 300 and typical < worst
+    # with Firehose's default 300-s buffer it would not hold
+    assert cost.latency(cost.DESIGNS["machine"], replace(p, buffer_seconds=300))[1] > 300
+
+
+def test_the_model_follows_the_stack_and_the_definitions() -> None:
+    """The buffer, instance and volumes the model prices are the ones Terraform deploys, and the
+    run sizes and days per hour the ones the definitions declare."""
+    p = cost.PipelineAssumptions()
+    prod = (ROOT / "infra/envs/prod/main.tf").read_text()
+    assert f"var.enable_pipeline ? {p.buffer_seconds} : 300" in prod
+    variables = (ROOT / "infra/modules/pipeline/variables.tf").read_text()
+
+    def default(name: str) -> str:
+        block = re.search(rf'variable "{name}" {{.*?\n}}', variables, re.S).group(0)
+        return re.search(r"default\s*=\s*\"?([^\"\n]+)\"?", block).group(1)
+
+    assert default("instance_type") == cost.DESIGNS["machine"].instance
+    assert int(default("root_volume_gb")) == p.root_gb
+    assert int(default("data_volume_gb")) == p.data_gb
+    assert p.sensor_seconds == settings.SENSOR_INTERVAL_S3
+
+    from analytics_platform.defs.automation import daily_job, events_job, history_job
+
+    for job, size in ((events_job, p.events_task), (daily_job, p.daily_task),
+                      (history_job, p.history_task)):
+        assert (float(job.tags["ecs/cpu"]) / 1024, float(job.tags["ecs/memory"]) / 1024) == size
+
+
+def test_backfill_capacity_model() -> None:
+    p = cost.PipelineAssumptions()
+    hours_1, usd_1 = cost.backfill_estimate(100_000_000, 1, p, STACK_PRICES)
+    hours_50, usd_50 = cost.backfill_estimate(100_000_000, 50, p, STACK_PRICES)
+    vcpu_s = 12 * 100_000_000 / 25_000
+    assert hours_1 == pytest.approx((vcpu_s + 65) / 3600)
+    assert hours_50 == pytest.approx((vcpu_s + 50 * 65) / 50 / 3600)
+    # more tasks: the same work (plus a start each), in a fiftieth of the time
+    assert usd_50 == pytest.approx((vcpu_s + 50 * 65) / 3600 * (0.03238 + 4 * 0.00356) * 0.3)
+    assert usd_1 == pytest.approx((vcpu_s + 65) / 3600 * (0.03238 + 4 * 0.00356) * 0.3)
+    # the machine's CPU need grows with traffic: a bound exists, above 10M events a month
+    assert 10_000_000 < cost.largest_steady_state(0.4, p) < cost.largest_steady_state(2, p)
+    assert cost.machine_cpu(cost.largest_steady_state(2, p) + 1_000_000, "machine", p) > 2
+
+
+def test_cost_without_arguments_and_help() -> None:
+    r = CliRunner().invoke(main, ["cost"])
+    assert r.exit_code == 0, r.output
+    assert "1,000,000 events a month" in r.output and "runs a day" in r.output
+    assert "Event → dashboard" in r.output and "Not taken" in r.output
+    help_text = CliRunner().invoke(main, ["cost", "--help"]).output
+    for option in ("--events-per-month", "--design", "--mode", "--endpoint", "--buffer-seconds",
+                   "--sensor-seconds", "--backfill"):
+        assert option in help_text
+    assert all(param.help for param in main.commands["cost"].params)
+
+
+def test_costs_md_is_what_the_command_prints() -> None:
+    """Every `$ analytics-platform cost …` block in docs/COSTS.md is the command's output."""
+    doc = (ROOT / "docs" / "COSTS.md").read_text()
+    blocks = re.findall(r"```\n\$ analytics-platform cost([^\n]*)\n(.*?)```", doc, re.S)
+    assert len(blocks) >= 3
+    for args, shown in blocks:
+        r = CliRunner().invoke(main, ["cost", *args.split()])
+        assert r.exit_code == 0, r.output
+        assert shown.strip() == r.output.strip(), f"docs/COSTS.md is stale for `cost{args}`"
+    # and the README cites the command's figure at a million events
+    total = cost.stack_total(1_000_000, "machine")
+    readme = (ROOT / "README.md").read_text()
+    assert f"${total:.2f}" in readme and f"${cost.stack_total(1_000_000, None):.2f}" in readme

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics_platform import chromium
 from analytics_platform.backfill import run_backfill
 from analytics_platform.contract import encode_records, format_timestamp, make_raw_record
 from analytics_platform.lake import open_raw_lake
 from analytics_platform.simulate import SimConfig, generate, write_traffic
+from analytics_platform_tests import chromium
 
 APP = str(Path(__file__).resolve().parent.parent / "analytics_platform" / "dashboard" / "app.py")
 DAY1, DAY3 = date(2026, 3, 2), date(2026, 3, 4)
@@ -74,7 +74,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def show(at: AppTest, view: str) -> AppTest:
-    at.sidebar.radio(key="view").set_value(view).run()
+    at.switch_page(f"views/{view.lower()}.py").run()  # the view's page (st.navigation)
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -257,7 +257,7 @@ def test_sessions_of_an_older_version_ask_for_a_rebuild(data: Path, tmp_path: Pa
 
 @pytest.mark.skipif(not chromium.available(), reason=chromium.MISSING)
 def test_the_running_dashboard_in_a_real_browser(data: Path, tmp_path: Path) -> None:
-    from analytics_platform.dashboard.screenshots import capture
+    from analytics_platform_tests.screenshots import capture
     from analytics_platform_tests.test_collector import free_port
 
     port = free_port()

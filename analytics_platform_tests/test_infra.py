@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(
     reason="terraform, or an offline mirror of the hashicorp/aws provider (TF_PLUGIN_DIR), is "
     "not installed here",
 )
-STACKS = ["modules/storage", "modules/ingest", "modules/catalog", "envs/prod"]
+STACKS = ["modules/storage", "modules/ingest", "modules/catalog", "modules/pipeline", "envs/prod"]
 
 
 def tf(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -325,3 +325,102 @@ def test_the_lambda_zip_is_self_contained_and_reproducible(tmp_path: Path) -> No
                           json.dumps(good())], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["202", "1"]
+
+
+# --- the Lambda handler: whatever the event, a JSON answer --------------------------------------
+
+_HEADER_NAMES = st.sampled_from(["content-type", "Content-Type", "CONTENT-TYPE", "origin",
+                                 "Origin", "user-agent", "User-Agent", "x-forwarded-for",
+                                 "cookie", "content-length"])
+_HEADER_VALUES = st.one_of(st.sampled_from(["application/json", "text/plain;charset=UTF-8",
+                                            "https://www.example.com", UA, "",
+                                            "application/x-www-form-urlencoded"]),
+                           st.text(max_size=30), st.none(), st.integers())
+_METHODS = st.one_of(st.sampled_from(["POST", "post", "OPTIONS", "GET", "PUT", "DELETE", "HEAD",
+                                      "PATCH", ""]), st.text(max_size=8), st.none(),
+                     st.integers())
+_BODIES = st.one_of(
+    st.builds(lambda n: json.dumps([good(event_id=str(uuid.uuid4())) for _ in range(n)]),
+              st.integers(0, 3)),
+    st.text(max_size=200), st.none(), st.integers(), st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))
+
+
+@st.composite
+def lambda_events(draw: st.DrawFn) -> dict[str, Any]:
+    """Events as a Function URL, an HTTP API (payload 2.0) and a REST API (payload 1.0) send
+    them, with the parts a client or a misconfigured integration can leave out or get wrong."""
+    shape = draw(st.sampled_from(["function_url", "http_api_v2", "rest_v1", "junk"]))
+    headers = draw(st.one_of(st.dictionaries(_HEADER_NAMES, _HEADER_VALUES, max_size=6),
+                             st.none(), st.just([]), st.just("x")))
+    body = draw(_BODIES)
+    b64 = draw(st.one_of(st.booleans(), st.none(), st.just("true")))
+    if b64 is True and isinstance(body, str) and draw(st.booleans()):
+        body = base64.b64encode(body.encode("utf-8", "surrogatepass")).decode()
+    method = draw(_METHODS)
+    event: dict[str, Any] = {"body": body, "isBase64Encoded": b64, "headers": headers}
+    if shape in ("function_url", "http_api_v2"):
+        event |= {"version": "2.0", "rawPath": "/v1/events", "routeKey": (
+            "$default" if shape == "function_url" else "POST /v1/events"),
+            "requestContext": draw(st.one_of(
+                st.fixed_dictionaries({"http": st.fixed_dictionaries({"method": _METHODS})}),
+                st.just({"http": None}), st.none(), st.just({}), st.just("x")))}
+        if method is not None and isinstance(event["requestContext"], dict) \
+                and isinstance(event["requestContext"].get("http"), dict):
+            event["requestContext"]["http"]["method"] = method
+    elif shape == "rest_v1":
+        event |= {"version": "1.0", "resource": "/v1/events", "path": "/v1/events",
+                  "httpMethod": method, "multiValueHeaders": None,
+                  "requestContext": draw(st.one_of(st.just({"identity": {}}), st.none()))}
+    else:
+        event = draw(st.one_of(st.dictionaries(st.text(max_size=10), _HEADER_VALUES,
+                                               max_size=4), st.just({})))
+    if event:
+        for key in draw(st.lists(st.sampled_from(list(event)), max_size=2, unique=True)):
+            del event[key]
+    return event
+
+
+@settings(max_examples=400, deadline=None)
+@given(lambda_events())
+def test_every_lambda_event_gets_a_json_answer(event: dict[str, Any]) -> None:
+    ing, sink = ingestor(("*",))
+    resp = handler(event, ingestor=ing)
+    assert set(resp) == {"statusCode", "headers", "body", "isBase64Encoded"}
+    assert resp["statusCode"] in (202, 204, 400, 405, 413, 415)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in resp["headers"].items())
+    if resp["statusCode"] != 204:
+        assert resp["headers"]["content-type"] == "application/json"
+        payload = json.loads(resp["body"])
+        assert resp["statusCode"] == 202 or payload.get("reason") or payload["errors"]
+    for rec in sink.records:
+        assert validate_raw_record(rec) == []
+
+
+def test_a_failure_anywhere_in_the_lambda_is_a_json_reason(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """A sink failing with something other than its own error (a connection error, a bug), and
+    a misconfigured function: a JSON reason each time, never an exception (a bare 502)."""
+    import analytics_platform.ingest.lambda_handler as lh
+
+    class Crashing:
+        def put(self, records: list[dict]) -> None:
+            raise ConnectionResetError("firehose.us-east-1.amazonaws.com: reset by peer")
+
+    resp = handler(http_api(good()), ingestor=Ingestor(IngestConfig(("*",)), Crashing()))
+    assert resp["statusCode"] == 503
+    assert json.loads(resp["body"])["reason"] == "sink_unavailable"
+    assert "amazonaws" not in resp["body"]  # the detail goes to the log, not to the client
+
+    class Broken(Ingestor):
+        def prepare(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("a bug")
+
+    resp = handler(http_api(good()), ingestor=Broken(IngestConfig(("*",))))
+    assert resp["statusCode"] == 500 and json.loads(resp["body"])["reason"] == "internal_error"
+
+    monkeypatch.setattr(lh, "_INGESTOR", None)
+    monkeypatch.setenv("ANALYTICS_SINK", "kafka")
+    resp = lh.handler(http_api(good()))
+    assert resp["statusCode"] == 500 and json.loads(resp["body"])["reason"] == "misconfigured"
+    assert resp["headers"]["content-type"] == "application/json"

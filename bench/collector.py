@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # analytics_platform_tests.chromium
 sys.path.insert(0, str(ROOT / "bench"))
 
 from report import section  # noqa: E402
@@ -133,7 +134,7 @@ def click_to_disk(url: str, data: Path, samples: int) -> list[float]:
     the tracker's batching (5 s, or at once when the page is hidden) plus the collector's flush."""
     from playwright.sync_api import sync_playwright
 
-    from analytics_platform import chromium
+    from analytics_platform_tests import chromium
 
     out = []
     with sync_playwright() as p:
@@ -178,7 +179,7 @@ def main() -> None:
             batch = asyncio.run(load(url, args.requests // 4, 20, args.concurrency))
             paced = asyncio.run(load(url, 5000, 1, 64, rate=1000))
             disk = to_disk(url, folder / "a", args.disk_samples)
-            from analytics_platform import chromium
+            from analytics_platform_tests import chromium
 
             click = click_to_disk(url, folder / "a", args.disk_samples) if (
                 chromium.available()) else []

@@ -2,15 +2,21 @@
 
 Accepts API Gateway HTTP API (payload 2.0) and REST API (1.0) events and Lambda Function URL
 events (same shape as 2.0). Configuration by environment: ``ANALYTICS_SINK`` and its target
-(see sinks.sink_from_env), ``ANALYTICS_ALLOWED_ORIGINS``.
+(see sinks.sink_from_env), ``ANALYTICS_ALLOWED_ORIGINS``, ``ANALYTICS_SALT_URL`` (required: an
+``s3://`` location shared by every instance, so that all hash a day with the same salt),
+``ANALYTICS_CLIENT_IP_HEADER`` / ``ANALYTICS_TRUSTED_PROXIES`` (behind CloudFront or another
+proxy; by default the client's address is the request context's ``sourceIp``).
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 from typing import Any
 
-from analytics_platform.ingest.core import IngestConfig, Ingestor
+from analytics_platform.ingest.core import IngestConfig, Ingestor, Response
+
+log = logging.getLogger(__name__)
 
 _INGESTOR: Ingestor | None = None
 
@@ -19,32 +25,78 @@ def _ingestor() -> Ingestor:
     # Built on the first request and kept for the life of the execution environment.
     global _INGESTOR
     if _INGESTOR is None:
+        import os
+
+        from analytics_platform.ingest.privacy import Salts, S3Salts
         from analytics_platform.ingest.sinks import sink_from_env
 
-        _INGESTOR = Ingestor(IngestConfig.from_env(), sink_from_env())
+        salt_url = os.environ.get("ANALYTICS_SALT_URL", "")
+        if not salt_url.startswith("s3://"):
+            # a folder would be one instance's own: two instances, two salts for one day
+            raise ValueError("ANALYTICS_SALT_URL must be s3://bucket/prefix")
+        _INGESTOR = Ingestor(IngestConfig.from_env(), sink_from_env(),
+                             salts=Salts(S3Salts(salt_url)))
     return _INGESTOR
 
 
-def parse_event(event: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
-    """(method, lower-cased headers, body bytes) of an API Gateway / Function URL event."""
-    method = (event.get("requestContext", {}).get("http", {}).get("method")
-              or event.get("httpMethod") or "GET")
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    raw = event.get("body") or ""
-    if event.get("isBase64Encoded"):
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def parse_event(event: Any) -> tuple[str, dict[str, str], bytes]:
+    """(method, lower-cased headers, body bytes) of an API Gateway / Function URL event. Parts
+    that are missing or of the wrong type count as absent: the Ingestor then answers the
+    request with its reason (a 405, a 415, an invalid body), never an exception."""
+    event = _mapping(event)
+    http = _mapping(_mapping(event.get("requestContext")).get("http"))
+    method = http.get("method") or event.get("httpMethod") or "GET"
+    headers = {str(k).lower(): str(v) for k, v in _mapping(event.get("headers")).items()
+               if v is not None}
+    # REST API (1.0) events repeat the headers as lists; take one when only the list has it
+    for k, values in _mapping(event.get("multiValueHeaders")).items():
+        if str(k).lower() not in headers and isinstance(values, list) and values:
+            headers[str(k).lower()] = str(values[0])
+    raw = event.get("body")
+    if not isinstance(raw, str):
+        raw = ""  # None (no body), or something no integration sends: an empty body
+    if event.get("isBase64Encoded") is True:
         try:
-            body = base64.b64decode(raw)
+            body = base64.b64decode(raw, validate=True)
         except (ValueError, TypeError):
             body = b"\x00invalid base64"
     else:
-        body = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
-    return method, headers, body
+        body = raw.encode("utf-8", "surrogatepass")
+    return str(method), headers, body
+
+
+def source_ip(event: Any) -> str | None:
+    """The connection's address as API Gateway or the Function URL saw it (``requestContext``
+    ``http.sourceIp`` in payload 2.0, ``identity.sourceIp`` in 1.0); used for visitor_hash only."""
+    ctx = _mapping(_mapping(event).get("requestContext"))
+    ip = (_mapping(ctx.get("http")).get("sourceIp")
+          or _mapping(ctx.get("identity")).get("sourceIp"))
+    return ip if isinstance(ip, str) else None
+
+
+def _answer(r: Response) -> dict[str, Any]:
+    return {"statusCode": r.status, "headers": r.headers, "body": r.body.decode(),
+            "isBase64Encoded": False}
 
 
 def handler(event: dict[str, Any], context: Any = None,
             ingestor: Ingestor | None = None) -> dict[str, Any]:
-    method, headers, body = parse_event(event)
-    result = (ingestor or _ingestor()).handle(method, headers, body)
-    r = result.response
-    return {"statusCode": r.status, "headers": r.headers, "body": r.body.decode(),
-            "isBase64Encoded": False}
+    """Every request gets a JSON answer with a reason, whatever fails: a Lambda that raises
+    answers a bare 502 (Function URL, HTTP API) or 500 that the tracker cannot read."""
+    try:
+        ing = ingestor or _ingestor()
+    except Exception:
+        log.exception("ingest: the function is misconfigured")
+        return _answer(Response.json(500, {
+            "reason": "misconfigured", "message": "the ingest function is misconfigured"}))
+    try:
+        method, headers, body = parse_event(event)
+        return _answer(ing.handle(method, headers, body, source_ip(event)).response)
+    except Exception:
+        log.exception("ingest: internal error")
+        return _answer(Response.json(500, {
+            "reason": "internal_error", "message": "the ingest function failed; send it again"}))

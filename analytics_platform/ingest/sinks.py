@@ -81,14 +81,16 @@ class FirehoseSink(_BatchSink):
 
 
 class KinesisSink(_BatchSink):
-    """Kinesis Data Streams (``PutRecords``), partitioned by session so that a session's events
-    stay in order on one shard."""
+    """Kinesis Data Streams (``PutRecords``), partitioned by session (or, without one, by
+    visitor hash: the pipeline makes its sessions) so that a session's events stay in order on
+    one shard."""
 
     service, operation, stream_param = "kinesis", "put_records", "StreamName"
     failed_count, per_record = "FailedRecordCount", "Records"
 
     def entry(self, record: dict[str, Any]) -> dict[str, Any]:
-        return {"Data": encode(record), "PartitionKey": record["session_id"]}
+        key = record.get("session_id") or record.get("visitor_hash") or record["event_id"]
+        return {"Data": encode(record), "PartitionKey": key}
 
 
 class S3Sink:

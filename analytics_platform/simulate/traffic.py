@@ -106,21 +106,57 @@ def _visitors(cfg: SimConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.
 
 
 def generate(cfg: SimConfig) -> Traffic:
-    """Simulate ``cfg.days`` days of traffic. Same config (and seed) → same arrays."""
+    """Simulate ``cfg.days`` days of traffic. Same config (and seed) → same arrays.
+
+    Each step draws from the one generator in a fixed order (the order of the calls below, and
+    of the draws inside each), which is what keeps a seed's output identical byte for byte.
+    """
     rng = np.random.default_rng(cfg.seed)
     day0 = int(datetime(cfg.start.year, cfg.start.month, cfg.start.day, tzinfo=UTC).timestamp())
+    visitors = _visitor_traits(cfg, rng)
+    humans = _human_sessions(cfg, rng, visitors, day0)
+    sess = _with_bot_sessions(cfg, rng, visitors, humans)
+    _assign_user_agents_and_screens(rng, sess, visitors, humans["visitor_idx"])
+    _assign_device_clocks(cfg, rng, sess)
+    pv = _page_views(rng, sess)
+    ev = _events(cfg, rng, sess, pv)
+    deliveries = _deliveries(cfg, rng, sess, ev)
+    return Traffic(cfg, sess, ev, deliveries)
 
-    # --- visitors -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Visitors:
+    """Every visitor's fixed traits, and which days they visit."""
+
+    n: int
+    vis_of_vd: np.ndarray  # visitor of each visitor-day
+    day_of_vd: np.ndarray  # day index of each visitor-day
+    first_day: np.ndarray
+    device: np.ndarray
+    ua_choice: np.ndarray
+    screen_choice: np.ndarray
+    opt_out: np.ndarray
+    variant: np.ndarray
+
+
+def _visitor_traits(cfg: SimConfig, rng: np.random.Generator) -> _Visitors:
     vis_of_vd, day_of_vd, n_visitors = _visitors(cfg, rng)
     first_day = np.full(n_visitors, cfg.days, dtype=np.int32)
     np.minimum.at(first_day, vis_of_vd, day_of_vd)
-    v_device = rng.choice(len(m.DEVICES), n_visitors, p=m.DEVICE_WEIGHTS).astype(np.int8)
-    v_ua_choice = rng.random(n_visitors)
-    v_screen_choice = rng.random(n_visitors)
-    v_opt_out = rng.random(n_visitors) < cfg.opt_out_share
-    v_variant = (rng.random(n_visitors) < 0.5).astype(np.int8)
+    return _Visitors(
+        n=n_visitors, vis_of_vd=vis_of_vd, day_of_vd=day_of_vd, first_day=first_day,
+        device=rng.choice(len(m.DEVICES), n_visitors, p=m.DEVICE_WEIGHTS).astype(np.int8),
+        ua_choice=rng.random(n_visitors),
+        screen_choice=rng.random(n_visitors),
+        opt_out=rng.random(n_visitors) < cfg.opt_out_share,
+        variant=(rng.random(n_visitors) < 0.5).astype(np.int8),
+    )
 
-    # --- human sessions -------------------------------------------------------------------
+
+def _human_sessions(cfg: SimConfig, rng: np.random.Generator, visitors: _Visitors,
+                    day0: int) -> dict[str, np.ndarray]:
+    """One to three sessions per visitor-day: start, source, device, variant, conversion."""
+    vis_of_vd, day_of_vd = visitors.vis_of_vd, visitors.day_of_vd
     per_vd = 1 + np.minimum(rng.poisson(cfg.extra_sessions_per_visit_day, len(vis_of_vd)), 2)
     s_vis = np.repeat(vis_of_vd, per_vd)
     s_day = np.repeat(day_of_vd, per_vd)
@@ -133,41 +169,52 @@ def generate(cfg: SimConfig) -> Traffic:
         hours = rng.choice(24, n_h, p=hour_p)
         s_start = (day0 + s_day.astype(np.int64) * 86400 + hours * 3600) * US
         s_start += (rng.random(n_h) * 3600 * US).astype(np.int64)
-    is_new_visit = s_day == first_day[s_vis]
+    is_new_visit = s_day == visitors.first_day[s_vis]
     w_new = np.array([s.weight_new for s in m.SOURCES])
     w_ret = np.array([s.weight_returning for s in m.SOURCES])
     src_new = rng.choice(len(m.SOURCES), n_h, p=w_new / w_new.sum())
     src_ret = rng.choice(len(m.SOURCES), n_h, p=w_ret / w_ret.sum())
     s_source = np.where(is_new_visit, src_new, src_ret).astype(np.int16)
-    s_device = v_device[s_vis]
-    s_variant = v_variant[s_vis]
+    s_device = visitors.device[s_vis]
+    s_variant = visitors.variant[s_vis]
 
     conv_mult = np.array([s.conversion_multiplier for s in m.SOURCES])[s_source]
     conv_mult *= np.array(m.DEVICE_CONVERSION)[s_device]
     conv_mult *= np.where(is_new_visit, 1.0, 1.3)
     base = np.where(s_variant == 1, cfg.conversion_treatment, cfg.conversion_control)
     s_converts = rng.random(n_h) < base * conv_mult
+    return {"visitor_idx": s_vis, "start_us": s_start, "source_idx": s_source,
+            "device": s_device, "variant": s_variant, "converts": s_converts}
 
-    # --- bot sessions ---------------------------------------------------------------------
+
+def _with_bot_sessions(cfg: SimConfig, rng: np.random.Generator, visitors: _Visitors,
+                       humans: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The sessions table: the human sessions, then bots (a visitor each) started near them."""
+    s_vis, s_start = humans["visitor_idx"], humans["start_us"]
+    n_h = len(s_vis)
     n_b = round(n_h * cfg.bot_session_share)
-    b_vis = np.arange(n_visitors, n_visitors + n_b)
+    b_vis = np.arange(visitors.n, visitors.n + n_b)
     b_start = s_start[rng.integers(0, n_h, n_b)] if n_h else np.empty(0, dtype=np.int64)
     b_start = b_start + (rng.random(n_b) * 600 * US).astype(np.int64)
-
-    n_s = n_h + n_b
-    sess = {
+    return {
         "visitor_idx": np.concatenate([s_vis, b_vis]).astype(np.int64),
         "start_us": np.concatenate([s_start, b_start]).astype(np.int64),
         "is_bot": np.concatenate([np.zeros(n_h, bool), np.ones(n_b, bool)]),
-        "source_idx": np.concatenate([s_source, np.zeros(n_b, np.int16)]),
-        "device": np.concatenate([s_device, np.zeros(n_b, np.int8)]),
-        "variant": np.concatenate([s_variant, np.zeros(n_b, np.int8)]),
-        "converts": np.concatenate([s_converts, np.zeros(n_b, bool)]),
-        "opt_out": np.concatenate([v_opt_out[s_vis], rng.random(n_b) < 0.5]),
+        "source_idx": np.concatenate([humans["source_idx"], np.zeros(n_b, np.int16)]),
+        "device": np.concatenate([humans["device"], np.zeros(n_b, np.int8)]),
+        "variant": np.concatenate([humans["variant"], np.zeros(n_b, np.int8)]),
+        "converts": np.concatenate([humans["converts"], np.zeros(n_b, bool)]),
+        "opt_out": np.concatenate([visitors.opt_out[s_vis], rng.random(n_b) < 0.5]),
     }
-    ua_choice = np.concatenate([v_ua_choice[s_vis], rng.random(n_b)])
-    screen_choice = np.concatenate([v_screen_choice[s_vis], rng.random(n_b)])
-    # User agent and screen: an index into the flat tables the writer uses.
+
+
+def _assign_user_agents_and_screens(rng: np.random.Generator, sess: dict[str, np.ndarray],
+                                    visitors: _Visitors, s_vis: np.ndarray) -> None:
+    """``ua_idx`` and ``screen_idx``: an index into the flat tables the writer uses (a human
+    keeps the visitor's; a bot draws its own)."""
+    n_b = int(sess["is_bot"].sum())
+    ua_choice = np.concatenate([visitors.ua_choice[s_vis], rng.random(n_b)])
+    screen_choice = np.concatenate([visitors.screen_choice[s_vis], rng.random(n_b)])
     ua_offsets = np.cumsum([0] + [len(m.USER_AGENTS[d]) for d in m.DEVICES])
     ua_counts = np.array([len(m.USER_AGENTS[d]) for d in m.DEVICES])
     sc_offsets = np.cumsum([0] + [len(m.SCREENS[d]) for d in m.DEVICES])
@@ -179,14 +226,42 @@ def generate(cfg: SimConfig) -> Traffic:
     sess["screen_idx"] = (sc_offsets[dev] + (screen_choice * sc_counts[dev]).astype(int)).astype(
         np.int16
     )
-    # Device clock error: most are right, some minutes off, a few a whole time zone off.
+
+
+def _assign_device_clocks(cfg: SimConfig, rng: np.random.Generator,
+                          sess: dict[str, np.ndarray]) -> None:
+    """``skew_us`` and ``has_sent_ts``: most device clocks are right, some minutes off, a few a
+    whole time zone off; some trackers send no ``sent_ts``."""
+    n_s = len(sess["visitor_idx"])
     r = rng.random(n_s)
     skew_s = np.where(r < 0.85, rng.normal(0, 1, n_s), rng.normal(0, 120, n_s))
     skew_s = np.where(r > 0.97, rng.choice([-1, 1], n_s) * rng.integers(1, 12, n_s) * 3600, skew_s)
     sess["skew_us"] = (skew_s * US).astype(np.int64)
     sess["has_sent_ts"] = rng.random(n_s) >= cfg.missing_sent_ts_share
 
-    # --- page views -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _PageViews:
+    """One row per page view, in session order."""
+
+    sess: np.ndarray  # session index
+    pos: np.ndarray  # 0-based position in its session
+    page: np.ndarray  # page index
+    last: np.ndarray  # the session's last page view
+    converting: np.ndarray  # of a converting session
+    cta: np.ndarray  # where the CTA is clicked
+    kind: np.ndarray  # the page's kind
+    depth_level: np.ndarray  # scroll milestones reached (0–4)
+    dwell_s: np.ndarray
+    dwell_us: np.ndarray
+    start_us: np.ndarray
+    is_bot: np.ndarray
+
+
+def _page_views(rng: np.random.Generator, sess: dict[str, np.ndarray]) -> _PageViews:
+    """How many pages each session sees (sets ``sess["n_pages"]``), which pages, how far each
+    is scrolled and how long it is read."""
+    n_s = len(sess["visitor_idx"])
     bounce = rng.random(n_s) < 0.42
     n_pages = np.where(bounce, 1, 2 + rng.geometric(0.38, n_s) - 1)
     n_pages = np.where(sess["is_bot"], rng.integers(1, 9, n_s), n_pages)
@@ -232,65 +307,78 @@ def generate(cfg: SimConfig) -> Traffic:
     csum = np.cumsum(step)
     sess_first_pv = np.cumsum(n_pages) - n_pages
     offset = csum - step - (csum - step)[sess_first_pv][pv_sess]
-    pv_start = sess["start_us"][pv_sess] + offset
+    return _PageViews(sess=pv_sess, pos=pv_pos, page=pv_page, last=pv_last,
+                      converting=pv_conv_sess, cta=pv_cta, kind=pv_kind,
+                      depth_level=depth_level, dwell_s=dwell_s, dwell_us=dwell_us,
+                      start_us=sess["start_us"][pv_sess] + offset, is_bot=is_bot_pv)
 
-    # --- events of each type --------------------------------------------------------------
-    human_pv = ~is_bot_pv
+
+def _events(cfg: SimConfig, rng: np.random.Generator, sess: dict[str, np.ndarray],
+            pv: _PageViews) -> dict[str, np.ndarray]:
+    """Every event of every page view (page view, scroll and time milestones, CTA, forms, exit
+    intent, custom), ordered by session, true time and type."""
+    human_pv = ~pv.is_bot
+    pv_start, dwell_us = pv.start_us, pv.dwell_us
     parts: list[dict[str, np.ndarray]] = []
 
-    def add(pv: np.ndarray, etype: str, t: np.ndarray, prop: np.ndarray | int = 0) -> None:
+    def add(rows: np.ndarray, etype: str, t: np.ndarray, prop: np.ndarray | int = 0) -> None:
         parts.append({
-            "pv": pv.astype(np.int64),
-            "type": np.full(len(pv), ET[etype], dtype=np.int8),
+            "pv": rows.astype(np.int64),
+            "type": np.full(len(rows), ET[etype], dtype=np.int8),
             "t_us": t.astype(np.int64),
-            "prop": np.broadcast_to(np.asarray(prop, dtype=np.int32), len(pv)).copy(),
+            "prop": np.broadcast_to(np.asarray(prop, dtype=np.int32), len(rows)).copy(),
         })
 
-    all_pv = np.arange(n_pv)
+    all_pv = np.arange(len(pv.sess))
     add(all_pv, "page_view", pv_start)
     # Scroll milestones spread over the visible time.
-    k = depth_level.astype(np.int64)
+    k = pv.depth_level.astype(np.int64)
     rep = np.repeat(all_pv, k)
     j = _group_index(k) + 1
     add(rep, "scroll_depth", pv_start[rep] + dwell_us[rep] * j // (k[rep] + 1),
         np.array(SCROLL_DEPTHS)[j - 1])
     # Visible-time milestones below the dwell time.
     tm = np.array(TIME_MILESTONES)
-    n_time = np.where(human_pv, (dwell_s[:, None] > tm[None, :]).sum(axis=1), 0)
+    n_time = np.where(human_pv, (pv.dwell_s[:, None] > tm[None, :]).sum(axis=1), 0)
     rep = np.repeat(all_pv, n_time)
     j = _group_index(n_time)
     add(rep, "time_on_page", pv_start[rep] + tm[j] * US, tm[j])
-    cta = all_pv[pv_cta]
+    cta = all_pv[pv.cta]
     add(cta, "cta_click", pv_start[cta] + dwell_us[cta] * 9 // 10)
-    book = all_pv[pv_conv_sess & pv_last]
+    book = all_pv[pv.converting & pv.last]
     fstart = book[rng.random(len(book)) < cfg.form_start_rate]
     add(fstart, "form_start", pv_start[fstart] + dwell_us[fstart] * 3 // 10)
     fsub = fstart[rng.random(len(fstart)) < cfg.form_submit_rate]
     add(fsub, "form_submit", pv_start[fsub] + dwell_us[fsub] * 8 // 10)
     # Contact form on the contact page, which is not a conversion (props.form says which form).
-    contact = all_pv[(pv_page == m.PAGE_INDEX["/contact"]) & human_pv]
+    contact = all_pv[(pv.page == m.PAGE_INDEX["/contact"]) & human_pv]
     cstart = contact[rng.random(len(contact)) < 0.15]
     add(cstart, "form_start", pv_start[cstart] + dwell_us[cstart] * 3 // 10, 1)
     csub = cstart[rng.random(len(cstart)) < 0.5]
     add(csub, "form_submit", pv_start[csub] + dwell_us[csub] * 8 // 10, 1)
-    exits = all_pv[pv_last & human_pv & (sess["device"][pv_sess] == 0)]
+    exits = all_pv[pv.last & human_pv & (sess["device"][pv.sess] == 0)]
     exits = exits[rng.random(len(exits)) < 0.35]
     add(exits, "exit_intent", pv_start[exits] + dwell_us[exits] - US // 2)
-    custom = all_pv[human_pv & (pv_kind == "content")]
+    custom = all_pv[human_pv & (pv.kind == "content")]
     custom = custom[rng.random(len(custom)) < 0.04]
     add(custom, "custom", pv_start[custom] + dwell_us[custom] // 2)
 
     ev = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    ev["session_idx"] = pv_sess[ev["pv"]]
+    ev["session_idx"] = pv.sess[ev["pv"]]
     order = np.lexsort((ev["type"], ev["t_us"], ev["session_idx"]))
     ev = {key: v[order] for key, v in ev.items()}
-    ev["page_idx"] = pv_page[ev["pv"]]
+    ev["page_idx"] = pv.page[ev["pv"]]
     # document.referrer: the source's referrer on the landing page, the previous page after it.
-    pv_prev_page = np.where(pv_pos > 0, np.roll(pv_page, 1), -1)
+    pv_prev_page = np.where(pv.pos > 0, np.roll(pv.page, 1), -1)
     ev["prev_page_idx"] = pv_prev_page[ev["pv"]].astype(np.int16)
-    n_ev = len(ev["t_us"])
+    return ev
 
-    # --- delivery: batching, clock skew, latency, late retries, duplicates ---------------------
+
+def _deliveries(cfg: SimConfig, rng: np.random.Generator, sess: dict[str, np.ndarray],
+                ev: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every copy that reaches the collector: batching, clock skew, latency, late retries,
+    duplicates; none after ``cfg.until``."""
+    n_ev = len(ev["t_us"])
     s_of = ev["session_idx"]
     send = ev["t_us"] + (rng.random(n_ev) * 5 * US + 0.1 * US).astype(np.int64)
     latency = (rng.random(n_ev) * 0.6 * US + 0.03 * US).astype(np.int64)
@@ -320,4 +408,4 @@ def generate(cfg: SimConfig) -> Traffic:
     if cfg.until is not None:
         arrived = deliveries["ingest_us"] <= int(cfg.until.timestamp() * US)
         deliveries = {k: v[arrived] for k, v in deliveries.items()}
-    return Traffic(cfg, sess, ev, deliveries)
+    return deliveries

@@ -1,4 +1,4 @@
-/*! analytics.js: privacy-first analytics, no cookies */
+/*! analytics.js: privacy-first analytics, nothing stored on the device without consent */
 /*
  * <script src="https://collector.example.com/analytics.js"
  *         data-endpoint="https://collector.example.com/v1/events" defer></script>
@@ -7,18 +7,23 @@
  * visible time on page (30/60/180/300 s), form start/submit, exit intent, A/B variant
  * (<html data-analytics-experiment="x" data-analytics-variant="y">), custom events:
  * window.analytics.track("name", {key: "value"}).
- * A random session id lives in localStorage (new after 30 minutes without activity); a random
- * visitor id too, unless Do-Not-Track or Global Privacy Control is on.
+ *
+ * By default it reads and writes nothing on the device (no cookie, no localStorage,
+ * sessionStorage or IndexedDB) and sends no id: the server makes a daily visitor hash and the
+ * pipeline the sessions. With consent (data-consent="granted" on this tag, or
+ * analytics.consent(true) on each page) a random visitor id and a session id (new after 30
+ * minutes without activity) are kept in localStorage; analytics.consent(false) deletes them at
+ * once. Do-Not-Track and Global Privacy Control win over consent.
  */
 (function (w, d) {
   "use strict";
   try {
     var script = d.currentScript || {getAttribute: function () { return null; }};
     var endpoint = script.getAttribute("data-endpoint") || "/v1/events";
-    var ls, nav = w.navigator, loc = w.location;
-    try { ls = w.localStorage; } catch (e) { /* storage disabled: every page is a new session */ }
+    var nav = w.navigator, loc = w.location;
     var PREFIX = "_an_", TIMEOUT = 18e5, MAX_QUEUE = 100, BATCH = 10;
-    var queue = [], retry = [], timer = 0;
+    var queue = [], retry = [], timer = 0, mem = {}, consented = false;
+    var optedOut = nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl === true;
 
     var uuid = function () {
       if (w.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -27,48 +32,61 @@
       for (var i = 0; i < 16; i++) h += (b[i] + 256).toString(16).slice(1) + ([3, 5, 7, 9].indexOf(i) > -1 ? "-" : "");
       return h;
     };
-    var get = function (k) { try { return JSON.parse(ls.getItem(PREFIX + k)); } catch (e) { return null; } };
-    var set = function (k, v) { try { ls.setItem(PREFIX + k, JSON.stringify(v)); } catch (e) { /* storage off */ } };
-    var optedOut = nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl === true;
-
-    // The session: renewed after 30 minutes without activity; UTM tags of its landing page kept.
-    var session = function () {
-      var s = get("s"), now = Date.now();
-      if (!s || now - s.t > TIMEOUT) {
-        var q = new URLSearchParams(loc.search), utm = {};
-        ["source", "medium", "campaign", "content", "term"].forEach(function (k) {
-          var v = q.get("utm_" + k);
-          if (v) utm["utm_" + k] = v.slice(0, 256);
-        });
-        s = {id: uuid(), utm: utm};
-      }
-      s.t = now;
-      set("s", s);
-      return s;
+    // Storage is touched only with consent (and to delete, when it is withdrawn); where it is
+    // disabled, the ids live as long as the page (mem).
+    var store = function (k, v) {
+      try {
+        var ls = w.localStorage;
+        if (v === undefined) return JSON.parse(ls.getItem(PREFIX + k)) || mem[k];
+        ls.setItem(PREFIX + k, JSON.stringify(v));
+      } catch (e) { /* storage off */ }
+      return v === undefined ? mem[k] : (mem[k] = v);
     };
-    var visitor = function () {
-      if (optedOut) { try { ls.removeItem(PREFIX + "v"); } catch (e) { /* ignore */ } return; }
-      var v = get("v");
-      if (!v) set("v", v = uuid());
-      return v;
+    var utm = function () {
+      var q = new URLSearchParams(loc.search), u = {};
+      ["source", "medium", "campaign", "content", "term"].forEach(function (k) {
+        var v = q.get("utm_" + k);
+        if (v) u["utm_" + k] = v.slice(0, 256);
+      });
+      return u;
+    };
+    var landing = utm();  // without consent: this page load's UTM tags
+
+    var consent = function (yes) {
+      consented = !!yes && !optedOut;
+      if (consented) return;
+      mem = {};
+      ["s", "v", "q"].forEach(function (k) { try { w.localStorage.removeItem(PREFIX + k); } catch (e) { /* ignore */ } });
+      retry.forEach(function (e) { delete e.session_id; delete e.visitor_id; });
     };
 
     var send = function (beacon) {
       clearTimeout(timer); timer = 0;
-      var batch = retry.concat(queue).slice(-MAX_QUEUE);
+      var batch = retry.concat(queue).slice(-MAX_QUEUE), sent = new Date().toISOString(), s, v;
       queue = []; retry = [];
       if (!batch.length) return;
-      var sent = new Date().toISOString();
-      batch.forEach(function (e) { e.sent_ts = sent; });
+      if (consented) {
+        // The session: renewed after 30 minutes without activity; UTM tags of its landing page kept.
+        s = store("s");
+        if (!s || Date.now() - s.t > TIMEOUT) s = {id: uuid(), utm: landing};
+        s.t = Date.now();
+        store("s", s);
+        v = store("v") || store("v", uuid());
+      }
+      batch.forEach(function (e) {
+        e.sent_ts = sent;
+        if (s && !e.session_id) { e.session_id = s.id; e.visitor_id = v; for (var k in s.utm) e[k] = s.utm[k]; }
+      });
+      var save = function () { if (consented) store("q", retry); };
       for (var i = 0; i < batch.length; i += 50) {
         var part = batch.slice(i, i + 50), body = JSON.stringify(part);
         if (beacon && nav.sendBeacon && nav.sendBeacon(endpoint, body)) continue;
         (function (part) {
-          var keep = function () { retry = part.concat(retry).slice(-MAX_QUEUE); set("q", retry); };
+          var keep = function () { retry = part.concat(retry).slice(-MAX_QUEUE); save(); };
           try {
             fetch(endpoint, {method: "POST", body: body, keepalive: true,
               headers: {"Content-Type": "application/json"}, credentials: "omit"})
-              .then(function (r) { if (r.status >= 500 || r.status == 429) keep(); else set("q", retry); }, keep);
+              .then(function (r) { if (r.status >= 500 || r.status == 429) keep(); else save(); }, keep);
           } catch (e) { keep(); }
         })(part);
       }
@@ -77,13 +95,13 @@
     var page = {};
     var track = function (type, props) {
       try {
-        var s = session(), e = {
-          event_type: type, event_id: uuid(), session_id: s.id, visitor_id: visitor(),
+        var e = {
+          event_type: type, event_id: uuid(),
           page_path: loc.pathname, page_host: loc.hostname, page_title: d.title.slice(0, 512),
           referrer: d.referrer || undefined, screen_width: w.screen.width, screen_height: w.screen.height,
           event_ts: new Date().toISOString()
         }, p = {}, k, root = d.documentElement;
-        for (k in s.utm) e[k] = s.utm[k];
+        if (!consented) for (k in landing) e[k] = landing[k];
         var exp = root.getAttribute("data-analytics-experiment"), variant = root.getAttribute("data-analytics-variant");
         if (exp && variant && (type == "page_view" || type == "cta_click")) { p.experiment = exp; p.variant = variant; }
         for (k in props) p[k] = props[k];
@@ -139,8 +157,15 @@
     });
     w.addEventListener("popstate", function () { setTimeout(pageView, 0); });
 
-    retry = get("q") || [];
-    w.analytics = {track: function (name, props) { var p = {name: String(name)}, k; for (k in props) p[k] = props[k]; track("custom", p); }, flush: send};
+    if (script.getAttribute("data-consent") == "granted") {
+      consent(true);
+      if (consented) retry = store("q") || [];
+    }
+    w.analytics = {
+      track: function (name, props) { var p = {name: String(name)}, k; for (k in props) p[k] = props[k]; track("custom", p); },
+      flush: send,
+      consent: function (yes) { try { consent(yes); } catch (e) { /* never break the host page */ } }
+    };
     pageView();
   } catch (err) { /* never break the host page */ }
 })(window, document);

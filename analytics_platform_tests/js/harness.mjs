@@ -5,7 +5,8 @@ import { JSDOM } from "jsdom";
 export const SOURCE = readFileSync(new URL("../../analytics_platform/tracker/analytics.js", import.meta.url), "utf8");
 
 export function load({ url = "https://www.example.com/blog/post?utm_source=News&utm_medium=email",
-                      html = "", htmlAttrs = "", before = () => {}, fetchFails = false } = {}) {
+                      html = "", htmlAttrs = "", before = () => {}, fetchFails = false,
+                      scriptAttrs = {} } = {}) {
   const sent = [];       // every body sent: {via, events}
   const timers = [];     // setTimeout / setInterval callbacks, run by hand
   const dom = new JSDOM(
@@ -30,6 +31,7 @@ export function load({ url = "https://www.example.com/blog/post?utm_source=News&
   Object.defineProperty(w.document.documentElement, "scrollHeight", { value: 10000, configurable: true });
   const script = w.document.createElement("script");
   script.setAttribute("data-endpoint", "https://collector.example.com/v1/events");
+  for (const [k, v] of Object.entries(scriptAttrs)) script.setAttribute(k, v);
   Object.defineProperty(w.document, "currentScript", { value: script, configurable: true });
   w.eval(SOURCE);
   Object.defineProperty(w.document, "currentScript", { value: null, configurable: true });

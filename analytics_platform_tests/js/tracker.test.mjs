@@ -5,14 +5,31 @@ import { load } from "./harness.mjs";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const types = (evs) => evs.map((e) => e.event_type);
 
-test("a page view with the contract's fields, UTM tags and ids", () => {
+const CONSENT = { "data-consent": "granted" };
+
+// Counts every access to device storage (localStorage, sessionStorage, IndexedDB, cookies,
+// Cache Storage) made after the page set itself up.
+function watchStorage(w) {
+  const touched = [];
+  for (const name of ["localStorage", "sessionStorage", "indexedDB", "caches"]) {
+    const desc = Object.getOwnPropertyDescriptor(w, name) || Object.getOwnPropertyDescriptor(Object.getPrototypeOf(w), name);
+    Object.defineProperty(w, name, { configurable: true, get() { touched.push(name); return desc && desc.get ? desc.get.call(w) : undefined; } });
+  }
+  const cookie = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Object.getPrototypeOf(w.document)), "cookie");
+  Object.defineProperty(w.document, "cookie", { configurable: true,
+    get() { touched.push("cookie"); return cookie.get.call(w.document); },
+    set(v) { touched.push("cookie"); cookie.set.call(w.document, v); } });
+  return touched;
+}
+
+test("default mode: a page view with the contract's fields and UTM tags, and no id", () => {
   const t = load({ htmlAttrs: 'data-analytics-experiment="cta_copy" data-analytics-variant="b"' });
   t.flush();
   const [pv] = t.events();
   assert.equal(pv.event_type, "page_view");
   assert.match(pv.event_id, UUID);
-  assert.match(pv.session_id, UUID);
-  assert.match(pv.visitor_id, UUID);
+  assert.equal(pv.session_id, undefined);
+  assert.equal(pv.visitor_id, undefined);
   assert.equal(pv.page_path, "/blog/post");
   assert.equal(pv.page_host, "www.example.com");
   assert.equal(pv.page_title, "Post");
@@ -25,33 +42,122 @@ test("a page view with the contract's fields, UTM tags and ids", () => {
   assert.equal(t.sent[0].opts.keepalive, true);
   assert.equal(t.sent[0].opts.credentials, "omit");
   assert.equal(t.w.document.cookie, "", "no cookies");
+  assert.equal(t.w.localStorage.length, 0);
+  assert.equal(t.w.sessionStorage.length, 0);
 });
 
-test("the session is kept in localStorage and renewed after 30 minutes without activity", () => {
-  const t = load();
+test("default mode never reads or writes device storage, whatever happens on the page", async () => {
+  let touched;
+  let state = "visible";
+  const t = load({ fetchFails: true, html: '<button id="cta" data-analytics-cta="x">x</button><form id="f"><input id="i"></form>',
+    before: (w) => {
+      touched = watchStorage(w);
+      Object.defineProperty(w.document, "visibilityState", { get: () => state });
+    } });
+  const d = t.w.document;
+  t.tick(31);
+  d.getElementById("cta").dispatchEvent(new t.w.MouseEvent("click", { bubbles: true }));
+  d.getElementById("i").dispatchEvent(new t.w.Event("input", { bubbles: true }));
+  d.getElementById("f").dispatchEvent(new t.w.Event("submit", { bubbles: true, cancelable: true }));
+  t.w.history.pushState({}, "", "/pricing");
+  t.runTimeouts();
+  t.w.analytics.track("x", { a: 1 });
+  t.flush();
+  await new Promise((r) => setImmediate(r));   // the failed fetch: kept in memory only
+  t.w.analytics.flush();
+  state = "hidden";
+  d.dispatchEvent(new t.w.Event("visibilitychange"));
+  t.w.dispatchEvent(new t.w.Event("pagehide"));
+  // what was sent went by beacon (the fetches failed): the page view to the form's submission
+  assert.deepEqual(t.events().slice(0, 5).map((e) => e.event_type),
+    ["page_view", "time_on_page", "cta_click", "form_start", "form_submit"]);
+  assert.ok(t.events().every((e) => e.session_id === undefined && e.visitor_id === undefined));
+  assert.deepEqual(touched, [], `storage touched: ${touched}`);
+  // the watch sees what consent mode does
+  let seen;
+  const c = load({ scriptAttrs: CONSENT, before: (w) => { seen = watchStorage(w); } });
+  c.flush();
+  assert.ok(seen.includes("localStorage"));
+});
+
+test("default mode: a failed send is retried from memory", async () => {
+  const t = load({ fetchFails: true });
   t.w.analytics.track("a");
+  t.flush();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(t.w.localStorage.length, 0);
+  t.w.fetch = (endpoint, opts) => { t.sent.push({ via: "fetch", events: JSON.parse(opts.body) }); return Promise.resolve({ status: 202 }); };
+  t.w.analytics.flush();
+  assert.deepEqual(t.sent.at(-1).events.map((e) => e.event_type), ["page_view", "custom"]);
+});
+
+test("consent mode: ids in localStorage, the session renewed after 30 minutes without activity", () => {
+  const t = load({ scriptAttrs: CONSENT, url: "https://www.example.com/?utm_source=News" });
+  t.w.analytics.track("a");
+  t.flush();
   const first = JSON.parse(t.w.localStorage.getItem("_an_s"));
+  assert.match(first.id, UUID);
+  assert.match(JSON.parse(t.w.localStorage.getItem("_an_v")), UUID);
   t.w.analytics.track("b");
+  t.flush();
   assert.equal(JSON.parse(t.w.localStorage.getItem("_an_s")).id, first.id);
   t.w.localStorage.setItem("_an_s", JSON.stringify({ ...first, t: Date.now() - 31 * 60e3 }));
   t.w.analytics.track("c");
   t.flush();
-  const ids = t.events().map((e) => e.session_id);
-  assert.equal(ids[0], first.id);
-  assert.equal(ids[2], first.id);
-  assert.notEqual(ids[3], first.id);
-  assert.equal(new Set(t.events().map((e) => e.visitor_id)).size, 1, "the visitor stays");
+  const evs = t.events();
+  assert.deepEqual(evs.map((e) => e.session_id), [first.id, first.id, first.id, evs[3].session_id]);
+  assert.notEqual(evs[3].session_id, first.id);
+  assert.equal(new Set(evs.map((e) => e.visitor_id)).size, 1, "the visitor stays");
+  assert.ok(evs.every((e) => e.utm_source === "News"), "the session's landing UTM tags");
+});
+
+test("consent mode: the next page load is the same visitor and session", () => {
+  const a = load({ scriptAttrs: CONSENT });
+  a.flush();
+  const stored = { s: a.w.localStorage.getItem("_an_s"), v: a.w.localStorage.getItem("_an_v") };
+  const b = load({ scriptAttrs: CONSENT, url: "https://www.example.com/next",
+    before: (w) => { w.localStorage.setItem("_an_s", stored.s); w.localStorage.setItem("_an_v", stored.v); } });
+  b.flush();
+  const [x, y] = [a.events()[0], b.events()[0]];
+  assert.equal(y.session_id, x.session_id);
+  assert.equal(y.visitor_id, x.visitor_id);
+  assert.equal(y.utm_source, "News", "the landing page's tags, kept for the session");
+});
+
+test("analytics.consent(true) gives ids to what is not sent yet; consent(false) deletes everything at once", async () => {
+  const t = load();
+  t.w.fetch = (endpoint, opts) => { t.sent.push({ via: "fetch", events: JSON.parse(opts.body) }); return Promise.resolve({ status: 503 }); };
+  t.w.analytics.consent(true);            // before the first batch leaves: the page view gets ids
+  t.flush();
+  await new Promise((r) => setImmediate(r));
+  const [pv] = t.events();
+  assert.match(pv.session_id, UUID);
+  assert.match(pv.visitor_id, UUID);
+  assert.ok(t.w.localStorage.getItem("_an_s") && t.w.localStorage.getItem("_an_v"));
+  assert.ok(JSON.parse(t.w.localStorage.getItem("_an_q")).length > 0, "the failed batch is kept");
+  t.w.analytics.consent(false);
+  assert.equal(t.w.localStorage.length, 0, "nothing stored");
+  t.w.analytics.track("after");
+  t.w.analytics.flush();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(t.w.localStorage.length, 0, "and nothing stored again");
+  const last = t.sent.length ? t.sent.at(-1).events : [];
+  assert.ok(last.every((e) => e.session_id === undefined && e.visitor_id === undefined));
 });
 
 for (const [name, setup] of [
   ["Global Privacy Control", (w) => Object.defineProperty(w.navigator, "globalPrivacyControl", { value: true })],
   ["Do Not Track", (w) => Object.defineProperty(w.navigator, "doNotTrack", { value: "1" })],
 ]) {
-  test(`${name}: no visitor id, and a stored one is forgotten`, () => {
-    const t = load({ before: (w) => { w.localStorage.setItem("_an_v", '"old-id"'); setup(w); } });
+  test(`${name} wins over consent: no id, and stored ones are deleted`, () => {
+    const t = load({ scriptAttrs: CONSENT, before: (w) => {
+      w.localStorage.setItem("_an_v", '"old-id"'); w.localStorage.setItem("_an_s", '{"id":"x","t":0}'); setup(w);
+    } });
+    t.w.analytics.consent(true);
     t.flush();
     assert.equal(t.events()[0].visitor_id, undefined);
-    assert.equal(t.w.localStorage.getItem("_an_v"), null);
+    assert.equal(t.events()[0].session_id, undefined);
+    assert.equal(t.w.localStorage.length, 0);
   });
 }
 
@@ -128,22 +234,22 @@ test("hiding the page sends with sendBeacon; batches of 10 go at once", () => {
   assert.deepEqual(t.sent.at(-1).events.map((e) => e.props.name), ["last"]);
 });
 
-test("failed sends are retried from a bounded queue, kept across pages", async () => {
-  const t = load({ fetchFails: true });
+test("consent mode: failed sends are retried from a bounded queue, kept across pages", async () => {
+  const t = load({ fetchFails: true, scriptAttrs: CONSENT });
   for (let i = 0; i < 150; i++) t.w.analytics.track(`e${i}`);
   t.flush();
   await new Promise((r) => setImmediate(r));
   const kept = JSON.parse(t.w.localStorage.getItem("_an_q"));
   assert.ok(kept.length > 0 && kept.length <= 100, `bounded: ${kept.length}`);
   // the next page finds them and sends them
-  const next = load({ before: (w) => w.localStorage.setItem("_an_q", JSON.stringify(kept)) });
+  const next = load({ scriptAttrs: CONSENT, before: (w) => w.localStorage.setItem("_an_q", JSON.stringify(kept)) });
   next.flush();
   const names = next.events().map((e) => e.props && e.props.name).filter(Boolean);
   assert.ok(names.includes(kept.at(-1).props.name));
 });
 
 test("it never throws into the host page, even without storage or crypto.randomUUID", () => {
-  const t = load({ before: (w) => {
+  const t = load({ scriptAttrs: CONSENT, before: (w) => {
     Object.defineProperty(w, "localStorage", { get() { throw new Error("denied"); } });
     Object.defineProperty(w.crypto, "randomUUID", { value: undefined });
   } });

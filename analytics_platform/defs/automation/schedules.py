@@ -1,17 +1,15 @@
 """The hourly schedule: process the hour that just ended, once Firehose has flushed it."""
 
-import os
 from datetime import timedelta
 
 import dagster as dg
 
+from analytics_platform import settings
 from analytics_platform.defs.automation import events_job
 from analytics_platform.lake import floor_hour, partition_key
 
-# Firehose flushes a buffer at most `buffering interval` (300 s by default) after its first
-# record, so by :10 the previous hour's folder is complete except for rare retries (which the
-# sensor picks up). ANALYTICS_SCHEDULE_MINUTE moves it.
-SCHEDULE_MINUTE = int(os.environ.get("ANALYTICS_SCHEDULE_MINUTE") or 10)
+# By :10 the previous hour's folder is complete but for rare retries (settings.schedule_minute).
+SCHEDULE_MINUTE = settings.schedule_minute()
 
 
 @dg.schedule(

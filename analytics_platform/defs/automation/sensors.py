@@ -9,7 +9,7 @@ import dagster as dg
 from analytics_platform import settings
 from analytics_platform.defs.automation import events_job
 from analytics_platform.lake import RawObject, hours_between, partition_key
-from analytics_platform.partitions import hourly
+from analytics_platform.partitions import first_hour
 from analytics_platform.resources import RawLakeResource
 
 # Only recent hour folders are listed (never the whole bucket); each listed hour is one LIST
@@ -38,7 +38,7 @@ def raw_lake_sensor(context: dg.SensorEvaluationContext, raw_lake: RawLakeResour
     lake = raw_lake.open()
     now = datetime.now(UTC)
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    first = hourly.start_time_for_partition_key(hourly.get_first_partition_key())
+    first = first_hour()
     hours = [h for h in hours_between(now - timedelta(hours=LOOKBACK_HOURS), now) if h >= first]
     current: dict[str, str] = {}
     requests = []

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
 
-from analytics_platform.partitions import hour_folder
+from analytics_platform import sql
+from analytics_platform.defs.events.stats import HourStats
+from analytics_platform.layout import HOUR, hour_folder, hour_of_folder
 from analytics_platform.resources import LakeResource, PipelineSettings
 from analytics_platform.storage import Lake
 
-if TYPE_CHECKING:
-    from analytics_platform.defs.events.assets import HourStats
+# Shown as each check's "About" in the UI (the two checks run inside the events asset).
+UNIQUE_IDS_DESCRIPTION = "Every hourly partition holds each event_id once, never null."
+QUARANTINE_SHARE_DESCRIPTION = (
+    "Share of an hour's records sent to quarantine stays under the threshold "
+    "($ANALYTICS_QUARANTINE_WARN_SHARE); warns otherwise."
+)
 
 
 def events_check_results(
@@ -40,7 +45,7 @@ def events_check_results(
             asset_key="events",
             passed=bad == 0,
             metadata={"duplicate_or_null_ids": bad, "files": len(files)},
-            description="Every hourly partition holds each event_id once, never null.",
+            description=UNIQUE_IDS_DESCRIPTION,
         ),
         dg.AssetCheckResult(
             check_name="quarantine_share",
@@ -54,18 +59,19 @@ def events_check_results(
                 "quarantined": sum(s.quarantined for s in stats),
                 "records": sum(s.records for s in stats),
             },
-            description="Share of an hour's records sent to quarantine stays under the threshold.",
+            description=QUARANTINE_SHARE_DESCRIPTION,
         ),
     ]
 
 
-@dg.asset_check(asset="events", description="The newest processed event is recent enough.")
+@dg.asset_check(asset="events", description="The newest processed event arrived within "
+                 "$ANALYTICS_FRESHNESS_HOURS of now; warns otherwise.")
 def events_freshness(lake: LakeResource, pipeline: PipelineSettings) -> dg.AssetCheckResult:
     out = lake.open()
     newest = None
     if out.has_data("events"):
         newest = duckdb.execute(
-            f"SELECT max(ingest_ts) FROM read_parquet('{out.glob('events')}')"
+            f"SELECT max(ingest_ts) FROM read_parquet({sql.literal(out.glob('events'))})"
         ).fetchall()[0][0]
     if newest is None:
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
@@ -79,23 +85,6 @@ def events_freshness(lake: LakeResource, pipeline: PipelineSettings) -> dg.Asset
     )
 
 
-VOLUME_SQL = """
-WITH per_hour AS (
-    SELECT raw_hour, count(*) AS n FROM read_parquet($files) GROUP BY raw_hour
-),
-latest AS (SELECT max(raw_hour) AS h FROM per_hour),
-history AS (  -- the same hour of day over the 7 days before
-    SELECT p.n FROM per_hour p, latest
-    WHERE p.raw_hour IN (SELECT latest.h - to_days(d) FROM range(1, 8) t(d))
-)
-SELECT (SELECT h FROM latest),
-       (SELECT n FROM per_hour WHERE raw_hour = (SELECT h FROM latest)),
-       (SELECT median(n) FROM history),
-       (SELECT median(abs(n - (SELECT median(n) FROM history))) FROM history),
-       (SELECT count(*) FROM history)
-"""
-
-
 @dg.asset_check(
     asset="events",
     description="The latest hour's volume against the same hour over the trailing 7 days "
@@ -106,14 +95,15 @@ def events_hourly_volume(lake: LakeResource, pipeline: PipelineSettings) -> dg.A
     hours_dir = out.table_dir("events")
     # The newest *complete* hour: the current one is still filling up.
     current = hour_folder(datetime.now(UTC))
-    folders = sorted(p.name for p in hours_dir.glob("hour=*")) if hours_dir.exists() else []
+    folders = sorted(p.name for p in hours_dir.glob(f"{HOUR}=*")) if hours_dir.exists() else []
     folders = [f for f in folders if f < current]
     if not folders:
         return dg.AssetCheckResult(passed=True, metadata={"note": "no complete hour yet"})
-    latest = datetime.strptime(folders[-1], "hour=%Y-%m-%dT%H").replace(tzinfo=UTC)
+    latest = hour_of_folder(folders[-1])
     wanted = [hour_folder(latest - timedelta(days=d)) for d in range(8)]
     files = out.existing("events", wanted)
-    hour, n, median, mad, days = duckdb.execute(VOLUME_SQL, {"files": files}).fetchall()[0]
+    hour, n, median, mad, days = duckdb.execute(sql.load("events/hourly_volume"),
+                                                    {"files": files}).fetchall()[0]
     if hour is None or days < 3 or median is None:
         return dg.AssetCheckResult(
             passed=True, metadata={"note": f"{days or 0} comparable hours: too few to judge"}

@@ -34,11 +34,10 @@ BATCH_ROWS = 16_384
 
 @dataclass
 class RawLines:
-    """The lines of some raw objects: ``lines`` has columns obj (index into ``objects``), pos
-    (0-based line number in its object) and line (bytes, *with* its trailing ``\\n``; blank
-    lines are dropped)."""
+    """The lines of some raw objects: ``lines`` has columns obj (index into the objects given to
+    :func:`read_lines`), pos (0-based line number in its object) and line (bytes, *with* its
+    trailing ``\\n``; blank lines are dropped)."""
 
-    objects: list[RawObject]
     lines: pa.Table
     corrupt: list[tuple[RawObject, str]] = field(default_factory=list)
     raw_bytes: int = 0
@@ -125,4 +124,4 @@ def read_lines(lake: RawLake, objects: list[RawObject], indexes: list[int] | Non
     # DuckDB scans an Arrow table one record batch per thread: one big batch would leave every
     # core but one idle. Slices are views, nothing is copied.
     table = pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS), _SCHEMA)
-    return RawLines(objects, table, corrupt, raw_bytes)
+    return RawLines(table, corrupt, raw_bytes)

@@ -18,6 +18,7 @@ from analytics_platform.contract import (
     UUID_PATTERN,
     Field,
 )
+from analytics_platform.sql import literal as _lit
 
 # Every field's JSON type and text are read in two parses of the record (``json_type`` and
 # ``json_extract_string`` each take the whole list of paths); the rules then compare those small
@@ -43,10 +44,6 @@ def field_text_sql(name: str) -> str:
 _NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 _INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
 _FLAT_TYPES = "('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN')"
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def typed_columns_sql() -> str:

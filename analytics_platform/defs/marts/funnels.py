@@ -1,4 +1,4 @@
-"""``funnel_daily``: sessions reaching each step of each configured funnel (SPEC §5).
+"""``funnel_daily``: sessions reaching each step of each configured funnel (CONTRACT §5).
 
 Funnels come from ``funnels.yaml`` (or ``$ANALYTICS_FUNNELS_FILE``). A session reaches step k
 when it has a step-k event at or after the time it reached step k−1; the SQL is one CTE per
@@ -11,14 +11,9 @@ import dagster as dg
 import duckdb
 
 from analytics_platform.config import Funnel, FunnelStep, load_funnels
-from analytics_platform.defs.automation import refresh_when_deps_change
-from analytics_platform.defs.marts.assets import run_daily
-from analytics_platform.partitions import daily
+from analytics_platform.defs.marts.assets import daily_mart_asset, run_daily
 from analytics_platform.resources import LakeResource, PipelineSettings
-
-
-def _lit(value: object) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
+from analytics_platform.sql import literal as _lit
 
 
 def step_condition(step: FunnelStep, alias: str = "e") -> str:
@@ -70,14 +65,7 @@ def funnels_sql(funnels: list[Funnel], day: datetime) -> str:
     return " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts) + " ORDER BY funnel, step"
 
 
-@dg.asset(
-    partitions_def=daily,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["session_events"],
-    group_name="marts",
-    kinds={"duckdb", "parquet"},
-    automation_condition=refresh_when_deps_change(),
-)
+@daily_mart_asset(deps=["session_events"])
 def funnel_daily(context: dg.AssetExecutionContext, lake: LakeResource,
                  pipeline: PipelineSettings) -> dg.MaterializeResult:
     """Per day, funnel and step: the sessions that reached the step, as a share of the first

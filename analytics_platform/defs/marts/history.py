@@ -1,76 +1,23 @@
-"""Marts over all history (SPEC §5): first/last-touch attribution, weekly cohorts, experiments.
+"""Marts over all history (CONTRACT §5): first/last-touch attribution, weekly cohorts, experiments.
 
-Each reads every ``sessions`` partition as the view ``s`` and replaces its one Parquet file.
+Each reads every ``sessions`` partition as the view ``s`` and replaces its one Parquet file with
+its statement, ``sql/<mart>.sql`` beside this file (``experiments`` adds its statistics in
+Python: a handful of rows). A new one is one ``history_mart(...)`` line and its ``.sql`` file.
 """
 
 import math
 import time
+from collections.abc import Callable
 
 import dagster as dg
 import pyarrow as pa
 
+from analytics_platform import layout, sql
+from analytics_platform.defs.automation import HISTORY_MARTS, refresh_when_deps_change
+from analytics_platform.defs.metadata import table_metadata
 from analytics_platform.duck import connect
 from analytics_platform.resources import LakeResource
 from analytics_platform.storage import markdown_preview, publish_warehouse
-
-# Each converting visitor is credited once: first touch = the source of their first session
-# ever; last touch = the source of the session in which they first converted.
-ATTRIBUTION_TOUCH_SQL = """
-WITH per_visitor AS (
-    SELECT visitor_id,
-           first({'source': source, 'medium': medium, 'campaign': campaign}
-                 ORDER BY session_start, session_id) AS first_touch,
-           first({'source': source, 'medium': medium, 'campaign': campaign}
-                 ORDER BY session_start, session_id) FILTER (converted) AS last_touch
-    FROM s
-    GROUP BY visitor_id
-    HAVING bool_or(converted)
-),
-credits AS (
-    SELECT first_touch.source, first_touch.medium, first_touch.campaign, 1 AS f, 0 AS l
-    FROM per_visitor
-    UNION ALL
-    SELECT last_touch.source, last_touch.medium, last_touch.campaign, 0, 1 FROM per_visitor
-)
-SELECT source, medium, campaign,
-       sum(f)::BIGINT AS first_touch_conversions,
-       sum(l)::BIGINT AS last_touch_conversions
-FROM credits
-GROUP BY ALL
-ORDER BY last_touch_conversions DESC, first_touch_conversions DESC, source, medium, campaign
-"""
-
-# A visitor's cohort is the ISO week (Monday) of their first session.
-COHORT_SQL = """
-WITH firsts AS (
-    SELECT visitor_id, date_trunc('week', min(session_date))::DATE AS cohort_week
-    FROM s GROUP BY visitor_id
-),
-activity AS (
-    SELECT DISTINCT s.visitor_id, f.cohort_week,
-           date_diff('day', f.cohort_week, date_trunc('week', s.session_date)::DATE) // 7
-               AS week_offset
-    FROM s JOIN firsts f USING (visitor_id)
-),
-sizes AS (SELECT cohort_week, count(*) AS cohort_size FROM firsts GROUP BY cohort_week)
-SELECT a.cohort_week, a.week_offset, z.cohort_size,
-       count(*) AS visitors,
-       count(*) / z.cohort_size AS retention
-FROM activity a JOIN sizes z USING (cohort_week)
-GROUP BY a.cohort_week, a.week_offset, z.cohort_size
-ORDER BY a.cohort_week, a.week_offset
-"""
-
-EXPERIMENTS_SQL = """
-SELECT experiment, variant,
-       count(*) AS sessions,
-       count(*) FILTER (converted) AS conversions,
-       avg(converted::INTEGER) AS conversion_rate
-FROM s
-WHERE experiment IS NOT NULL AND variant IS NOT NULL
-GROUP BY experiment, variant
-ORDER BY experiment, variant
-"""
 
 
 def compare_variants(rows: list[tuple[str, str, int, int, float]]) -> pa.Table:
@@ -112,64 +59,61 @@ def compare_variants(rows: list[tuple[str, str, int, int, float]]) -> pa.Table:
     })
 
 
-def run_history(lake_res: LakeResource, table: str, query: str | None,
-                post=None) -> dg.MaterializeResult:
-    """Expose all sessions as ``s`` and replace ``table`` with ``query`` (or ``post``'s table)."""
+def run_history(lake_res: LakeResource, table: str, query: str,
+                post: Callable[[list[tuple]], pa.Table] | None = None) -> dg.MaterializeResult:
+    """Expose all sessions as ``s`` and replace ``table`` with ``query`` (or with ``post``'s
+    table of the query's rows)."""
     lake = lake_res.open()
     lake.pull("sessions")  # every partition, when the lake is kept in S3
     con = connect()
     t0 = time.perf_counter()
     if not lake.has_data("sessions"):
-        lake.remove(table, "all")
+        lake.remove(table, layout.ALL)
         con.close()
         return dg.MaterializeResult(metadata={"rows": 0, "note": "no sessions yet"})
-    con.execute(f"CREATE TEMP VIEW s AS SELECT * FROM read_parquet('{lake.glob('sessions')}')")
+    con.execute("CREATE TEMP VIEW s AS SELECT * FROM read_parquet("
+                f"{sql.literal(lake.glob('sessions'))})")
     if post is not None:
         con.register("computed", post(con.execute(query).fetchall()))
         query = "SELECT * FROM computed"
-    path = lake.write(con, query, table, "all")
-    rows = con.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(path)}).fetchall()[0][0]
+    path = lake.write(con, query, table, layout.ALL)
     preview = markdown_preview(con, "SELECT * FROM read_parquet($p)", {"p": str(path)})
     con.close()
     publish_warehouse(lake)
+    table_meta = table_metadata([path])
     return dg.MaterializeResult(metadata={
-        "rows": rows, "seconds": round(time.perf_counter() - t0, 2),
-        "preview": dg.MetadataValue.md(preview),
+        "rows": table_meta["dagster/row_count"], "seconds": round(time.perf_counter() - t0, 2),
+        "preview": dg.MetadataValue.md(preview), **table_meta,
     })
 
 
-def history_mart(**kwargs) -> dg.AssetsDefinition:
-    return dg.asset(
+def history_mart(name: str, description: str,
+                 post: Callable[[list[tuple]], pa.Table] | None = None) -> dg.AssetsDefinition:
+    """The all-history mart ``name``: ``sql/<name>.sql`` over every session as ``s``."""
+    query = sql.load(f"marts/{name}")  # read now: a missing file fails the definitions' load
+
+    @dg.asset(
+        name=name,
+        description=description,
         deps=["sessions"],
-        group_name="marts",
+        group_name=HISTORY_MARTS,
         kinds={"duckdb", "parquet"},
-        automation_condition=(
-            dg.AutomationCondition.any_deps_updated().since_last_handled()
-            & ~dg.AutomationCondition.any_deps_in_progress()
-            & ~dg.AutomationCondition.in_progress()
-        ).with_label("refresh when sessions change"),
-        **kwargs,
+        automation_condition=refresh_when_deps_change(),
     )
+    def mart(lake: LakeResource) -> dg.MaterializeResult:
+        return run_history(lake, name, query, post)
+
+    return mart
 
 
-@history_mart()
-def attribution_touch(lake: LakeResource) -> dg.MaterializeResult:
-    """First-touch vs last-touch credit per source / medium / campaign: every converting
-    visitor counts once for the source of their first session ever, and once for the source of
-    the session in which they (first) converted."""
-    return run_history(lake, "attribution_touch", ATTRIBUTION_TOUCH_SQL)
-
-
-@history_mart()
-def cohort_retention(lake: LakeResource) -> dg.MaterializeResult:
-    """Weekly retention: visitors grouped by the ISO week of their first session, and the share
-    of each cohort seen again 0, 1, 2 … weeks later."""
-    return run_history(lake, "cohort_retention", COHORT_SQL)
-
-
-@history_mart()
-def experiments(lake: LakeResource) -> dg.MaterializeResult:
-    """A/B results per experiment and variant: sessions, conversions, conversion rate, lift
-    against the baseline (`control`, else the first variant by name) and the two-sided
-    two-proportion z-test p-value."""
-    return run_history(lake, "experiments", EXPERIMENTS_SQL, post=compare_variants)
+attribution_touch = history_mart(
+    "attribution_touch", "First-touch vs last-touch credit per source / medium / campaign: every "
+    "converting visitor counts once for the source of their first session ever, and once for the "
+    "source of the session in which they (first) converted.")
+cohort_retention = history_mart(
+    "cohort_retention", "Weekly retention: visitors grouped by the ISO week of their first "
+    "session, and the share of each cohort seen again 0, 1, 2 … weeks later.")
+experiments = history_mart(
+    "experiments", "A/B results per experiment and variant: sessions, conversions, conversion "
+    "rate, lift against the baseline (`control`, else the first variant by name) and the "
+    "two-sided two-proportion z-test p-value.", post=compare_variants)

@@ -7,25 +7,29 @@ from datetime import datetime
 import dagster as dg
 import duckdb
 
-from analytics_platform.partitions import day_folder
+from analytics_platform.defs.sessions.inputs import day_inputs
+from analytics_platform.layout import day_folder
 from analytics_platform.resources import PipelineSettings
 from analytics_platform.storage import Lake
+
+# Shown as the check's "About" in the UI (it runs inside the sessions asset).
+RECONCILE_DESCRIPTION = (
+    "Sum of session event counts equals the distinct human events of those sessions in the "
+    "events partitions (counted from the events files, not from session_events)."
+)
 
 
 def reconcile(con: duckdb.DuckDBPyConnection, lake: Lake, days: list[datetime],
               pipeline: PipelineSettings) -> dg.AssetCheckResult:
     """Sum of the sessions' event counts = distinct human events of those sessions, counted
     straight from the ``events`` files (not from ``session_events``)."""
-    from analytics_platform.defs.sessions.assets import day_inputs
-
     mismatches = []
     checked = 0
     for day in days:
         files = lake.existing("sessions", [day_folder(day)])
         if not files:
             continue
-        window, late, _ = day_inputs(lake, day, pipeline.session_lookback_hours,
-                                     pipeline.late_arrival_hours)
+        window, late, _ = day_inputs(lake, day, pipeline.late_arrival_hours)
         sources = window + late
         in_sessions = con.execute("SELECT coalesce(sum(events), 0) FROM read_parquet($f)",
                                   {"f": files}).fetchall()[0][0]
@@ -42,6 +46,5 @@ def reconcile(con: duckdb.DuckDBPyConnection, lake: Lake, days: list[datetime],
         asset_key="sessions",
         passed=not mismatches,
         metadata={"days_checked": checked, "mismatches": "\n".join(mismatches) or "none"},
-        description="Sum of session event counts equals the distinct human events of those "
-        "sessions in the events partitions.",
+        description=RECONCILE_DESCRIPTION,
     )

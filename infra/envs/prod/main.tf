@@ -18,14 +18,30 @@ module "ingest" {
   allowed_origins      = var.allowed_origins
   lambda_zip           = var.lambda_zip
   reserved_concurrency = var.reserved_concurrency
-  buffering_interval   = var.buffering_interval
+  buffering_interval   = coalesce(var.buffering_interval, var.enable_pipeline ? 180 : 300)
   buffering_size_mb    = var.buffering_size_mb
   log_retention_days   = var.log_retention_days
   alarm_actions        = var.alarm_actions
 }
 
 module "catalog" {
-  source = "../../modules/catalog"
-  name   = var.name
-  bucket = module.storage.bucket
+  source          = "../../modules/catalog"
+  name            = var.name
+  bucket          = module.storage.bucket
+  lake_start_date = var.lake_start_date
+}
+
+module "pipeline" {
+  source        = "../../modules/pipeline"
+  count         = var.enable_pipeline ? 1 : 0
+  name          = var.name
+  bucket        = module.storage.bucket
+  bucket_arn    = module.storage.bucket_arn
+  image_tag     = var.pipeline_image_tag
+  instance_type = var.pipeline_instance_type
+  spot          = var.pipeline_spot
+  run_launcher  = var.pipeline_run_launcher
+  environment   = var.pipeline_environment
+  alarm_actions = var.alarm_actions
+  force_destroy = var.force_destroy
 }

@@ -46,8 +46,9 @@ variable "reserved_concurrency" {
 }
 
 variable "buffering_interval" {
-  type    = number
-  default = 300
+  description = "Firehose's buffering interval (s). Default: 300, or 180 with enable_pipeline, so that an event reaches the dashboard within 5 minutes (`analytics-platform cost`)."
+  type        = number
+  default     = null
 }
 
 variable "buffering_size_mb" {
@@ -79,4 +80,46 @@ variable "force_destroy" {
   description = "Let `terraform destroy` remove the bucket with its data."
   type        = bool
   default     = false
+}
+
+# --- the pipeline and the dashboard in the account (modules/pipeline): off unless asked for ------
+
+variable "enable_pipeline" {
+  description = "Run the pipeline and the dashboard in the account: one small Spot machine running `analytics-platform serve` from your image in ECR (docs/DEPLOY.md §4). Off: the pipeline runs wherever you run it."
+  type        = bool
+  default     = false
+}
+
+variable "pipeline_image_tag" {
+  description = "The image tag pushed to the pipeline's ECR repository (output pipeline.ecr_repository_url). Empty on the first apply: the repository is created, no machine starts."
+  type        = string
+  default     = ""
+}
+
+variable "pipeline_instance_type" {
+  type    = string
+  default = "t4g.small"
+}
+
+variable "pipeline_spot" {
+  type    = bool
+  default = true
+}
+
+variable "pipeline_run_launcher" {
+  description = "\"default\" (runs are processes on the machine) or \"ecs\" (each run a Fargate task, for big backfills)."
+  type        = string
+  default     = "default"
+}
+
+variable "pipeline_environment" {
+  description = "Extra environment for the pipeline, e.g. { ANALYTICS_START_DATE = \"2026-11-01\" }. No secrets."
+  type        = map(string)
+  default     = {}
+}
+
+variable "lake_start_date" {
+  description = "First day the Glue tables over the Parquet lake project partitions from (YYYY-MM-DD): your ANALYTICS_START_DATE."
+  type        = string
+  default     = "2026-01-01"
 }

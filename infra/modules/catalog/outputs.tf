@@ -9,3 +9,13 @@ output "table" {
 output "workgroup" {
   value = aws_athena_workgroup.analytics.name
 }
+
+output "lake_tables" {
+  description = "The Glue tables over the Parquet lake (one per warehouse table)."
+  value       = sort(keys(aws_glue_catalog_table.lake))
+}
+
+output "lake_location" {
+  description = "The lake prefix the tables read (ANALYTICS_LAKE_URL)."
+  value       = local.lake_root
+}

@@ -3,6 +3,11 @@
 
 mock_provider "aws" {
   source = "../../testing/aws"
+
+  # for the pipeline module (enable_pipeline)
+  mock_data "aws_availability_zones" {
+    defaults = { names = ["us-east-1a", "us-east-1b"] }
+  }
 }
 
 variables {
@@ -37,5 +42,27 @@ run "http_api_outputs" {
   assert {
     condition     = output.endpoint_url == "https://abc123.execute-api.us-east-1.amazonaws.com/v1/events"
     error_message = "The tracker posts to the HTTP API's /v1/events."
+  }
+}
+
+run "pipeline_off_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(module.pipeline) == 0 && output.pipeline == null
+    error_message = "The pipeline is opt-in: nothing of it without enable_pipeline."
+  }
+}
+
+run "pipeline_opt_in" {
+  command = apply
+  variables {
+    enable_pipeline    = true
+    pipeline_image_tag = "abc1234"
+  }
+
+  assert {
+    condition     = length(module.pipeline) == 1 && strcontains(output.pipeline.port_forward_commands.dashboard, "portNumber=8501")
+    error_message = "enable_pipeline adds the pipeline and says how to reach the dashboard."
   }
 }

@@ -1,6 +1,7 @@
 """Debian's Chromium, driven headless by Playwright's Python package (never `playwright
 install`): where it is and how it is started, for the browser tests, the dashboard screenshots
-and the collector benchmark."""
+(``screenshots.py``) and the collector benchmark. Test-only tooling: not in the shipped
+package."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Drive the running dashboard in headless Chromium (Debian's package, through Playwright's
 Python package): open each view, wait for its charts, check that no error is shown, save a
-screenshot. Used by the browser test and to make the screenshots in docs/.
+screenshot. Used by the dashboard's browser test and to make the screenshots in docs/.
 
-    python -m analytics_platform.dashboard.screenshots http://127.0.0.1:8501 docs/
+    python -m analytics_platform_tests.screenshots http://127.0.0.1:8501 docs/ [VIEW ...]
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from analytics_platform import chromium
+from analytics_platform_tests import chromium
 
 CHARTED = {"Overview", "Sources", "Funnel", "Cohorts"}
 
@@ -45,8 +45,12 @@ def capture(url: str, out_dir: Path, views: list[str]) -> dict[str, dict]:
         page.goto(url, wait_until="networkidle")
         page.wait_for_selector('[data-testid="stSidebar"]', timeout=90_000)
         for view in views:
-            page.locator('[data-testid="stSidebar"] label').filter(has_text=view).first.click()
+            # the navigation's link to the view (st.navigation, in the sidebar)
+            page.get_by_test_id("stSidebarNavLink").filter(has_text=view).first.click()
             page.wait_for_selector(f'h2:has-text("{view}")',
+                                   timeout=60_000)
+            # the previous view's elements stay, greyed, until this run is over
+            page.wait_for_function("!document.querySelector('[data-stale=\"true\"]')",
                                    timeout=60_000)
             if view in CHARTED:
                 page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)

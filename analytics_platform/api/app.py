@@ -1,0 +1,172 @@
+"""The read-only HTTP API (ASGI, Starlette on uvicorn, like the collector):
+
+    analytics-platform api --port 8010
+
+- ``POST /api/v2/query``: Plausible's Stats API v2 (``api/v2.py``), counted by the query layer
+  the dashboard uses (``analytics_platform/query/``).
+- ``GET /api/v1/export?table=…&from=…&to=…&format=csv|parquet|ndjson``: a table, streamed.
+- ``GET /api/openapi.json``: the OpenAPI document (``api/openapi.py``); ``GET /healthz``.
+
+Every request to the first two needs ``Authorization: Bearer <key>`` (``api-key create``) and
+passes the key's rate limit; errors are Plausible's shape, ``{"error": "…"}``. Read-only by
+construction: no route writes, and the warehouse is attached read-only. Request headers (and so
+keys) are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from analytics_platform.api import v2
+from analytics_platform.api.keys import ApiKey, KeyStore, RateLimiter
+from analytics_platform.api.openapi import document
+from analytics_platform.query import export as exports
+from analytics_platform.query.handwritten import load
+from analytics_platform.query.stats import QueryError, run
+from analytics_platform.query.warehouse import Warehouse
+
+log = logging.getLogger("analytics_platform.api")
+MAX_BODY = 64 * 1024
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def create_app(data_dir: Path, keys: KeyStore | None = None,
+               limiter: RateLimiter | None = None,
+               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Starlette:
+    """The API on ``data_dir``'s warehouse; ``now`` (UTC) is what relative date ranges
+    (``7d``, ``month``…) count back from."""
+    keys = keys or KeyStore(data_dir / "api_keys.json")
+    limiter = limiter or RateLimiter()
+    warehouse_path = data_dir / "warehouse.duckdb"
+    spool = data_dir / ".export_tmp"
+
+    def warehouse() -> Warehouse | None:
+        wh = Warehouse(warehouse_path)
+        return wh if warehouse_path.exists() and {"sessions", "session_events"} <= wh.tables \
+            else None
+
+    def authorize(request: Request) -> ApiKey | Response:
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            return error(401, "Missing API key. Please use a valid API key as a Bearer Token "
+                              "(analytics-platform api-key create NAME).")
+        key = keys.verify(secret.strip())
+        if key is None:
+            return error(401, "Invalid API key. Please make sure you're using a valid API key "
+                              "that has not been revoked.")
+        wait = limiter.take(key.id)
+        if wait is not None:
+            return error(429, f"Too many API requests. This key is limited to "
+                              f"{limiter.rate * 3600:g} requests per hour (bursts of "
+                              f"{limiter.burst}); retry in {wait:.0f} s.",
+                         {"retry-after": str(max(1, round(wait + 0.5)))})
+        return key
+
+    async def query(request: Request) -> Response:
+        key = authorize(request)
+        if isinstance(key, Response):
+            return key
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return error(413, f"The query is over {MAX_BODY // 1024} KiB.")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return error(400, "Invalid request: the body is not JSON.")
+        wh = warehouse()
+        if wh is None:
+            return error(503, "The warehouse has no sessions yet: run a backfill first.")
+
+        def first_day() -> date | None:
+            return wh.row(load("range"))[0]
+
+        def answer() -> dict[str, Any]:
+            parsed = v2.parse(payload, now(), first_day)
+            return v2.response(parsed, run(wh, parsed.query))
+
+        try:
+            return JSONResponse(await run_in_threadpool(answer))
+        except QueryError as e:
+            return error(400, str(e))
+        except duckdb.InvalidInputException as e:  # e.g. a regular expression RE2 refuses
+            return error(400, f"Invalid query: {str(e).splitlines()[0]}")
+        except duckdb.Error:
+            log.exception("query failed (key %s)", key.id)
+            return error(500, "The query failed; the server's log says why.")
+
+    async def export(request: Request) -> Response:
+        key = authorize(request)
+        if isinstance(key, Response):
+            return key
+        args = request.query_params
+        table, fmt = args.get("table", ""), args.get("format", "csv")
+        try:
+            first = date.fromisoformat(args["from"]) if args.get("from") else None
+            last = date.fromisoformat(args["to"]) if args.get("to") else None
+        except ValueError:
+            return error(400, "from and to are dates like 2026-02-01.")
+        if fmt not in exports.FORMATS:
+            return error(400, f"Unknown format '{fmt}': one of {', '.join(exports.FORMATS)}.")
+        if table not in exports.TABLES:
+            return error(400, f"Unknown table '{table}': one of {', '.join(exports.TABLES)}.")
+        spool.mkdir(parents=True, exist_ok=True)
+        out = spool / f"{uuid.uuid4().hex}.{fmt}"
+        try:
+            await run_in_threadpool(exports.export, warehouse_path, table, first, last, fmt,
+                                    out)
+        except exports.ExportError as e:
+            return error(400 if warehouse_path.exists() else 503, str(e))
+        name = f"{table}" + (f"_{first}_{last}" if first or last else "") + f".{fmt}"
+        return StreamingResponse(exports.chunks(out), media_type=exports.FORMATS[fmt][1],
+                                 headers={"content-disposition": f'attachment; filename="{name}"',
+                                          "content-length": str(out.stat().st_size)})
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(document())
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "warehouse": warehouse_path.exists()})
+
+    async def not_found(_: Request, __: Exception) -> Response:
+        return error(404, "Not found. The API answers POST /api/v2/query, GET /api/v1/export, "
+                          "GET /api/openapi.json and GET /healthz.")
+
+    async def not_allowed(_: Request, __: Exception) -> Response:
+        return error(405, "Method not allowed: this API is read-only.")
+
+    return Starlette(routes=[
+        Route("/api/v2/query", query, methods=["POST"]),
+        Route("/api/v1/export", export, methods=["GET"]),
+        Route("/api/openapi.json", openapi, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ], exception_handlers={404: not_found, 405: not_allowed})
+
+
+def serve(app: Starlette, host: str, port: int) -> None:
+    """Run ``app`` on uvicorn. uvicorn's access log names the method, path and status, never a
+    header: the keys stay out of the logs."""
+    import uvicorn
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = uvicorn.Config(app, host=host, port=port, log_level="info",
+                            timeout_graceful_shutdown=10, proxy_headers=False)
+    uvicorn.Server(config).run()

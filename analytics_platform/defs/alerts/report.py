@@ -1,0 +1,270 @@
+"""The weekly report: last week's visitors, sessions, conversion rate, top sources and pages
+against the week before, and a chart, to the alert channels (Mondays 08:00 UTC by default,
+``$ANALYTICS_WEEKLY_REPORT_CRON``).
+
+The numbers are read from the daily marts (``kpis_daily``, ``attribution_daily``,
+``pages_daily``) with DuckDB; the chart is drawn with matplotlib (Agg, no display, no
+browser) as a PNG, inline in the e-mail and uploaded to Slack when a token is configured.
+"""
+
+import html
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import duckdb
+from matplotlib.figure import Figure
+
+from analytics_platform import settings, sql
+from analytics_platform.defs.alerts.channels import CHART_CID, Message
+from analytics_platform.defs.alerts.resources import AlertsResource, configured_at_load
+from analytics_platform.layout import day_folder
+from analytics_platform.resources import LakeResource
+from analytics_platform.storage import Lake
+
+TOP = 5
+
+
+@dataclass
+class Week:
+    """One week's numbers (``None`` where the week has no day in the marts)."""
+
+    days: int = 0
+    visitors: int = 0
+    sessions: int = 0
+    pageviews: int = 0
+    conversions: int = 0
+    conversion_rate: float | None = None
+    bounce_rate: float | None = None
+
+
+@dataclass
+class WeeklyNumbers:
+    start: date  # the Monday
+    this: Week
+    before: Week
+    sources: list[tuple[str, int, int]]  # name, sessions this week, the week before
+    pages: list[tuple[str, int, int]]  # path, page views this week, the week before
+    daily: list[tuple[date, int]] = field(default_factory=list)  # visitors per day, both weeks
+
+    @property
+    def end(self) -> date:
+        return self.start + timedelta(days=6)
+
+
+def report_week(sent: datetime | date) -> date:
+    """The Monday of the last full week (Monday–Sunday) before the day the report is sent."""
+    day = sent.date() if isinstance(sent, datetime) else sent
+    return day - timedelta(days=day.weekday() + 7)
+
+
+def weekly_numbers(lake: Lake, start: date, top: int = TOP) -> WeeklyNumbers:
+    """Read the week starting on ``start`` and the week before from the marts."""
+    if start.weekday() != 0:
+        raise ValueError(f"a report week starts on a Monday, not on {start:%A} {start}")
+    prev, end = start - timedelta(days=7), start + timedelta(days=7)
+    folders = [day_folder(datetime(d.year, d.month, d.day))
+               for d in (prev + timedelta(days=i) for i in range(14))]
+    params = {"week_start": start, "prev_start": prev, "week_end": end}
+    con = duckdb.connect()
+    weeks = {True: Week(), False: Week()}
+    kpis = lake.existing("kpis_daily", folders)
+    if kpis:
+        cur = con.execute(sql.load("alerts/weekly_kpis"), {"files": kpis, **params})
+        cols = [d[0] for d in cur.description]
+        for row in cur.fetchall():
+            values = dict(zip(cols, row, strict=True))
+            this_week = values.pop("this_week")
+            weeks[this_week] = Week(**values)
+    daily = (con.execute(sql.load("alerts/weekly_daily"),
+                         {"files": kpis, "prev_start": prev, "week_end": end}).fetchall()
+             if kpis else [])
+
+    def ranked(mart: str, label: str, measure: str) -> list[tuple[str, int, int]]:
+        files = lake.existing(mart, folders)
+        if not files:
+            return []
+        return con.execute(sql.load("alerts/weekly_top", label=label, measure=measure),
+                           {"files": files, "top": top, **params}).fetchall()
+
+    numbers = WeeklyNumbers(start, weeks[True], weeks[False],
+                            ranked("attribution_daily", "source", "sessions"),
+                            ranked("pages_daily", "page_path", "pageviews"), daily)
+    con.close()
+    return numbers
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def _change(now: float, before: float) -> str:
+    if not before:
+        return "new" if now else "no change"
+    pct = (now - before) / before
+    return f"{pct:+.0%}" if abs(pct) >= 0.005 else "no change"
+
+
+def _rate(r: float | None) -> str:
+    return "–" if r is None else f"{r:.1%}"
+
+
+def _rate_change(now: float | None, before: float | None) -> str:
+    if now is None or before is None:
+        return "–"
+    return f"{(now - before) * 100:+.1f} points"
+
+
+def headline_rows(n: WeeklyNumbers) -> list[tuple[str, str, str, str]]:
+    """(what, this week, the week before, change) for the headline numbers."""
+    t, b = n.this, n.before
+    return [
+        ("Visitors", f"{t.visitors:,}", f"{b.visitors:,}", _change(t.visitors, b.visitors)),
+        ("Sessions", f"{t.sessions:,}", f"{b.sessions:,}", _change(t.sessions, b.sessions)),
+        ("Page views", f"{t.pageviews:,}", f"{b.pageviews:,}", _change(t.pageviews, b.pageviews)),
+        ("Conversion rate", _rate(t.conversion_rate), _rate(b.conversion_rate),
+         _rate_change(t.conversion_rate, b.conversion_rate)),
+    ]
+
+
+def chart_png(n: WeeklyNumbers) -> bytes:
+    """Visitors per day, this week against the week before, by day of the week (PNG)."""
+    by_day = dict(n.daily)
+    labels = [(n.start + timedelta(days=i)).strftime("%a") for i in range(7)]
+    this = [by_day.get(n.start + timedelta(days=i), 0) for i in range(7)]
+    before = [by_day.get(n.start - timedelta(days=7 - i), 0) for i in range(7)]
+    fig = Figure(figsize=(6.4, 3.2), dpi=100)  # no pyplot: no global state, no display
+    ax = fig.subplots()
+    x = range(7)
+    ax.bar([i - 0.2 for i in x], before, width=0.4, color="#c7cdd6", label="week before")
+    ax.bar([i + 0.2 for i in x], this, width=0.4, color="#3b6fd8", label="this week")
+    ax.set_xticks(list(x), labels)
+    ax.set_ylabel("visitors")
+    ax.set_title(f"Visitors per day, week of {n.start:%d %b %Y}", fontsize=11)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(frameon=False, fontsize=9, ncols=2, loc="upper center",
+              bbox_to_anchor=(0.5, -0.12))  # below the bars, never over them
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _top_lines(rows: list[tuple[str, int, int]]) -> list[str]:
+    return [f"  {name}: {now:,} (week before {before:,}, {_change(now, before)})"
+            for name, now, before in rows] or ["  (none)"]
+
+
+def _html_table(head: list[str], rows: list[tuple[Any, ...]]) -> str:
+    th = "".join(f'<th style="text-align:left;padding:4px 12px 4px 0">{html.escape(h)}</th>'
+                 for h in head)
+    body = "".join("<tr>" + "".join(f'<td style="padding:4px 12px 4px 0">{html.escape(str(c))}'
+                                    "</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table style=\"border-collapse:collapse\"><tr>{th}</tr>{body}</table>"
+
+
+def weekly_message(n: WeeklyNumbers, dashboard_url: str) -> Message:
+    """The report as one message: text, HTML (chart inline), Slack blocks, the numbers."""
+    span = f"{n.start:%a %d %b} – {n.end:%a %d %b %Y}"
+    title = (f"Weekly report, {span}: {n.this.visitors:,} visitors "
+             f"({_change(n.this.visitors, n.before.visitors)})")
+    heads = headline_rows(n)
+    text = "\n".join([
+        f"Week of {span} (UTC), against the week before:",
+        *[f"  {w}: {now} (week before {before}, {ch})" for w, now, before, ch in heads],
+        "Top sources (sessions):", *_top_lines(n.sources),
+        "Top pages (page views):", *_top_lines(n.pages),
+        "Visitors are daily unique visitors summed over the week.",
+        f"Dashboard: {dashboard_url}",
+    ])
+    png = chart_png(n)
+    body = (f"<h2 style=\"font-family:sans-serif\">{html.escape(title)}</h2>"
+            f"<div style=\"font-family:sans-serif\">"
+            f"<p>Week of {html.escape(span)} (UTC), against the week before.</p>"
+            + _html_table(["", "This week", "Week before", "Change"], heads)
+            + f'<p><img src="cid:{CHART_CID}" alt="Visitors per day" width="640"></p>'
+            "<h3>Top sources (sessions)</h3>"
+            + _html_table(["Source", "This week", "Week before", "Change"],
+                          [(s, f"{a:,}", f"{b:,}", _change(a, b)) for s, a, b in n.sources])
+            + "<h3>Top pages (page views)</h3>"
+            + _html_table(["Page", "This week", "Week before", "Change"],
+                          [(p, f"{a:,}", f"{b:,}", _change(a, b)) for p, a, b in n.pages])
+            + "<p style=\"color:#666\">Visitors are daily unique visitors summed over the "
+            f"week.</p><p><a href=\"{html.escape(dashboard_url)}\">Open the dashboard</a></p>"
+            "</div>")
+
+    def mrkdwn_top(rows: list[tuple[str, int, int]]) -> str:
+        return "\n".join(f"• `{name}` {now:,} ({_change(now, before)})"
+                         for name, now, before in rows) or "(none)"
+
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Weekly report, {span}"}},
+        {"type": "section", "fields": [
+            {"type": "mrkdwn", "text": f"*{w}*\n{now} ({ch}; week before {before})"}
+            for w, now, before, ch in heads]},
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": "*Top sources (sessions)*\n" + mrkdwn_top(n.sources)}},
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": "*Top pages (page views)*\n" + mrkdwn_top(n.pages)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text":
+            f"Visitors: daily unique visitors summed. <{dashboard_url}|Open the dashboard>"}]},
+    ]
+    numbers = {
+        "week_start": n.start.isoformat(), "week_end": n.end.isoformat(),
+        "this_week": vars(n.this), "week_before": vars(n.before),
+        "top_sources": [{"source": s, "sessions": a, "week_before": b} for s, a, b in n.sources],
+        "top_pages": [{"page": p, "pageviews": a, "week_before": b} for p, a, b in n.pages],
+    }
+    return Message("weekly_report", "report", title, text, dashboard_url, numbers, html=body,
+                   image=png, image_name=f"visitors-{n.start}.png", blocks=blocks)
+
+
+# --- the job and its schedule ------------------------------------------------------------------
+
+
+class WeeklyReportConfig(dg.Config):
+    week_start: str  # the Monday, YYYY-MM-DD
+
+
+@dg.op(description="Reads the week's numbers from the marts, draws the chart, sends the report "
+       "to every configured channel.")
+def send_weekly_report(context: dg.OpExecutionContext, config: WeeklyReportConfig,
+                       alerts: AlertsResource, lake: LakeResource) -> None:
+    channels = alerts.channels()
+    start = date.fromisoformat(config.week_start)
+    numbers = weekly_numbers(lake.open(), start)
+    if numbers.this.days == 0:
+        raise dg.Failure(f"kpis_daily has no day of the week {start} – {numbers.end}: "
+                         "backfill it first (analytics-platform backfill)")
+    message = weekly_message(numbers, alerts.dashboard_url)
+    context.log.info(message.text)
+    if not channels.names():
+        context.log.warning("no alert channel configured: the report was not sent")
+        return
+    errors = channels.send(message, context.log.warning)
+    if len(errors) == len(channels.names()):
+        raise dg.Failure(f"the weekly report reached no channel: {errors}")
+
+
+@dg.job(description="The weekly report (docs/ALERTS.md).", tags={"analytics/stage": "report"})
+def weekly_report_job() -> None:
+    send_weekly_report()
+
+
+@dg.schedule(
+    job=weekly_report_job,
+    cron_schedule=settings.weekly_report_cron(),
+    execution_timezone="UTC",
+    default_status=(dg.DefaultScheduleStatus.RUNNING if configured_at_load()
+                    else dg.DefaultScheduleStatus.STOPPED),
+    description="Sends the weekly report of the last full week (Monday–Sunday) "
+    "($ANALYTICS_WEEKLY_REPORT_CRON, default Mondays 08:00 UTC). Starts RUNNING when an alert "
+    "channel is configured.",
+)
+def weekly_report_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    start = report_week(context.scheduled_execution_time)
+    return dg.RunRequest(
+        run_key=f"weekly-report-{start}",
+        run_config={"ops": {"send_weekly_report": {"config": {"week_start": str(start)}}}},
+        tags={"analytics/report_week": str(start)})

@@ -1,0 +1,59 @@
+-- Every record checked against the contract and cleaned (CONTRACT §3.3-3.6). Run by the events asset
+-- once per chunk (CREATE ... AS for the first, INSERT for the rest).
+-- reads:  {validated}: records.sql wrapped in the validation generated from the contract
+--         (defs/events/validation.py); `{field}` stands for that field's value as text
+--         (validation.field_text_sql), {t_props} for the JSON type of props
+-- writes: the temp table `checked` (a bad record keeps its reason and text, a good one its
+--         cleaned columns)
+-- `ts` corrects the device clock with sent_ts: the error cancels out, and an event cannot happen
+-- after it arrived.
+WITH typed AS (
+    SELECT
+        CASE WHEN text IS NULL THEN 'invalid_json:utf8' ELSE reason END AS reason,
+        CASE WHEN reason IS NOT NULL THEN text END AS text, line,
+        {event_id} AS event_id,
+        {event_type} AS event_type,
+        utc({event_ts}) AS event_ts,
+        utc({sent_ts}) AS sent_ts,
+        utc({ingest_ts}) AS ingest_ts,
+        {session_id} AS session_id,
+        {visitor_id} AS visitor_id,
+        {page_path} AS page_path,
+        {page_host} AS page_host,
+        {page_title} AS page_title,
+        {referrer} AS referrer,
+        {utm_source} AS utm_source, {utm_medium} AS utm_medium,
+        {utm_campaign} AS utm_campaign, {utm_content} AS utm_content,
+        {utm_term} AS utm_term,
+        try_cast({screen_width} AS INTEGER) AS screen_width,
+        try_cast({screen_height} AS INTEGER) AS screen_height,
+        coalesce({user_agent}, '') AS user_agent,
+        CASE WHEN {t_props} = 'OBJECT' THEN {props} END AS props,
+        raw_hour, obj, raw_pos
+    FROM ({validated})
+)
+SELECT
+    t.reason, t.text, t.line,
+    t.event_id,
+    t.event_type,
+    CASE WHEN t.sent_ts IS NOT NULL AND t.sent_ts >= t.event_ts
+         THEN t.ingest_ts - (t.sent_ts - t.event_ts)
+         ELSE least(t.event_ts, t.ingest_ts) END AS ts,
+    t.ingest_ts,
+    t.event_ts,
+    t.session_id,
+    coalesce(t.visitor_id, t.session_id) AS visitor_id,
+    scrub(regexp_replace(t.page_path, '[?#].*$', '')) AS page_path,
+    scrub(lower(t.page_host)) AS page_host,
+    scrub(t.page_title) AS page_title,
+    nullif(scrub(regexp_replace(lower(regexp_extract(t.referrer,
+        '^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/?#@]*@)?([^/?#:]+)', 1)), '^www\.', '')), '')
+        AS referrer_host,
+    scrub(t.utm_source) AS utm_source, scrub(t.utm_medium) AS utm_medium,
+    scrub(t.utm_campaign) AS utm_campaign, scrub(t.utm_content) AS utm_content,
+    scrub(t.utm_term) AS utm_term,
+    t.screen_width, t.screen_height,
+    t.user_agent,
+    scrub(t.props) AS props,
+    t.raw_hour, t.obj, t.raw_pos
+FROM typed t

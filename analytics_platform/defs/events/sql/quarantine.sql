@@ -1,0 +1,12 @@
+-- Records that broke the contract, and objects that could not be decompressed.
+-- reads:  checked, raw_objects, corrupt_objects (Arrow: key, error, raw_hour)
+-- writes: the temp table `quarantined` (then one `quarantine/hour=…` file per raw hour);
+--         {max_chars}: how much of a record's text is kept
+CREATE OR REPLACE TEMP TABLE quarantined AS
+SELECT c.raw_hour, o.key AS raw_key, c.raw_pos, c.reason,
+       CASE WHEN c.text IS NULL
+            THEN '\x' || left(hex(c.line), least({max_chars}, 2 * octet_length(c.line) - 2))
+            ELSE scrub(left(rtrim(c.text, chr(10)), {max_chars})) END AS raw_text
+FROM checked c JOIN raw_objects o USING (obj) WHERE c.reason IS NOT NULL
+UNION ALL
+SELECT raw_hour, key, NULL, 'corrupt_object', scrub(error) FROM corrupt_objects

@@ -1,0 +1,92 @@
+-- One row per session (CONTRACT §4). Ties on ts are broken by the smaller event_id.
+-- reads:  day_events, referrers (the referrer table: pattern, regex, source, medium, priority)
+-- writes: sessions/date=…/part.parquet
+WITH per_session AS (
+    SELECT
+        session_id,
+        min(ts) AS session_start,
+        max(ts) AS session_end,
+        any_value(session_date) AS session_date,
+        date_diff('millisecond', min(ts), max(ts)) / 1000.0 AS duration_s,
+        first(visitor_id ORDER BY ts, event_id) AS visitor_id,
+        count(*) AS events,
+        count(*) FILTER (event_type = 'page_view') AS pageviews,
+        first(page_path ORDER BY ts, event_id) FILTER (event_type = 'page_view') AS entry_page,
+        first(page_path ORDER BY ts DESC, event_id) FILTER (event_type = 'page_view')
+            AS exit_page,
+        coalesce(max(try_cast(props::JSON->>'depth' AS DOUBLE))
+                 FILTER (event_type = 'scroll_depth'), 0)::INTEGER AS max_scroll_depth,
+        coalesce(max(try_cast(props::JSON->>'seconds' AS DOUBLE))
+                 FILTER (event_type = 'time_on_page'), 0)::INTEGER AS max_time_on_page,
+        count(*) FILTER (event_type IN ('cta_click', 'form_start', 'form_submit'))
+            AS interactions,
+        count(*) FILTER (event_type = 'cta_click') > 0 AS converted,
+        first({'experiment': props::JSON->>'experiment', 'variant': props::JSON->>'variant'}
+              ORDER BY ts, event_id) FILTER (props::JSON->>'experiment' IS NOT NULL) AS exp,
+        first(browser ORDER BY ts, event_id) AS browser,
+        first(os ORDER BY ts, event_id) AS os,
+        first(device_type ORDER BY ts, event_id) AS device_type,
+        first(screen_width ORDER BY ts, event_id) AS screen_width,
+        -- attribution touch: the first page_view, or the first event when there is none
+        coalesce(
+            first({'utm_source': utm_source, 'utm_medium': utm_medium,
+                   'utm_campaign': utm_campaign, 'referrer_host': referrer_host,
+                   'page_host': page_host} ORDER BY ts, event_id)
+                FILTER (event_type = 'page_view'),
+            first({'utm_source': utm_source, 'utm_medium': utm_medium,
+                   'utm_campaign': utm_campaign, 'referrer_host': referrer_host,
+                   'page_host': page_host} ORDER BY ts, event_id)
+        ) AS touch
+    FROM day_events
+    GROUP BY session_id
+),
+touches AS (
+    SELECT session_id,
+           nullif(trim(touch.utm_source), '') AS utm_source,
+           nullif(trim(touch.utm_medium), '') AS utm_medium,
+           nullif(trim(touch.utm_campaign), '') AS utm_campaign,
+           touch.referrer_host AS referrer_host,
+           regexp_replace(lower(touch.page_host), '^www\.', '') AS own_host
+    FROM per_session
+),
+-- The referrer table, matched once per distinct host; the most specific pattern wins.
+ref_map AS (
+    SELECT h.host,
+           arg_max(r.source, r.priority * 10000 + length(r.pattern)) AS source,
+           arg_max(r.medium, r.priority * 10000 + length(r.pattern)) AS medium
+    FROM (SELECT DISTINCT referrer_host AS host FROM touches WHERE referrer_host IS NOT NULL) h
+    JOIN referrers r ON regexp_full_match(h.host, r.regex)
+    GROUP BY h.host
+),
+attributed AS (
+    SELECT t.session_id,
+           CASE
+               WHEN t.utm_source IS NOT NULL THEN lower(t.utm_source)
+               WHEN t.referrer_host IS NOT NULL AND NOT coalesce(
+                        t.referrer_host = t.own_host OR t.referrer_host LIKE '%.' || t.own_host,
+                        false)
+                   THEN coalesce(m.source, t.referrer_host)
+               ELSE '(direct)'
+           END AS source,
+           CASE
+               WHEN t.utm_source IS NOT NULL THEN coalesce(lower(t.utm_medium), '(none)')
+               WHEN t.referrer_host IS NOT NULL AND NOT coalesce(
+                        t.referrer_host = t.own_host OR t.referrer_host LIKE '%.' || t.own_host,
+                        false)
+                   THEN coalesce(m.medium, 'referral')
+               ELSE '(none)'
+           END AS medium,
+           CASE WHEN t.utm_source IS NOT NULL THEN coalesce(t.utm_campaign, '(none)')
+                ELSE '(none)' END AS campaign
+    FROM touches t LEFT JOIN ref_map m ON m.host = t.referrer_host
+)
+SELECT
+    s.session_id, s.session_start, s.session_end, s.session_date, s.duration_s, s.visitor_id,
+    visitor_key(s.visitor_id) AS visitor_key,
+    s.events, s.pageviews, s.entry_page, s.exit_page, s.max_scroll_depth, s.max_time_on_page,
+    s.interactions, s.pageviews = 1 AND s.interactions = 0 AS is_bounce, s.converted,
+    a.source, a.medium, a.campaign,
+    s.exp.experiment AS experiment, s.exp.variant AS variant,
+    s.browser, s.os, s.device_type, s.screen_width
+FROM per_session s JOIN attributed a USING (session_id)
+ORDER BY s.session_start, s.session_id

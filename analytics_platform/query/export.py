@@ -1,0 +1,131 @@
+"""Exports: a table of the warehouse, or the days of it in a range, as CSV, Parquet or NDJSON
+(``analytics-platform export`` and ``GET /api/v1/export``).
+
+DuckDB writes the file itself (``COPY … TO``), streaming from the Parquet lake, on a connection
+of its own with a memory limit and a spill folder, so an export of any size holds a bounded
+amount in memory (measured: docs/BENCHMARKS.md); the API then streams the file and deletes it.
+The warehouse is attached read-only: an export cannot change it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+from analytics_platform.sql import literal
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    day_column: str | None  # what --from/--to select on (None: all history, no range)
+    order: str  # a deterministic order of the rows
+    hidden: tuple[str, ...] = ()  # the views' Hive-partition columns, not in the contract
+    timestamp: bool = False  # day_column is a timestamp (UTC): whole days of it
+
+
+TABLES: dict[str, Table] = {t.name: t for t in (
+    Table("events", "ts", "ts, event_id", ("hour",), timestamp=True),
+    Table("sessions", "session_date", "session_start, session_id", ("date",)),
+    Table("session_events", "session_date", "session_date, session_id, ts, event_id",
+          ("hour", "ts_date", "date")),
+    Table("quarantine", "raw_hour", "raw_hour, raw_key, raw_pos", ("hour",), timestamp=True),
+    Table("kpis_daily", "date", "date"),
+    Table("pages_daily", "date", "date, page_path"),
+    Table("attribution_daily", "date", "date, source, medium, campaign"),
+    Table("funnel_daily", "date", "date, funnel, step"),
+    Table("attribution_touch", None, "source, medium, campaign"),
+    Table("cohort_retention", None, "cohort_week, week_offset"),
+    Table("experiments", None, "experiment, variant"),
+)}
+
+FORMATS = {"csv": ("FORMAT csv, HEADER", "text/csv; charset=utf-8"),
+           "parquet": ("FORMAT parquet, COMPRESSION zstd", "application/vnd.apache.parquet"),
+           "ndjson": ("FORMAT json", "application/x-ndjson")}
+
+# The export connection's memory: DuckDB spills beyond it (sorts, the events view's
+# de-duplication) to the data folder's .duckdb_tmp.
+MEMORY_LIMIT = "512MB"
+
+
+class ExportError(ValueError):
+    """An export that cannot be made as asked (the API answers 400)."""
+
+
+def export_sql(table: str, first: date | None, last: date | None,
+               columns: list[str]) -> tuple[str, dict[str, object]]:
+    """The SELECT of an export, its days as parameters."""
+    if table not in TABLES:
+        raise ExportError(f"Unknown table '{table}': one of {', '.join(TABLES)}.")
+    t = TABLES[table]
+    hidden = [c for c in t.hidden if c in columns]
+    select = "SELECT *" + (f" EXCLUDE ({', '.join(hidden)})" if hidden else "")
+    where, params = [], {}
+    if t.day_column is None and (first or last):
+        raise ExportError(f"{table} is all history: it takes no from / to.")
+    if first and last and first > last:
+        raise ExportError("from is after to.")
+    if first:
+        where.append(f"{t.day_column} >= $first")
+        params["first"] = first
+    if last:
+        if t.timestamp:
+            where.append(f"{t.day_column} < $after")
+            params["after"] = last + timedelta(days=1)
+        else:
+            where.append(f"{t.day_column} <= $last")
+            params["last"] = last
+    sql = f"{select} FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + f" ORDER BY {t.order}", params
+
+
+def export(warehouse: Path, table: str, first: date | None, last: date | None, fmt: str,
+           out: Path) -> int:
+    """Write ``table`` (its days ``first``…``last``) to ``out`` in ``fmt``, atomically (a
+    temporary file renamed); the number of rows."""
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown format '{fmt}': one of {', '.join(FORMATS)}.")
+    if not warehouse.exists():
+        raise ExportError("The warehouse is empty: run a backfill first.")
+    spill = warehouse.parent / ".duckdb_tmp"
+    spill.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(spill),
+                                 "threads": 2})
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.part")
+    try:
+        con.execute("ATTACH ? AS warehouse (READ_ONLY)", [str(warehouse)])
+        con.execute("USE warehouse")
+        views = {r[0] for r in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+        if table in TABLES and table not in views:
+            raise ExportError(f"The warehouse has no {table} yet.")
+        columns = [r[0] for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
+            [table]).fetchall()]
+        sql, params = export_sql(table, first, last, columns)
+        rows = con.execute(f"COPY ({sql}) TO {literal(tmp)} ({FORMATS[fmt][0]})",
+                           params).fetchall()[0][0]
+        os.replace(tmp, out)
+        return int(rows)
+    finally:
+        con.close()
+        tmp.unlink(missing_ok=True)
+
+
+def chunks(path: Path, size: int = 1 << 20, delete: bool = True) -> Iterator[bytes]:
+    """The file in pieces of ``size`` bytes (deleted once read, or abandoned)."""
+    try:
+        with path.open("rb") as f:
+            while piece := f.read(size):
+                yield piece
+    finally:
+        if delete:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,743 @@
+"""The metrics, dimensions and filters every number of the dashboard and the API is counted with,
+and the SQL they become.
+
+A :class:`Query` names metrics (``visitors``, ``bounce_rate``…), dimensions to group by
+(``time:day``, ``visit:source``, ``event:page``…), filters (Plausible's Stats API v2 filter
+expressions: ``["is", "visit:source", ["google"]]``, ``and`` / ``or`` / ``not``, ``has_done``),
+an order and a page; :func:`compile_query` turns it into one DuckDB statement over the
+warehouse's ``sessions`` and ``session_events``, every value a bound parameter. The dashboard's
+panels are queries of this kind (``dashboard/queries.py``), and so is every ``POST
+/api/v2/query`` (``api/v2.py``), so the two cannot count differently.
+
+How it counts (CONTRACT §4):
+
+- A query reads the sessions whose ``session_date`` is in the range; a session and all of its
+  events count on the date (and hour) its first event happened.
+- ``visit:*`` dimensions and filters are properties of a session (its attribution, entry and
+  exit page, its first event's device); ``event:*`` ones are properties of an event.
+- With no ``event:*`` dimension and no ``event:*`` filter (outside ``has_done``), the rows are
+  sessions. An ``event:*`` filter on its own keeps the sessions that have such an event.
+- With an ``event:*`` dimension or a top-level ``event:*`` filter, the rows are the events that
+  match: ``visitors`` counts the visitors who had such an event, ``pageviews`` their page views.
+  Session metrics (``bounce_rate``, ``visit_duration``, ``views_per_visit``) are then counted
+  over the sessions that had a matching event, and cannot be grouped by an ``event:*``
+  dimension.
+
+Values come out raw (rates as fractions, durations in seconds, unrounded); the API formats
+them as Plausible does (``api/v2.py``), the dashboard as it shows them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from analytics_platform.query.handwritten import load
+
+
+class QueryError(ValueError):
+    """A query this layer cannot answer, with a message for the person who wrote it (the API
+    answers it with 400)."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    description: str
+    session_sql: str | None  # over sessions (``{s}``: the sessions' table prefix)
+    event_sql: str | None  # over events (``{e}``), None: a session metric only
+    unit: str  # count | fraction | seconds | ratio
+    plausible: bool = True  # one of Plausible's v2 metrics
+    differs: str = ""  # how ours differs from Plausible's (docs/API.md)
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("visitors", "Unique visitors (distinct visitor_id).",
+           "count(DISTINCT {s}visitor_key)", "count(DISTINCT {e}visitor_key)", "count",
+           differs="A visitor who opted out (Do-Not-Track, GPC) counts once per session."),
+    Metric("visits", "Visits (sessions).", "count(*)", "count(DISTINCT {e}session_id)", "count",
+           differs="A session ends after 30 minutes without an event (the tracker's rule)."),
+    Metric("pageviews", "Page views.", "coalesce(sum({s}pageviews), 0)::BIGINT",
+           "count(*) FILTER ({e}event_type = 'page_view')", "count"),
+    Metric("views_per_visit", "Page views per visit.", "sum({s}pageviews) / count(*)", None,
+           "ratio"),
+    Metric("bounce_rate", "Share of visits with one page view and no interaction.",
+           "avg({s}is_bounce::INTEGER)", None, "fraction",
+           differs="A visit with one page view but a CTA click or a form started is not a "
+                   "bounce; with an event:page filter, every visit that viewed the page counts "
+                   "(Plausible: only visits that entered on it)."),
+    Metric("visit_duration", "Mean visit duration in seconds (bounces included).",
+           "avg({s}duration_s)", None, "seconds",
+           differs="From a visit's first to its last event of any kind (scroll and "
+                   "time-on-page events included), not only page views."),
+    Metric("events", "Events of every type.", "coalesce(sum({s}events), 0)::BIGINT",
+           "count(*)", "count",
+           differs="Every event type counts (page views, CTA clicks, forms, scroll depth, time "
+                   "on page, exit intent, custom), not only page views and custom events."),
+    Metric("conversion_rate",
+           "Without an event:goal filter or dimension: share of visits that clicked the "
+           "call to action (the dashboard's conversion rate). With one: share of the "
+           "visitors who completed the goal.",
+           "avg({s}converted::INTEGER)", None, "fraction",
+           differs="Plausible refuses conversion_rate without an event:goal filter or "
+                   "dimension; here it is then the dashboard's: converted visits / visits "
+                   "(a visit converts with a cta_click event)."),
+    Metric("percentage", "Share of all visitors (of the query without its dimensions) in the "
+           "row.", None, None, "fraction"),
+    Metric("conversions", "Visits that converted (at least one cta_click event). Not in "
+           "Plausible.", "count(*) FILTER ({s}converted)",
+           "count(DISTINCT {e}session_id) FILTER ({e}event_type = 'cta_click')", "count",
+           plausible=False),
+)}
+
+# Plausible's metrics this warehouse cannot answer, and why (a 400 says so).
+UNSUPPORTED_METRICS = {
+    "group_conversion_rate": "not supported here; use conversion_rate",
+    "average_revenue": "no revenue is recorded",
+    "total_revenue": "no revenue is recorded",
+    "time_on_page": "not supported here (the tracker's time_on_page events are thresholds, "
+                    "not durations)",
+    "scroll_depth": "not supported here (see pages_daily.avg_max_scroll_depth in the "
+                    "warehouse)",
+}
+
+_GOAL_SQL = ("CASE WHEN {e}event_type = 'page_view' THEN NULL "
+             "WHEN {e}event_type = 'custom' THEN json_extract_string({e}props, '$.name') "
+             "ELSE {e}event_type END")
+_NAME_SQL = ("CASE WHEN {e}event_type = 'page_view' THEN 'pageview' "
+             "WHEN {e}event_type = 'custom' THEN json_extract_string({e}props, '$.name') "
+             "ELSE {e}event_type END")
+EVENT_TYPES = ("page_view", "cta_click", "scroll_depth", "time_on_page", "form_start",
+               "form_submit", "exit_intent")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    description: str
+    level: str  # time | visit | event
+    session_sql: str | None  # over sessions (``{s}``)
+    event_sql: str | None = None  # over events (``{e}``); visit dimensions read the session
+    empty: str | None = None  # shown for NULL / '' (None: such rows are left out)
+    needs_touch: bool = False  # reads the session's touch (sql/session_touch.sql)
+    plausible: bool = True
+    differs: str = ""
+    arg: str | None = None  # event:props:<arg>
+
+    def value_sql(self, prefix: str) -> str:
+        """The value as grouped by (NULL and '' shown as ``empty``)."""
+        raw = self.raw_sql(prefix)
+        return raw if self.empty is None else f"coalesce(nullif({raw}, ''), '{self.empty}')"
+
+    def filter_sql(self, prefix: str) -> str:
+        """The value as filtered on: NULL is '' (``["is", dim, [""]]`` finds it)."""
+        raw = self.raw_sql(prefix)
+        return f"coalesce({raw}, '')" if self.level != "time" else raw
+
+    def raw_sql(self, prefix: str) -> str:
+        if self.level == "event":
+            return _prefixed(self.event_sql or "", e=prefix)
+        return _prefixed(self.session_sql or "", s=prefix)
+
+
+def _prefixed(sql: str, s: str = "", e: str = "") -> str:
+    return sql.replace("{s}", s).replace("{e}", e)
+
+
+def _time(name: str, session_sql: str, event_sql: str | None, description: str) -> Dimension:
+    return Dimension(name, description, "time", session_sql, event_sql)
+
+
+def _visit(name: str, sql: str, description: str, empty: str | None = "(not set)",
+           **kw: Any) -> Dimension:
+    return Dimension(name, description, "visit", sql, None, empty, **kw)
+
+
+DIMENSIONS: dict[str, Dimension] = {d.name: d for d in (
+    _time("time:hour", "date_trunc('hour', {s}session_start)", None,
+          "Hour the visit started (UTC)."),
+    _time("time:day", "{s}session_date", "{e}session_date", "Date the visit started (UTC)."),
+    _time("time:week", "greatest(date_trunc('week', {s}session_date), $start)::DATE",
+          "greatest(date_trunc('week', {e}session_date), $start)::DATE",
+          "Monday of the week the visit started, not before the range's first day."),
+    _time("time:month", "date_trunc('month', {s}session_date)::DATE",
+          "date_trunc('month', {e}session_date)::DATE", "First day of the visit's month."),
+    _visit("visit:source", "{s}source", "Attributed source (CONTRACT §4): utm_source, the "
+           "referrer's name (google, twitter…) or host, or (direct).", None,
+           differs="Lower-case names from the referrer table (google, not Google); "
+                   "(direct) for Plausible's Direct / None."),
+    _visit("visit:medium", "{s}medium", "Attributed medium: utm_medium, or organic / social / "
+           "email / referral from the referrer table, or (none). Not in Plausible.", None,
+           plausible=False),
+    _visit("visit:campaign", "{s}campaign", "Attributed campaign: utm_campaign, or (none). Not "
+           "in Plausible.", None, plausible=False),
+    _visit("visit:referrer", "{s}touch_referrer", "Host of the referrer of the visit's first "
+           "page view.", "Direct / None", needs_touch=True,
+           differs="The referrer's host only (the path is never stored), without www."),
+    *(_visit(f"visit:utm_{k}", f"{{s}}touch_utm_{k}", f"utm_{k} of the visit's first page "
+             "view, as sent.", needs_touch=True) for k in
+      ("source", "medium", "campaign", "content", "term")),
+    _visit("visit:entry_page", "{s}entry_page", "Path of the visit's first page view.", None,
+           differs="Visits without a page view have none and are left out of the rows."),
+    _visit("visit:exit_page", "{s}exit_page", "Path of the visit's last page view.", None,
+           differs="Visits without a page view have none and are left out of the rows."),
+    _visit("visit:device", "{s}device_type", "Device type of the visit's first event: desktop, "
+           "mobile or tablet.", differs="Lower case (desktop, not Desktop); no Laptop."),
+    _visit("visit:browser", "{s}browser", "Browser name of the visit's first event.",
+           differs="Names from ua-parser (Chrome Mobile, Mobile Safari…)."),
+    _visit("visit:os", "{s}os", "Operating system of the visit's first event.",
+           differs="Names from ua-parser (Mac OS X, not Mac; Linux)."),
+    Dimension("event:page", "Path of the page the event happened on.", "event", None,
+              "{e}page_path"),
+    Dimension("event:hostname", "Host of the page the event happened on.", "event", None,
+              "{e}page_host", "(none)"),
+    Dimension("event:name", "pageview, the event type (cta_click, scroll_depth…), or a custom "
+              "event's props.name.", "event", None, _NAME_SQL),
+    Dimension("event:goal", "Every event but page views, named as event:name; in filters also "
+              "'Visit /path' (page views of /path).", "event", None, _GOAL_SQL,
+              differs="No goals to configure: every event type and custom event name is one; "
+                      "page-view goals are written 'Visit /path' in filters only."),
+)}
+
+PROPS_PREFIX = "event:props:"
+
+# Plausible's dimensions this warehouse has no data for, and why.
+UNSUPPORTED_DIMENSIONS = {
+    **{f"visit:{k}": "no location is stored (privacy: no IP address is kept)" for k in
+       ("country", "region", "city", "country_name", "region_name", "city_name")},
+    "visit:browser_version": "only the browser's name is kept",
+    "visit:os_version": "only the operating system's name is kept",
+    "visit:channel": "not supported here; group by visit:source and visit:medium",
+    "visit:entry_page_hostname": "not supported here; filter on event:hostname",
+    "visit:exit_page_hostname": "not supported here; filter on event:hostname",
+    "segment": "segments are not stored here",
+    "time:minute": "not supported here",
+}
+
+OPERATORS = ("is", "is_not", "contains", "contains_not", "matches", "matches_not")
+LOGICAL = ("and", "or", "not")
+BEHAVIOURAL = ("has_done", "has_not_done")
+
+
+def dimension(name: str) -> Dimension:
+    """The dimension ``name``, or a :class:`QueryError` saying why there is none."""
+    if name in DIMENSIONS:
+        return DIMENSIONS[name]
+    if name.startswith(PROPS_PREFIX) and len(name) > len(PROPS_PREFIX):
+        key = name[len(PROPS_PREFIX):]
+        return Dimension(name, f"props.{key} of the event", "event", None,
+                         "json_extract_string({e}props, {arg})", "(none)", arg=key)
+    if name in UNSUPPORTED_DIMENSIONS:
+        raise QueryError(f"Dimension `{name}` is not supported: {UNSUPPORTED_DIMENSIONS[name]}.")
+    raise QueryError(f"Invalid dimension '{name}'.")
+
+
+def metric(name: str) -> Metric:
+    if name in METRICS:
+        return METRICS[name]
+    if name in UNSUPPORTED_METRICS:
+        raise QueryError(f"Metric `{name}` is not supported: {UNSUPPORTED_METRICS[name]}.")
+    raise QueryError(f"Unknown metric '{name}'.")
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to count. ``start``/``end``: session dates, inclusive; ``start_ts``/``end_ts``
+    (optional, UTC): only sessions that started within them. ``filters``: Plausible v2 filter
+    expressions (lists or tuples). ``limit`` None: every row."""
+
+    start: date
+    end: date
+    metrics: tuple[str, ...]
+    dimensions: tuple[str, ...] = ()
+    filters: tuple[Any, ...] = ()
+    order_by: tuple[tuple[str, str], ...] = ()
+    limit: int | None = None
+    offset: int = 0
+    start_ts: datetime | None = None
+    end_ts: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "dimensions", tuple(self.dimensions))
+        object.__setattr__(self, "filters", freeze(self.filters))
+        object.__setattr__(self, "order_by", tuple(tuple(o) for o in self.order_by))
+
+
+def freeze(value: Any) -> Any:
+    """Lists as tuples, all the way down (a Query is hashable: the dashboard caches by it)."""
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """The filters as JSON again (for the API's echo of the query)."""
+    if isinstance(value, tuple):
+        if value and all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str)
+                         and v[0] in ("case_sensitive",) for v in value):
+            return {k: v for k, v in value}
+        return [thaw(v) for v in value]
+    return value
+
+
+def time_dimension(start: date, end: date) -> str:
+    """What the ``time`` dimension means for a range: hours for one day, days up to 40,
+    months beyond (as Plausible's dashboard buckets them)."""
+    days = (end - start).days + 1
+    return "time:hour" if days <= 1 else "time:day" if days <= 40 else "time:month"
+
+
+# --- compilation ------------------------------------------------------------------------------
+
+
+class _Params:
+    """Bound parameters: every value from a query is one, never pasted into the SQL."""
+
+    def __init__(self, base: dict[str, Any]) -> None:
+        self.values = dict(base)
+
+    def add(self, value: Any) -> str:
+        name = f"v{len(self.values)}_"
+        self.values[name] = value
+        return f"${name}"
+
+
+@dataclass
+class _Ctx:
+    params: _Params
+    level: str  # session | event
+    needs_join: bool = False  # event rows need their session's columns
+    needs_touch: bool = False
+
+
+def _walk(filters: Iterable[Any], inside_behaviour: bool = False
+          ) -> Iterable[tuple[tuple[Any, ...], bool]]:
+    """Every simple filter of a tree, with whether it sits under has_done / has_not_done."""
+    for f in filters:
+        op = f[0]
+        if op in ("and", "or"):
+            yield from _walk(f[1], inside_behaviour)
+        elif op == "not":
+            yield from _walk([f[1]], inside_behaviour)
+        elif op in BEHAVIOURAL:
+            yield from _walk([f[1]], True)
+        else:
+            yield f, inside_behaviour
+
+
+def validate_filters(filters: Sequence[Any]) -> None:
+    """Raise :class:`QueryError` for a filter that is malformed or names what is not here."""
+    if not isinstance(filters, list | tuple):
+        raise QueryError("Invalid filters passed.")
+    for f in filters:
+        _validate_filter(f, inside_behaviour=False)
+
+
+def _validate_filter(f: Any, inside_behaviour: bool) -> None:
+    if not isinstance(f, list | tuple) or not f or not isinstance(f[0], str):
+        raise QueryError(f"Invalid filter '{thaw(f)}'.")
+    op = f[0]
+    if op in ("and", "or"):
+        if len(f) != 2 or not isinstance(f[1], list | tuple) or not f[1]:
+            raise QueryError(f"Invalid filter '{thaw(f)}'.")
+        for g in f[1]:
+            _validate_filter(g, inside_behaviour)
+        return
+    if op in ("not", *BEHAVIOURAL):
+        if len(f) != 2:
+            raise QueryError(f"Invalid filter '{thaw(f)}'.")
+        if op in BEHAVIOURAL and inside_behaviour:
+            raise QueryError("Invalid filters: has_done / has_not_done cannot be nested.")
+        _validate_filter(f[1], inside_behaviour or op in BEHAVIOURAL)
+        return
+    if op not in OPERATORS:
+        raise QueryError(f"Unknown operator for filter '{thaw(f)}'.")
+    if len(f) not in (3, 4) or not isinstance(f[1], str) or not isinstance(f[2], list | tuple) \
+            or not f[2] or not all(isinstance(v, str) for v in f[2]):
+        raise QueryError(f"Invalid filter '{thaw(f)}'.")
+    if len(f) == 4:
+        try:
+            mods = dict(f[3])
+        except (TypeError, ValueError):
+            mods = None
+        if not isinstance(mods, dict) or set(mods) - {"case_sensitive"} \
+                or not isinstance(mods.get("case_sensitive", True), bool):
+            raise QueryError(f"Invalid filter '{thaw(f)}': the only modifier is "
+                             "case_sensitive (true or false).")
+    d = dimension(f[1])
+    if d.level == "time":
+        raise QueryError(f"Invalid filter '{thaw(f)}': time dimensions cannot be filtered; "
+                         "set date_range instead.")
+    if inside_behaviour and d.level != "event":
+        raise QueryError(f"Invalid filter '{thaw(f)}': has_done / has_not_done take event "
+                         "dimensions only.")
+    if d.name == "event:goal" and op not in ("is", "contains"):
+        raise QueryError(f"Invalid filter '{thaw(f)}': event:goal takes is and contains only.")
+    if op.startswith("matches"):
+        for v in f[2]:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise QueryError(f"Invalid filter '{thaw(f)}': bad regular expression "
+                                 f"{v!r} ({e}).") from e
+
+
+def _case_sensitive(f: Sequence[Any]) -> bool:
+    return dict(f[3]).get("case_sensitive", True) if len(f) == 4 else True
+
+
+def _simple(f: Sequence[Any], ctx: _Ctx, prefix: str) -> str:
+    """One simple filter as SQL over rows whose columns carry ``prefix``."""
+    op, name, clauses = f[0], f[1], list(f[2])
+    d = dimension(name)
+    sensitive = _case_sensitive(f)
+    if d.arg is not None:
+        expr = f"coalesce({d.raw_sql(prefix).replace('{arg}', ctx.params.add('$.' + d.arg))}, '')"
+    else:
+        expr = d.filter_sql(prefix)
+    extra: list[str] = []
+    if name == "event:goal" and op == "is":  # 'Visit /path': the page views of /path
+        pages = [c[len("Visit "):] for c in clauses if c.startswith("Visit ")]
+        clauses = [c for c in clauses if not c.startswith("Visit ")]
+        if pages:
+            vals = [p.lower() for p in pages] if not sensitive else pages
+            page = f"{prefix}page_path" if sensitive else f"lower({prefix}page_path)"
+            extra.append(f"({prefix}event_type = 'page_view' AND list_contains("
+                         f"{ctx.params.add(vals)}::VARCHAR[], {page}))")
+        expr = f"coalesce({_prefixed(_GOAL_SQL, e=prefix)}, '')"
+    elif name == "event:name" and op in ("is", "is_not") and sensitive:
+        # the event type itself where it can be (a column compare, not a CASE per row)
+        types = [("page_view" if c == "pageview" else c) for c in clauses
+                 if c == "pageview" or c in EVENT_TYPES[1:]]
+        names = [c for c in clauses if c != "pageview" and c not in EVENT_TYPES[1:]]
+        parts = []
+        if types:
+            parts.append(f"list_contains({ctx.params.add(types)}::VARCHAR[], "
+                         f"{prefix}event_type)")
+        if names:
+            parts.append(f"({prefix}event_type = 'custom' AND list_contains("
+                         f"{ctx.params.add(names)}::VARCHAR[], "
+                         f"json_extract_string({prefix}props, '$.name')))")
+        cond = "(" + " OR ".join(parts) + ")"
+        return cond if op == "is" else f"NOT {cond}"
+    if not sensitive:
+        expr = f"lower({expr})"
+        clauses = [c.lower() for c in clauses]
+    if op in ("is", "is_not"):
+        cond = f"list_contains({ctx.params.add(clauses)}::VARCHAR[], {expr})" if clauses else ""
+    elif op in ("contains", "contains_not"):
+        cond = " OR ".join(f"contains({expr}, {ctx.params.add(c)})" for c in clauses)
+    else:
+        cond = " OR ".join(f"regexp_matches({expr}, {ctx.params.add(c)})" for c in clauses)
+    cond = "(" + " OR ".join(p for p in [cond, *extra] if p) + ")"
+    return f"NOT {cond}" if op.endswith("_not") else cond
+
+
+def _events_of_sessions(inner: Any, ctx: _Ctx) -> str:
+    """The sessions (of the range) that have an event matching ``inner``."""
+    sub = _Ctx(ctx.params, "event")
+    cond = _cond(inner, sub, events_only=True)
+    return (f"(SELECT session_id FROM session_events WHERE session_date BETWEEN $start AND $end "
+            f"AND {cond})")
+
+
+def _cond(f: Any, ctx: _Ctx, events_only: bool = False) -> str:
+    """A filter as a condition on the rows of ``ctx.level``. On session rows an event filter
+    keeps the sessions with such an event; on event rows a visit filter reads the event's
+    session (a join). ``events_only``: inside a subquery over session_events alone."""
+    op = f[0]
+    sid = "session_id" if ctx.level == "session" else "e.session_id"
+    if events_only:
+        sid = "session_id"
+    if op in ("and", "or"):
+        return "(" + f" {op.upper()} ".join(_cond(g, ctx, events_only) for g in f[1]) + ")"
+    if op == "not":
+        return f"(NOT {_cond(f[1], ctx, events_only)})"
+    if op in BEHAVIOURAL:
+        neg = "NOT " if op == "has_not_done" else ""
+        return f"({sid} {neg}IN {_events_of_sessions(f[1], ctx)})"
+    d = dimension(f[1])
+    if ctx.level == "session":
+        if d.level == "event":
+            return f"({sid} IN {_events_of_sessions(f, ctx)})"
+        ctx.needs_touch |= d.needs_touch
+        return _simple(f, ctx, "")
+    if d.level == "event":
+        return _simple(f, ctx, "" if events_only else "e.")
+    ctx.needs_join = True
+    ctx.needs_touch |= d.needs_touch
+    return _simple(f, ctx, "s.")
+
+
+def _is_goal_filter(f: Any) -> bool:
+    return f[0] in OPERATORS and f[1] == "event:goal"
+
+
+def _strip_goals(filters: Sequence[Any]) -> tuple[Any, ...]:
+    """The filters without their top-level event:goal ones (the denominator of a goal's
+    conversion rate, as Plausible counts it)."""
+    return tuple(f for f in filters if not _is_goal_filter(f))
+
+
+@dataclass
+class Compiled:
+    sql: str
+    params: dict[str, Any]
+    dimensions: tuple[str, ...]
+    metrics: tuple[str, ...]
+
+
+@dataclass
+class _Part:
+    name: str
+    sql: str
+    columns: list[str] = field(default_factory=list)
+
+
+def _dims_sql(dims: Sequence[tuple[int, Dimension]], level: str, ctx: _Ctx) -> tuple[
+        list[str], list[str]]:
+    """SELECT expressions (``d<i>``) and the conditions leaving out rows without a value."""
+    select, required = [], []
+    for i, d in dims:
+        if level == "session":
+            expr = d.value_sql("")
+            ctx.needs_touch |= d.needs_touch
+        elif d.level == "event" or (d.level == "time" and d.event_sql):
+            expr = (d.value_sql("e.") if d.level == "event"
+                    else _prefixed(d.event_sql or "", e="e."))
+        else:
+            ctx.needs_join = True
+            ctx.needs_touch |= d.needs_touch
+            expr = d.value_sql("s.")
+        if d.arg is not None:
+            expr = expr.replace("{arg}", ctx.params.add("$." + d.arg))
+        select.append(f"{expr} AS d{i}")
+        if d.empty is None and d.level != "time":
+            required.append(f"{expr} IS NOT NULL")
+    return select, required
+
+
+def _part_sql(level: str, filters: Sequence[Any], dims: Sequence[tuple[int, Dimension]],
+              metrics: Sequence[tuple[str, str]], ctx: _Ctx) -> str:
+    """One aggregate over session rows or event rows: ``metrics`` are (alias, SQL)."""
+    conds = [_cond(f, ctx) for f in filters]
+    select, required = _dims_sql(dims, level, ctx)
+    select += [f"{sql} AS {alias}" for alias, sql in metrics]
+    where = " AND ".join(["TRUE", *conds, *required])
+    if level == "session":
+        return f"SELECT {', '.join(select)} FROM s WHERE {where} GROUP BY ALL"
+    join = " JOIN s USING (session_id)" if ctx.needs_join else ""
+    return (f"SELECT {', '.join(select)} FROM session_events e{join} "
+            f"WHERE e.session_date BETWEEN $start AND $end AND {where} GROUP BY ALL")
+
+
+def _event_level(dims: Sequence[Dimension], filters: Sequence[Any]) -> bool:
+    return any(d.level == "event" for d in dims) or any(
+        dimension(f[1]).level == "event" for f, behavioural in _walk(filters) if not behavioural)
+
+
+def validate(q: Query) -> None:
+    """Every check a query must pass before it is compiled (QueryError otherwise)."""
+    if not q.metrics:
+        raise QueryError("Invalid metrics: at least one metric is required.")
+    if len(set(q.metrics)) != len(q.metrics):
+        raise QueryError("Metrics cannot be queried multiple times.")
+    if len(set(q.dimensions)) != len(q.dimensions):
+        raise QueryError("Some dimensions are listed more than once.")
+    ms = [metric(m) for m in q.metrics]
+    ds = [dimension(d) for d in q.dimensions]
+    if sum(d.level == "time" for d in ds) > 1:
+        raise QueryError("Only one time dimension can be used in a query.")
+    validate_filters(q.filters)
+    goal = "event:goal" in q.dimensions or any(_is_goal_filter(f) for f in q.filters)
+    if "percentage" in q.metrics and not q.dimensions:
+        raise QueryError("Metric `percentage` can only be queried with a dimension.")
+    session_only = [m.name for m in ms if m.event_sql is None and m.name != "percentage"
+                    and not (m.name == "conversion_rate" and goal)]
+    event_dims = [d.name for d in ds if d.level == "event"]
+    if session_only and event_dims:
+        raise QueryError(f"Session metric(s) `{', '.join(session_only)}` cannot be queried "
+                         f"along with event dimension(s) `{', '.join(event_dims)}`.")
+    names = set(q.metrics) | set(q.dimensions)
+    for key, direction in q.order_by:
+        if key not in names:
+            raise QueryError(f"Invalid order_by entry '{[key, direction]}'. Entry is not a "
+                             "queried metric or dimension.")
+        if direction not in ("asc", "desc"):
+            raise QueryError(f"Invalid order_by entry '{[key, direction]}'.")
+    if q.start > q.end:
+        raise QueryError("Invalid date_range: the first date is after the last.")
+    if (q.limit is not None and q.limit < 1) or q.offset < 0:
+        raise QueryError("Invalid pagination: limit must be at least 1, offset at least 0.")
+
+
+def default_order(q: Query) -> tuple[tuple[str, str], ...]:
+    """Plausible's: the time dimension ascending, then the first metric descending."""
+    time = [d for d in q.dimensions if dimension(d).level == "time"]
+    return (*((t, "asc") for t in time), (q.metrics[0], "desc"))
+
+
+def compile_query(q: Query) -> Compiled:
+    """The statement that answers ``q``: its result has a column ``d<i>`` per dimension, one
+    per metric (named as the metric) and ``total_rows`` (the rows before the page)."""
+    validate(q)
+    params = _Params({"start": q.start, "end": q.end})
+    ds = list(enumerate(dimension(d) for d in q.dimensions))
+    goal = "event:goal" in q.dimensions or any(_is_goal_filter(f) for f in q.filters)
+    event_level = _event_level([d for _, d in ds], q.filters)
+    touch = False
+    parts: list[_Part] = []
+
+    either: list[tuple[str, str]] = []  # counted on the main rows (events or sessions)
+    session_only: list[tuple[str, str]] = []
+    needs_visitors = "percentage" in q.metrics or ("conversion_rate" in q.metrics and goal)
+    level = "event" if event_level else "session"
+    # with a datetime range, event rows read their session's start (a join)
+    timed = q.start_ts is not None or q.end_ts is not None
+    for name in q.metrics:
+        m = METRICS[name]
+        if name == "percentage" or (name == "conversion_rate" and goal):
+            continue
+        if level == "event" and m.event_sql is not None:
+            either.append((name, _prefixed(m.event_sql, e="e.")))
+        elif level == "event":
+            session_only.append((name, _prefixed(m.session_sql or "", s="")))
+        else:
+            either.append((name, _prefixed(m.session_sql or "", s="")))
+    if needs_visitors:
+        m = METRICS["visitors"]
+        either.append(("visitors_", _prefixed(m.event_sql if level == "event" else
+                                              m.session_sql or "", e="e.", s="")))
+    main_ctx = _Ctx(params, level, needs_join=timed)
+    if either:
+        parts.append(_Part("p_main", _part_sql(level, q.filters, ds, either, main_ctx),
+                           [a for a, _ in either]))
+    touch |= main_ctx.needs_touch
+    if session_only:
+        # the sessions that had a matching event (event filters as has_done)
+        ctx = _Ctx(params, "session")
+        parts.append(_Part("p_sessions", _part_sql("session", q.filters, ds, session_only, ctx),
+                           [a for a, _ in session_only]))
+        touch |= ctx.needs_touch
+    totals: dict[str, tuple[str, list[int]]] = {}  # metric → (part name, dimension indexes)
+    if "percentage" in q.metrics:
+        ctx = _Ctx(params, "session" if not event_level else "event", needs_join=timed)
+        m = METRICS["visitors"]
+        sql = _part_sql(ctx.level, q.filters, [], [("total_", _prefixed(
+            m.event_sql if ctx.level == "event" else m.session_sql or "", e="e.", s=""))], ctx)
+        parts.append(_Part("t_percentage", sql, ["total_"]))
+        totals["percentage"] = ("t_percentage", [])
+        touch |= ctx.needs_touch
+    if "conversion_rate" in q.metrics and goal:
+        rest = [(i, d) for i, d in ds if d.name != "event:goal"]
+        filters = _strip_goals(q.filters)
+        lvl = "event" if _event_level([d for _, d in rest], filters) else "session"
+        ctx = _Ctx(params, lvl, needs_join=timed)
+        m = METRICS["visitors"]
+        sql = _part_sql(lvl, filters, rest, [("total_", _prefixed(
+            m.event_sql if lvl == "event" else m.session_sql or "", e="e.", s=""))], ctx)
+        parts.append(_Part("t_conversion", sql, ["total_"]))
+        totals["conversion_rate"] = ("t_conversion", [i for i, _ in rest])
+        touch |= ctx.needs_touch
+
+    base = ["SELECT sessions.*"]
+    if touch:
+        base.append(", t.* EXCLUDE (session_id)")
+    base.append(" FROM sessions")
+    if touch:
+        base.append(f" LEFT JOIN ({load('session_touch')}) t USING (session_id)")
+    base.append(" WHERE session_date BETWEEN $start AND $end")
+    if q.start_ts is not None:
+        base.append(f" AND session_start >= {params.add(q.start_ts)}")
+    if q.end_ts is not None:
+        base.append(f" AND session_start <= {params.add(q.end_ts)}")
+    ctes = ["s AS (" + "".join(base) + ")"] + [f"{p.name} AS ({p.sql})" for p in parts]
+
+    dim_cols = [f"d{i}" for i, _ in ds]
+    rows = [p for p in parts if p.name.startswith("p_")]
+    from_sql = rows[0].name
+    for p in rows[1:]:
+        from_sql += (f" FULL JOIN {p.name} USING ({', '.join(dim_cols)})" if dim_cols
+                     else f" CROSS JOIN {p.name}")
+    for part, idx in totals.values():
+        keys = [f"d{i}" for i in idx]
+        from_sql += (f" LEFT JOIN {part} USING ({', '.join(keys)})" if keys
+                     else f" CROSS JOIN {part}")
+    select = list(dim_cols)
+    for name in q.metrics:
+        if name in totals:
+            select.append(f"{totals[name][0]}.total_ AS {name}_total_")
+            select.append(f"visitors_ / nullif({totals[name][0]}.total_, 0) AS {name}")
+        else:
+            select.append(name)
+    select.append("count(*) OVER () AS total_rows")
+    alias = {d: f"d{i}" for i, d in enumerate(q.dimensions)}
+    order = list(q.order_by or default_order(q))
+    order += [(d, "asc") for d in q.dimensions if d not in {k for k, _ in order}]
+    order_sql = ", ".join(f"{alias.get(k, k)} {v.upper()} NULLS LAST" for k, v in order)
+    sql = (f"WITH {', '.join(ctes)}\nSELECT {', '.join(select)} FROM {from_sql}\n"
+           f"ORDER BY {order_sql}")
+    if q.limit is not None:
+        sql += f" LIMIT {params.add(int(q.limit))}"
+    if q.offset:
+        sql += f" OFFSET {params.add(int(q.offset))}"
+    return Compiled(sql, params.values, q.dimensions, q.metrics)
+
+
+@dataclass
+class Result:
+    """Rows of a query: a column per dimension (named as the dimension) and per metric (raw
+    values), and how many rows there are before the page."""
+
+    rows: Any  # pandas.DataFrame
+    total_rows: int
+
+
+def run(warehouse: Any, q: Query) -> Result:
+    """``q`` on ``warehouse`` (a :class:`~analytics_platform.query.warehouse.Warehouse`)."""
+    c = compile_query(q)
+    df = warehouse.df(c.sql, c.params)
+    total = int(df["total_rows"].iloc[0]) if len(df) else 0
+    if not len(df) and q.offset:  # past the last page: count the rows all the same
+        total = int(warehouse.df(*_count(c)).iloc[0, 0])
+    df = df.drop(columns=[c for c in df.columns if c == "total_rows" or c.endswith("_total_")])
+    df = df.rename(columns={f"d{i}": d for i, d in enumerate(q.dimensions)})
+    return Result(df, total)
+
+
+def _count(c: Compiled) -> tuple[str, dict[str, Any]]:
+    body = c.sql.rsplit("\nORDER BY", 1)[0]
+    params = {k: v for k, v in c.params.items() if f"${k}" in body}
+    return f"SELECT count(*) FROM ({body})", params
+
+
+def time_labels(dim: str, start: date, end: date) -> list[str]:
+    """Every bucket of a time dimension in a range, as the API shows them."""
+    if dim == "time:hour":
+        first = datetime.combine(start, datetime.min.time())
+        return [f"{first + timedelta(hours=h):%Y-%m-%d %H:%M:%S}"
+                for h in range(((end - start).days + 1) * 24)]
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    if dim == "time:day":
+        return [d.isoformat() for d in days]
+    if dim == "time:week":
+        return sorted({max(d - timedelta(days=d.weekday()), start).isoformat() for d in days})
+    return sorted({d.replace(day=1).isoformat() for d in days})
+
+
+def round_half_up(x: float, digits: int = 0) -> float:
+    """Rounding as Plausible's ClickHouse ``round`` does for these metrics (halves away from
+    zero), not Python's banker's rounding."""
+    f = 10 ** digits
+    return math.floor(abs(x) * f + 0.5) / f * (1 if x >= 0 else -1)
+
+
+def with_filters(q: Query, *filters: Any) -> Query:
+    return replace(q, filters=q.filters + freeze(list(filters)))

@@ -1,0 +1,83 @@
+"""Read-only access to ``warehouse.duckdb``, shared by the dashboard and the API.
+
+The warehouse stays open, shared by every caller in the process, each query on a cursor of its
+own (thread-safe). Opening the file costs ~20 ms a query, and an open database keeps what it has
+read of the Parquet files' metadata: the top-pages query on 10M events took 170 ms with a
+connection per query, 120 ms on an open one. It is attached read-only to an in-memory database:
+DuckDB hands every connect() of the same path the database already open, which would keep
+showing the file the pipeline has since replaced. Nothing here can write the warehouse.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+_OPEN: dict[str, tuple[tuple[int, int], duckdb.DuckDBPyConnection]] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _cursor(path: Path) -> duckdb.DuckDBPyConnection:
+    """A cursor on the open warehouse ``path``, reopened when the pipeline has swapped in a new
+    file (it writes a new file and renames it over the old one: a new inode)."""
+    st = path.stat()
+    key = (st.st_ino, st.st_mtime_ns)
+    with _OPEN_LOCK:
+        known = _OPEN.get(str(path))
+        if known is None or known[0] != key:
+            # The old one is dropped, not closed: closing would cut off queries still running on
+            # its cursors; it goes (and lets go of the old file) when the last of them ends.
+            con = duckdb.connect()
+            con.execute("ATTACH ? AS warehouse (READ_ONLY)", [str(path)])
+            known = (key, con)
+            _OPEN[str(path)] = known
+    cur = known[1].cursor()
+    cur.execute("USE warehouse")
+    return cur
+
+
+@dataclass
+class Warehouse:
+    """Read-only access to ``warehouse.duckdb``; a file the pipeline has just swapped in is
+    picked up by the next query."""
+
+    path: Path
+
+    @cached_property
+    def tables(self) -> set[str]:
+        """The tables (views) the warehouse has, asked once."""
+        if not self.path.exists():
+            return set()
+        with _cursor(self.path) as con:
+            return {r[0] for r in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+
+    @property
+    def ready(self) -> bool:
+        # the page list of the dashboard's filters comes from pages_daily (sql/choices.sql)
+        return {"sessions", "session_events", "pages_daily"} <= self.tables
+
+    @cached_property
+    def outdated(self) -> bool:
+        """Sessions written by a version without ``visitor_key`` (rebuild them to view)."""
+        with _cursor(self.path) as con:
+            return not con.execute(
+                "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'session_events' "
+                "AND column_name = 'visitor_key'").fetchall()[0][0]
+
+    def df(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        # A query gets the parameters it names (DuckDB refuses extra ones).
+        used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}
+        with _cursor(self.path) as con:
+            return con.execute(sql, used).df()
+
+    def row(self, sql: str, params: dict[str, Any] | None = None) -> tuple[Any, ...]:
+        used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}
+        with _cursor(self.path) as con:
+            return con.execute(sql, used).fetchall()[0]

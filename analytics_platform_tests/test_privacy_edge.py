@@ -1,0 +1,459 @@
+"""Privacy at the edge (docs/PRIVACY.md): the visitor hash and its salts, the client's address
+(never stored, logged or put in an error), and the scrub of every stored text, held to the
+pipeline's SQL macro."""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import json
+import logging
+import os
+import stat
+import sys
+import threading
+import time
+import unicodedata
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import boto3
+import duckdb
+import httpx
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from analytics_platform.contract import validate_raw_record
+from analytics_platform.ingest.core import IngestConfig, Ingestor
+from analytics_platform.ingest.lambda_handler import handler
+from analytics_platform.ingest.privacy import (
+    _INVISIBLE,
+    ClientAddress,
+    LocalSalts,
+    S3Salts,
+    Salts,
+    SaltUnavailable,
+    scrub,
+    scrub_url,
+    visitor_hash,
+)
+from analytics_platform_tests.test_collector import collector_factory  # noqa: F401 (fixture)
+from analytics_platform_tests.test_contract import _DROP, good
+from analytics_platform_tests.test_ingest import UA, MemorySink, http_api
+
+IP = "203.0.113.77"
+DAY1 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+def anonymous(**overrides: Any) -> dict[str, Any]:
+    """An event as the tracker sends it without consent: no session or visitor id."""
+    return good(session_id=_DROP, visitor_id=_DROP, event_id=str(uuid.uuid4()), **overrides)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make(tmp_path: Path, clock: Clock, address: ClientAddress | None = None
+         ) -> tuple[Ingestor, MemorySink]:
+    sink = MemorySink()
+    return Ingestor(IngestConfig(("*",)), sink, clock=clock,
+                    salts=Salts(LocalSalts(tmp_path / "salts"), purge_seconds=0),
+                    client_address=address or ClientAddress()), sink
+
+
+def send(ing: Ingestor, ip: str = IP, ua: str = UA, **event: Any) -> dict[str, Any]:
+    ev = http_api(anonymous(**event), headers={"user-agent": ua})
+    ev["requestContext"]["http"]["sourceIp"] = ip
+    assert handler(ev, ingestor=ing)["statusCode"] == 202
+    return ing.sink.records[-1]  # type: ignore[union-attr]
+
+
+# --- the hash ----------------------------------------------------------------------------------
+
+def test_one_visitor_one_hash_a_day_and_another_the_next_day(tmp_path: Path) -> None:
+    clock = Clock(DAY1)
+    ing, _ = make(tmp_path, clock)
+    first = send(ing)
+    assert first["session_id"] is None and "visitor_id" not in first
+    assert first["consent"] is False and validate_raw_record(first) == []
+    h = first["visitor_hash"]
+    assert len(h) == 16 and int(h, 16) >= 0
+    clock.now = DAY1.replace(hour=23, minute=59)
+    assert send(ing)["visitor_hash"] == h  # same address, browser and site, same day
+    assert send(ing, page_host="example.com")["visitor_hash"] == h  # www. is the same site
+    assert send(ing, ip="203.0.113.78")["visitor_hash"] != h
+    assert send(ing, ua=UA + " extra")["visitor_hash"] != h
+    assert send(ing, page_host="other.example")["visitor_hash"] != h
+    clock.now = DAY1 + timedelta(days=1)
+    assert send(ing)["visitor_hash"] != h  # a new day, a new salt: not linkable
+    # the hash is the documented HMAC, of the day's salt that the store holds
+    salt = (tmp_path / "salts" / "2026-03-02").read_bytes()
+    assert visitor_hash(salt, "www.example.com", ipaddress.ip_address(IP), UA) == h
+
+
+def test_with_consent_no_hash_and_the_ids_as_sent(tmp_path: Path) -> None:
+    ing, sink = make(tmp_path, Clock(DAY1))
+    assert handler(http_api(good()), ingestor=ing)["statusCode"] == 202
+    [rec] = sink.records
+    assert rec["consent"] is True and "visitor_hash" not in rec
+    assert rec["session_id"] == good()["session_id"]
+    assert not (tmp_path / "salts").exists()  # a request with ids never needs a salt
+
+
+def test_salts_are_0600_and_gone_after_48_hours(tmp_path: Path) -> None:
+    clock = Clock(DAY1)
+    ing, _ = make(tmp_path, clock)
+    folder = tmp_path / "salts"
+    send(ing)
+    f1 = folder / "2026-03-02"
+    assert stat.S_IMODE(f1.stat().st_mode) == 0o600 and len(f1.read_bytes()) == 32
+    clock.now = datetime(2026, 3, 3, 23, 59, 59, tzinfo=UTC)  # 47:59:59 after day 1 began
+    send(ing)
+    assert sorted(p.name for p in folder.iterdir()) == ["2026-03-02", "2026-03-03"]
+    clock.now = datetime(2026, 3, 4, 0, 0, 1, tzinfo=UTC)  # 48 h after day 1 began
+    send(ing)
+    assert sorted(p.name for p in folder.iterdir()) == ["2026-03-03", "2026-03-04"]
+    # a quiet store is purged on the collector's timer, without any request
+    assert ing.salts.purge(date(2026, 3, 6)) == 2 and list(folder.iterdir()) == []
+
+
+def test_two_processes_never_use_two_salts_for_one_day(tmp_path: Path) -> None:
+    stores = [LocalSalts(tmp_path / "salts") for _ in range(8)]
+    got: list[bytes] = []
+    barrier = threading.Barrier(len(stores))
+
+    def one(s: LocalSalts) -> None:
+        barrier.wait()
+        got.append(s.salt(date(2026, 3, 2)))
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and len(set(got)) == 1
+    assert [p.name for p in (tmp_path / "salts").iterdir()] == ["2026-03-02"]  # no temp left
+
+
+@pytest.mark.s3
+def test_s3_salts_conditional_create_and_purge(s3_bucket: str, moto_endpoint: str) -> None:
+    url = f"s3://{s3_bucket}/salts"
+    day = date(2026, 3, 2)
+
+    def client() -> Any:
+        return boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+
+    # Instance B looked before A created the day's salt: its own create is refused (412) by the
+    # conditional PUT, and it reads A's.
+    a, b = S3Salts(url, client()), S3Salts(url, client())
+    real_get = b.client.get_object
+    calls = {"n": 0}
+
+    def late_get(**kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            a_salt.append(a.salt(day))  # A creates it in between
+            raise b.client.exceptions.NoSuchKey({"Error": {"Code": "NoSuchKey"}}, "GetObject")
+        return real_get(**kw)
+
+    a_salt: list[bytes] = []
+    b.client.get_object = late_get
+    assert b.salt(day) == a_salt[0] and len(a_salt[0]) == 32
+    # many instances at once on a new day: one salt
+    got: list[bytes] = []
+    stores = [S3Salts(url, client()) for _ in range(6)]
+    barrier = threading.Barrier(len(stores))
+
+    def one(s: S3Salts) -> None:
+        barrier.wait()
+        got.append(s.salt(day + timedelta(days=1)))
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(got)) == 1
+    assert a.purge(day + timedelta(days=2)) == 1  # day 1 is 48 h old
+    keys = [o["Key"] for o in client().list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert keys == ["salts/2026-03-03"]
+
+
+def test_no_salt_no_event_a_503_that_names_nothing() -> None:
+    class Broken:
+        def salt(self, day: date) -> bytes:
+            raise OSError(13, "Permission denied", "/data/salts")
+
+        def purge(self, today: date) -> int:
+            return 0
+
+    sink = MemorySink()
+    ing = Ingestor(IngestConfig(("*",)), sink, clock=Clock(DAY1), salts=Salts(Broken()))
+    ev = http_api(anonymous())
+    resp = handler(ev, ingestor=ing)
+    assert resp["statusCode"] == 503 and json.loads(resp["body"])["reason"] == "salt_unavailable"
+    assert sink.records == [] and "/data/salts" not in resp["body"]
+    with pytest.raises(SaltUnavailable):
+        ing.salts.for_day(DAY1.date())
+
+
+# --- the client's address ---------------------------------------------------------------------
+
+def test_which_address_counts() -> None:
+    direct = ClientAddress()
+    assert str(direct.resolve("198.51.100.1", {"x-forwarded-for": IP})) == "198.51.100.1"
+    proxied = ClientAddress.from_env({"ANALYTICS_CLIENT_IP_HEADER": "X-Forwarded-For",
+                                      "ANALYTICS_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8"})
+    # from a trusted proxy: the rightmost address that is not a trusted proxy
+    assert str(proxied.resolve("10.0.0.5", {"x-forwarded-for": f"1.1.1.1, {IP}, 10.0.0.9"})) == IP
+    # from anyone else: the header is the client's own say, ignored
+    assert str(proxied.resolve("198.51.100.1", {"x-forwarded-for": IP})) == "198.51.100.1"
+    # a bad header value: the peer, and no exception (whose message would hold the value)
+    assert str(proxied.resolve("10.0.0.5", {"x-forwarded-for": "999.1.1.1"})) == "10.0.0.5"
+    cf = ClientAddress.from_env({"ANALYTICS_CLIENT_IP_HEADER": "cloudfront-viewer-address",
+                                 "ANALYTICS_TRUSTED_PROXIES": "0.0.0.0/0,::/0"})
+    assert str(cf.resolve("130.176.1.1", {"cloudfront-viewer-address": f"{IP}:46532"})) == IP
+    assert str(cf.resolve("130.176.1.1", {"cloudfront-viewer-address": "[2001:db8::1]:443"})
+               ) == "2001:db8::1"
+    # the same client over IPv4 or IPv4-mapped IPv6, with or without a zone: the same address
+    assert str(direct.resolve(f"::ffff:{IP}", {})) == IP
+    assert str(direct.resolve("fe80::1%eth0", {})) == "fe80::1"
+    with pytest.raises(ValueError, match="needs ANALYTICS_TRUSTED_PROXIES"):
+        ClientAddress.from_env({"ANALYTICS_CLIENT_IP_HEADER": "x-forwarded-for"})
+
+
+def test_the_address_is_in_no_record_log_or_error(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    """Every path a request can take through the Lambda handler, each failure included, with
+    the client's address in the request context and in headers: the address appears nowhere."""
+    caplog.set_level(logging.DEBUG)
+    clock = Clock(DAY1)
+    address = ClientAddress.from_env({"ANALYTICS_CLIENT_IP_HEADER": "x-forwarded-for",
+                                      "ANALYTICS_TRUSTED_PROXIES": "10.0.0.0/8"})
+    ing, sink = make(tmp_path, clock, address)
+    answers = []
+
+    def go(body: Any, sink_obj: Any = None, **ctx: str) -> None:
+        ev = http_api(body, headers={"x-forwarded-for": f"{IP}, 10.0.0.2"})
+        ev["requestContext"]["http"]["sourceIp"] = ctx.get("peer", "10.0.0.1")
+        target = ing if sink_obj is None else Ingestor(
+            IngestConfig(("*",)), sink_obj, clock=clock, salts=ing.salts,
+            client_address=address)
+        answers.append(json.dumps(handler(ev, ingestor=target)))
+
+    class Crashing:
+        def put(self, records: list[dict]) -> None:
+            raise ConnectionResetError("reset by peer")
+
+    go(anonymous())
+    go([anonymous(), anonymous(page_path="/p?ip=" + IP, page_title="from " + IP)])
+    go(anonymous(event_type="nope"))
+    go("{not json")
+    go(anonymous(), Crashing())
+    go(anonymous(), peer="not an address")
+    broken = Ingestor(IngestConfig(("*",)), sink, clock=clock,
+                      salts=Salts(LocalSalts(tmp_path / "file")), client_address=address)
+    (tmp_path / "file").write_text("a file where the salt folder should be")
+    answers.append(json.dumps(handler(http_api(anonymous()), ingestor=broken)))
+    assert [json.loads(a)["statusCode"] for a in answers] == [202, 202, 400, 400, 503, 202, 503]
+    assert len(sink.records) == 4 and all("visitor_hash" in r for r in sink.records)
+    out, err = capfd.readouterr()
+    texts = {"records": json.dumps(sink.records), "answers": "\n".join(answers),
+             "log": caplog.text, "stdout": out, "stderr": err}
+    forms = (IP, ipaddress.ip_address(IP).packed.hex(), str(int(ipaddress.ip_address(IP))))
+    leaks = [(where, f) for where, text in texts.items() for f in forms if f in text]
+    assert caplog.text  # the failures were logged: and without the address
+    assert leaks == []
+
+
+def test_the_collector_uses_its_peer_or_a_trusted_header_and_keeps_neither(
+        collector_factory, tmp_path: Path) -> None:  # noqa: F811
+    c = collector_factory(flush_seconds=0.2, env={
+        "ANALYTICS_CLIENT_IP_HEADER": "x-forwarded-for",
+        "ANALYTICS_TRUSTED_PROXIES": "127.0.0.0/8"})
+    events = [anonymous(), anonymous(), anonymous(page_path=f"/from/{IP}")]
+    r = httpx.post(f"{c.url}/v1/events", content=json.dumps(events), timeout=10,
+                   headers={"content-type": "application/json", "user-agent": UA,
+                            "x-forwarded-for": f"{IP}, 127.0.0.1"})
+    assert r.status_code == 202
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not list((c.data / "raw").rglob("*.gz")):
+        time.sleep(0.1)
+    metrics = httpx.get(f"{c.url}/metrics").text + httpx.get(f"{c.url}/healthz").text
+    c.stop()
+    records = [json.loads(x) for p in (c.data / "raw").rglob("*.gz")
+               for x in gzip.decompress(p.read_bytes()).splitlines()]
+    assert len(records) == 3 and records[2]["page_path"] == "/from/(ip)"
+    [salt_file] = (c.data / "salts").iterdir()
+    day = datetime.fromisoformat(records[0]["ingest_ts"].replace("Z", "+00:00")).date()
+    assert salt_file.name == day.isoformat()
+    expected = visitor_hash(salt_file.read_bytes(), "www.example.com",
+                            ipaddress.ip_address(IP), UA)
+    assert {r["visitor_hash"] for r in records} == {expected}  # the trusted header's address
+    everything = [c.log.read_text(), metrics, json.dumps(records)]
+    everything += [p.read_text(errors="replace") for p in (c.data / "spool").rglob("*")
+                   if p.is_file()]
+    assert not any(IP in text for text in everything)
+
+
+# --- the scrub ---------------------------------------------------------------------------------
+
+def sql_scrub(values: list[str]) -> list[str]:
+    from analytics_platform.duck import MACROS
+
+    con = duckdb.connect()
+    con.execute(MACROS)
+    rows = con.execute("SELECT scrub(v) FROM unnest($v) WITH ORDINALITY t(v, i) ORDER BY i",
+                       {"v": values}).fetchall()
+    return [r[0] for r in rows]
+
+
+def _ipv6_forms(ip: ipaddress.IPv6Address) -> st.SearchStrategy[str]:
+    return st.sampled_from([ip.compressed, ip.exploded, ip.compressed.upper(),
+                            f"{ip.compressed}%eth0", f"[{ip.compressed}]:443"])
+
+
+addresses = st.one_of(
+    st.emails(),
+    st.builds(lambda local, dom, tld: f"{local}@{dom}.{tld}",
+              st.text(st.characters(categories=("Ll", "Lu", "Lo", "Nd")), min_size=1,
+                      max_size=12),
+              st.text(st.characters(categories=("Ll", "Lo")), min_size=1, max_size=10),
+              st.sampled_from(["com", "org", "de", "рф", "中国", "xn--p1ai"])),
+    st.ip_addresses(v=4).map(str),
+    # "::" alone (the unspecified address) names no one and is left as text
+    st.ip_addresses(v=6).filter(lambda ip: not ip.is_unspecified).flatmap(_ipv6_forms),
+    st.ip_addresses(v=4).map(lambda ip: f"::ffff:{ip}"),
+    st.sampled_from(["::1", "1::", "fe80::1%en0", "2001:db8::", "::ffff:10.0.0.1"]),
+)
+encodings = st.sampled_from(["plain", "percent", "percent_at", "plus", "double", "html"])
+# What may stand beside an address in text: not a character that would make it part of a
+# longer token (a letter, a digit, a dot joining a dotted run).
+separators = st.sampled_from([" ", ", ", ",", "; ", "\n", "(", ")", "<", ">", '"', "'", "/",
+                              "=", " - ", "\t", ":", "|", "\u200b", "&"])
+
+
+def encode(addr: str, how: str) -> str:
+    return {"plain": addr, "percent": quote(addr, safe=""), "plus": quote_plus(addr),
+            "percent_at": addr.replace("@", "%40"), "double": quote(quote(addr, safe=""), safe=""),
+            "html": addr.replace("@", "&#64;").replace(".", "&#46;")}[how]
+
+
+def _leaked(addr: str, how: str, out: str) -> bool:
+    """Whether the address (or its user part and host, or its digits) is still in ``out``."""
+    seen = [addr, encode(addr, how)]
+    if "@" in addr:
+        local, _, domain = addr.rpartition("@")
+        seen += [f"{local}@", f"@{domain}", quote(local, safe="") + "%40"]
+    return any(s in out for s in seen)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=30), separators, addresses, encodings, separators, st.text(max_size=30),
+       st.integers(1, 3))
+@example("jamie", " ", "josé@example.com", "plain", ". ", "", 1)
+@example("", "", "1.2.3.4", "plain", ",", "", 2)
+@example("from ", "", "10.0.0.1", "plain", ".", "", 1)
+@example("", " ", "::1", "plain", " ", "", 1)
+def test_no_address_survives_the_edge_scrub(prefix: str, sep1: str, addr: str, how: str,
+                                            sep2: str, suffix: str, times: int) -> None:
+    text = prefix + sep1 + sep2.join([encode(addr, how)] * times) + sep2 + suffix
+    out = scrub(text)
+    if _leaked(addr, how, scrub(prefix + sep1 + sep2 + suffix)):
+        return  # the surrounding text holds it on its own (Hypothesis wrote it there)
+    assert not _leaked(addr, how, out), (text, out)
+    # and the pipeline's macro has nothing left to replace in what the edge stored
+    assert sql_scrub([out]) == [out]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from("0123456789abcdefABCDEF.:%@-_+ ,xyz/é\n"), max_size=60)
+       | st.text(max_size=60))
+@example("1.2.3.4 5.6.7.8 dead:beef:cafe:0:1:2:3:4")
+@example("a.b@c.de 12:30:45:00 ::1")
+def test_what_the_sql_macro_replaces_the_edge_has_replaced_already(text: str) -> None:
+    out = scrub(text)
+    assert sql_scrub([out]) == [out], (text, out)
+    assert scrub(out) == out  # and the scrub is idempotent
+
+
+# The pipeline's SQL macro (duck.py) lets these through; the edge scrub does not. For the
+# pipeline's helper: strict, so this fails once the macro catches them (then drop the marker).
+SQL_LEAKS = ["josé@example.com", "1.2.3.4,5.6.7.8", "10.0.0.1.", "::1", "jamie%2540example.com",
+             "jamie&#64;example.com", "jamie@bücher.de", "ja\u200bmie@example.com",
+             "jamie＠example.com", "fe80::1%eth0"]
+
+
+@pytest.mark.parametrize("text", SQL_LEAKS)
+def test_the_edge_catches_what_the_sql_macro_misses(text: str) -> None:
+    out = scrub(text)
+    assert "(ip)" in out or "(email)" in out
+    assert not any(part in out for part in ("jamie", "josé", "5.6.7.8", "10.0.0.1", "::1",
+                                            "fe80", "eth0"))
+
+
+@pytest.mark.xfail(strict=True, reason="the SQL scrub macro (duck.py) misses these: see "
+                                       "SQL_LEAKS, for the pipeline's part of issue 18")
+def test_the_sql_macro_catches_them_too() -> None:
+    outs = sql_scrub(SQL_LEAKS)
+    leaked = [t for t, o in zip(SQL_LEAKS, outs, strict=True)
+              if any(p in o for p in ("jamie", "josé", "5.6.7.8", "10.0.0.1", "::1", "eth0"))]
+    assert leaked == []
+
+
+@pytest.mark.parametrize(("path", "stored"), [
+    ("/signup?token=SECRET\n&x", "/signup"),
+    ("/signup\n?token=SECRET", "/signup"),
+    ("/p?utm_source=news&token=x&UTM_MEDIUM=mail#frag", "/p?utm_source=news&UTM_MEDIUM=mail"),
+    ("/unsubscribe/jamie.doe@example.org", "/unsubscribe/(email)"),
+    ("/u/jamie.doe%40example.org/", "/u/(email)/"),
+    ("?token=x", ""),
+    ("https://user:secret@example.com/a?q=search+terms", "https://example.com/a"),
+])
+def test_urls_keep_only_utm_tags(path: str, stored: str) -> None:
+    assert scrub_url(path) == stored
+
+
+def test_every_control_and_format_character_is_removed() -> None:
+    missing = [hex(cp) for cp in range(sys.maxunicode + 1)
+               if unicodedata.category(chr(cp)) in ("Cc", "Cf") and not _INVISIBLE.match(chr(cp))]
+    assert missing == []
+    assert scrub("a\u202eb\u2066c\x00d\ufeffe") == "abcde"
+
+
+def test_the_handler_stores_scrubbed_events_within_their_limits(tmp_path: Path) -> None:
+    ing, sink = make(tmp_path, Clock(DAY1))
+    long_title = "x" * 509 + "::1"  # 512: the replacement "(ip)" is longer than "::1"
+    rec = send(ing, page_path="/signup?token=SECRET\n&x", page_title=long_title,
+               referrer="https://mail.example.com/inbox?u=jamie@example.org",
+               utm_content="jamie@example.org", page_host="www.example.com",
+               props={"jamie@example.org": 1, "where": "from 10.0.0.1."})
+    assert rec["page_path"] == "/signup"
+    assert rec["referrer"] == "https://mail.example.com/inbox"
+    assert len(rec["page_title"]) == 512 and rec["page_title"].endswith("(ip")
+    assert rec["utm_content"] == "(email)"
+    assert rec["props"] == {"(email)": 1, "where": "from (ip)."}
+    assert validate_raw_record(rec) == []
+    rec = send(ing, event_type="custom", props={"name": "\u200b"})
+    assert rec["props"] == {"name": "(blank)"} and validate_raw_record(rec) == []
+    assert send(ing, page_path="?token=x")["page_path"] == "/"
+
+
+def test_s3_salts_need_an_s3_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    import analytics_platform.ingest.lambda_handler as lh
+
+    monkeypatch.setattr(lh, "_INGESTOR", None)
+    monkeypatch.setenv("ANALYTICS_SINK", "s3")
+    monkeypatch.setenv("ANALYTICS_RAW_URL", "s3://bucket/raw")
+    monkeypatch.setenv("ANALYTICS_SALT_URL", os.fspath(Path("/tmp/salts")))
+    resp = lh.handler(http_api(anonymous()))
+    assert resp["statusCode"] == 500 and json.loads(resp["body"])["reason"] == "misconfigured"
