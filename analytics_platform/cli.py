@@ -7,10 +7,14 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from analytics_platform import settings
+
+if TYPE_CHECKING:
+    from analytics_platform.serve import Topology
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -312,10 +316,12 @@ def demo(days: int, visitors_per_day: int, port: int, collector_port: int, dashb
         "Ctrl-C stops them all."))
 
 
-def _supervise(topology: object, storage: str, done: str, roles: tuple[str, ...] = ()) -> None:
+def _supervise(topology: Topology, storage: str, done: str,
+               roles: tuple[str, ...] = ()) -> None:
     """Run the roles under the supervisor; print ``done`` once every server answers."""
-    from analytics_platform.serve import ROLES, Supervisor
+    from analytics_platform.serve import ROLES, Supervisor, write_roles
 
+    write_roles(topology, roles or ROLES)  # what `serve --health-check` probes
     log_dir = settings.data_dir() / "logs" if settings.serve_logs() == "files" else None
     click.echo(f"Dagster storage: {storage}; the servers' logs: "
                + (f"{log_dir}/" if log_dir else "this output"))

@@ -1,4 +1,5 @@
-"""Data files users edit: the funnels (YAML) and the referrer table (CSV), loaded and checked."""
+"""Data files users edit: the funnels and goals (YAML) and the referrer table (CSV), loaded and
+checked."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import yaml
@@ -16,11 +18,13 @@ PACKAGE_DIR = Path(__file__).parent
 
 
 class ConfigError(ValueError):
-    """A funnels or referrers file that cannot be used; the message says where and why."""
+    """A funnels, goals or referrers file that cannot be used; the message says where and why."""
 
 
 @dataclass(frozen=True)
 class FunnelStep:
+    """What an event must be to count: a funnel's step, or a goal (the same condition)."""
+
     name: str
     event_type: str
     page_path: str | None = None
@@ -35,17 +39,56 @@ class Funnel:
     steps: tuple[FunnelStep, ...]
 
 
-def load_funnels(path: Path | None = None) -> list[Funnel]:
-    """The funnels of ``path`` (default: the shipped ``funnels.yaml``)."""
-    path = path or PACKAGE_DIR / "funnels.yaml"
+class Goal(FunnelStep):
+    """A goal (CONTRACT §5, ``goals_daily``): a session converts on it when one of its events
+    matches, exactly as an event matches a funnel step."""
+
+
+M = TypeVar("M", bound=FunnelStep)
+MATCH_KEYS = {"name", "event_type", "page_path", "prop", "min", "equals"}
+
+
+def _parse_match(s: object, at: str, cls: type[M]) -> M:
+    """One event condition (a funnel step or a goal) of a YAML file, checked."""
+    if not isinstance(s, dict):
+        raise ConfigError(f"{at}: expected a mapping")
+    unknown = set(s) - MATCH_KEYS
+    if unknown:
+        raise ConfigError(f"{at}: unknown keys {sorted(unknown)}")
+    if s.get("event_type") not in EVENT_TYPES:
+        raise ConfigError(f"{at}: event_type must be one of {', '.join(EVENT_TYPES)}")
+    if ("min" in s or "equals" in s) and not s.get("prop"):
+        raise ConfigError(f"{at}: 'min' and 'equals' need a 'prop'")
+    if "min" in s and (not isinstance(s["min"], (int, float)) or isinstance(s["min"], bool)):
+        raise ConfigError(f"{at}: 'min' must be a number")
+    if "page_path" in s and (not isinstance(s["page_path"], str) or not s["page_path"]):
+        raise ConfigError(f"{at}: 'page_path' must be a path such as /pricing")
+    return cls(
+        name=str(s.get("name") or s["event_type"]),
+        event_type=s["event_type"],
+        page_path=s.get("page_path"),
+        prop=s.get("prop"),
+        min=s.get("min"),
+        equals=s.get("equals"),
+    )
+
+
+def _read_list(path: Path, key: str, what: str) -> list:
+    """The top-level ``key:`` list of a YAML file, not empty."""
     try:
         doc = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read funnels: {e}") from e
-    if not isinstance(doc, dict) or not isinstance(doc.get("funnels"), list) or not doc["funnels"]:
-        raise ConfigError(f"{path}: expected a top-level 'funnels:' list")
+        raise ConfigError(f"{path}: cannot read {what}: {e}") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), list) or not doc[key]:
+        raise ConfigError(f"{path}: expected a top-level '{key}:' list")
+    return doc[key]
+
+
+def load_funnels(path: Path | None = None) -> list[Funnel]:
+    """The funnels of ``path`` (default: the shipped ``funnels.yaml``)."""
+    path = path or PACKAGE_DIR / "funnels.yaml"
     funnels, names = [], set()
-    for i, f in enumerate(doc["funnels"]):
+    for i, f in enumerate(_read_list(path, "funnels", "funnels")):
         where = f"{path}: funnel #{i + 1}"
         if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"]:
             raise ConfigError(f"{where}: needs a 'name'")
@@ -55,30 +98,26 @@ def load_funnels(path: Path | None = None) -> list[Funnel]:
         steps = f.get("steps")
         if not isinstance(steps, list) or len(steps) < 2:
             raise ConfigError(f"{where} ({f['name']}): needs at least two 'steps'")
-        parsed = []
-        for k, s in enumerate(steps):
-            at = f"{where} ({f['name']}), step {k + 1}"
-            if not isinstance(s, dict):
-                raise ConfigError(f"{at}: expected a mapping")
-            unknown = set(s) - {"name", "event_type", "page_path", "prop", "min", "equals"}
-            if unknown:
-                raise ConfigError(f"{at}: unknown keys {sorted(unknown)}")
-            if s.get("event_type") not in EVENT_TYPES:
-                raise ConfigError(f"{at}: event_type must be one of {', '.join(EVENT_TYPES)}")
-            if ("min" in s or "equals" in s) and not s.get("prop"):
-                raise ConfigError(f"{at}: 'min' and 'equals' need a 'prop'")
-            if "min" in s and not isinstance(s["min"], (int, float)):
-                raise ConfigError(f"{at}: 'min' must be a number")
-            parsed.append(FunnelStep(
-                name=str(s.get("name") or s["event_type"]),
-                event_type=s["event_type"],
-                page_path=s.get("page_path"),
-                prop=s.get("prop"),
-                min=s.get("min"),
-                equals=s.get("equals"),
-            ))
+        parsed = [_parse_match(s, f"{where} ({f['name']}), step {k + 1}", FunnelStep)
+                  for k, s in enumerate(steps)]
         funnels.append(Funnel(f["name"], tuple(parsed)))
     return funnels
+
+
+def load_goals(path: Path | None = None) -> list[Goal]:
+    """The goals of ``path`` (default: the shipped ``goals.yaml``): each a unique ``name`` and
+    the condition an event meets (the keys of a funnel step)."""
+    path = path or PACKAGE_DIR / "goals.yaml"
+    goals: list[Goal] = []
+    for i, g in enumerate(_read_list(path, "goals", "goals")):
+        where = f"{path}: goal #{i + 1}"
+        if not isinstance(g, dict) or not isinstance(g.get("name"), str) or not g[
+                "name"].strip():
+            raise ConfigError(f"{where}: needs a 'name'")
+        if g["name"] in {x.name for x in goals}:
+            raise ConfigError(f"{where}: the name {g['name']!r} is used twice")
+        goals.append(_parse_match(g, f"{where} ({g['name']})", Goal))
+    return goals
 
 
 # The referrer database: Snowplow's referer-parser ``referers.yml`` (GPL-3.0, see

@@ -41,6 +41,11 @@ MAX_PROPS_KEYS = 20
 MAX_PROPS_KEY_CHARS = 64
 MAX_PROPS_VALUE_CHARS = 512
 
+# A session ends after this long without an event (CONTRACT §4): the tracker renews its
+# session_id after it (analytics.js), and the pipeline cuts the events of one visitor_hash with
+# it (defs/sessions). Written here once for the pipeline and the simulator.
+SESSION_INACTIVITY_MINUTES = 30
+
 SCROLL_DEPTHS: tuple[int, ...] = (25, 50, 75, 100)
 TIME_MILESTONES: tuple[int, ...] = (30, 60, 180, 300)
 

@@ -162,18 +162,25 @@ class PipelineAssumptions:
     buffer_seconds: int = 180
     sensor_seconds: int = settings.SENSOR_INTERVAL_S3
     tracker_batch_seconds: float = 5.0  # the tracker sends a batch every 5 s
-    # Runs the current automation makes (defs/automation), counted from its definitions: the
-    # raw-lake sensor asks for an `events` run of an hour whenever the hour's objects changed
-    # since its last tick (so one per new Firehose object, at most one per tick); the hourly
-    # schedule asks for one more an hour (for the hour the sensor already did); every `events`
-    # run then refreshes the sessions and daily marts of the 3 days whose window holds the hour
-    # (a run per day: a day's sessions read the day before to two days after, and the automation
-    # looks back 3 days), and the all-history marts. Measured (`dagster dev`, local raw lake,
-    # sensors every 30 s, a new object every 90 s, 6 objects): 6 `events` runs, 21 day runs (the
-    # current day twice after half the objects) and 6 all-history runs: 5.5 runs an object.
-    schedule_runs_per_day: int = 24
-    daily_runs_per_events_run: float = 3.5
-    history_runs_per_events_run: float = 1.0
+    # Runs the automation makes (defs/automation), counted from its definitions and measured with
+    # `python bench/runs.py` (the production daemon on a local raw lake, a Firehose object every
+    # 45 s standing for 180 s, sensors every 5 s standing for 30 s): the raw-lake sensor asks for
+    # an `events` run of an hour when its objects changed since the hour was last processed (one
+    # per new object; none while a run of that hour is queued, at most one more after one in
+    # progress); the hourly schedule only for an hour no run processed with its current objects
+    # (an hour without objects: none while every hour has some); the downstream automation for
+    # one `daily_job` run per `events` run, of the days the hour's sessions belong to (one; two
+    # for the runs of the first hour after midnight UTC, whose sessions began the day before: at
+    # most 20 of the day's 480, hence 1.05), and the all-history marts at most once every
+    # ANALYTICS_HISTORY_INTERVAL_MINUTES (60, 10 in the compressed run). Measured: 16 objects
+    # made 16 `events` runs, 16 day runs and 1 all-history run (2.06 runs an object), and no run
+    # of the 4 hours backfilled just before; the automation before issue 17 §5, same run: 16
+    # `events` runs, 25 day runs (3 days an hour, coalesced while busy on 2 loaded cores) and 8
+    # all-history runs (3.06 an object), plus the 4 backfilled hours again (5.5 an object with
+    # sensors every 30 s and an object every 90 s under `dagster dev`).
+    schedule_runs_per_day: int = 24  # when no hour has objects; fewer as hours fill
+    daily_runs_per_events_run: float = 1.05
+    history_interval_minutes: float = settings.HISTORY_INTERVAL_MINUTES
     # One run is one process: Dagster, the definitions, the run's events. Measured here
     # (x86_64, `/usr/bin/time dagster asset materialize` on a 1M-events-a-month lake): 6.4–7.0
     # CPU-s for an events hour, 8.2 for a day's sessions and marts, 7.5 for the history marts,
@@ -235,9 +242,9 @@ class Runs:
     def to_text(self) -> str:
         return (f"{self.total:,.0f} runs a day: {self.sensor:,.0f} `events` runs from the "
                 f"raw-lake sensor (one per new Firehose object, {self.objects:,.0f} a day) + "
-                f"{self.schedule:,.0f} from the hourly schedule; after each of them, the "
-                f"sessions and daily marts of 3 days ({self.daily:,.0f} day runs) and the "
-                f"all-history marts ({self.history:,.0f}).")
+                f"{self.schedule:,.0f} from the hourly schedule (hours without objects); "
+                f"{self.daily:,.0f} runs of the days those hours changed, and the all-history "
+                f"marts {self.history:,.0f} times (at most hourly).")
 
 
 def ingest_assumptions(p: PipelineAssumptions | None = None) -> Assumptions:
@@ -248,16 +255,18 @@ def ingest_assumptions(p: PipelineAssumptions | None = None) -> Assumptions:
 
 def runs_per_day(events: int, p: PipelineAssumptions | None = None,
                  a: Assumptions | None = None) -> Runs:
-    """The runs the current automation makes a day at a steady ``events`` events a month."""
+    """The runs the automation makes a day at a steady ``events`` events a month."""
     p = p or PipelineAssumptions()
     a = a or ingest_assumptions(p)
     requests = events / DAYS_PER_MONTH / a.events_per_request
     # Firehose writes an object per buffer interval that received a request.
     objects = min(SECONDS_PER_DAY / a.buffer_seconds, requests)
     sensor = min(objects, SECONDS_PER_DAY / a.sensor_seconds)
-    n_events = sensor + p.schedule_runs_per_day
-    return Runs(objects, sensor, p.schedule_runs_per_day, n_events * p.daily_runs_per_events_run,
-                n_events * p.history_runs_per_events_run)
+    # the schedule runs only the hours no sensor run processed: those without objects
+    schedule = max(0.0, p.schedule_runs_per_day - objects)
+    n_events = sensor + schedule
+    history = min(n_events, 24 * 60 / p.history_interval_minutes)
+    return Runs(objects, sensor, schedule, n_events * p.daily_runs_per_events_run, history)
 
 
 def latency(design: Design, p: PipelineAssumptions | None = None) -> tuple[float, float]:
@@ -335,6 +344,11 @@ def pipeline_bill(events: int, design: Design | str = "machine",
             + runs.history * p.files_per_history_run) * DAYS_PER_MONTH
     bill.add("S3 PUT (lake files)", f"{puts:,.0f} files written",
              puts / 1000 * s3["put_per_thousand"])
+    # Each `events` run lists its hour once more, to record what it processed (the raw-lake
+    # sensor compares with it: defs/automation/records.py); LIST is billed at the PUT rate.
+    lists = runs.events * DAYS_PER_MONTH
+    bill.add("S3 LIST (events runs)", f"{lists:,.0f} requests",
+             lists / 1000 * s3["put_per_thousand"])
     # Each `events` run reads every object of its hour so far (the ingest bill counts one read).
     per_hour = runs.objects / 24
     rereads = max(0.0, (per_hour * (per_hour + 1) / 2 + per_hour) - per_hour) * 24
@@ -446,7 +460,7 @@ def stack_text(events: int, design: str = "machine", mode: str = "firehose",
     out += block("Ingest (infra/modules/ingest, storage)", ingest)
     out += block("Pipeline and dashboard (infra/modules/pipeline)", pipe)
     out.append(f"  {'total':<{width}}  {'':<{usage}}  ${ingest.total + pipe.total:>7.2f}")
-    out += ["", f"Runs (the current automation): {runs_per_day(events, p).to_text()}",
+    out += ["", f"Runs: {runs_per_day(events, p).to_text()}",
             f"The machine: {cpu:.2f} vCPU on average of its "
             f"{yaml.safe_load(PRICES.read_text())['ec2_vcpus'][d.instance]}.",
             f"Event → dashboard: about {typical:.0f} s, at most {worst:.0f} s (tracker batch "

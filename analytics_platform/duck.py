@@ -5,30 +5,91 @@ Never the warehouse file (see storage.py for why).
 
 import duckdb
 
+from analytics_platform.ingest.privacy import _FORMAT, _MARKS
 from analytics_platform.settings import data_dir, duckdb_memory_limit
 
-# The macros every pipeline statement may use. scrub: values that may never reach a table (CONTRACT
-# §3.5), e-mail addresses (also URL-encoded) and IPv4 / IPv6 addresses, are replaced wherever
-# free text is kept.
-MACROS = r"""
+# The scrub macro (CONTRACT §3.5): e-mail and IP addresses never reach a table. The edge scrubs
+# every record before it is stored (ingest/privacy.py, the stronger of the two: it decodes, and
+# checks IPv6 candidates with the ipaddress module); this macro is the warehouse's own guarantee
+# for records stored before that, and whatever it would replace the edge has replaced already
+# (property-tested in test_privacy_edge.py). RE2 has no look-around, so a boundary is a character
+# the match consumes; two addresses sharing one separator ("1.2.3.4,5.6.7.8") are caught by a
+# second pass, which is enough: an address skipped by the first pass has replaced neighbours.
+_FORMAT_RE2 = "".join(f"\\x{{{ord(c):x}}}" if c != "-" else "-" for c in _FORMAT)
+_MARKS_RE2 = "".join(f"\\x{{{ord(c):x}}}" if c != "-" else "-" for c in _MARKS)
+_AT = r"(?:@|\x{ff20}|\x{fe6b}|%(?:25){0,2}40|&#0*64;|&#[xX]0*40;|&commat;)"
+_EMAIL = (rf"[\pL\pM\pN._%+\-]+{_AT}[\pL\pN{_MARKS_RE2}\-]+(?:\.[\pL\pN{_MARKS_RE2}\-]+)*"
+          r"\.(?:\pL{2,}|xn--[0-9a-z\-]+)")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
+_IPV4 = (rf"(^|[^0-9.]|^\.|[^0-9]\.)(?:{_OCTET}\.){{3}}{_OCTET}($|[^0-9.]|\.$|\.[^0-9])")
+_H = "[0-9A-Fa-f]{1,4}"
+_IPV6 = (
+    r"(^|[^0-9A-Za-z_:.%])(?:"
+    rf"::[fF]{{4}}:(?:{_OCTET}\.){{3}}{_OCTET}"  # IPv4-mapped
+    rf"|{_H}(?::{_H}){{3,7}}"  # four or more groups (not "std::vector", not "10:30")
+    rf"|{_H}(?::{_H})*::(?:{_H}(?::{_H})*)?"  # "::" with groups before it
+    rf"|::{_H}(?::{_H}){{0,6}}"  # "::1"
+    r")(?:%[0-9A-Za-z_~\-]+)?"  # a zone id
+    r"($|[^0-9A-Za-z_:.%]|\.$|\.[^0-9A-Za-z_:.%])"
+)
+# Almost no value holds an address, and every address holds a "." (IPv4, an e-mail's domain) or
+# a ":" (IPv6), or is written with characters beyond ASCII (＠, a zero-width space): three string
+# scans, far cheaper than a regex call, pass the values that can. A regex then finds what the
+# passes could replace (an at sign in any form, a digit-dot-digit, a colon between hex digits or
+# two colons, a format character), and only those values run the passes they need: a version
+# number runs the IPv4 passes only. Measured with bench/scrub.py (a million values, a tenth of
+# them slow-path look-alikes such as "v1.2.3" or "10:30", 0.5 % with an address), see
+# docs/BENCHMARKS.md. Control characters (Cc) are no part of an address and separate it from
+# its neighbours as any punctuation does: they are left as they are (the edge removes them).
+_MAYBE = (r"[@\x{ff20}\x{fe6b}]|%(?:25)*40|&#|&commat;|[0-9]\.[0-9]|[0-9A-Fa-f]:[0-9A-Fa-f]|::"
+          rf"|[{_FORMAT_RE2}]")
+
+
+def _sql(pattern: str) -> str:
+    return "'" + pattern.replace("'", "''") + "'"
+
+
+def _passes(x: str, *, visible: bool, emails: bool, ipv6: bool) -> str:
+    """The replacements a value needs, innermost first."""
+    if visible:  # format characters go, but stand for a space where the edge's do (privacy.py)
+        x = (f"regexp_replace(regexp_replace(regexp_replace({x}, '([0-9A-Fa-f.:])[{_FORMAT_RE2}]+"
+             rf"([0-9A-Fa-f.:])', '\1 \2', 'g'), '(:)[{_FORMAT_RE2}]+|[{_FORMAT_RE2}]+(:)', "
+             rf"'\1 \2', 'g'), '[{_FORMAT_RE2}]+', '', 'g')")
+    if emails:
+        x = f"regexp_replace({x}, {_sql(_EMAIL)}, '(email)', 'g')"
+    for pattern in ((_IPV6, _IPV6) if ipv6 else ()) + (_IPV4, _IPV4):
+        x = f"regexp_replace({x}, {_sql(pattern)}, '\\1(ip)\\2', 'g')"
+    return x
+
+
+_SCRUB = f"""
 CREATE OR REPLACE MACRO scrub(x) AS CASE
-    -- almost no value holds an address: one cheap scan decides whether the three below run
-    WHEN NOT regexp_matches(x, '@|%40|[0-9]\.[0-9]|[0-9A-Fa-f]:[0-9A-Fa-f:]') THEN x
-    ELSE regexp_replace(regexp_replace(regexp_replace(x,
-    -- e-mail addresses, also with the @ URL-encoded
-    '[A-Za-z0-9._%+\-]+(@|%40)[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}', '(email)', 'g'),
-    -- IPv4: four numbers 0-255 not part of a longer dotted run
-    '(^|[^0-9.])((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])($|[^0-9.])',
-    '\1(ip)\5', 'g'),
-    -- IPv6: four or more hex groups, or a "::" form, standing alone (not "std::vector", "10:30")
-    '(^|[^0-9A-Za-z:])([0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4}){3,7}|[0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4})*::([0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{1,4})*)?)($|[^0-9A-Za-z:])',
-    '\1(ip)\7', 'g') END;
+    WHEN NOT (contains(x, '.') OR contains(x, ':') OR strlen(x) <> length(x)) THEN x
+    WHEN NOT regexp_matches(x, {_sql(_MAYBE)}) THEN x
+    WHEN strlen(x) <> length(x) THEN {_passes("x", visible=True, emails=True, ipv6=True)}
+    WHEN contains(x, '@') OR contains(x, '%') OR contains(x, '&')
+        THEN {_passes("x", visible=False, emails=True, ipv6=True)}
+    WHEN contains(x, ':') THEN {_passes("x", visible=False, emails=False, ipv6=True)}
+    ELSE {_passes("x", visible=False, emails=False, ipv6=False)} END;
+"""
+
+# The macros every pipeline statement may use.
+MACROS = _SCRUB + r"""
 CREATE OR REPLACE MACRO utc(x) AS try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC';
 -- The dashboard counts distinct visitors on this 64-bit key of visitor_id, the first 8 bytes of
 -- its MD5 (an integer hashes and compares far faster than 36 characters; MD5 is the same in every
 -- DuckDB version, so partitions written years apart agree; a collision among 10M visitors has
 -- odds of about 1 in 370,000).
 CREATE OR REPLACE MACRO visitor_key(visitor_id) AS md5_number_upper(visitor_id);
+-- The last raw hour of day d's session window (partitions.session_window, which a test holds this
+-- to): d + 1 day + late_arrival_hours (CONTRACT §4).
+CREATE OR REPLACE MACRO window_end(d, late_hours) AS
+    CAST(d AS DATE) + INTERVAL 1 DAY + to_hours(CAST(late_hours AS BIGINT));
+-- The one definition of a late event (CONTRACT §4): it arrived (raw_hour) after the window of
+-- the day of its own ts, when that day's sessions were already final. The events and sessions
+-- assets both count late events with it.
+CREATE OR REPLACE MACRO is_late(ts, late_hours, raw_hour) AS
+    raw_hour > window_end(CAST(ts AS DATE), late_hours);
 """
 
 

@@ -8,6 +8,9 @@ Under ``$ANALYTICS_DATA_DIR/lake``::
     late_events/ts_date=2026-02-01/hour=2026-02-03T05.parquet
                                                 events of 1 Feb that arrived late, in raw hour
                                                 3 Feb 05:00 (bookkeeping: not published)
+    <table>/_published/<gen>/<partition>.parquet
+                                                hard links to the files a warehouse snapshot's
+                                                views read (storage.publish_warehouse)
     _tmp/                                       files being written, renamed into place
 
 (The *raw* lake's ``year=/month=/day=/hour=/`` keys are Firehose's and live in ``lake.py``.)
@@ -29,6 +32,8 @@ ALL = "all"
 # Tables that are the pipeline's own bookkeeping, never a warehouse view.
 LATE_EVENTS = "late_events"
 INTERNAL = frozenset({LATE_EVENTS})
+# Inside a table's folder: the snapshots the warehouse's views read (never a partition).
+PUBLISHED = "_published"
 
 
 def hour_folder(hour: datetime) -> str:

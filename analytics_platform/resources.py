@@ -87,10 +87,22 @@ class PipelineSettings(dg.ConfigurableResource):
         default_factory=settings.funnels_file,
         description="YAML file of funnels. Default: the book_call funnel shipped with the package.",
     )
+    goals_file: str | None = Field(
+        default_factory=settings.goals_file,
+        description="YAML file of goals. Default: the goals shipped with the package.",
+    )
+    journey_min_visitors: int = Field(
+        default_factory=settings.journey_min_visitors,
+        description="k of journeys_daily: a day's path of pages seen by fewer distinct visitors "
+        "is not published (CONTRACT §5).",
+    )
     referrers_file: str | None = Field(
         default_factory=settings.referrers_file,
         description="Extra referrer table (CSV: pattern,source,medium) added to the shipped one.",
     )
+
+    def goals_path(self) -> Path:
+        return Path(self.goals_file) if self.goals_file else Path(__file__).with_name("goals.yaml")
 
     def funnels_path(self) -> Path:
         return Path(self.funnels_file) if self.funnels_file else Path(__file__).with_name(

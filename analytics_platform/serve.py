@@ -174,8 +174,8 @@ def _bin(name: str) -> str:
 def role_command(role: str, t: Topology) -> list[str]:
     """The command line of one role."""
     if role == "code-server":
-        # The proxy server reloads the code on request; the image (for the ECS run launcher) is
-        # $DAGSTER_CURRENT_IMAGE, which the code server reads itself.
+        # The proxy server: it loads the code in a subprocess of its own and reloads it on request
+        # (the UI's "Reload"); run processes are its children.
         return [_bin("dagster"), "code-server", "start", "-m", DEFINITIONS_MODULE,
                 "--location-name", LOCATION_NAME, "-h", t.host, "-p", str(t.code_server_port),
                 "--log-level", "warning"]
@@ -280,7 +280,7 @@ def exec_role(role: str, t: Topology) -> None:
 class Child:
     role: str
     command: list[str]
-    proc: Any = None  # subprocess.Popen
+    proc: subprocess.Popen | None = None
     started: float = 0.0
     failures: int = 0  # consecutive quick exits
     restart_at: float | None = None

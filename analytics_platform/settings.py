@@ -47,6 +47,11 @@ SETTINGS: tuple[Setting, ...] = (
             "the freshness check warns when the newest event is older"),
     Setting("ANALYTICS_FUNNELS_FILE", "shipped `funnels.yaml`",
             "your funnels (name + steps), no code change"),
+    Setting("ANALYTICS_GOALS_FILE", "shipped `goals.yaml`",
+            "your goals (name + the event that completes it), no code change"),
+    Setting("ANALYTICS_JOURNEY_MIN_VISITORS", "`5`",
+            "k of `journeys_daily`: a path of pages seen by fewer visitors in a day is not "
+            "published (CONTRACT §5)"),
     Setting("ANALYTICS_REFERRERS_FILE", "none",
             "your rows for the referrer table (`pattern,source,medium`), on top of the shipped "
             "referer-parser database"),
@@ -60,10 +65,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ANALYTICS_SENSOR_INTERVAL_SECONDS", "`10` on a local raw lake, `30` on S3",
             "how often the raw-lake and automation sensors tick (on S3 each tick costs three "
             "LIST requests)"),
+    Setting("ANALYTICS_HISTORY_INTERVAL_MINUTES", "`60`",
+            "the all-history marts are refreshed at most this often (when sessions changed)"),
+    Setting("ANALYTICS_RUN_RETENTION_DAYS", "`14`",
+            "finished Dagster runs older than this are deleted (but the latest materialisation "
+            "of every partition); `0` keeps every run"),
+    Setting("ANALYTICS_METRIC_NAMESPACE", "none",
+            "a CloudWatch namespace (`analytics/pipeline`): every successful run puts one "
+            "`RunSucceeded` data point there (the stack's alarm)"),
     Setting("DAGSTER_HOME", "`$ANALYTICS_DATA_DIR/dagster_home`",
-            "Dagster's run history (set by `make` and the CLI, which writes its `dagster.yaml` "
-            "when there is none: telemetry off, queued runs started within a second, two at a "
-            "time)"),
+            "Dagster's run history (set by `make` and the CLI); `serve` and `demo` install "
+            "`deploy/dagster.yaml` there (docs/DEPLOY.md), `backfill` alone writes a local "
+            "`dagster.yaml` when there is none: telemetry off, queued runs started within a "
+            "second, two at a time"),
     Setting("ANALYTICS_ALERTS_FILE", "none",
             "a YAML file of alert channels (the variables below, lower-case without "
             "`ANALYTICS_`); a variable that is set wins over the file (docs/ALERTS.md)"),
@@ -105,6 +119,15 @@ SETTINGS: tuple[Setting, ...] = (
             "the Lambda's sink: `firehose`, `kinesis` or `s3`"),
     Setting("ANALYTICS_FIREHOSE_STREAM, ANALYTICS_KINESIS_STREAM", "—",
             "the sink's stream (the `s3` sink writes to `ANALYTICS_RAW_URL`)"),
+    Setting("ANALYTICS_SALT_URL", "`$ANALYTICS_DATA_DIR/salts` (collector); required by the Lambda",
+            "where the daily salts of `visitor_hash` live, a folder or `s3://bucket/prefix` "
+            "(the Lambda's: its own bucket); each is destroyed within 48 hours (docs/PRIVACY.md)"),
+    Setting("ANALYTICS_CLIENT_IP_HEADER", "none (the connection's peer)",
+            "the header that carries the client's address behind a proxy or CDN "
+            "(`x-forwarded-for`, `cloudfront-viewer-address`…), used for `visitor_hash` only, "
+            "never stored"),
+    Setting("ANALYTICS_TRUSTED_PROXIES", "none",
+            "CIDRs (comma-separated) of the proxies allowed to set that header; required with it"),
 )
 
 
@@ -175,6 +198,20 @@ def funnels_file() -> str | None:
     return _env("ANALYTICS_FUNNELS_FILE")
 
 
+def goals_file() -> str | None:
+    """``$ANALYTICS_GOALS_FILE``, or None for the shipped ``goals.yaml``."""
+    return _env("ANALYTICS_GOALS_FILE")
+
+
+def journey_min_visitors() -> int:
+    """``$ANALYTICS_JOURNEY_MIN_VISITORS`` (default 5): the k of ``journeys_daily`` (CONTRACT
+    §5): a day's path seen by fewer distinct visitors is left out of the table."""
+    value = int(_env("ANALYTICS_JOURNEY_MIN_VISITORS") or 5)
+    if value < 1:
+        raise ValueError(f"ANALYTICS_JOURNEY_MIN_VISITORS must be 1 or more, not {value}")
+    return value
+
+
 def referrers_file() -> str | None:
     """``$ANALYTICS_REFERRERS_FILE``, or None: extra referrer rows."""
     return _env("ANALYTICS_REFERRERS_FILE")
@@ -215,6 +252,28 @@ def sensor_interval_seconds() -> int:
     if value:
         return int(value)
     return SENSOR_INTERVAL_S3 if raw_url().startswith("s3://") else SENSOR_INTERVAL_LOCAL
+
+
+HISTORY_INTERVAL_MINUTES = 60
+
+
+def history_interval_minutes() -> float:
+    """``$ANALYTICS_HISTORY_INTERVAL_MINUTES`` (default 60): the all-history marts (cohorts by
+    week, attribution over every session, experiments) read every session kept; they are
+    refreshed at most this often, when some day's sessions changed since their last run."""
+    return float(_env("ANALYTICS_HISTORY_INTERVAL_MINUTES") or HISTORY_INTERVAL_MINUTES)
+
+
+def run_retention_days() -> float:
+    """``$ANALYTICS_RUN_RETENTION_DAYS`` (default 14; 0 keeps every run): Dagster keeps every
+    run's events, about 190 KB a run in SQLite."""
+    return float(_env("ANALYTICS_RUN_RETENTION_DAYS") or 14)
+
+
+def metric_namespace() -> str | None:
+    """``$ANALYTICS_METRIC_NAMESPACE``: where a successful run puts its CloudWatch data point,
+    or None (no metric)."""
+    return _env("ANALYTICS_METRIC_NAMESPACE")
 
 
 def dagster_home() -> Path:

@@ -3,8 +3,11 @@
 Layout under ``$ANALYTICS_DATA_DIR``::
 
     lake/<table>/<partition>/part.parquet      one file per partition, replaced atomically
+    lake/<table>/_published/<gen>/<partition>.parquet
+                                               hard links: the snapshot a warehouse's views read
     lake/_tmp/                                 where files are written before the rename
-    warehouse.duckdb                           views only (no data), swapped atomically
+    warehouse.duckdb                           views only (no data), swapped atomically: a hard
+                                               link to .warehouse/<gen>.duckdb
 
 (the folder names: ``layout.py``).
 
@@ -13,9 +16,9 @@ writing process *or* many reading processes on a file. If the pipeline kept ``wa
 open for writing, every dashboard or ``duckdb -readonly`` shell would fail with a lock error while
 a run is going, and two concurrent runs would fail on each other (dagster issues #16248, #19068).
 So all computing happens in in-memory DuckDB connections that write Parquet, and the warehouse
-file is rebuilt in a temporary file and renamed over the old one when the set of views changes.
-Readers that have the old file open keep reading it; the views are globs, so new partitions show
-up in every reader without any change to the file.
+file is rebuilt beside a snapshot of the lake (hard links) and renamed over the old one after
+every run that writes (:func:`publish_warehouse`). Readers that have the old file open keep
+reading the old snapshot, whose files never change under them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -218,7 +221,7 @@ class Lake:
                 else:  # several writer threads: merge into one file first
                     merged = tmp / f"{uuid.uuid4().hex}.merged"
                     con.execute(f"COPY (SELECT * FROM read_parquet("
-                                f"{sql.literal_list(map(str, files))}))"
+                                f"{sql.literal_list(map(str, files))}, hive_partitioning = false))"
                                 f" TO '{merged}' ({PARQUET})").fetchall()
                     os.replace(merged, dest)
                 if self.remote is not None:
@@ -282,46 +285,132 @@ def markdown_preview(con: duckdb.DuckDBPyConnection, query: str, params: dict | 
 # events (the events asset, sessions, the `events` view) orders by it.
 FIRST_COPY_ORDER = "ingest_ts, event_ts, raw_key, raw_pos"
 
-def view_sql(lake: Lake, table: str) -> str:
-    """The body of the warehouse's view of ``table``: every Parquet file of the table, unless a
+def view_sql(lake: Lake, table: str, files_glob: str | None = None) -> str:
+    """The body of the warehouse's view of ``table``: every Parquet file of the table (or of
+    ``files_glob``: the snapshot :func:`publish_warehouse` made), unless a
     ``defs/<domain>/sql/<table>_view.sql`` says otherwise (``events``: copies of an event that
-    arrived in different hours are removed there, CONTRACT §3.4). Views take no parameters, so the
-    glob is a literal."""
+    arrived in different hours are removed there, CONTRACT §3.4). Views take no parameters, so
+    the glob is a literal. Partition folders are not read as columns (``hive_partitioning``
+    off): a view shows the files' columns, the contract's, and no text ``hour`` or ``date``."""
     custom = sorted(sql.DEFS.glob(f"*/sql/{table}_view.sql"))
-    files = sql.literal(lake.glob(table))
+    files = sql.literal(files_glob or lake.glob(table))
     if custom:
         name = f"{custom[0].parent.parent.name}/{table}_view"
         extra = {"first_copy_order": FIRST_COPY_ORDER} if "first_copy_order" in (
             sql.placeholders(name)) else {}
         return sql.load(name, files=files, **extra)
-    return f"SELECT * FROM read_parquet({files}, union_by_name = true)"
+    return f"SELECT * FROM read_parquet({files}, union_by_name = true, hive_partitioning = false)"
+
+
+def empty_view_sql(table: str) -> str | None:
+    """The view of ``table`` before it has a file, when ``defs/<domain>/sql/<table>_empty.sql``
+    gives one (its columns, no rows): ``quarantine``, which a healthy lake may never write."""
+    found = sorted(sql.DEFS.glob(f"*/sql/{table}_empty.sql"))
+    return sql.load(f"{found[0].parent.parent.name}/{table}_empty") if found else None
+
+
+# Tables whose view exists, empty, before their first file (see empty_view_sql).
+ALWAYS_PUBLISHED = ("quarantine",)
+# How long a superseded snapshot (a warehouse file and the links its views read) is kept for the
+# readers that opened it and may still be reading: an export or a query started just before
+# a swap. A connection held open for longer sees its files go: reopen the warehouse.
+SNAPSHOT_RETENTION_SECONDS = 3600
+
+
+def snapshot_root(lake: Lake) -> Path:
+    """Where the warehouse files of the snapshots live (``warehouse.duckdb`` is a hard link to
+    the current one)."""
+    return lake.data_dir / ".warehouse"
+
+
+def _snapshot_table(lake: Lake, table: str, gen: str) -> str:
+    """Hard-link every file of ``table`` into ``<table>/_published/<gen>/`` (one link per
+    partition, ``<partition>.parquet``): the glob of the view. A link is a name for the file
+    as it is now; replacing the partition later gives the path a new file, never this one."""
+    folder = lake.table_dir(table) / layout.PUBLISHED / gen
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in lake.table_dir(table).glob("*/*.parquet"):
+        name = f"{f.parent.name}.parquet" if f.stem == "part" else f"{f.parent.name}.{f.name}"
+        try:
+            os.link(f, folder / name)
+        except FileNotFoundError:  # removed by a concurrent run since the listing
+            continue
+    return str(folder / "*.parquet")
+
+
+def _prune_snapshots(lake: Lake, keep: str) -> None:
+    """Remove the snapshots superseded more than SNAPSHOT_RETENTION_SECONDS ago. A snapshot's
+    warehouse file has a second link, ``warehouse.duckdb``, while it is current; the rename of
+    its successor over that name drops the link, which sets the file's ctime: the moment it was
+    superseded. (A snapshot never swapped in, after a crash, counts from its creation.)"""
+    now = time.time()
+    root = snapshot_root(lake)
+    gone = []
+    for f in root.glob("*.duckdb"):
+        try:
+            st = f.stat()
+        except FileNotFoundError:
+            continue
+        if f.stem != keep and st.st_nlink == 1 and now - st.st_ctime >= (
+                SNAPSHOT_RETENTION_SECONDS):
+            gone.append(f.stem)
+    live = {f.stem for f in root.glob("*.duckdb")} - set(gone)
+    if lake.root.exists():
+        for folder in lake.root.glob(f"*/{layout.PUBLISHED}/*"):
+            stale = folder.name in gone or (
+                folder.name not in live and folder.name != keep
+                and now - folder.stat().st_mtime >= SNAPSHOT_RETENTION_SECONDS)
+            if stale:
+                shutil.rmtree(folder, ignore_errors=True)
+    for g in gone:
+        (root / f"{g}.duckdb").unlink(missing_ok=True)
 
 
 def publish_warehouse(lake: Lake) -> list[str]:
     """(Re)build ``warehouse.duckdb`` with a view per table of the lake (:meth:`Lake.tables`:
-    a new mart is published as soon as it has a file), and swap it in.
+    a new mart is published as soon as it has a file; ``quarantine`` always), and swap it in.
 
-    Cheap (views only) and safe to call from concurrent runs: each builds its own temporary file
-    and the last rename wins; all of them describe the same views.
+    The views read a snapshot, never the live files: every file of the lake is hard-linked
+    into ``<table>/_published/<gen>/`` first. A reader reading a view while the pipeline
+    replaces one of its partitions failed about once in 60 reads before (DuckDB reads a Parquet
+    file's footer, then opens the path again for its pages, by then another file:
+    ``don't know what type:``); a snapshot's paths always hold the files they held. The new
+    warehouse file is built beside its snapshot and hard-linked over ``warehouse.duckdb`` in
+    one rename, so a reader opens the old file or the new one, whole. Superseded snapshots are
+    removed after SNAPSHOT_RETENTION_SECONDS.
+
+    Safe to call from concurrent runs: each builds its own snapshot and file, and the last
+    rename wins; all of them describe the same views.
     """
     lake.data_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".warehouse-", suffix=".duckdb", dir=lake.data_dir)
-    os.close(fd)
-    os.unlink(tmp_name)  # DuckDB wants to create the file itself
+    root = snapshot_root(lake)
+    root.mkdir(exist_ok=True)
+    gen = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"  # sorts by time, unique
+    target = root / f"{gen}.duckdb"
+    link = lake.data_dir / f".warehouse-{gen}.duckdb"
     published = []
     try:
         # Views only, in the oldest storage format that holds them, so any DuckDB reader from
         # 1.0 on (the CLI, DBeaver, older Python packages) can open the file.
-        con = duckdb.connect(tmp_name, config={"storage_compatibility_version": "v1.0.0"})
+        con = duckdb.connect(str(target), config={"storage_compatibility_version": "v1.0.0"})
         try:
-            for name in lake.tables():
-                con.execute(f"CREATE VIEW {name} AS {view_sql(lake, name)}")
+            tables = lake.tables()
+            for name in tables:
+                glob = _snapshot_table(lake, name, gen)
+                con.execute(f"CREATE VIEW {name} AS {view_sql(lake, name, glob)}")
                 published.append(name)
+            for name in ALWAYS_PUBLISHED:
+                body = empty_view_sql(name)
+                if name not in tables and body is not None:
+                    con.execute(f"CREATE VIEW {name} AS {body}")
+                    published.append(name)
             con.execute("CHECKPOINT")
         finally:
             con.close()
-        os.replace(tmp_name, lake.warehouse_path)
+        os.link(target, link)
+        os.replace(link, lake.warehouse_path)
     finally:
-        Path(tmp_name).unlink(missing_ok=True)
-        Path(tmp_name + ".wal").unlink(missing_ok=True)
-    return published
+        link.unlink(missing_ok=True)
+        Path(f"{target}.wal").unlink(missing_ok=True)
+    _prune_snapshots(lake, gen)
+    return sorted(published)

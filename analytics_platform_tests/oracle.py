@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -61,11 +62,9 @@ class Oracle:
             hour = hour_of_key(key)
             if (first_hour and hour < first_hour) or (last_hour and hour > last_hour):
                 continue
-            try:
-                text = gzip.decompress(path.read_bytes())
-            except (OSError, EOFError):
+            text, damaged = _readable(path.read_bytes())
+            if damaged:  # what decompressed is read; the rest is one quarantined row
                 self.quarantine.append((key, "corrupt_object"))
-                continue
             for pos, line in enumerate(text.split(b"\n")):
                 if not line.strip():
                     continue
@@ -81,9 +80,9 @@ class Oracle:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             return [(0, _Bad("invalid_json:utf8"))]
-        if "}{" not in text:
+        pieces = _split_glued(text.rstrip("\n"))
+        if len(pieces) == 1:
             return [(0, _Bad("invalid_json"))]
-        pieces = text.replace("}{", "}\n{").split("\n")
         out = []
         for i, piece in enumerate(pieces, 1):
             try:
@@ -126,57 +125,83 @@ class Oracle:
             "utm_medium": record.get("utm_medium"),
             "utm_campaign": record.get("utm_campaign"),
             "props": props,
+            "user_agent": record.get("user_agent"),
+            "screen_width": record.get("screen_width"),
         }
 
     # --- §4 sessions -------------------------------------------------------------------------
 
-    def sessions(self, days: set[date]) -> dict[str, dict[str, Any]]:
+    def session_rows(self, days: set[date]) -> list[dict[str, Any]]:
+        """The sessions that start on ``days`` (CONTRACT §4): a session_id's events dated D start
+        a session on D unless it has an event in the 27 hours before D's midnight (it began
+        earlier, or continues a session that did); the session holds its events dated D and
+        D + 1. Written day by day from that rule, with no window in sight."""
         by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for e in self.events.values():
             by_session[e["session_id"]].append(e)
-        out = {}
-        for sid, evs in by_session.items():
-            evs.sort(key=lambda e: (e["ts"], e["event_id"]))
-            start, end = evs[0]["ts"], evs[-1]["ts"]
-            if start.date() not in days:
-                continue
-            views = [e for e in evs if e["event_type"] == "page_view"]
-            last_view = (sorted(views, key=lambda e: (-e["ts"].timestamp(), e["event_id"]))[0]
-                         if views else None)
-            scroll = [e["props"]["depth"] for e in evs if e["event_type"] == "scroll_depth"]
-            seconds = [e["props"]["seconds"] for e in evs if e["event_type"] == "time_on_page"]
-            inter = sum(e["event_type"] in ("cta_click", "form_start", "form_submit")
-                        for e in evs)
-            exp = next((e for e in evs if "experiment" in e["props"]), None)
-            touch = views[0] if views else evs[0]
-            source, medium, campaign = self.attribute(touch)
-            out[sid] = {
-                "session_id": sid,
-                "session_start": start,
-                "session_end": end,
-                "session_date": start.date(),
-                "duration_s": (end - start).total_seconds(),
-                "visitor_id": evs[0]["visitor_id"],
-                # the first 8 bytes of the MD5, little-endian (DuckDB's md5_number_upper)
-                "visitor_key": int.from_bytes(
-                    hashlib.md5(evs[0]["visitor_id"].encode()).digest()[:8], "little"),
-                "events": len(evs),
-                "pageviews": len(views),
-                "entry_page": views[0]["page_path"] if views else None,
-                "exit_page": last_view["page_path"] if last_view else None,
-                "max_scroll_depth": max(scroll, default=0),
-                "max_time_on_page": max(seconds, default=0),
-                "interactions": inter,
-                "is_bounce": len(views) == 1 and inter == 0,
-                "converted": any(e["event_type"] == "cta_click" for e in evs),
-                "source": source,
-                "medium": medium,
-                "campaign": campaign,
-                "experiment": exp["props"]["experiment"] if exp else None,
-                "variant": exp["props"]["variant"] if exp else None,
-                "_events": evs,
-            }
+        rows = []
+        for sid, all_events in by_session.items():
+            for day in sorted(days):
+                midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                dated = [e for e in all_events if e["ts"].astimezone(UTC).date() == day]
+                if not dated:
+                    continue
+                if sid is not None and any(
+                        midnight - timedelta(hours=27) <= e["ts"] < midnight
+                        for e in all_events):
+                    continue
+                until = midnight + timedelta(days=1 if sid is None else 2)
+                evs = [e for e in all_events if midnight <= e["ts"] < until]
+                rows.append(self._session(sid, evs))
+        return rows
+
+    def sessions(self, days: set[date]) -> dict[str, dict[str, Any]]:
+        """:meth:`session_rows` by session_id (one row each in these tests)."""
+        out: dict[str, dict[str, Any]] = {}
+        for row in self.session_rows(days):
+            assert row["session_id"] not in out, row["session_id"]
+            out[row["session_id"]] = row
         return out
+
+    def _session(self, sid: str, evs: list[dict[str, Any]]) -> dict[str, Any]:
+        evs.sort(key=lambda e: (e["ts"], e["event_id"]))
+        start, end = evs[0]["ts"], evs[-1]["ts"]
+        views = [e for e in evs if e["event_type"] == "page_view"]
+        last_view = (sorted(views, key=lambda e: (-e["ts"].timestamp(), e["event_id"]))[0]
+                     if views else None)
+        scroll = [e["props"]["depth"] for e in evs if e["event_type"] == "scroll_depth"]
+        seconds = [e["props"]["seconds"] for e in evs if e["event_type"] == "time_on_page"]
+        inter = sum(e["event_type"] in ("cta_click", "form_start", "form_submit")
+                    for e in evs)
+        exp = next((e for e in evs if "experiment" in e["props"]), None)
+        touch = views[0] if views else evs[0]
+        source, medium, campaign = self.attribute(touch)
+        return {
+            "session_id": sid,
+            "session_start": start,
+            "session_end": end,
+            "session_date": start.date(),
+            "duration_s": (end - start).total_seconds(),
+            "visitor_id": evs[0]["visitor_id"],
+            # the first 8 bytes of the MD5, little-endian (DuckDB's md5_number_upper)
+            "visitor_key": int.from_bytes(
+                hashlib.md5(evs[0]["visitor_id"].encode()).digest()[:8], "little"),
+            "events": len(evs),
+            "pageviews": len(views),
+            "entry_page": views[0]["page_path"] if views else None,
+            "exit_page": last_view["page_path"] if last_view else None,
+            "max_scroll_depth": max(scroll, default=0),
+            "max_time_on_page": max(seconds, default=0),
+            "interactions": inter,
+            "is_bounce": len(views) == 1 and inter == 0,
+            "converted": any(e["event_type"] == "cta_click" for e in evs),
+            "source": source,
+            "medium": medium,
+            "campaign": campaign,
+            "experiment": exp["props"]["experiment"] if exp else None,
+            "variant": exp["props"]["variant"] if exp else None,
+            "_events": evs,
+        }
 
     def attribute(self, touch: dict[str, Any]) -> tuple[str, str, str]:
         utm = (touch["utm_source"] or "").strip() or None
@@ -187,6 +212,49 @@ class Oracle:
             return (utm.lower(), (touch["utm_medium"] or "(none)").lower(),
                     touch["utm_campaign"] or "(none)")
         raise KeyError(f"the test gave no expected attribution for {key}")
+
+
+def _readable(data: bytes) -> tuple[bytes, bool]:
+    """The text of a gzip object, and whether it is damaged: a damaged object gives what zlib
+    decompresses of it, member after member, fed one byte at a time (all before the damage)."""
+    try:
+        return gzip.decompress(data), False
+    except (OSError, EOFError, zlib.error):
+        pass
+    out, pos = [], 0
+    while pos < len(data):
+        d = zlib.decompressobj(31)
+        i = pos
+        try:
+            while i < len(data) and not d.eof:
+                out.append(d.decompress(data[i : i + 1]))
+                i += 1
+        except zlib.error:
+            break
+        if not d.eof:
+            break
+        pos = i
+    return b"".join(out), True
+
+
+def _split_glued(text: str) -> list[str]:
+    """Records written back to back: cut at every "}{" that is not inside a JSON string (a
+    character walk that follows quotes and backslash escapes)."""
+    pieces, start, in_string, escaped = [], 0, False, False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "{" and i > 0 and text[i - 1] == "}":
+            pieces.append(text[start:i])
+            start = i
+    return [*pieces, text[start:]]
 
 
 class _Bad:
@@ -341,3 +409,100 @@ def cohorts(sessions: dict[str, dict]) -> dict[tuple[date, int], tuple[int, int]
 
 def utc(d: datetime) -> datetime:
     return d.astimezone(UTC).replace(tzinfo=None)
+
+
+# --- issue 19's marts: devices, goals, journeys -------------------------------------------------
+
+# What each user agent the simulator sends is, written out by hand in the order of
+# model.USER_AGENTS (browser and OS as ua-parser's families name them; the device type is the
+# list the simulator drew the agent from). The oracle runs no user-agent parser.
+UA_FAMILIES: dict[str, tuple[tuple[str, str], ...]] = {
+    "desktop": (("Chrome", "Windows"), ("Chrome", "Mac OS X"), ("Safari", "Mac OS X"),
+                ("Firefox", "Windows"), ("Edge", "Windows"), ("Firefox", "Linux")),
+    "mobile": (("Mobile Safari", "iOS"), ("Chrome Mobile", "Android"),
+               ("Samsung Internet", "Android")),
+    "tablet": (("Mobile Safari", "iOS"), ("Chrome", "Android")),
+}
+
+
+def device_of(user_agent: str) -> tuple[str, str, str]:
+    """(device_type, browser, os) of one of the simulator's user agents."""
+    for device, agents in m.USER_AGENTS.items():
+        if user_agent in agents:
+            browser, os_ = UA_FAMILIES[device][agents.index(user_agent)]
+            return device, browser, os_
+    raise KeyError(f"the oracle does not know the user agent {user_agent!r}")
+
+
+def screen_class(width: int | None) -> str:
+    """CONTRACT §5's classes of screen.width (CSS pixels)."""
+    if not width:
+        return "(unknown)"
+    return ("mobile" if width < 576 else "tablet" if width < 992
+            else "laptop" if width < 1440 else "desktop")
+
+
+def devices(sessions: dict[str, dict]) -> dict[tuple[date, str, str], dict[str, float]]:
+    """devices_daily: per day, dimension and value, from each session's first event."""
+    acc: dict[tuple[date, str, str], list[dict]] = defaultdict(list)
+    for s in sessions.values():
+        first = s["_events"][0]
+        device, browser, os_ = device_of(first["user_agent"])
+        for dim, value in (("device_type", device), ("browser", browser), ("os", os_),
+                           ("screen_class", screen_class(first["screen_width"]))):
+            acc[(s["session_date"], dim, value)].append(s)
+    return {
+        k: {"visitors": len({s["visitor_id"] for s in ss}), "sessions": len(ss),
+            "pageviews": sum(s["pageviews"] for s in ss),
+            "bounces": sum(s["is_bounce"] for s in ss),
+            "bounce_rate": sum(s["is_bounce"] for s in ss) / len(ss),
+            "avg_duration_s": sum(s["duration_s"] for s in ss) / len(ss),
+            "conversions": sum(s["converted"] for s in ss),
+            "conversion_rate": sum(s["converted"] for s in ss) / len(ss)}
+        for k, ss in acc.items()
+    }
+
+
+def goals(sessions: dict[str, dict], wanted: dict[str, Any]) -> dict[tuple, dict[str, float]]:
+    """goals_daily: ``wanted`` maps a goal's name to the predicate an event must meet."""
+    acc: dict[tuple, list[tuple[dict, int]]] = defaultdict(list)
+    for s in sessions.values():
+        for name, matches in wanted.items():
+            hits = sum(1 for e in s["_events"] if matches(e))
+            acc[(s["session_date"], name, s["source"], s["medium"], s["campaign"])].append(
+                (s, hits))
+    out = {}
+    for k, rows in acc.items():
+        conv = [s for s, hits in rows if hits]
+        out[k] = {"sessions": len(rows), "visitors": len({s["visitor_id"] for s, _ in rows}),
+                  "conversions": len(conv),
+                  "converted_visitors": len({s["visitor_id"] for s in conv}),
+                  "events": sum(hits for _, hits in rows),
+                  "conversion_rate": len(conv) / len(rows)}
+    return out
+
+
+def journey(s: dict[str, Any]) -> list[str]:
+    """A session's pages in order, a page repeated right after itself counting once."""
+    pages: list[str] = []
+    for e in s["_events"]:  # in (ts, event_id) order
+        if e["event_type"] == "page_view" and (not pages or pages[-1] != e["page_path"]):
+            pages.append(e["page_path"])
+    return pages
+
+
+def journeys(sessions: dict[str, dict], k: int) -> dict[tuple[date, tuple[str, ...]],
+                                                         tuple[int, int]]:
+    """journeys_daily: (sessions, visitors) of each day's path of 2–5 pages from the entry
+    page taken by at least ``k`` distinct visitors."""
+    acc: dict[tuple[date, tuple[str, ...]], list[dict]] = defaultdict(list)
+    for s in sessions.values():
+        pages = journey(s)
+        for n in range(2, min(len(pages), 5) + 1):
+            acc[(s["session_date"], tuple(pages[:n]))].append(s)
+    out = {}
+    for key, ss in acc.items():
+        visitors = len({s["visitor_id"] for s in ss})
+        if visitors >= k:
+            out[key] = (len(ss), visitors)
+    return out

@@ -382,7 +382,7 @@ def test_a_failed_run_is_told_once_then_its_success(
         run_hook = next(h["json"] for h in hooks if h["json"]["kind"] == "run_failure")
         assert run_hook["title"] == "Pipeline run failed: events_job"
         assert run_hook["link"] == f"https://dagster.example.com/runs/{failed.run_id}"
-        assert f"(partitions {partition_key(hour)})" in run_hook["text"]
+        assert f"(partition {partition_key(hour)})" in run_hook["text"]
         assert re.search(r"events: .*(NotADirectory|FileExists|Not a directory|exists)",
                          run_hook["text"]), run_hook["text"]
         received["email"].take()

@@ -1,8 +1,14 @@
 """The benchmark script still runs (tiny sizes; no timing is asserted)."""
 
+import importlib
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,12 +49,67 @@ def test_pipeline_bench_runs_every_measure() -> None:
     assert any("s per day" in line for line in table)
 
 
-def test_dashboard_bench_runs(tmp_path: Path) -> None:
+def _bench_module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_dashboard_bench_runs_against_clickhouse(tmp_path: Path) -> None:
+    """Both engines answer the Overview's queries on a tiny warehouse, their results identical
+    row for row (the script asserts it), and a ClickHouse query that counts something else
+    is caught."""
+    pytest.importorskip("chdb", reason="chdb (the bench's ClickHouse) is not installed: "
+                        "pip install -e '.[bench]'")
     out = subprocess.run([sys.executable, "bench/dashboard.py", "--sizes", "20000", "--rounds",
-                          "2", "--root", str(tmp_path)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "events (last 14 days shown)" in out.stdout and " ms |" in out.stdout
+                          "2", "--levers", "--root", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    levers = [line for line in lines if line.split("|")[1].strip().endswith(" events")]
+    table = [line for line in lines if line not in levers]
+    # every lever answered the Overview (identical results asserted by the script)
+    assert len(levers) == 10 and all(line.count(" / ") >= 4 for line in levers)
+    table = [line for line in table if not line.startswith("| warehouse | query |")]
+    assert table[0].startswith("| query | ours, ") and "| ClickHouse | ÷ |" in table[0]
+    names = [line.split("|")[1].strip() for line in table[1:]]
+    assert names == ["KPIs", "KPIs, previous period", "daily series", "top pages",
+                     "entry pages", "exit pages", "filter choices", "date range", "any query",
+                     "**whole page**"]
+    assert all(line.count(" / ") == 2 for line in table[1:])  # p50 / p95 for each engine
+
+    bench = _bench_module("dashboard")
+    ch = importlib.import_module("clickhouse")  # bench/ (on the path now): what measure() runs
+    folder = tmp_path / "bench-dashboard-20000"
+    start, end = bench.build(folder, 20_000)
+    # a query that sums every event instead of the page views: the bench must refuse it
+    real = ch._KPIS
+    try:
+        ch._KPIS = real.replace("sum(pageviews)", "sum(events)")
+        with pytest.raises(AssertionError, match="the engines differ: KPIs: row 0, column "
+                                                 "pageviews"):
+            bench.measure(folder, start, end, 1, clickhouse=True)
+    finally:
+        ch._KPIS = real
+
+
+def test_dashboard_bench_compares_row_for_row() -> None:
+    bench = _bench_module("dashboard")
+    a = pd.DataFrame({"page_path": ["/a", "/b"], "sessions": [3, 2], "rate": [0.5, 0.25]})
+    assert bench.difference("t", a, a.copy(), names=True) is None
+    # the same values from another engine: float sums in another order, numpy scalars
+    b = a.assign(rate=[0.5 + 1e-16, 0.25])
+    assert bench.difference("t", a, b, names=True) is None
+    assert "row 0, column sessions" in bench.difference(
+        "t", a, a.assign(sessions=[4, 2]), names=True)
+    assert "row 0, column page_path" in bench.difference(  # same rows, another order
+        "t", a, a.iloc[::-1].reset_index(drop=True), names=True)
+    assert "shape" in bench.difference("t", a, a.iloc[:1], names=True)
+    assert "columns" in bench.difference("t", a, a.rename(columns={"rate": "r"}), names=True)
+    assert "row 0, column rate" in bench.difference("t", a, a.assign(rate=[0.5001, 0.25]),
+                                                    names=True)
 
 
 def test_latency_bench_runs(tmp_path: Path) -> None:

@@ -80,11 +80,14 @@ STACK_PRICES = {
 
 def test_runs_a_day_counted_from_the_automation() -> None:
     p = cost.PipelineAssumptions(buffer_seconds=180, sensor_seconds=30,
-                                 daily_runs_per_events_run=3, history_runs_per_events_run=1.0)
+                                 daily_runs_per_events_run=3, history_interval_minutes=60)
     r = cost.runs_per_day(1_000_000, p)
-    # a Firehose object every 180 s (traffic fills every buffer), each seen by a 30-s sensor tick
-    assert r.objects == 480 and r.sensor == 480 and r.schedule == 24
-    assert r.daily == 504 * 3 and r.history == 504 and r.total == 504 * 5
+    # a Firehose object every 180 s (traffic fills every buffer), each seen by a 30-s sensor tick;
+    # the schedule finds every hour processed; the all-history marts once an hour
+    assert r.objects == 480 and r.sensor == 480 and r.schedule == 0
+    assert r.daily == 480 * 3 and r.history == 24 and r.total == 480 * 4 + 24
+    # an hour without objects is the schedule's: with none at all, one run an hour
+    assert cost.runs_per_day(0, p).schedule == 24 and cost.runs_per_day(0, p).history == 24
     # a sensor slower than Firehose coalesces objects: one run per tick at most
     assert cost.runs_per_day(1_000_000, replace(p, sensor_seconds=600)).sensor == 144
     # 10k events a month: 111 requests a day, fewer than the buffer intervals
@@ -93,19 +96,19 @@ def test_runs_a_day_counted_from_the_automation() -> None:
 
 def test_machine_bill_by_hand() -> None:
     p = cost.PipelineAssumptions(buffer_seconds=180, sensor_seconds=30,
-                                 daily_runs_per_events_run=3, history_runs_per_events_run=1.0)
+                                 daily_runs_per_events_run=3, history_interval_minutes=60)
     b = cost.pipeline_bill(1_000_000, "machine", p, STACK_PRICES)
     assert line(b, "EC2 t4g.small (Spot, 60% off)") == pytest.approx(730 * 0.0168 * 0.4)
     assert line(b, "Public IPv4 address") == pytest.approx(730 * 0.005)
     assert line(b, "EBS gp3") == pytest.approx((8 + 10) * 0.08)
-    # 504 events runs × 1 file, 1,512 day runs × 7, 504 history runs × 3, for 30 days
+    # 480 events runs × 1 file, 1,440 day runs × 7, 24 history runs × 3, for 30 days
     assert line(b, "S3 PUT (lake files)") == pytest.approx(
-        (504 + 1512 * 7 + 504 * 3) * 30 / 1000 * 0.005)
+        (480 + 1440 * 7 + 24 * 3) * 30 / 1000 * 0.005)
     assert line(b, "CloudWatch alarm + its metric") == pytest.approx(0.40)
     assert line(b, "Dashboard") == 0.0
-    # 2,520 runs × 7.5 CPU-s + the work + 0.05 idle ≈ 0.27 vCPU: under the 0.40 baseline
+    # 1,944 runs × 7.5 CPU-s + the work + 0.05 idle ≈ 0.22 vCPU: under the 0.40 baseline
     assert line(b, "EC2 CPU beyond the baseline") == 0.0
-    busy = replace(p, run_cpu_seconds=30.0)  # 2,520 × 30 s ≈ 0.88 vCPU + 0.05
+    busy = replace(p, run_cpu_seconds=40.0)  # 1,944 × 40 s ≈ 0.90 vCPU + 0.05
     surplus = cost.machine_cpu(1_000_000, "machine", busy) - 0.40
     assert surplus > 0.4
     assert line(cost.pipeline_bill(1_000_000, "machine", busy, STACK_PRICES),
@@ -115,14 +118,14 @@ def test_machine_bill_by_hand() -> None:
 
 def test_ecs_runs_are_billed_a_minute_at_least() -> None:
     p = cost.PipelineAssumptions(buffer_seconds=180, sensor_seconds=30,
-                                 daily_runs_per_events_run=3, history_runs_per_events_run=1.0)
+                                 daily_runs_per_events_run=3, history_interval_minutes=60)
     b = cost.pipeline_bill(1_000_000, "ecs", p, STACK_PRICES)
     per_hour, per_day = 1_000_000 / 30 / 24, 1_000_000 / 30
     spot = 0.3 / 3600
     expected = 30 * (
-        504 * max(60, 65 + per_hour / 50_500 / 0.5) * (0.5 * 0.03238 + 2 * 0.00356) * spot
-        + 1512 * max(60, 65 + per_day / 83_000) * (0.03238 + 4 * 0.00356) * spot
-        + 504 * 65 * (0.03238 + 4 * 0.00356) * spot)
+        480 * max(60, 65 + per_hour / 50_500 / 0.5) * (0.5 * 0.03238 + 2 * 0.00356) * spot
+        + 1440 * max(60, 65 + per_day / 83_000) * (0.03238 + 4 * 0.00356) * spot
+        + 24 * 65 * (0.03238 + 4 * 0.00356) * spot)
     assert line(b, "Fargate Spot run tasks (arm64)") == pytest.approx(expected)
     # the machine no longer runs anything: its CPU is the idle processes'
     assert cost.machine_cpu(1_000_000, "ecs", p) == p.idle_vcpu

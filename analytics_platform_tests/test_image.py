@@ -161,7 +161,7 @@ def test_the_packaged_dg_project_file_matches_pyproject() -> None:
     packaged = tomllib.loads((ROOT / "analytics_platform" / "dg.toml").read_text())
     tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["dg"]
     assert packaged["directory_type"] == tool["directory_type"]
-    assert {k: v for k, v in packaged["project"].items()} == {
+    assert dict(packaged["project"]) == {
         "defs_module": tool["project"]["defs_module"],
         "root_module": tool["project"]["root_module"],
         "code_location_name": tool["project"]["code_location_name"]}

@@ -178,5 +178,5 @@ def test_read_lines_splits_objects_as_python_does(lake: RawLake,
         lines = text.split(b"\n")[: -1 if text.endswith(b"\n") else None]
         expected += [(i, pos, line + b"\n") for pos, line in enumerate(lines) if line]
     assert list(zip(*got.lines.to_pydict().values(), strict=True)) == expected
-    assert [o.key for o, _ in got.corrupt] == [bad]
+    assert [(o.key, line) for o, _, line in got.corrupt] == [(bad, 0)]
     assert got.raw_bytes == sum(o.size for o in objects)

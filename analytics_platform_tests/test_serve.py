@@ -5,6 +5,7 @@ code server, a child that dies is restarted, and SIGTERM leaves no process behin
 from __future__ import annotations
 
 import signal
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -116,6 +117,10 @@ def test_serve_end_to_end_then_sigterm_leaves_nothing(tmp_path: Path) -> None:
                      f"http://127.0.0.1:{ports['--collector-port']}/healthz"), timeout=60)
         family = [p.pid for p in psutil.Process(serve.pid).children(recursive=True)]
         assert len(family) >= 5
+        # the image's HEALTHCHECK: every role answers
+        health = subprocess.run([CLI, "serve", "--health-check"], env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert health.returncode == 0, health.stdout + health.stderr
     finally:
         serve.send_signal(signal.SIGTERM)  # to serve alone: it stops its children itself
         try:
@@ -123,6 +128,9 @@ def test_serve_end_to_end_then_sigterm_leaves_nothing(tmp_path: Path) -> None:
         finally:
             stop(serve, signal.SIGKILL)
     assert code == 0, tail(out)
+    health = subprocess.run([CLI, "serve", "--health-check"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert health.returncode == 1 and "not answering" in health.stderr
     assert "stopped" in out.read_text()
     marker = str(tmp_path)
     assert processes_with(marker) == [], (

@@ -1,22 +1,36 @@
 """Dashboard query latency: the Overview's queries (KPIs for the period and the one before,
-the daily series, top / entry / exit pages, the filter choices), with no result cache, through
-the dashboard's own `Warehouse` (the warehouse file stays open, a cursor per query), on
-warehouses of about 1M and 10M simulated events.
+the daily series, top / entry / exit pages, the filter choices, the date range), with no result
+cache, through the dashboard's own query functions and `Warehouse` (the warehouse file stays
+open, a cursor per query), on warehouses of about 1M and 10M simulated events; and the same
+queries in ClickHouse (chDB, bench/clickhouse.py: MergeTree tables loaded from the same Parquet
+files), results asserted identical row for row, engines alternating round by round, 2 threads
+each (issue #21).
 
-    python bench/dashboard.py [--sizes 1000000 10000000] [--rounds 20] [--record]
+    python bench/dashboard.py [--sizes 1000000 10000000] [--rounds 50] [--record]
+                              [--without-clickhouse]
 
-Each warehouse is built once under bench-dashboard-<events>/ (simulate + backfill) and reused.
+Each warehouse is built once under bench-dashboard-<events>/ (simulate + backfill) and reused;
+its ClickHouse copy under bench-dashboard-<events>/chdb/, loaded again when the warehouse's
+files change. The ClickHouse side needs `pip install -e ".[bench]"` (make install does it).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import importlib
+import math
+import shutil
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -26,6 +40,11 @@ from report import data_env, section  # noqa: E402
 
 CLI = str(Path(sys.executable).with_name("analytics-platform"))
 EVENTS_PER_VISITOR_DAY = 12.4  # what the simulator produces on average
+THREADS = 2
+# where the dashboard's query functions live (the first that has them all)
+QUERY_MODULES = ("analytics_platform.dashboard.queries",)
+NEEDED = ("Warehouse", "Filters", "kpis", "series", "top_pages", "entry_pages", "exit_pages",
+          "table", "CHOICES", "RANGE")
 
 
 def build(folder: Path, events: int) -> tuple[date, date]:
@@ -42,51 +61,265 @@ def build(folder: Path, events: int) -> tuple[date, date]:
     return last - timedelta(days=13), last
 
 
-def measure(folder: Path, start: date, end: date, rounds: int) -> dict[str, float]:
-    from analytics_platform.dashboard import queries as Q
+def dashboard_queries() -> ModuleType:
+    """The module of the dashboard's own query functions (timed as they are, never copied)."""
+    for name in QUERY_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        if all(hasattr(mod, a) for a in NEEDED):
+            return mod
+    raise ImportError(f"none of {QUERY_MODULES} has {NEEDED}")
 
-    wh = Q.Warehouse(folder / "warehouse.duckdb")
+
+def ours(warehouse: Path, start: date, end: date) -> tuple[Any, dict[str, Callable[[], Any]]]:
+    """The Overview's queries as the dashboard runs them: the panels through the query layer
+    the dashboard and the API share, the filter choices and the date range as hand-written
+    SQL."""
+    Q = dashboard_queries()
+    wh = Q.Warehouse(warehouse)
+    wh.df(f"SET threads = {THREADS}")  # DuckDB's default is a thread per core
     f = Q.Filters(start, end)
-    overview = [(Q.KPIS, f.params()), (Q.KPIS, f.previous().params()),
-                (Q.SERIES_DAILY, f.params()), (Q.top_pages_sql(f), f.params()),
-                (Q.ENTRY_PAGES, f.params()), (Q.EXIT_PAGES, f.params()), (Q.CHOICES, {}),
-                (Q.RANGE, {})]
-    per_query: list[float] = []
-    per_page: list[float] = []
-    wh.df(Q.KPIS, f.params())  # warm the OS file cache once
-    for _ in range(rounds):
-        t_page = time.perf_counter()
-        for sql, params in overview:
-            t0 = time.perf_counter()
-            wh.df(sql, params)
-            per_query.append(time.perf_counter() - t0)
-        per_page.append(time.perf_counter() - t_page)
+    prev = f.previous()
+    return wh, {
+        "KPIs": lambda: Q.table(wh, Q.kpis(f)),
+        "KPIs, previous period": lambda: Q.table(wh, Q.kpis(prev)),
+        "daily series": lambda: Q.table(wh, Q.series(f, False)),
+        "top pages": lambda: Q.table(wh, Q.top_pages(f)),
+        "entry pages": lambda: Q.table(wh, Q.entry_pages(f)),
+        "exit pages": lambda: Q.table(wh, Q.exit_pages(f)),
+        "filter choices": lambda: wh.df(Q.CHOICES),
+        "date range": lambda: wh.df(Q.RANGE),
+    }
+
+
+def _plain(v: Any) -> Any:
+    """A cell as a comparable Python value (NULL, NaN and NaT as None; lists as lists; dates
+    and datetimes as dates when at midnight)."""
+    if isinstance(v, np.ndarray | list | tuple):
+        return [_plain(x) for x in v]
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, pd.Timestamp):
+        v = v.to_pydatetime()
+    if isinstance(v, datetime) and v.time() == datetime.min.time():
+        v = v.date()
+    return v
+
+
+def difference(name: str, a: pd.DataFrame, b: pd.DataFrame, names: bool) -> str | None:
+    """How two engines' results differ, or None when they are identical row for row: the same
+    rows in the same order, the same values (counts exactly; a float to 1e-12 relative, since
+    the engines add floats in different orders), and the same column names when ``names``."""
+    if names and list(a.columns) != list(b.columns):
+        return f"{name}: columns {list(a.columns)} ≠ {list(b.columns)}"
+    if a.shape != b.shape:
+        return f"{name}: shape {a.shape} ≠ {b.shape}"
+    for i, (ra, rb) in enumerate(zip(a.itertuples(index=False), b.itertuples(index=False),
+                                     strict=True)):
+        for col, x, y in zip(a.columns, ra, rb, strict=True):
+            x, y = _plain(x), _plain(y)
+            same = (math.isclose(x, y, rel_tol=1e-12, abs_tol=1e-12)
+                    if isinstance(x, float) and isinstance(y, float | int) else x == y)
+            if not same:
+                return f"{name}: row {i}, column {col}: {x!r} ≠ {y!r}"
+    return None
+
+
+# Levers of issue #21, measured with the dashboard's own queries (no change to the dashboard
+# or the warehouse): the same Overview on a copy of the warehouse laid out otherwise.
+LEVERS = ("one sorted Parquet file per table", "native DuckDB tables")
+ROLLUPS = "the daily marts (rollups)"
+LEVER_TABLES = ("sessions", "session_events", "pages_daily")  # what the Overview reads
+
+
+def lever_warehouse(folder: Path, lever: str) -> Path:
+    """A warehouse file beside ``folder``'s whose Overview tables are laid out as ``lever``
+    says, sorted by the ClickHouse tables' keys (the date, then the filtered columns); built
+    again when the warehouse changes."""
+    import duckdb
+    from clickhouse import TABLES, parquet_globs
+
+    from analytics_platform.storage import PARQUET  # the pipeline's Parquet settings
+
+    src = folder / "warehouse.duckdb"
+    out = folder / "levers" / str(LEVERS.index(lever))
+    stamp = repr(sorted(parquet_globs(src).items()))
+    if (out / "stamp").exists() and (out / "stamp").read_text() == stamp:
+        return out / "warehouse.duckdb"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    con = duckdb.connect(str(out / "warehouse.duckdb"))
+    try:
+        con.execute("ATTACH ? AS src (READ_ONLY)", [str(src)])
+        for table in LEVER_TABLES:
+            rows = f"SELECT * FROM src.{table} ORDER BY {TABLES[table]}"
+            if lever == LEVERS[0]:
+                file = out / f"{table}.parquet"
+                con.execute(f"COPY ({rows}) TO '{file}' ({PARQUET})")
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{file}')")
+            else:
+                con.execute(f"CREATE TABLE {table} AS {rows}")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    (out / "stamp").write_text(stamp)
+    return out / "warehouse.duckdb"
+
+
+def rollups(wh: Any, start: date, end: date) -> dict[str, Callable[[], Any]]:
+    """The Overview's panels the pipeline's daily marts answer exactly (asserted): the daily
+    series from ``kpis_daily`` (a day's distinct visitors are its own), exit pages from
+    ``pages_daily.exits``. The others need a count of distinct visitors over the range
+    (KPIs, top pages) or a bounce rate per entry page, which no mart keeps."""
+    p = {"start": start, "end": end}
+    series = ("SELECT date::TIMESTAMP AS period, visitors, sessions, pageviews, conversions "
+              "FROM kpis_daily WHERE date BETWEEN $start AND $end ORDER BY period")
+    exits = ("SELECT page_path, sum(exits)::BIGINT AS sessions FROM pages_daily "
+             "WHERE date BETWEEN $start AND $end AND exits > 0 GROUP BY page_path "
+             "ORDER BY sessions DESC, page_path LIMIT 10")
+    return {"daily series": lambda: wh.df(series, p), "exit pages": lambda: wh.df(exits, p)}
+
+
+def _p(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[round(q * (len(s) - 1))] * 1e3
+
+
+def measure(folder: Path, start: date, end: date, rounds: int, clickhouse: bool,
+            levers: bool = False) -> dict[str, Any]:
+    wh, duck = ours(folder / "warehouse.duckdb", start, end)
+    threads = int(wh.row("SELECT current_setting('threads')")[0])
+    engines: dict[str, dict[str, Callable[[], Any]]] = {"ours": duck}
+    if levers:
+        for lever in LEVERS:
+            engines[lever] = ours(lever_warehouse(folder, lever), start, end)[1]
+        engines[ROLLUPS] = rollups(wh, start, end)
+    if clickhouse:
+        import clickhouse as CH
+
+        prev_start = start - (end - start) - timedelta(days=1)
+        ch = CH.ClickHouse(folder / "warehouse.duckdb", folder / "chdb")
+        for table in ("sessions", "session_events"):
+            n = (wh.row(f"SELECT count(*) FROM {table}")[0], ch.count(table))
+            assert n[0] == n[1], f"{table}: {n[0]} rows in DuckDB, {n[1]} in ClickHouse"
+        engines["ClickHouse"] = CH.overview(ch, start, end, (prev_start, start - timedelta(1)))
+    # warm both (the OS file cache, DuckDB's Parquet metadata), and compare the results
+    results = {e: {name: q() for name, q in panels.items()} for e, panels in engines.items()}
+    for e in list(engines)[1:]:
+        for name, b in results[e].items():
+            diff = difference(name, results["ours"][name], b,
+                              names=name not in ("filter choices", "date range"))
+            assert diff is None, f"the engines differ: {diff}" + (
+                "" if e == "ClickHouse" else f" ({e})")
+    per_query = {e: {name: [] for name in panels} for e, panels in engines.items()}
+    per_page: dict[str, list[float]] = {e: [] for e in engines}
+    order = list(engines)
+    for r in range(rounds):
+        # the engines take turns going first
+        for e in order[r % len(order):] + order[:r % len(order)]:
+            t_page = time.perf_counter()
+            for name, q in engines[e].items():
+                t0 = time.perf_counter()
+                q()
+                per_query[e][name].append(time.perf_counter() - t0)
+            per_page[e].append(time.perf_counter() - t_page)
     events = wh.row("SELECT count(*) FROM events")[0]
-    q = sorted(per_query)
-    return {"events": events, "p50": statistics.median(q) * 1e3,
-            "p95": q[int(0.95 * (len(q) - 1))] * 1e3,
-            "page_p50": statistics.median(per_page) * 1e3}
+    shown = wh.row("SELECT count(*) FROM session_events WHERE session_date BETWEEN $start "
+                   "AND $end", {"start": start, "end": end})[0]
+    out: dict[str, Any] = {"events": events, "shown": shown, "threads": threads, "rows": {}}
+    for name in duck:
+        out["rows"][name] = {e: (_p(per_query[e][name], .5), _p(per_query[e][name], .95))
+                             for e in engines if name in per_query[e]}
+    complete = [e for e in engines if per_query[e].keys() == duck.keys()]
+    every = {e: [t for ts in per_query[e].values() for t in ts] for e in complete}
+    out["rows"]["any query"] = {e: (_p(every[e], .5), _p(every[e], .95)) for e in complete}
+    out["rows"]["**whole page**"] = {e: (_p(per_page[e], .5), _p(per_page[e], .95))
+                                     for e in complete}
+    if clickhouse:
+        ch.close()
+    return out
+
+
+def _ms(v: float) -> str:
+    return f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--record", action="store_true")
+    ap.add_argument("--without-clickhouse", action="store_true",
+                    help="time the dashboard's queries only (no chDB comparison)")
     ap.add_argument("--root", type=Path, default=ROOT,
                     help="where the bench-dashboard-<events>/ warehouses are kept")
+    ap.add_argument("--levers", action="store_true",
+                    help="also time the same queries on copies of the warehouse laid out "
+                         "otherwise (issue #21's levers), and from the daily marts")
     args = ap.parse_args()
-    rows = []
+    clickhouse = not args.without_clickhouse
+    results = []
     for size in args.sizes:
-        folder = args.root / f"bench-dashboard-{size}"
+        folder = (args.root / f"bench-dashboard-{size}").resolve()
         start, end = build(folder, size)
-        m = measure(folder, start, end, args.rounds)
-        rows.append(f"| {m['events']:,.0f} events (last 14 days shown) | {m['p50']:.0f} ms | "
-                    f"{m['p95']:.0f} ms | {m['page_p50']:.0f} ms |")
-    section("Overview queries, no result cache, through the dashboard's `Warehouse` (the file "
-            "open, a cursor per query; bar: p95 ≤ 200 ms on 10M events).",
-            "| warehouse | query p50 | query p95 | whole overview (8 queries) p50 |", rows,
-            args.record)
+        results.append(measure(folder, start, end, args.rounds, clickhouse, args.levers))
+    header = "| query |"
+    for m in results:
+        header += f" ours, {m['events']:,} events |"
+        if clickhouse:
+            header += " ClickHouse | ÷ |"
+    rows = []
+    for name in results[0]["rows"]:
+        row = f"| {name} |"
+        for m in results:
+            o = m["rows"][name]["ours"]
+            row += f" {_ms(o[0])} / {_ms(o[1])} |"
+            if clickhouse:
+                c = m["rows"][name]["ClickHouse"]
+                row += f" {_ms(c[0])} / {_ms(c[1])} | {o[0] / c[0]:.1f} |"
+        rows.append(row)
+    shown = ", ".join(f"{m['shown']:,}" for m in results)
+    what = (f"Overview queries (the last 14 days shown: {shown} events), p50 / p95 in ms over "
+            f"{args.rounds} warm rounds, no result cache, through the dashboard's query "
+            "functions and `Warehouse` (the file open, a cursor per query; bar: any query's "
+            f"p95 ≤ 200 ms on 10M events), {results[0]['threads']} DuckDB threads.")
+    if clickhouse:
+        what += (" ClickHouse: the same queries in ClickHouse SQL in chDB (bench/clickhouse.py: "
+                 "MergeTree tables ordered by the date and the filtered columns, loaded from "
+                 "the same Parquet files), max_threads 2, results asserted identical row for "
+                 "row, the engines taking turns round by round; ÷: ours ÷ ClickHouse at p50.")
+    section(what, header, rows, args.record)
+    if args.levers:
+        section("Levers (issue #21), the same rounds: the dashboard's own queries on a copy of "
+                "the warehouse whose Overview tables are one Parquet file each or native tables "
+                "in a DuckDB file (both sorted as the ClickHouse tables), and the panels the "
+                "daily marts answer exactly; results asserted identical to today's. p50 / p95 "
+                "in ms, (÷ ClickHouse at p50).", *levers_table(results, clickhouse),
+                args.record)
+
+
+def levers_table(results: list[dict[str, Any]], clickhouse: bool) -> tuple[str, list[str]]:
+    engines = ["ours", *LEVERS, ROLLUPS] + (["ClickHouse"] if clickhouse else [])
+    label = {"ours": "views over the daily files (today)"}
+    header = "| warehouse | query | " + " | ".join(label.get(e, e) for e in engines) + " |"
+    rows = []
+    for m in results:
+        for name, by in m["rows"].items():
+            cells = []
+            for e in engines:
+                if e not in by:
+                    cells.append("—")
+                    continue
+                cell = f"{_ms(by[e][0])} / {_ms(by[e][1])}"
+                if clickhouse and e != "ClickHouse":
+                    cell += f" ({by[e][0] / by['ClickHouse'][0]:.1f})"
+                cells.append(cell)
+            rows.append(f"| {m['events']:,} events | {name} | " + " | ".join(cells) + " |")
+    return header, rows
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -25,6 +26,7 @@ from typing import Any
 
 import duckdb
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -56,10 +58,21 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
     warehouse_path = data_dir / "warehouse.duckdb"
     spool = data_dir / ".export_tmp"
 
+    opened: dict[tuple[int, int], Warehouse] = {}
+
     def warehouse() -> Warehouse | None:
-        wh = Warehouse(warehouse_path)
-        return wh if warehouse_path.exists() and {"sessions", "session_events"} <= wh.tables \
-            else None
+        """The warehouse, if it has sessions; its list of views is asked again only when the
+        pipeline swaps in a new file (asking on every request cost a query each time)."""
+        try:
+            st = warehouse_path.stat()
+        except FileNotFoundError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns)
+        if key not in opened:
+            opened.clear()
+            opened[key] = Warehouse(warehouse_path)
+        wh = opened[key]
+        return wh if {"sessions", "session_events"} <= wh.tables else None
 
     def authorize(request: Request) -> ApiKey | Response:
         header = request.headers.get("authorization", "")
@@ -83,6 +96,9 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
         key = authorize(request)
         if isinstance(key, Response):
             return key
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            return error(413, f"The query is over {MAX_BODY // 1024} KiB.")
         body = await request.body()
         if len(body) > MAX_BODY:
             return error(413, f"The query is over {MAX_BODY // 1024} KiB.")
@@ -134,9 +150,11 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
         except exports.ExportError as e:
             return error(400 if warehouse_path.exists() else 503, str(e))
         name = f"{table}" + (f"_{first}_{last}" if first or last else "") + f".{fmt}"
+        # deleted once streamed, or after the response when the client left before it began
         return StreamingResponse(exports.chunks(out), media_type=exports.FORMATS[fmt][1],
                                  headers={"content-disposition": f'attachment; filename="{name}"',
-                                          "content-length": str(out.stat().st_size)})
+                                          "content-length": str(out.stat().st_size)},
+                                 background=BackgroundTask(out.unlink, missing_ok=True))
 
     async def openapi(_: Request) -> Response:
         return JSONResponse(document())
@@ -159,14 +177,38 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
     ], exception_handlers={404: not_found, 405: not_allowed})
 
 
+def access_log(app: Callable) -> Callable:
+    """The access log: method, path, status and milliseconds, never a header nor the query
+    string (uvicorn's own log prints the query string, where a client may have put its key)."""
+
+    async def logged(scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        t0 = time.perf_counter()
+        status = [0]
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, sending)
+        finally:
+            log.info("%s %s %d %.0f ms", scope["method"], scope["path"], status[0],
+                     (time.perf_counter() - t0) * 1000)
+
+    return logged
+
+
 def serve(app: Starlette, host: str, port: int) -> None:
-    """Run ``app`` on uvicorn. uvicorn's access log names the method, path and status, never a
-    header: the keys stay out of the logs."""
+    """Run ``app`` on uvicorn, with :func:`access_log` in place of uvicorn's."""
     import uvicorn
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = uvicorn.Config(app, host=host, port=port, log_level="info",
-                            timeout_graceful_shutdown=10, proxy_headers=False)
+    config = uvicorn.Config(access_log(app), host=host, port=port, log_level="info",
+                            access_log=False, timeout_graceful_shutdown=10,
+                            proxy_headers=False)
     uvicorn.Server(config).run()

@@ -117,7 +117,9 @@ def parse_date_range(value: Any, now: datetime, first_day: Callable[[], date | N
 
 
 def parse(body: Any, now: datetime, first_day: Callable[[], date | None]) -> Parsed:
-    """A request body, checked; :class:`QueryError` with Plausible-style messages."""
+    """A request body, checked; :class:`QueryError` with Plausible-style messages. ``now``:
+    the server's clock (naive is UTC)."""
+    now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
     if not isinstance(body, dict):
         raise QueryError("Invalid request: the body must be a JSON object.")
     unknown = set(body) - KEYS

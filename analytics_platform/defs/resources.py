@@ -22,15 +22,18 @@ def _from_env(**variables: str) -> dict[str, dg.EnvVar]:
 @dg.definitions
 def resources() -> dg.Definitions:
     s3 = _from_env(endpoint_url="AWS_ENDPOINT_URL")  # the lakes' S3 client (S3Resource)
-    late = ({"late_arrival_hours": dg.EnvVar.int("ANALYTICS_LATE_ARRIVAL_HOURS")}
+    ints = ({"late_arrival_hours": dg.EnvVar.int("ANALYTICS_LATE_ARRIVAL_HOURS")}
             if settings.is_set("ANALYTICS_LATE_ARRIVAL_HOURS") else {})
+    if settings.is_set("ANALYTICS_JOURNEY_MIN_VISITORS"):
+        ints["journey_min_visitors"] = dg.EnvVar.int("ANALYTICS_JOURNEY_MIN_VISITORS")
     return dg.Definitions(
         resources={
             "raw_lake": RawLakeResource(**s3, **_from_env(url="ANALYTICS_RAW_URL")),
             "lake": LakeResource(**s3, **_from_env(data_dir="ANALYTICS_DATA_DIR",
                                                     url="ANALYTICS_LAKE_URL")),
-            "pipeline": PipelineSettings(**late, **_from_env(
-                funnels_file="ANALYTICS_FUNNELS_FILE", referrers_file="ANALYTICS_REFERRERS_FILE")),
+            "pipeline": PipelineSettings(**ints, **_from_env(
+                funnels_file="ANALYTICS_FUNNELS_FILE", goals_file="ANALYTICS_GOALS_FILE",
+                referrers_file="ANALYTICS_REFERRERS_FILE")),
         },
         # Every step of a run in the run's own process. A step is DuckDB on every core already,
         # so a process per step (Dagster's default) buys no parallelism; it costs the imports

@@ -3,8 +3,9 @@
     analytics-platform collect --port 8000
 
 ``POST /v1/events`` runs the same ``Ingestor`` as the Lambda and stores accepted records in the
-write-ahead spool (spool.py), which flushes them to the raw lake in Firehose's layout. It is
-served straight on ASGI; the preflight and the other routes by Starlette.
+write-ahead spool (spool.py), which flushes them to the raw lake in Firehose's layout; so does
+``POST /api/event``, Plausible's event API (plausible.py), for sites that keep Plausible's tracker.
+Both are served straight on ASGI; the preflight and the other routes by Starlette.
 ``GET /`` lists the endpoints, ``GET /analytics.js`` serves the tracker, ``GET /demo`` a page
 that uses it, ``GET /healthz`` and ``GET /metrics`` the collector's state and counters.
 
@@ -33,7 +34,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from analytics_platform.contract import encode_json, encode_records
-from analytics_platform.ingest.core import IngestConfig, Ingestor, Prepared
+from analytics_platform.ingest.core import PATHS, IngestConfig, Ingestor, Prepared
 from analytics_platform.ingest.privacy import utc_day
 from analytics_platform.ingest.spool import Spool, describe_error
 from analytics_platform.lake import RawLake
@@ -44,6 +45,8 @@ log = logging.getLogger("analytics_platform.collector")
 ENDPOINTS = {
     "POST /v1/events": "events from the tracker (JSON, one event or a batch of up to 50)",
     "OPTIONS /v1/events": "CORS preflight",
+    "POST /api/event": "events from Plausible's tracker (its event API; answers 202 ok)",
+    "OPTIONS /api/event": "CORS preflight",
     "GET /analytics.js": "the tracker",
     "GET /demo": "a small site that uses the tracker",
     "GET /healthz": "ok / degraded / failing, with the reason",
@@ -122,8 +125,8 @@ def create_app(lake: RawLake, spool_dir: Path, config: IngestConfig | None = Non
         return b"".join(chunks)
 
     async def handle_events(method: str, headers: dict[str, str], body: bytes,
-                            peer: str | None = None) -> Prepared:
-        prepared = ingestor.prepare(method, headers, body, peer)
+                            peer: str | None = None, path: str = PATHS[0]) -> Prepared:
+        prepared = ingestor.prepare(method, headers, body, peer, path)
         if prepared.records:
             try:
                 await spool.append(encode_records(prepared.records))
@@ -142,7 +145,7 @@ def create_app(lake: RawLake, spool_dir: Path, config: IngestConfig | None = Non
 
     async def events(request: Request) -> Response:  # OPTIONS (preflight)
         headers = {k.lower(): v for k, v in request.headers.items()}
-        prepared = await handle_events(request.method, headers, b"")
+        prepared = await handle_events(request.method, headers, b"", None, request.url.path)
         count(prepared)
         r = prepared.response
         return Response(r.body, status_code=r.status, headers=r.headers)
@@ -243,6 +246,7 @@ def create_app(lake: RawLake, spool_dir: Path, config: IngestConfig | None = Non
     app = Starlette(routes=[
         Route("/", index, methods=["GET"]),
         Route("/v1/events", events, methods=["POST", "OPTIONS"]),
+        Route("/api/event", events, methods=["POST", "OPTIONS"]),
         Route("/analytics.js", tracker, methods=["GET"]),
         Route("/demo", demo, methods=["GET"]),
         Route("/demo/{page:path}", demo, methods=["GET"]),
@@ -252,9 +256,10 @@ def create_app(lake: RawLake, spool_dir: Path, config: IngestConfig | None = Non
     app.state.spool = spool
 
     async def asgi(scope: dict, receive: Callable, send: Callable) -> None:
-        # The hot path, POST /v1/events, straight on ASGI: Starlette's middleware and routing
-        # were ~30 % of the collector's CPU on batches (py-spy). Everything else goes to `app`.
-        if scope["type"] != "http" or scope["path"] != "/v1/events" or scope["method"] != "POST":
+        # The hot path, POST /v1/events (and /api/event), straight on ASGI: Starlette's
+        # middleware and routing were ~30 % of the collector's CPU on batches (py-spy).
+        # Everything else goes to `app`.
+        if scope["type"] != "http" or scope["path"] not in PATHS or scope["method"] != "POST":
             await app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
@@ -265,10 +270,10 @@ def create_app(lake: RawLake, spool_dir: Path, config: IngestConfig | None = Non
                 return
             client = scope.get("client")  # (host, port) of the TCP peer: for visitor_hash only
             prepared = body if isinstance(body, Prepared) else await handle_events(
-                "POST", headers, body, client[0] if client else None)
+                "POST", headers, body, client[0] if client else None, scope["path"])
         except Exception as e:
             counters["internal_errors"] += 1
-            log.error("collector: internal error on POST /v1/events", exc_info=e)
+            log.error("collector: internal error on POST %s", scope["path"], exc_info=e)
             prepared = ingestor.refuse(headers, 500, "internal_error",
                                        "the collector failed; send it again", closing)
         count(prepared)

@@ -6,7 +6,9 @@ of every stored text and the enrichment of CONTRACT §2 (``ingest_ts``, ``user_a
 ``schema_version``, ``consent``, and ``visitor_hash`` for events without a session id). It reads
 the ``Origin``, ``Content-Type`` and ``User-Agent`` headers, and the client's address (the peer,
 or a configured header from a trusted proxy) only for ``visitor_hash``: the address is never
-stored, logged or put in an error (privacy.py, docs/PRIVACY.md). ``Ingestor.handle`` also hands
+stored, logged or put in an error (privacy.py, docs/PRIVACY.md). The body is the contract's
+(``/v1/events``) or Plausible's (``/api/event``, plausible.py: mapped onto the contract, then
+the same steps). ``Ingestor.handle`` also hands
 the records to a sink (Firehose, Kinesis, S3); the collector stores them in its own write-ahead
 spool instead.
 """
@@ -29,6 +31,7 @@ from analytics_platform.contract import (
     format_timestamp,
     make_raw_record,
 )
+from analytics_platform.ingest import plausible
 from analytics_platform.ingest.privacy import (
     ClientAddress,
     Salts,
@@ -44,6 +47,10 @@ from analytics_platform.ingest.privacy import (
 log = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json", "text/plain")  # text/plain: navigator.sendBeacon(string)
+EVENTS_PATH = "/v1/events"  # the contract's endpoint (CONTRACT §1)
+# The paths the handler answers: the contract's, and Plausible's event API (plausible.py), whose
+# bodies become contract events and go through the same checks, scrub and enrichment.
+PATHS = (EVENTS_PATH, plausible.PATH)
 
 
 class SinkError(Exception):
@@ -162,10 +169,11 @@ class Ingestor:
                         [], [reason])
 
     def prepare(self, method: str, headers: Mapping[str, str], body: bytes,
-                peer: str | None = None) -> Prepared:
+                peer: str | None = None, path: str = EVENTS_PATH) -> Prepared:
         """The response to one request and the records it asks to store (``headers`` keys are
         lower case; ``peer`` is the connection's remote address, used for ``visitor_hash``
-        only)."""
+        only). ``path``: ``/v1/events`` (the contract's body) or ``/api/event`` (Plausible's,
+        answered as Plausible answers)."""
         origin = headers.get("origin")
         method = method.upper()
         if method == "OPTIONS":
@@ -194,8 +202,9 @@ class Ingestor:
             }, cors), [], ["unsupported_media_type"])
         if len(body) > self.config.max_body_bytes:
             return self.too_large(headers)
-        result = check_body(body)
         arrived = self.clock()
+        result = (plausible.check_body(body, arrived) if path == plausible.PATH
+                  else check_body(body))
         now = format_timestamp(arrived)
         agent = scrub_emails(headers.get("user-agent") or "")
         hashes: dict[str, str] = {}
@@ -224,6 +233,12 @@ class Ingestor:
         for v in result.violations:
             first.setdefault(v.index, v.code)
         reasons = list(first.values())
+        if isinstance(result, plausible.PlausibleResult):
+            status, ctype, payload = plausible.answer(result)
+            if result.dropped:  # valid, nothing to store: counted like a refusal
+                reasons.append(result.dropped)
+            return Prepared(Response(status, {"content-type": ctype, **cors}, payload),
+                            records, reasons)
         return Prepared(Response.json(result.status, result.response(), cors), records, reasons)
 
     def too_large(self, headers: Mapping[str, str]) -> Prepared:
@@ -231,9 +246,9 @@ class Ingestor:
                            f"the body is over {self.config.max_body_bytes} bytes")
 
     def handle(self, method: str, headers: Mapping[str, str], body: bytes,
-               peer: str | None = None) -> Prepared:
+               peer: str | None = None, path: str = EVENTS_PATH) -> Prepared:
         """``prepare``, then store the records in the sink: 503 when the sink fails."""
-        prepared = self.prepare(method, headers, body, peer)
+        prepared = self.prepare(method, headers, body, peer, path)
         if prepared.records and self.sink is not None:
             try:
                 self.sink.put(prepared.records)

@@ -1,7 +1,8 @@
 """The AWS Lambda entry point: ``analytics_platform.ingest.lambda_handler.handler``.
 
 Accepts API Gateway HTTP API (payload 2.0) and REST API (1.0) events and Lambda Function URL
-events (same shape as 2.0). Configuration by environment: ``ANALYTICS_SINK`` and its target
+events (same shape as 2.0), on the contract's path and on Plausible's ``/api/event``
+(``request_path``). Configuration by environment: ``ANALYTICS_SINK`` and its target
 (see sinks.sink_from_env), ``ANALYTICS_ALLOWED_ORIGINS``, ``ANALYTICS_SALT_URL`` (required: an
 ``s3://`` location shared by every instance, so that all hash a day with the same salt),
 ``ANALYTICS_CLIENT_IP_HEADER`` / ``ANALYTICS_TRUSTED_PROXIES`` (behind CloudFront or another
@@ -14,7 +15,8 @@ import base64
 import logging
 from typing import Any
 
-from analytics_platform.ingest.core import IngestConfig, Ingestor, Response
+from analytics_platform.ingest.core import EVENTS_PATH, IngestConfig, Ingestor, Response
+from analytics_platform.ingest.plausible import PATH as PLAUSIBLE_PATH
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ def _ingestor() -> Ingestor:
     if _INGESTOR is None:
         import os
 
-        from analytics_platform.ingest.privacy import Salts, S3Salts
+        from analytics_platform.ingest.privacy import S3Salts, Salts
         from analytics_platform.ingest.sinks import sink_from_env
 
         salt_url = os.environ.get("ANALYTICS_SALT_URL", "")
@@ -78,6 +80,17 @@ def source_ip(event: Any) -> str | None:
     return ip if isinstance(ip, str) else None
 
 
+def request_path(event: Any) -> str:
+    """Which body the request carries: Plausible's (``/api/event``, whatever stage or prefix
+    comes before it) or the contract's (every other path, as before Plausible's was taken)."""
+    event = _mapping(event)
+    path = (event.get("rawPath") or _mapping(_mapping(event.get("requestContext")).get("http"))
+            .get("path") or event.get("path"))
+    if isinstance(path, str) and path.rstrip("/").endswith(PLAUSIBLE_PATH):
+        return PLAUSIBLE_PATH
+    return EVENTS_PATH
+
+
 def _answer(r: Response) -> dict[str, Any]:
     return {"statusCode": r.status, "headers": r.headers, "body": r.body.decode(),
             "isBase64Encoded": False}
@@ -95,7 +108,8 @@ def handler(event: dict[str, Any], context: Any = None,
             "reason": "misconfigured", "message": "the ingest function is misconfigured"}))
     try:
         method, headers, body = parse_event(event)
-        return _answer(ing.handle(method, headers, body, source_ip(event)).response)
+        return _answer(ing.handle(method, headers, body, source_ip(event),
+                                  request_path(event)).response)
     except Exception:
         log.exception("ingest: internal error")
         return _answer(Response.json(500, {

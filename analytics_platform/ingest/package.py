@@ -19,6 +19,7 @@ MODULES = (
     "lake.py",
     "ingest/__init__.py",
     "ingest/core.py",
+    "ingest/plausible.py",
     "ingest/privacy.py",
     "ingest/sinks.py",
     "ingest/lambda_handler.py",

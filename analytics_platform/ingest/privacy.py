@@ -298,17 +298,45 @@ def utc_day(ts: datetime) -> date:
 # --- the scrub -------------------------------------------------------------------------------
 
 # Every control (Cc) and format (Cf) character of Unicode 15: line breaks cut a path's regex,
-# zero-width and bidi characters hide an address from any pattern. Removed from stored text.
-_INVISIBLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
+# zero-width and bidi characters hide an address from any pattern. A control becomes a space (a
+# tab or line break separates words). A run of format characters is both: it joins the letters of
+# an e-mail address (ja\u200bmie@…) and separates an IP address from its neighbours
+# (1.2.3.4\u200b5.6.7.8, ::1\u200bG). So while addresses are looked for it is _JOIN, a character
+# that the e-mail patterns take as part of an address and the IP patterns as a separator; then it
+# is removed, or becomes a space where it stands between two characters an IP address or a
+# replacement is made of (so that removing it cannot make a new address: 1.2.3\u200b.4).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]+")
+_FORMAT = ("\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
     "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd"
     "\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
-    "\U000e0020-\U000e007f]+")
+    "\U000e0020-\U000e007f")
+_FORMAT_RE = re.compile(f"[{_FORMAT}]+")
+_JOIN = "\x1f"  # a control character: none is left once controls are spaces
+_JOIN_SEP = re.compile(f"(?<=[0-9A-Fa-f.:)]){_JOIN}(?=[0-9A-Fa-f.:(])")
 
-# The pipeline's SQL macro (duck.py, CONTRACT §3.5), as Python: whatever it would replace, the
-# edge replaces first, so the raw lake never holds what the warehouse may not.
-_SQL_LOCAL = re.compile(r"[A-Za-z0-9._%+\-]+")
-_SQL_DOMAIN = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+
+def _marked(text: str) -> str:
+    """``text`` with controls as spaces and each run of format characters as ``_JOIN``."""
+    if text.isascii() and text.isprintable():  # most values: two C-speed checks
+        return text
+    return _FORMAT_RE.sub(_JOIN, _CONTROL.sub(" ", text))
+
+
+def _unmarked(text: str) -> str:
+    return _JOIN_SEP.sub(" ", text).replace(_JOIN, "") if _JOIN in text else text
+
+
+def _visible(text: str) -> str:
+    """``text`` without control or format characters (see above)."""
+    return _unmarked(_marked(text))
+
+
+# The pipeline's SQL macro (duck.py, CONTRACT §3.5), as Python (the e-mail patterns with _JOIN):
+# whatever it would replace, the edge replaces first, so the raw lake never holds what the
+# warehouse may not.
+_SQL_LOCAL = re.compile(rf"[A-Za-z0-9._%+\-{_JOIN}]+")
+_SQL_DOMAIN = re.compile(rf"[A-Za-z0-9\-{_JOIN}]+(?:\.[A-Za-z0-9\-{_JOIN}]+)*"
+                         rf"\.[A-Za-z{_JOIN}]{{2,}}")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|0?[0-9]?[0-9])"
 _SQL_IPV6 = re.compile(
     r"(?<![0-9A-Za-z:])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){3,7}|[0-9A-Fa-f]{1,4}"
@@ -317,9 +345,9 @@ _SQL_IPV6 = re.compile(
 # Stronger: any letter in the local part and the domain (josé@exämple.com), combining marks;
 # the local part stops at / = ? & so that a path keeps what precedes the address.
 _MARKS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
-_LOCAL = re.compile(rf"[\w{_MARKS}.%+\-!#$'*^`{{|}}~]+")
-_DOMAIN = re.compile(rf"[\w{_MARKS}\-]+(?:\.[\w{_MARKS}\-]+)*"
-                     rf"\.(?:[^\W\d_]{{2,}}|xn--[0-9a-z\-]+)", re.IGNORECASE)
+_LOCAL = re.compile(rf"[\w{_MARKS}{_JOIN}.%+\-!#$'*^`{{|}}~]+")
+_DOMAIN = re.compile(rf"[\w{_MARKS}{_JOIN}\-]+(?:\.[\w{_MARKS}{_JOIN}\-]+)*"
+                     rf"\.(?:(?:[^\W\d_]|{_JOIN}){{2,}}|xn--[0-9a-z\-]+)", re.IGNORECASE)
 _AT = re.compile(r"@|%40")
 # How far back a local part is looked for (RFC 5321 allows 64 characters; encoded, three times
 # that): bounds the work on long runs of text, where a regex would backtrack quadratically.
@@ -338,19 +366,29 @@ EMAIL_MARK, IP_MARK = "(email)", "(ip)"
 
 def _ipv6(m: re.Match[str]) -> str:
     cand = m.group(0)
-    core = cand.rstrip(".:") if "%" not in cand else cand
-    if not any(c in "0123456789abcdefABCDEF" for c in core.partition("%")[0]):
+    if not any(c in "0123456789abcdefABCDEF" for c in cand.partition("%")[0]):
         return cand  # "::" alone, or punctuation
-    try:
-        ipaddress.ip_address(core)
-    except ValueError:
-        return cand
-    return IP_MARK + cand[len(core):]
+    # What may stand around an address: a full stop or colons after it ("64:ff9b:::" is
+    # "64:ff9b::" and ":"), colons before it (":::1" is ":" and "::1"). Longest reading first.
+    leads = len(cand) - len(cand.lstrip(":"))
+    trails = len(cand) - len(cand.rstrip(".:"))
+    for lead, trail in sorted(((a, b) for a in range(leads + 1) for b in range(trails + 1)),
+                              key=sum):
+        core = cand[lead:len(cand) - trail]
+        try:
+            ipaddress.ip_address(core)
+        except ValueError:
+            continue
+        return cand[:lead] + IP_MARK + cand[len(cand) - trail:]
+    return cand
 
 
-def _emails(text: str, local: re.Pattern[str], domain: re.Pattern[str]) -> str:
+def _emails(text: str, local: re.Pattern[str], domain: re.Pattern[str],
+            need_local: bool = True) -> str:
     """Each ``@`` (or ``%40``) with the longest local part before it and a domain after it,
-    replaced; left to right, never overlapping (the spans a leftmost regex would find)."""
+    replaced; left to right, never overlapping (the spans a leftmost regex would find).
+    Without ``need_local``, ``@domain`` alone is replaced too (``=@example.com``: an RFC 5322
+    local part may hold characters that the scrub leaves outside it)."""
     out, done = [], 0
     for at in _AT.finditer(text):
         if at.start() < done:
@@ -358,9 +396,9 @@ def _emails(text: str, local: re.Pattern[str], domain: re.Pattern[str]) -> str:
         lo = max(done, at.start() - _LOCAL_MAX)
         m = local.match(text[lo:at.start()][::-1])
         d = domain.match(text, at.end())
-        if m is None or d is None:
+        if (m is None and need_local) or d is None:
             continue
-        start = at.start() - m.end()
+        start = at.start() - (m.end() if m else 0)
         out += [text[done:start], EMAIL_MARK]
         done = d.end()
     return "".join(out) + text[done:] if out else text
@@ -368,22 +406,38 @@ def _emails(text: str, local: re.Pattern[str], domain: re.Pattern[str]) -> str:
 
 def _replace(text: str) -> str:
     text = _emails(text, _SQL_LOCAL, _SQL_DOMAIN)
-    text = _emails(text, _LOCAL, _DOMAIN)
+    text = _emails(text, _LOCAL, _DOMAIN, need_local=False)
     text = _IPV6.sub(_ipv6, text)  # first: a zone id or an IPv4 tail goes with its address
     text = _IPV4.sub(IP_MARK, text)
     return _SQL_IPV6.sub(IP_MARK, text)
 
 
-def _decoded(text: str) -> str:
+def _decoded(text: str) -> list[str]:
     """The text as a reader would see it: percent-, plus- and HTML-decoded (up to three times:
-    %2540 is %40 is @), in compatibility form (＠ is @)."""
+    %2540 is %40 is @), as is and in compatibility form (＠ is @)."""
     out = text
     for _ in range(3):
         nxt = html.unescape(unquote_plus(out))
         if nxt == out:
             break
         out = nxt
-    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", out))
+    out = _marked(out)
+    return [out, _marked(unicodedata.normalize("NFKC", out))]
+
+
+def _scrub_marked(text: str) -> str:
+    if _MAYBE.search(text) or not text.isascii():  # ＠ (fullwidth), １.２.３.４…
+        out = _replace(text)
+        for decoded in _decoded(out):
+            if decoded != out and _replace(decoded) != decoded:
+                out = _replace(decoded)
+                break
+        text = out
+    return text
+
+
+def _found(text: str) -> int:
+    return text.count(EMAIL_MARK) + text.count(IP_MARK)
 
 
 def scrub(text: str, *, max_chars: int | None = None) -> str:
@@ -391,21 +445,21 @@ def scrub(text: str, *, max_chars: int | None = None) -> str:
     invisible characters. An address only seen once the text is decoded (``jamie%2540x.org``,
     ``&#64;``, ``＠``) is found there, and the text is then stored decoded. Cut to ``max_chars``
     (a replacement can be longer than what it replaces)."""
-    text = _INVISIBLE.sub("", text)
-    if _MAYBE.search(text) or not text.isascii():  # ＠ (fullwidth), １.２.３.４…
-        out = _replace(text)
-        decoded = _decoded(out)
-        if decoded != out and _replace(decoded) != decoded:
-            out = _replace(decoded)
-        text = out
-    return text if max_chars is None else text[:max_chars]
+    text = _marked(text)
+    out = _scrub_marked(text)
+    if _JOIN in text:  # an IP address split by an invisible character (192.168.1\u200b.1)
+        joined = _scrub_marked(text.replace(_JOIN, ""))
+        if _found(joined) > _found(out):
+            out = joined
+    out = _unmarked(out)
+    return out if max_chars is None else out[:max_chars]
 
 
 def scrub_emails(text: str) -> str:
     """Only e-mail addresses (for the user agent, whose version numbers look like IPv4)."""
     if "@" not in text and "%40" not in text:
         return text
-    return _emails(_emails(text, _SQL_LOCAL, _SQL_DOMAIN), _LOCAL, _DOMAIN)
+    return _emails(_emails(text, _SQL_LOCAL, _SQL_DOMAIN), _LOCAL, _DOMAIN, need_local=False)
 
 
 UTM_KEYS = frozenset(("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"))
@@ -415,10 +469,11 @@ def scrub_url(value: str, *, max_chars: int | None = None) -> str:
     """A path or URL without its fragment, its user:password@ and any query parameter but the
     UTM tags, then :func:`scrub`. The query is found by the first ``?`` whatever follows it (a
     line break included)."""
-    value = _INVISIBLE.sub("", value)
     value = value.partition("#")[0]
     base, q, query = value.partition("?")
-    scheme, sep, rest = base.partition("://")
+    if not base.isprintable():  # "/signup\n?token=…": the line break is no part of the path
+        base = _visible(base).rstrip()
+    scheme, sep, rest = base.partition("://") if "@" in base else ("", "", "")
     if sep and "@" in rest.partition("/")[0]:
         base = f"{scheme}://{rest.partition('/')[0].rpartition('@')[2]}" + (
             "/" + rest.partition("/")[2] if "/" in rest else "")

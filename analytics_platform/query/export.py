@@ -4,7 +4,9 @@
 DuckDB writes the file itself (``COPY … TO``), streaming from the Parquet lake, on a connection
 of its own with a memory limit and a spill folder, so an export of any size holds a bounded
 amount in memory (measured: docs/BENCHMARKS.md); the API then streams the file and deletes it.
-The warehouse is attached read-only: an export cannot change it.
+The warehouse is attached read-only: an export cannot change it. The ``events`` rows are read
+from the lake's files with their own de-duplication (``sql/export_events.sql``): the warehouse
+view's window holds every event in memory.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 
 import duckdb
 
+from analytics_platform.query.handwritten import fill
 from analytics_platform.sql import literal
+from analytics_platform.storage import FIRST_COPY_ORDER
 
 
 @dataclass(frozen=True)
@@ -59,18 +63,23 @@ class ExportError(ValueError):
 
 
 def export_sql(table: str, first: date | None, last: date | None,
-               columns: list[str]) -> tuple[str, dict[str, object]]:
-    """The SELECT of an export, its days as parameters."""
+               columns: list[str], lake: Path) -> tuple[str, dict[str, object]]:
+    """The SELECT of an export, its days as parameters; ``lake``: the lake folder (the
+    ``events`` rows are read from its files, sql/export_events.sql says why)."""
     if table not in TABLES:
         raise ExportError(f"Unknown table '{table}': one of {', '.join(TABLES)}.")
     t = TABLES[table]
+    if first and last and first > last:
+        raise ExportError("from is after to.")
+    if table == "events":
+        glob = literal(lake / "events" / "*" / "*.parquet")
+        return fill("export_events", files=glob, first_copy_order=FIRST_COPY_ORDER), {
+            "first": first, "after": last + timedelta(days=1) if last else None}
     hidden = [c for c in t.hidden if c in columns]
     select = "SELECT *" + (f" EXCLUDE ({', '.join(hidden)})" if hidden else "")
     where, params = [], {}
     if t.day_column is None and (first or last):
         raise ExportError(f"{table} is all history: it takes no from / to.")
-    if first and last and first > last:
-        raise ExportError("from is after to.")
     if first:
         where.append(f"{t.day_column} >= $first")
         params["first"] = first
@@ -110,7 +119,7 @@ def export(warehouse: Path, table: str, first: date | None, last: date | None, f
         columns = [r[0] for r in con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
             [table]).fetchall()]
-        sql, params = export_sql(table, first, last, columns)
+        sql, params = export_sql(table, first, last, columns, warehouse.parent / "lake")
         rows = con.execute(f"COPY ({sql}) TO {literal(tmp)} ({FORMATS[fmt][0]})",
                            params).fetchall()[0][0]
         os.replace(tmp, out)

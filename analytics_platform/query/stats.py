@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -393,6 +393,13 @@ def _case_sensitive(f: Sequence[Any]) -> bool:
     return dict(f[3]).get("case_sensitive", True) if len(f) == 4 else True
 
 
+def _in(expr: str, values: Sequence[str], ctx: _Ctx) -> str:
+    """``expr`` is one of ``values``: ``=`` or ``IN (…)`` of parameters, which DuckDB pushes
+    into the Parquet scan (a ``list_contains`` of a list parameter it does not)."""
+    refs = [ctx.params.add(v) for v in values]
+    return f"{expr} = {refs[0]}" if len(refs) == 1 else f"{expr} IN ({', '.join(refs)})"
+
+
 def _simple(f: Sequence[Any], ctx: _Ctx, prefix: str) -> str:
     """One simple filter as SQL over rows whose columns carry ``prefix``."""
     op, name, clauses = f[0], f[1], list(f[2])
@@ -419,8 +426,7 @@ def _simple(f: Sequence[Any], ctx: _Ctx, prefix: str) -> str:
         names = [c for c in clauses if c != "pageview" and c not in EVENT_TYPES[1:]]
         parts = []
         if types:
-            parts.append(f"list_contains({ctx.params.add(types)}::VARCHAR[], "
-                         f"{prefix}event_type)")
+            parts.append(_in(f"{prefix}event_type", types, ctx))
         if names:
             parts.append(f"({prefix}event_type = 'custom' AND list_contains("
                          f"{ctx.params.add(names)}::VARCHAR[], "
@@ -431,7 +437,7 @@ def _simple(f: Sequence[Any], ctx: _Ctx, prefix: str) -> str:
         expr = f"lower({expr})"
         clauses = [c.lower() for c in clauses]
     if op in ("is", "is_not"):
-        cond = f"list_contains({ctx.params.add(clauses)}::VARCHAR[], {expr})" if clauses else ""
+        cond = _in(expr, clauses, ctx) if clauses else ""
     elif op in ("contains", "contains_not"):
         cond = " OR ".join(f"contains({expr}, {ctx.params.add(c)})" for c in clauses)
     else:
@@ -737,7 +743,3 @@ def round_half_up(x: float, digits: int = 0) -> float:
     zero), not Python's banker's rounding."""
     f = 10 ** digits
     return math.floor(abs(x) * f + 0.5) / f * (1 if x >= 0 else -1)
-
-
-def with_filters(q: Query, *filters: Any) -> Query:
-    return replace(q, filters=q.filters + freeze(list(filters)))

@@ -35,7 +35,10 @@ class SimConfig:
     seed: int = 42
     returning_share_max: float = 0.35
     extra_sessions_per_visit_day: float = 0.12
-    opt_out_share: float = 0.07
+    # Visitors whose browser runs the tracker in consent mode (visitor_id and session_id kept in
+    # localStorage); the others send no id, and the handler gives their events a visitor_hash
+    # of the day (docs/PRIVACY.md). Bots draw their own.
+    consent_share: float = 0.3
     bot_session_share: float = 0.03
     conversion_control: float = 0.045
     conversion_treatment: float = 0.065
@@ -135,7 +138,7 @@ class _Visitors:
     device: np.ndarray
     ua_choice: np.ndarray
     screen_choice: np.ndarray
-    opt_out: np.ndarray
+    consent: np.ndarray
     variant: np.ndarray
 
 
@@ -148,7 +151,7 @@ def _visitor_traits(cfg: SimConfig, rng: np.random.Generator) -> _Visitors:
         device=rng.choice(len(m.DEVICES), n_visitors, p=m.DEVICE_WEIGHTS).astype(np.int8),
         ua_choice=rng.random(n_visitors),
         screen_choice=rng.random(n_visitors),
-        opt_out=rng.random(n_visitors) < cfg.opt_out_share,
+        consent=rng.random(n_visitors) < cfg.consent_share,
         variant=(rng.random(n_visitors) < 0.5).astype(np.int8),
     )
 
@@ -204,7 +207,7 @@ def _with_bot_sessions(cfg: SimConfig, rng: np.random.Generator, visitors: _Visi
         "device": np.concatenate([humans["device"], np.zeros(n_b, np.int8)]),
         "variant": np.concatenate([humans["variant"], np.zeros(n_b, np.int8)]),
         "converts": np.concatenate([humans["converts"], np.zeros(n_b, bool)]),
-        "opt_out": np.concatenate([visitors.opt_out[s_vis], rng.random(n_b) < 0.5]),
+        "consent": np.concatenate([visitors.consent[s_vis], rng.random(n_b) < 0.5]),
     }
 
 

@@ -1,4 +1,9 @@
-"""Write simulated traffic into the raw lake exactly as Firehose would (SPEC §2).
+"""Write simulated traffic into the raw lake exactly as Firehose would (CONTRACT §2).
+
+Records are what the ingest handler stores: scrubbed at the edge (ingest/privacy.py, applied to
+each distinct page, title and referrer once), a consented visitor's ids, or for everyone else no
+id and a ``visitor_hash`` of the UTC day of arrival (a keyed hash of a per-day salt and the
+visitor, standing in for the handler's HMAC of address and browser).
 
 Records are formatted by one DuckDB query per day of arrival (vectorised: no Python per event),
 grouped into 5-minute buffers, gzipped and written as one object per buffer under the hour of the
@@ -20,9 +25,11 @@ import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from analytics_platform.contract import EVENT_TYPES, SCHEMA_VERSION, SCROLL_DEPTHS, TIME_MILESTONES
+from analytics_platform.ingest.privacy import scrub, scrub_url
 from analytics_platform.lake import RawLake, gzip_object
 from analytics_platform.simulate import model as m
 from analytics_platform.simulate.traffic import US, Traffic
@@ -37,7 +44,7 @@ RECORD_SQL = """
 SELECT
     '{"event_type":"' || event_type
     || '","event_id":"' || event_id
-    || '","session_id":"' || session_id || '"'
+    || '","session_id":' || coalesce('"' || session_id || '"', 'null')
     || coalesce(',"visitor_id":"' || visitor_id || '"', '')
     || page_fragment
     || coalesce(referrer_fragment, '')
@@ -51,7 +58,9 @@ SELECT
     || coalesce(props_fragment, '')
     || ',"ingest_ts":"' || strftime(make_timestamp(ingest_us), '%Y-%m-%dT%H:%M:%S.%gZ')
     || '","user_agent":' || user_agent_json
-    || ',"schema_version":' || $schema_version || '}' || chr(10) AS line
+    || ',"schema_version":' || $schema_version
+    || coalesce(',"visitor_hash":"' || visitor_hash || '"', '')
+    || ',"consent":' || CASE WHEN consent THEN 'true' ELSE 'false' END || '}' || chr(10) AS line
 FROM chunk
 """
 
@@ -84,6 +93,30 @@ def uuid_strings(rng: np.random.Generator, n: int) -> pa.Array:
 
 
 _UUID_HEX_POS = [i for i in range(36) if i not in (8, 13, 18, 23)]
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a well-spread 64-bit value of each 64-bit input (wrapping)."""
+    x = x.astype(np.uint64)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def visitor_hashes(seed: int, visitor: np.ndarray, ingest_us: np.ndarray) -> pa.Array:
+    """16 hex digits per delivery: the same for one visitor on one UTC day of arrival, another
+    the next day (a new salt), as the handler's ``visitor_hash``."""
+    day = (ingest_us // (86400 * US)).astype(np.uint64)
+    salt = _mix64(day ^ _mix64(np.full(len(day), seed, dtype=np.uint64)))
+    b = _mix64(_mix64(visitor.astype(np.uint64) + np.uint64(1)) ^ salt).astype(">u8")
+    b = b.view(np.uint8).reshape(-1, 8)
+    h = np.empty((len(day), 16), dtype=np.uint8)
+    h[:, 0::2] = _HEX[b >> 4]
+    h[:, 1::2] = _HEX[b & 0x0F]
+    offsets = np.arange(0, (len(day) + 1) * 16, 16, dtype=np.int32)
+    return pa.StringArray.from_buffers(len(day), pa.py_buffer(offsets),
+                                       pa.py_buffer(h.reshape(-1)))
 
 
 def _json(value: object) -> str:
@@ -100,16 +133,18 @@ def _dictionary(indices: np.ndarray, fragments: list[str | None]) -> pa.Dictiona
 def _fragments(traffic: Traffic) -> dict[str, np.ndarray | list[str | None]]:
     """Pre-rendered JSON for every value of the low-cardinality fields."""
     pages = [
-        f',"page_path":{_json(p.path)},"page_host":{_json(m.SITE_HOST)},"page_title":{_json(p.title)}'
+        f',"page_path":{_json(scrub_url(p.path))},"page_host":{_json(m.SITE_HOST)},'
+        f'"page_title":{_json(scrub(p.title))}'
         for p in m.PAGES
     ]
     # Referrer: the source's (landing page) or the previous page of the site (later pages).
     referrers = [
-        f',"referrer":{_json(s.referrer)}' if s.referrer else None for s in m.SOURCES
-    ] + [f',"referrer":{_json(m.SITE_ORIGIN + p.path)}' for p in m.PAGES]
+        f',"referrer":{_json(scrub_url(s.referrer))}' if s.referrer else None for s in m.SOURCES
+    ] + [f',"referrer":{_json(scrub_url(m.SITE_ORIGIN + p.path))}' for p in m.PAGES]
     utm_cols = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
     utms = [
-        "".join(f',"{c}":{_json(getattr(s, c))}' for c in utm_cols if getattr(s, c)) or None
+        "".join(f',"{c}":{_json(scrub(getattr(s, c)))}' for c in utm_cols if getattr(s, c))
+        or None
         for s in m.SOURCES
     ]
     screens = [
@@ -156,6 +191,8 @@ def delivery_table(traffic: Traffic, phase_us: int) -> pa.Table:
     visitor_ids = uuid_strings(rng, n_vis)
     vis = s["visitor_idx"][sess]
     visitor_col = visitor_ids.take(pa.array(vis)).to_numpy(zero_copy_only=False)
+    consent = s["consent"][sess]
+    ingest_sorted = d["ingest_us"][order]
     prev = ev["prev_page_idx"][e].astype(np.int64)
     ref_idx = np.where(prev >= 0, len(m.SOURCES) + prev, s["source_idx"][sess])
     codes = f["props_code"]
@@ -173,8 +210,11 @@ def delivery_table(traffic: Traffic, phase_us: int) -> pa.Table:
         "event_type": pa.DictionaryArray.from_arrays(
             pa.array(etype.astype(np.int32)), pa.array(list(EVENT_TYPES))),
         "event_id": event_ids.take(pa.array(e)),
-        "session_id": session_ids.take(pa.array(sess)),
-        "visitor_id": pa.array(visitor_col, mask=s["opt_out"][sess], type=pa.string()),
+        "session_id": session_ids.take(pa.array(sess, mask=~consent)),
+        "visitor_id": pa.array(visitor_col, mask=~consent, type=pa.string()),
+        "visitor_hash": pc.if_else(pa.array(consent), None,
+                                   visitor_hashes(traffic.config.seed, vis, ingest_sorted)),
+        "consent": pa.array(consent),
         "page_fragment": _dictionary(ev["page_idx"][e], f["pages"]),
         "referrer_fragment": _dictionary(ref_idx, f["referrers"]),
         "utm_fragment": _dictionary(s["source_idx"][sess], f["utms"]),

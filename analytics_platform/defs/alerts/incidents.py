@@ -177,7 +177,8 @@ def opened(obs: Observation, links: Links) -> Message:
                        text, links.dashboard, f)
     run_url = f"{links.dagster}/runs/{f['run_id']}"
     ended = _iso(f["ended"])
-    part = f" (partitions {f['partition']})" if f.get("partition") else ""
+    part = (f" (partition{'s' if '…' in f['partition'] else ''} {f['partition']})"
+            if f.get("partition") else "")
     text = (f"A run of {f['job']}{part} failed at {ended:%H:%M} UTC on {_day(ended)}: "
             f"{f['error']}.\nRun: {run_url}\nUntil it succeeds the dashboard may lag. {dash}")
     return Message("run_failure", "open", f"Pipeline run failed: {f['job']}", text, run_url, f)

@@ -1,5 +1,6 @@
-"""When things run: the automation condition the assets share, the jobs, the hourly schedule and
-the raw-lake sensor (``schedules.py``, ``sensors.py``).
+"""When things run: the jobs, the hourly schedule (``schedules.py``), the raw-lake sensor and the
+downstream automation (``sensors.py``: the days an hour changed, the all-history marts at most
+hourly), and the housekeeping sensors (``housekeeping.py``: run retention, the run metric).
 
 Jobs select assets by group, so a new asset joins its job by its ``group_name`` alone:
 
@@ -8,28 +9,20 @@ Jobs select assets by group, so a new asset joins its job by its ``group_name`` 
 - ``history_marts``: the marts over all history (unpartitioned).
 """
 
-from datetime import timedelta
-
 import dagster as dg
 
 CLEAN, SESSIONS, DAILY_MARTS, HISTORY_MARTS = "clean", "sessions", "daily_marts", "history_marts"
 
 
-def refresh_when_deps_change(lookback_days: int = 3) -> dg.AutomationCondition:
-    """Re-materialise a partition when an upstream partition it reads has been updated (an
-    unpartitioned asset: when anything it reads has).
-
-    Unlike ``eager()``, this does not wait for every upstream partition to exist (a day's
-    sessions read hours up to two days later, which do not exist yet while the day is young) and
-    it looks back a few days, so a late object that lands in an old hour refreshes that day too
-    (``in_latest_time_window`` holds every partition of an asset that has no time partitions).
-    """
-    return (
-        dg.AutomationCondition.in_latest_time_window(timedelta(days=lookback_days))
-        & dg.AutomationCondition.any_deps_updated().since_last_handled()
-        & ~dg.AutomationCondition.any_deps_in_progress()
-        & ~dg.AutomationCondition.in_progress()
-    ).with_label("refresh when upstream data changes")
+def refresh_when_deps_change(lookback_days: int = 3) -> None:
+    """No Dagster automation condition: the days and the all-history marts are asked for by
+    the ``downstream_automation`` sensor (``sensors.py``), which knows from each ``events``
+    hour's metadata which days it can change (``records.py``): an hour of one day's events
+    refreshes that day, where "any upstream partition updated" refreshed the three or four days
+    whose window holds the hour. None here also keeps Dagster's own automation sensor, should
+    anyone switch it on, from asking for the same runs again. (The assets still call this
+    function; ``lookback_days`` is unused.)"""
+    return None
 
 
 # Run tags: `analytics/stage` is what the run queue limits (deploy/dagster.yaml); `ecs/cpu` and
@@ -43,8 +36,8 @@ HISTORY_RUN_TAGS = {"analytics/stage": "history", "ecs/cpu": "1024", "ecs/memory
 events_job = dg.define_asset_job(
     "events_job",
     selection=dg.AssetSelection.groups(CLEAN),
-    description="Clean raw hours into events (and quarantine). Downstream days are refreshed by "
-    "their automation conditions.",
+    description="Clean raw hours into events (and quarantine). The days whose sessions they "
+    "change follow through the `downstream_automation` sensor.",
     tags=EVENTS_RUN_TAGS,
 )
 

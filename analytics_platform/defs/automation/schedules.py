@@ -1,4 +1,5 @@
-"""The hourly schedule: process the hour that just ended, once Firehose has flushed it."""
+"""The hourly schedule: process the hour that just ended, once Firehose has flushed it, unless
+it was already processed as it is."""
 
 from datetime import timedelta
 
@@ -6,7 +7,15 @@ import dagster as dg
 
 from analytics_platform import settings
 from analytics_platform.defs.automation import events_job
+from analytics_platform.defs.automation.records import fingerprint
+from analytics_platform.defs.automation.runs import (
+    busy_partitions,
+    instance_of,
+    materialized_fingerprints,
+)
 from analytics_platform.lake import floor_hour, partition_key
+from analytics_platform.partitions import hourly
+from analytics_platform.resources import RawLakeResource
 
 # By :10 the previous hour's folder is complete but for rare retries (settings.schedule_minute).
 SCHEDULE_MINUTE = settings.schedule_minute()
@@ -18,9 +27,22 @@ SCHEDULE_MINUTE = settings.schedule_minute()
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description=f"Every hour at :{SCHEDULE_MINUTE:02d} UTC, clean the previous hour's raw objects "
-    "into events; the day's sessions and marts follow through their automation conditions.",
+    "into events, unless the raw-lake sensor's run already did with these very objects (the "
+    "hour's latest `events` materialisation records them) or has one queued or in progress: a "
+    "safety net, and the hourly run of an hour without traffic. The days follow through the "
+    "`downstream_automation` sensor.",
 )
-def hourly_events_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def hourly_events_schedule(context: dg.ScheduleEvaluationContext):
     previous = floor_hour(context.scheduled_execution_time) - timedelta(hours=1)
     key = partition_key(previous)
+    instance = instance_of(context)
+    if instance is not None:
+        if key in busy_partitions(instance, events_job.name, hourly):
+            return dg.SkipReason(f"{key}: a run of this hour is queued or in progress")
+        # the raw lake as the code location binds it: both take $ANALYTICS_RAW_URL and
+        # $AWS_ENDPOINT_URL (a schedule that asked for the resource could not be evaluated
+        # without one)
+        fp = fingerprint(RawLakeResource().open().list_hour(previous))
+        if materialized_fingerprints(instance, [key]).get(key) == fp:
+            return dg.SkipReason(f"{key}: already processed with these objects ({fp})")
     return dg.RunRequest(run_key=f"schedule:{key}", partition_key=key)

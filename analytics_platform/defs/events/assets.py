@@ -18,6 +18,11 @@ import pyarrow as pa
 
 from analytics_platform import layout, sql
 from analytics_platform.defs.automation import CLEAN
+from analytics_platform.defs.automation.records import (
+    hour_metadata,
+    raw_fingerprints,
+    session_days,
+)
 from analytics_platform.defs.events.checks import (
     QUARANTINE_SHARE_DESCRIPTION,
     UNIQUE_IDS_DESCRIPTION,
@@ -124,9 +129,10 @@ def _process_batch(
 
 
 def _check_records(con: duckdb.DuckDBPyConnection, raw_lake: RawLake, objects: list[RawObject],
-                   ) -> tuple[list[tuple[RawObject, str]], Future]:
+                   ) -> tuple[list[tuple[RawObject, str, int]], Future]:
     """Fill the table ``checked`` (checked.sql), chunk by chunk; returns the objects that could
-    not be decompressed and the user-agent parser's warm-up.
+    not be decompressed to their end (with the error and the line their unreadable part starts
+    at) and the user-agent parser's warm-up.
 
     Memory follows the chunk, not the batch: the next chunk is read and decompressed on other
     threads while DuckDB checks this one (the first is read while the statement is prepared).
@@ -135,7 +141,7 @@ def _check_records(con: duckdb.DuckDBPyConnection, raw_lake: RawLake, objects: l
     groups = list(chunks(objects)) or [[]]
     pending: Future | None = _PREFETCH.submit(read_lines, raw_lake, objects, groups[0])
     checked = _checked_sql()
-    corrupt: list[tuple[RawObject, str]] = []
+    corrupt: list[tuple[RawObject, str, int]] = []
     warm: Future | None = None
     for n in range(len(groups)):
         assert pending is not None
@@ -156,12 +162,15 @@ def _check_records(con: duckdb.DuckDBPyConnection, raw_lake: RawLake, objects: l
     return corrupt, warm
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, corrupt: list[tuple[RawObject, str]]) -> None:
-    """The table ``quarantined``: bad records and corrupt objects (quarantine.sql)."""
+def _quarantine(con: duckdb.DuckDBPyConnection,
+                corrupt: list[tuple[RawObject, str, int]]) -> None:
+    """The table ``quarantined``: bad records and the unreadable parts of damaged objects
+    (quarantine.sql)."""
     con.register("corrupt_objects", pa.table({
-        "key": pa.array([o.key for o, _ in corrupt], pa.string()),
-        "error": pa.array([e for _, e in corrupt], pa.string()),
-        "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o, _ in corrupt],
+        "key": pa.array([o.key for o, _, _ in corrupt], pa.string()),
+        "error": pa.array([e for _, e, _ in corrupt], pa.string()),
+        "line": pa.array([n for _, _, n in corrupt], pa.int64()),
+        "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o, _, _ in corrupt],
                              pa.timestamp("us")),
     }))
     con.execute(sql.load("events/quarantine", max_chars=str(QUARANTINE_TEXT_CHARS)))
@@ -207,7 +216,8 @@ def _write_events(con: duckdb.DuckDBPyConnection, lake: Lake, hours: list[dateti
     con.execute("DROP TABLE IF EXISTS deduped")
     # What follows reads the events back from their files.
     con.execute("CREATE OR REPLACE TEMP VIEW batch_events AS " + (
-        f"SELECT * FROM read_parquet({sql.literal_list(map(str, written))})" if written
+        f"SELECT * FROM read_parquet({sql.literal_list(map(str, written))}, "
+        "hive_partitioning = false)" if written
         else "SELECT * EXCLUDE (obj, raw_pos), NULL::VARCHAR AS raw_key, raw_pos "
              f"FROM ({events}) LIMIT 0"))
 
@@ -310,6 +320,7 @@ def events(
     """
     raw, out = raw_lake.open(), lake.open()
     hours = hours_of(context.partition_keys)
+    fingerprints = raw_fingerprints(raw, hours)  # for the automation: before reading
     con = connect()
     t0 = time.perf_counter()
     rows: list[HourStats] = []
@@ -324,6 +335,10 @@ def events(
     sums = total(rows)
     folders = [layout.hour_folder(h) for h in hours]
     checks = events_check_results(con, out, hours, rows, pipeline.quarantine_warn_share)
+    # each hour's objects and the days its events can change (defs/automation/records.py)
+    days = session_days(con, out, hours, pipeline.late_arrival_hours, datetime.now(UTC))
+    for key, meta in hour_metadata(fingerprints, days).items():
+        context.add_asset_metadata(meta, asset_key="events", partition_key=key)
     con.close()
     yield dg.MaterializeResult(
         asset_key="quarantine",

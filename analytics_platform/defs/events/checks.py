@@ -35,7 +35,7 @@ def events_check_results(
         bad = con.execute(
             "SELECT count(*) - count(DISTINCT (raw_hour, event_id)) "
             "+ count(*) FILTER (event_id IS NULL) "
-            "FROM read_parquet($files)", {"files": files}
+            "FROM read_parquet($files, hive_partitioning = false)", {"files": files}
         ).fetchall()[0][0]
     worst = max(stats, key=lambda s: s.quarantined / s.records if s.records else 0.0)
     share = worst.quarantined / worst.records if worst.records else 0.0
@@ -71,7 +71,8 @@ def events_freshness(lake: LakeResource, pipeline: PipelineSettings) -> dg.Asset
     newest = None
     if out.has_data("events"):
         newest = duckdb.execute(
-            f"SELECT max(ingest_ts) FROM read_parquet({sql.literal(out.glob('events'))})"
+            f"SELECT max(ingest_ts) FROM read_parquet({sql.literal(out.glob('events'))}, "
+            "hive_partitioning = false)"
         ).fetchall()[0][0]
     if newest is None:
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,

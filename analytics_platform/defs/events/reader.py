@@ -1,11 +1,13 @@
 """Read raw objects into an Arrow table of lines, without a Python object per record.
 
 Objects are decompressed on a thread pool, and their newlines found there with numpy (isal and
-numpy release the GIL, so two cores work on two objects at once; an object that cannot be
-decompressed is reported, never fatal). Each line *keeps its newline*, so an object's Arrow
-column is its decompressed buffer itself with the line starts as offsets: a million records cost
-a few vectorised passes and no copy of the text (joining the objects' text first, and one
-boolean array the size of it, cost more in page faults than the scan).
+numpy release the GIL, so two cores work on two objects at once). A damaged object (truncated,
+garbage after a member, a bad byte) is read as far as it decompresses: its complete records are
+kept and the unreadable rest is reported, never fatal (CONTRACT §3.1). Each line *keeps its
+newline*, so an object's Arrow column is its decompressed buffer itself with the line starts
+as offsets: a million records cost a few vectorised passes and no copy of the text (joining
+the objects' text first, and one boolean array the size of it, cost more in page faults than
+the scan).
 
 Large hours are read in chunks (:func:`chunks`) so that memory follows the chunk size, not the
 size of the hour.
@@ -39,7 +41,9 @@ class RawLines:
     trailing ``\\n``; blank lines are dropped)."""
 
     lines: pa.Table
-    corrupt: list[tuple[RawObject, str]] = field(default_factory=list)
+    # objects (or their tails) that could not be decompressed: the object, the error, and the
+    # line number the unreadable part starts at (the number of lines read before it)
+    corrupt: list[tuple[RawObject, str, int]] = field(default_factory=list)
     raw_bytes: int = 0
 
 
@@ -67,20 +71,62 @@ _SCAN_BYTES = 1 << 22
 class _Text:
     text: bytes
     ends: np.ndarray  # the position of every b"\n" in text (text ends with one)
+    error: str | None = None  # why the rest of the object could not be read (None: all read)
 
 
-def _decompress(data: bytes) -> _Text | str:
-    # Firehose writes one gzip member per object; a truncated or garbled object raises.
+_DECOMPRESS_ERRORS = (OSError, EOFError, ValueError, zlib.error)
+_FEED = 1 << 16
+
+
+def _recover(data: bytes) -> tuple[bytes, str]:
+    """Everything that decompresses of a damaged object, member after member (Firehose writes
+    one gzip member per object, a concatenation of several is valid gzip too), and why the rest
+    could not be read. Only damaged objects come here (the fast path has failed on them), so
+    plain zlib in 64 KiB pieces: a piece that fails is fed again byte by byte from a copy of the
+    decompressor, so no byte that decompresses before the damage is lost."""
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        d = zlib.decompressobj(31)
+        i = pos
+        try:
+            while i < len(data) and not d.eof:
+                before = d.copy()
+                try:
+                    out.append(d.decompress(data[i : i + _FEED]))
+                    i = min(i + _FEED, len(data))
+                except zlib.error:
+                    d = before
+                    # raises at the damaged byte, with all that came before it kept
+                    while not d.eof and i < len(data):
+                        out.append(d.decompress(data[i : i + 1]))
+                        i += 1
+        except zlib.error as e:
+            where = f"{i - pos:,} bytes into the gzip member at byte {pos:,}" if i > pos else (
+                f"byte {pos:,} does not start a gzip member")
+            return b"".join(out), f"{type(e).__name__}: {e} ({where})"
+        if not d.eof:
+            return b"".join(out), (f"EOFError: the object ends inside the gzip member at byte "
+                                   f"{pos:,} (truncated)")
+        pos = i - len(d.unused_data)
+    return b"".join(out), "OSError: damaged gzip object (every member decompressed)"
+
+
+def _decompress(data: bytes) -> _Text:
+    """The object's text; for a damaged one, what could be read of it and the error
+    (CONTRACT §3.1: every complete record of a damaged object is kept)."""
+    error = None
     try:
         text = igzip.decompress(data)
-    except (OSError, EOFError, ValueError, zlib.error) as e:
-        return f"{type(e).__name__}: {e}"[:500]
+    except _DECOMPRESS_ERRORS:
+        text, error = _recover(data)
+        error = error[:500]
     if text and not text.endswith(b"\n"):
-        text += b"\n"  # the last record of an object may lack its newline
+        text += b"\n"  # the last record of an object may lack its newline (or be cut short)
     buf = np.frombuffer(text, dtype=np.uint8)
     ends = [np.flatnonzero(buf[i : i + _SCAN_BYTES] == 0x0A) + i
             for i in range(0, len(buf), _SCAN_BYTES)]
-    return _Text(text, np.concatenate(ends) if ends else np.empty(0, np.int64))
+    return _Text(text, np.concatenate(ends) if ends else np.empty(0, np.int64), error)
 
 
 _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="gunzip")
@@ -113,11 +159,11 @@ def read_lines(lake: RawLake, objects: list[RawObject], indexes: list[int] | Non
     texts = list(_POOL.map(_decompress, datas))
     del datas
     tables: list[pa.Table] = []
-    corrupt: list[tuple[RawObject, str]] = []
+    corrupt: list[tuple[RawObject, str, int]] = []
     for i, t in zip(indexes, texts, strict=True):
-        if isinstance(t, str):
-            corrupt.append((objects[i], t))
-        elif len(t.ends):
+        if t.error is not None:
+            corrupt.append((objects[i], t.error, len(t.ends)))
+        if len(t.ends):
             tables.append(_lines(i, t))
     del texts
     table = pa.concat_tables(tables) if tables else _SCHEMA.empty_table()

@@ -1,4 +1,4 @@
-"""Daily marts (CONTRACT §5): KPIs, pages and attribution, one partition per session_date.
+"""Daily marts (CONTRACT §5): KPIs, pages, attribution and devices, one partition per session_date.
 
 Each reads the day's ``sessions`` (and ``session_events`` for pages) as the views ``s`` and
 ``e``; its statement is ``sql/<mart>.sql`` beside this file, all there is to each table. A new
@@ -7,8 +7,10 @@ and the warehouse view (one per table of the lake) follow (docs/PIPELINE.md, "Ad
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -23,19 +25,46 @@ from analytics_platform.resources import LakeResource
 from analytics_platform.storage import Lake, markdown_preview, publish_warehouse
 
 
+@dataclass(frozen=True)
+class MartCheck:
+    """A check of a daily mart, evaluated by the asset on each day it writes: ``sql/<name>.sql``
+    over that day's partition as ``m`` and its sessions as ``s`` returns the rows that break it
+    (none: passed). Its header says what it holds; ``description`` is the UI's "About"."""
+
+    name: str
+    description: str
+
+    def spec(self, asset: str) -> dg.AssetCheckSpec:
+        return dg.AssetCheckSpec(self.name, asset=asset, description=self.description)
+
+
+def _run_checks(con: duckdb.DuckDBPyConnection, checks: Sequence[MartCheck], day: datetime,
+                path: str, params: dict[str, Any], failures: dict[str, list[str]]) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP VIEW m AS SELECT * FROM read_parquet({sql.literal(path)})")
+    for check in checks:
+        query = sql.load(f"marts/{check.name}")
+        bad = con.execute(query, {k: v for k, v in params.items() if f"${k}" in query}).fetchall()
+        failures[check.name] += [f"{day:%Y-%m-%d}: {row}" for row in bad[:5]]
+
+
 def run_daily(
     context: dg.AssetExecutionContext,
     lake: Lake,
     table: str,
     build: Callable[[duckdb.DuckDBPyConnection, datetime], str],
     with_events: bool = False,
+    checks: Sequence[MartCheck] = (),
+    params: dict[str, Any] | None = None,
 ) -> dg.MaterializeResult:
     """For each day of the run: expose that day's sessions as ``s`` (and events as ``e``), write
-    the query ``build`` returns as the day's partition of ``table``."""
+    the query ``build`` returns (with the DuckDB ``params``) as the day's partition of ``table``,
+    then evaluate ``checks`` on it."""
     con = connect()
     t0 = time.perf_counter()
     days = sorted(day_of(k) for k in context.partition_keys)
     written: list[str] = []
+    params = params or {}
+    failures: dict[str, list[str]] = {c.name: [] for c in checks}
     for day in days:
         folder = day_folder(day)
         s_files = lake.existing("sessions", [folder])
@@ -43,12 +72,13 @@ def run_daily(
             lake.remove(table, folder)
             continue
         con.execute(f"CREATE OR REPLACE TEMP VIEW s AS SELECT * FROM read_parquet("
-                    f"{sql.literal_list(s_files)})")
+                    f"{sql.literal_list(s_files)}, hive_partitioning = false)")
         if with_events:
             e_files = lake.existing("session_events", [folder])
             con.execute(f"CREATE OR REPLACE TEMP VIEW e AS SELECT * FROM read_parquet("
-                        f"{sql.literal_list(e_files)})")
-        written.append(str(lake.write(con, build(con, day), table, folder)))
+                        f"{sql.literal_list(e_files)}, hive_partitioning = false)")
+        written.append(str(lake.write(con, build(con, day), table, folder, params)))
+        _run_checks(con, checks, day, written[-1], params, failures)
     publish_warehouse(lake)
     preview = markdown_preview(con, "SELECT * FROM read_parquet($f)", {"f": written}) if (
         written) else "no sessions in these days"
@@ -59,7 +89,13 @@ def run_daily(
         "rows": table_meta["dagster/row_count"],
         "seconds": round(time.perf_counter() - t0, 2), "preview": dg.MetadataValue.md(preview),
         **table_meta,
-    })
+    }, check_results=[
+        dg.AssetCheckResult(check_name=c.name, asset_key=table, passed=not failures[c.name],
+                            description=c.description,
+                            metadata={"days_checked": len(written),
+                                      "failures": "\n".join(failures[c.name]) or "none"})
+        for c in checks
+    ])
 
 
 def daily_mart_asset(**kwargs) -> Callable:
@@ -74,15 +110,19 @@ def daily_mart_asset(**kwargs) -> Callable:
     )
 
 
-def daily_mart(name: str, description: str, deps: list[str]) -> dg.AssetsDefinition:
+def daily_mart(name: str, description: str, deps: list[str],
+               checks: Sequence[MartCheck] = ()) -> dg.AssetsDefinition:
     """The daily mart ``name``: ``sql/<name>.sql`` over the day's sessions as ``s`` (and, when
-    ``deps`` holds ``session_events``, their events as ``e``)."""
+    ``deps`` holds ``session_events``, their events as ``e``), with its ``checks``."""
     query = sql.load(f"marts/{name}")  # read now: a missing file fails the definitions' load
+    for c in checks:
+        sql.load(f"marts/{c.name}")
 
-    @daily_mart_asset(name=name, description=description, deps=deps)
+    @daily_mart_asset(name=name, description=description, deps=deps,
+                      check_specs=[c.spec(name) for c in checks])
     def mart(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         return run_daily(context, lake.open(), name, lambda con, day: query,
-                         with_events="session_events" in deps)
+                         with_events="session_events" in deps, checks=checks)
 
     return mart
 
@@ -96,3 +136,9 @@ pages_daily = daily_mart(
 attribution_daily = daily_mart(
     "attribution_daily", "Sessions, visitors, pageviews, bounces and conversions per day and "
     "source / medium / campaign.", ["sessions"])
+devices_daily = daily_mart(
+    "devices_daily", "Per day: sessions, visitors, pageviews, bounces and conversions by device "
+    "type, browser, operating system and screen-size class (mobile < 576 px ≤ tablet < 992 ≤ "
+    "laptop < 1440 ≤ desktop), one row per dimension and value.", ["sessions"],
+    checks=[MartCheck("devices_daily_reconcile", "Each dimension's rows add up to the day's "
+                      "sessions, pageviews, bounces and conversions (from sessions).")])

@@ -72,7 +72,7 @@ def run_history(lake_res: LakeResource, table: str, query: str,
         con.close()
         return dg.MaterializeResult(metadata={"rows": 0, "note": "no sessions yet"})
     con.execute("CREATE TEMP VIEW s AS SELECT * FROM read_parquet("
-                f"{sql.literal(lake.glob('sessions'))})")
+                f"{sql.literal(lake.glob('sessions'))}, hive_partitioning = false)")
     if post is not None:
         con.register("computed", post(con.execute(query).fetchall()))
         query = "SELECT * FROM computed"

@@ -14,8 +14,9 @@ from analytics_platform.storage import Lake
 
 # Shown as the check's "About" in the UI (it runs inside the sessions asset).
 RECONCILE_DESCRIPTION = (
-    "Sum of session event counts equals the distinct human events of those sessions in the "
-    "events partitions (counted from the events files, not from session_events)."
+    "Sum of session event counts equals the distinct human events of those sessions, dated "
+    "their day or the next, in the events partitions (counted from the events files, not from "
+    "session_events)."
 )
 
 
@@ -29,14 +30,19 @@ def reconcile(con: duckdb.DuckDBPyConnection, lake: Lake, days: list[datetime],
         files = lake.existing("sessions", [day_folder(day)])
         if not files:
             continue
-        window, late, _ = day_inputs(lake, day, pipeline.late_arrival_hours)
-        sources = window + late
-        in_sessions = con.execute("SELECT coalesce(sum(events), 0) FROM read_parquet($f)",
-                                  {"f": files}).fetchall()[0][0]
+        inputs = day_inputs(lake, day, pipeline.late_arrival_hours)
+        sources = inputs.window + inputs.late
+        in_sessions = con.execute(
+            "SELECT coalesce(sum(events), 0) FROM read_parquet($f, hive_partitioning = false)",
+            {"f": files}).fetchall()[0][0]
+        # a session counts its events of its day and the next (CONTRACT §4)
         in_events = con.execute(
-            "SELECT count(DISTINCT event_id) FROM read_parquet($src, union_by_name = true) "
-            "WHERE session_id IN (SELECT session_id FROM read_parquet($f))",
-            {"src": sources, "f": files},
+            "SELECT count(DISTINCT event_id) FROM read_parquet($src, union_by_name = true, "
+            "hive_partitioning = false) "
+            "WHERE session_id IN (SELECT session_id FROM read_parquet($f, "
+            "hive_partitioning = false)) "
+            "AND ts >= $day::TIMESTAMP AND ts < $day::TIMESTAMP + INTERVAL 2 DAYS",
+            {"src": sources, "f": files, "day": day.date()},
         ).fetchall()[0][0]
         checked += 1
         if in_sessions != in_events:

@@ -5,22 +5,32 @@ counts the same events again."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from analytics_platform import layout
 from analytics_platform.lake import hours_between
-from analytics_platform.partitions import session_window
+from analytics_platform.partitions import events_start, session_window
 from analytics_platform.storage import Lake
 
 
-def day_inputs(lake: Lake, day: datetime, late_hours: int
-               ) -> tuple[list[str], list[str], datetime]:
-    """(events files of the day's window, late-events files to add, last hour of the window).
+class DayInputs(NamedTuple):
+    window: list[str]  # events files read in full
+    late: list[str]  # late-events files (dates: the day and the next)
+    window_end: datetime  # the window's last raw hour
+    before: list[str]  # events files of the hours before: session ids and times only
 
-    The late events filed under the dates of ``day`` and the day after are read too (the
-    sessions asset keeps only those that arrived after the window)."""
+
+def day_inputs(lake: Lake, day: datetime, late_hours: int) -> DayInputs:
+    """The files the sessions of ``day`` read: the events files of its window
+    (``partitions.session_window``), split where they start to be read in full, and the late
+    events filed under the dates of ``day`` and the day after (the sessions asset keeps only
+    those that arrived after the window)."""
     first, window_end = session_window(day, late_hours)
-    hours = [layout.hour_folder(h) for h in hours_between(first, window_end)]
+    full = events_start(day)
+    before = [layout.hour_folder(h) for h in hours_between(first, full - timedelta(hours=1))]
+    hours = [layout.hour_folder(h) for h in hours_between(full, window_end)]
     late = []
     for d in (day, day + timedelta(days=1)):
         late += lake.files(layout.LATE_EVENTS, layout.late_folder(d))
-    return lake.existing("events", hours), late, window_end
+    return DayInputs(lake.existing("events", hours), late, window_end,
+                     lake.existing("events", before))

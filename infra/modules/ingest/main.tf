@@ -151,6 +151,85 @@ resource "aws_kinesis_firehose_delivery_stream" "raw" {
   tags = var.tags
 }
 
+# --- the daily salts of visitor_hash (docs/PRIVACY.md) ----------------------------------------
+# A bucket of its own: only the handler can read a salt (with it, a day's hashes could be
+# matched against guessed addresses), nothing is versioned (a deleted salt must be gone), and
+# every object expires one day after its creation, which S3 rounds up to the next midnight UTC:
+# at most 48 hours. The handler also deletes salts older than yesterday itself.
+
+resource "aws_s3_bucket" "salts" {
+  #checkov:skip=CKV_AWS_18:access logs of a few reads a day would outlive the salts they describe
+  #checkov:skip=CKV_AWS_144:a salt must not be copied anywhere: replication would defeat its expiry
+  #checkov:skip=CKV_AWS_145:SSE-S3 (AES-256): a KMS key adds a monthly fee for 32-byte objects that live two days
+  #checkov:skip=CKV_AWS_21:no versioning on purpose: a deleted salt must not survive as a noncurrent version
+  #checkov:skip=CKV2_AWS_62:nothing consumes S3 event notifications
+  bucket_prefix = "${var.name}-salts-"
+  force_destroy = true
+  tags          = var.tags
+}
+
+resource "aws_s3_bucket_ownership_controls" "salts" {
+  bucket = aws_s3_bucket.salts.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "salts" {
+  bucket                  = aws_s3_bucket.salts.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "salts" {
+  bucket = aws_s3_bucket.salts.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "salts_tls_only" {
+  bucket = aws_s3_bucket.salts.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "DenyInsecureTransport"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "s3:*"
+      Resource  = [aws_s3_bucket.salts.arn, "${aws_s3_bucket.salts.arn}/*"]
+      Condition = { Bool = { "aws:SecureTransport" = "false" } }
+    }]
+  })
+  depends_on = [aws_s3_bucket_public_access_block.salts]
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "salts" {
+  bucket = aws_s3_bucket.salts.id
+  rule {
+    id     = "expire-salts"
+    status = "Enabled"
+    filter {
+      prefix = "salts/"
+    }
+    expiration {
+      days = 1
+    }
+  }
+  rule {
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
 # --- the handler Lambda ------------------------------------------------------------------------
 
 resource "aws_cloudwatch_log_group" "lambda" {
@@ -197,6 +276,19 @@ resource "aws_iam_role_policy" "lambda" {
         Action   = ["kinesis:PutRecords"]
         Resource = [aws_kinesis_stream.events[0].arn]
       },
+      {
+        Sid      = "DailySalts"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+        Resource = ["${aws_s3_bucket.salts.arn}/salts/*"]
+      },
+      {
+        Sid       = "ListSaltsToPurge"
+        Effect    = "Allow"
+        Action    = ["s3:ListBucket"]
+        Resource  = [aws_s3_bucket.salts.arn]
+        Condition = { StringLike = { "s3:prefix" = ["salts/*"] } }
+      },
     ]
   })
 }
@@ -227,6 +319,7 @@ resource "aws_lambda_function" "ingest" {
       ANALYTICS_FIREHOSE_STREAM = local.direct_put ? aws_kinesis_firehose_delivery_stream.raw["direct"].name : ""
       ANALYTICS_KINESIS_STREAM  = local.direct_put ? "" : aws_kinesis_stream.events[0].name
       ANALYTICS_ALLOWED_ORIGINS = join(",", var.allowed_origins)
+      ANALYTICS_SALT_URL        = "s3://${aws_s3_bucket.salts.id}/salts"
     }
   }
 

@@ -4,10 +4,13 @@
 # RUN_SUCCESS event (`… - RUN_SUCCESS - Finished execution of run for "events_job".`) on its
 # console, which `serve` passes to the container's output and Docker's awslogs driver to the log
 # group below (the run tasks' own log group with the ECS launcher). A metric filter turns each such
-# line into one data point (metric filters are free; the metric is one custom metric). The hourly
-# schedule succeeds every hour while the pipeline is alive, even with no traffic, so hours without
-# a success mean the machine, the daemon or the runs are broken; no data at all (the machine is
-# gone) counts as breaching.
+# line into one data point (metric filters are free; the metric is one custom metric). While the
+# pipeline is alive no two clock hours in a row go without a success, even with no traffic (an
+# hour with raw objects gets the sensor's run within it, an hour without the hourly schedule's run
+# at :10 of the next), so hours without one mean the machine, the daemon or the runs are broken;
+# no data at all (the machine is gone) counts as breaching. (The code also has a run-status
+# sensor that puts the same metric with PutMetricData when ANALYTICS_METRIC_NAMESPACE is set:
+# defs/automation/housekeeping.py, sturdier than matching log lines.)
 
 resource "aws_cloudwatch_log_group" "serve" {
   #checkov:skip=CKV_AWS_158:the AWS-managed key is enough for the pipeline's logs (they hold no personal data)
@@ -41,7 +44,7 @@ resource "aws_cloudwatch_log_metric_filter" "run_success" {
 
 resource "aws_cloudwatch_metric_alarm" "no_successful_run" {
   alarm_name          = "${var.name}-pipeline-no-successful-run"
-  alarm_description   = "No Dagster run has succeeded for ${var.no_success_alarm_hours} hour(s): the hourly schedule alone succeeds every hour while the pipeline is alive. Look at the log group ${aws_cloudwatch_log_group.serve.name} and the Dagster UI (docs/DEPLOY.md)."
+  alarm_description   = "No Dagster run has succeeded for ${var.no_success_alarm_hours} hour(s): while the pipeline is alive a run succeeds at least every second hour, even with no traffic. Look at the log group ${aws_cloudwatch_log_group.serve.name} and the Dagster UI (docs/DEPLOY.md)."
   namespace           = local.metric_namespace
   metric_name         = local.metric_name
   statistic           = "Sum"

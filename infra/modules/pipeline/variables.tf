@@ -131,12 +131,12 @@ variable "log_retention_days" {
 }
 
 variable "no_success_alarm_hours" {
-  description = "Alarm when no Dagster run has succeeded for this many hours (the hourly schedule alone succeeds every hour while the pipeline is alive)."
+  description = "Alarm when no Dagster run has succeeded for this many hours (while the pipeline is alive a run succeeds at least every second hour, even with no traffic)."
   type        = number
   default     = 3
   validation {
-    condition     = var.no_success_alarm_hours >= 1 && var.no_success_alarm_hours <= 24
-    error_message = "no_success_alarm_hours must be between 1 and 24."
+    condition     = var.no_success_alarm_hours >= 2 && var.no_success_alarm_hours <= 24
+    error_message = "no_success_alarm_hours must be between 2 and 24 (an hour without traffic has its run at :10 of the next)."
   }
 }
 

@@ -6,7 +6,7 @@ WITH views AS (
     SELECT coalesce(nullif(lower(trim(utm_source)), ''),
                     CASE WHEN referrer_host <> page_host THEN referrer_host END,
                     '(direct)') AS source
-    FROM read_parquet($files)
+    FROM read_parquet($files, hive_partitioning = false)
     WHERE event_type = 'page_view'
 ),
 sources AS (SELECT source, count(*) AS n FROM views GROUP BY source)

@@ -11,6 +11,6 @@ SELECT date >= $week_start AS this_week,
        sum(conversions)::BIGINT AS conversions,
        sum(conversions) / nullif(sum(sessions), 0) AS conversion_rate,
        sum(bounce_rate * sessions) / nullif(sum(sessions), 0) AS bounce_rate
-FROM read_parquet($files)
+FROM read_parquet($files, hive_partitioning = false)
 WHERE date >= $prev_start AND date < $week_end
 GROUP BY ALL

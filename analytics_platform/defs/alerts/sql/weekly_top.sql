@@ -5,7 +5,7 @@
 -- writes: nothing (the report's numbers)
 WITH rows AS (
     SELECT {label} AS name, date >= $week_start AS this_week, {measure} AS n
-    FROM read_parquet($files)
+    FROM read_parquet($files, hive_partitioning = false)
     WHERE date >= $prev_start AND date < $week_end
 )
 SELECT name,

@@ -3,7 +3,7 @@
 -- reads:  $files (events/hour=… files of the latest hour and the same hour 1-7 days before)
 -- writes: nothing (the check's result)
 WITH per_hour AS (
-    SELECT raw_hour, count(*) AS n FROM read_parquet($files) GROUP BY raw_hour
+    SELECT raw_hour, count(*) AS n FROM read_parquet($files, hive_partitioning = false) GROUP BY raw_hour
 ),
 latest AS (SELECT max(raw_hour) AS h FROM per_hour),
 history AS (  -- the same hour of day over the 7 days before

@@ -1,5 +1,6 @@
--- Records that broke the contract, and objects that could not be decompressed.
--- reads:  checked, raw_objects, corrupt_objects (Arrow: key, error, raw_hour)
+-- Records that broke the contract, and the parts of objects that could not be decompressed (a
+-- damaged object's unreadable rest is one row, placed after the last line read of it).
+-- reads:  checked, raw_objects, corrupt_objects (Arrow: key, error, line, raw_hour)
 -- writes: the temp table `quarantined` (then one `quarantine/hour=…` file per raw hour);
 --         {max_chars}: how much of a record's text is kept
 CREATE OR REPLACE TEMP TABLE quarantined AS
@@ -9,4 +10,4 @@ SELECT c.raw_hour, o.key AS raw_key, c.raw_pos, c.reason,
             ELSE scrub(left(rtrim(c.text, chr(10)), {max_chars})) END AS raw_text
 FROM checked c JOIN raw_objects o USING (obj) WHERE c.reason IS NOT NULL
 UNION ALL
-SELECT raw_hour, key, NULL, 'corrupt_object', scrub(error) FROM corrupt_objects
+SELECT raw_hour, key, line * 1000, 'corrupt_object', scrub(error) FROM corrupt_objects

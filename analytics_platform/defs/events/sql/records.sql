@@ -3,7 +3,10 @@
 -- writes: nothing (a SELECT, the `source` of the contract's validation in checked.sql)
 -- Each line still ends with its newline, which JSON allows; records written back to back with no
 -- newline ("}{", as Firehose does when nothing appends one) are split apart, each piece then
--- stands or falls on its own. `line` is kept only where the bytes are not UTF-8, for the
+-- stands or falls on its own. Only a "}{" outside JSON strings separates records (inside one,
+-- as in "page_title":"a}{b", it is text): such a line is cut into strings and the rest
+-- (a regular expression that reads a string from quote to quote, skipping escaped characters),
+-- and only the rest is split. `line` is kept only where the bytes are not UTF-8, for the
 -- quarantine to show them.
 WITH decoded AS (
     SELECT obj, pos, line, try(decode(line)) AS text FROM raw_lines
@@ -15,8 +18,11 @@ checked AS (
 ),
 pieces AS (
     SELECT obj, pos, line, glued,
-           CASE WHEN glued THEN string_split(
-                    replace(rtrim(text, chr(10)), '}{', '}' || chr(10) || '{'), chr(10))
+           CASE WHEN glued THEN string_split(array_to_string(list_transform(
+                    regexp_extract_all(rtrim(text, chr(10)), '"(?:[^"\\]|\\.)*"|[^"]+|"'),
+                    lambda t: CASE WHEN t[1] = '"' THEN t
+                                   ELSE replace(t, '}{', '}' || chr(10) || '{') END), ''),
+                    chr(10))
                 ELSE [text] END AS parts
     FROM checked
 )

@@ -92,6 +92,18 @@ run "firehose_mode_least_privilege" {
     condition     = toset(jsondecode(aws_iam_role_policy.firehose.policy).Statement[1].Resource) == toset(["arn:aws:s3:::example-com-analytics/raw/*", "arn:aws:s3:::example-com-analytics/errors/*"])
     error_message = "Firehose writes only under raw/ and errors/ of its bucket."
   }
+  assert {
+    condition     = jsondecode(aws_iam_role_policy.lambda.policy).Statement[2].Resource == ["${aws_s3_bucket.salts.arn}/salts/*"] && jsondecode(aws_iam_role_policy.lambda.policy).Statement[3].Action == ["s3:ListBucket"]
+    error_message = "The Lambda reads, creates and deletes the salts under salts/ of its own bucket, nothing else there."
+  }
+  assert {
+    condition     = aws_lambda_function.ingest.environment[0].variables["ANALYTICS_SALT_URL"] == "s3://${aws_s3_bucket.salts.id}/salts"
+    error_message = "The handler finds the salts in its bucket."
+  }
+  assert {
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.salts.rule : r.expiration[0].days if r.id == "expire-salts"]) == 1
+    error_message = "Salts expire one day after creation (S3 rounds to the next midnight UTC: at most 48 hours)."
+  }
 }
 
 run "kinesis_mode" {

@@ -1,0 +1,379 @@
+"""The API (``analytics-platform api``): its answers equal the dashboard's on every view; keys
+(401, revocation, stored hashed, never logged), the rate limit (429 + Retry-After), bad input
+(400 in Plausible's shape, values bound and never pasted into SQL), read-only by construction,
+exports (CLI and streamed HTTP, against pandas) and the OpenAPI document."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from openapi_spec_validator import validate as validate_openapi
+from starlette.testclient import TestClient
+
+from analytics_platform.api.app import create_app
+from analytics_platform.api.keys import KeyStore, RateLimiter
+from analytics_platform.api.openapi import document
+from analytics_platform.cli import main as cli
+from analytics_platform.dashboard import queries as Q
+from analytics_platform.query.export import TABLES
+from analytics_platform.query.stats import METRICS, round_half_up
+from analytics_platform_tests.apidata import DAY1, DAY3, NOW, lake_table, post, warehouse_dir
+from analytics_platform_tests.test_collector import free_port
+
+
+@pytest.fixture(scope="module")
+def data() -> Path:
+    return warehouse_dir()
+
+
+@pytest.fixture()
+def client(data: Path, tmp_path: Path) -> tuple[TestClient, str, KeyStore]:
+    keys = KeyStore(tmp_path / "api_keys.json")
+    _, secret = keys.create("test")
+    app = create_app(data, keys, RateLimiter(per_hour=1e6, burst=1000), now=lambda: NOW)
+    return TestClient(app), secret, keys
+
+
+def ask(c: TestClient, key: str, **query: Any) -> dict[str, Any]:
+    body = {"site_id": "example.com", **query}
+    r = c.post("/api/v2/query", json=body, headers={"authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+FILTERS = [Q.Filters(DAY1, DAY3), Q.Filters(DAY3, DAY3),
+           Q.Filters(DAY1, DAY3, ("google", "linkedin")), Q.Filters(DAY1, DAY3, (), ("mobile",)),
+           Q.Filters(DAY1, DAY3, (), (), "/pricing"),
+           Q.Filters(DAY1, DAY3, ("(direct)",), ("desktop",), "/")]
+
+
+@pytest.mark.parametrize("f", FILTERS, ids=lambda f: f"{f.start}-{f.end}-{f.sources}-"
+                         f"{f.devices}-{f.page}")
+def test_the_api_answers_what_the_dashboard_shows(client: tuple[TestClient, str, KeyStore],
+                                                  data: Path, f: Q.Filters) -> None:
+    """Every number of the Overview and Sources views (KPIs, daily and hourly series, top,
+    entry and exit pages, sources) asked through POST /api/v2/query with the same filters."""
+    c, key, _ = client
+    wh = Q.Warehouse(data / "warehouse.duckdb")
+    dates = [f.start.isoformat(), f.end.isoformat()]
+    filters = [list(x) for x in f.conditions()]
+
+    k = Q.table(wh, Q.kpis(f)).iloc[0]
+    got = ask(c, key, metrics=["visitors", "visits", "pageviews", "bounce_rate",
+                               "visit_duration", "conversions", "conversion_rate"],
+              date_range=dates, filters=filters)["results"][0]["metrics"]
+    assert got == [int(k.visitors), int(k.sessions), int(k.pageviews),
+                   int(round_half_up(k.bounce_rate * 100)), int(round_half_up(k.avg_duration_s)),
+                   int(k.conversions), round_half_up(k.conversion_rate * 100, 2)]
+    assert k.sessions > 0
+
+    for dim, hourly in (("time:day", False), ("time:hour", True)):
+        s = Q.table(wh, Q.series(f, hourly))
+        res = ask(c, key, metrics=["visitors", "visits", "pageviews", "conversions"],
+                  date_range=dates, filters=filters, dimensions=[dim])["results"]
+        fmt = "%Y-%m-%d %H:%M:%S" if hourly else "%Y-%m-%d"
+        assert [(r["dimensions"][0], *r["metrics"]) for r in res] == [
+            (p.strftime(fmt), v, n, pv, cv) for p, v, n, pv, cv in
+            s[["period", "visitors", "sessions", "pageviews", "conversions"]].itertuples(
+                index=False)]
+
+    top = Q.table(wh, Q.top_pages(f))
+    res = ask(c, key, metrics=["pageviews", "visitors"], dimensions=["event:page"],
+              date_range=dates, filters=[*filters, ["is", "event:name", ["pageview"]]],
+              pagination={"limit": 15})["results"]
+    assert [(r["dimensions"][0], *r["metrics"]) for r in res] == list(
+        top[["page_path", "pageviews", "visitors"]].itertuples(index=False, name=None))
+
+    entry = Q.table(wh, Q.entry_pages(f))
+    res = ask(c, key, metrics=["visits", "bounce_rate"], dimensions=["visit:entry_page"],
+              date_range=dates, filters=filters, pagination={"limit": 10})["results"]
+    assert [(r["dimensions"][0], *r["metrics"]) for r in res] == [
+        (p, n, int(round_half_up(b * 100))) for p, n, b in entry.itertuples(index=False)]
+
+    exits = Q.table(wh, Q.exit_pages(f))
+    res = ask(c, key, metrics=["visits"], dimensions=["visit:exit_page"], date_range=dates,
+              filters=filters, pagination={"limit": 10})["results"]
+    assert [(r["dimensions"][0], *r["metrics"]) for r in res] == list(
+        exits.itertuples(index=False, name=None))
+
+    src = Q.table(wh, Q.sources(f))
+    res = ask(c, key, metrics=["visits", "visitors", "conversions", "conversion_rate"],
+              dimensions=["visit:source", "visit:medium", "visit:campaign"], date_range=dates,
+              filters=filters)["results"]
+    assert [(*r["dimensions"], *r["metrics"]) for r in res] == [
+        (s, m, cp, n, v, cv, round_half_up(cr * 100, 2))
+        for s, m, cp, n, v, cv, cr in src.itertuples(index=False)]
+
+
+def test_the_dashboards_numbers_are_the_marts(client: tuple[TestClient, str, KeyStore],
+                                              data: Path) -> None:
+    """The shared layer against the pipeline's marts, read from Parquet with pandas."""
+    c, key, _ = client
+    kpis = lake_table(data, "kpis_daily").sort_values("date")
+    res = ask(c, key, metrics=["visitors", "visits", "pageviews", "bounce_rate", "events"],
+              date_range=[str(DAY1), str(DAY3)], dimensions=["time:day"])["results"]
+    assert [(r["dimensions"][0], *r["metrics"]) for r in res] == [
+        (d.isoformat(), v, s, p, int(round_half_up(b * 100)), e) for d, v, s, p, b, e in
+        kpis[["date", "visitors", "sessions", "pageviews", "bounce_rate", "events"]]
+        .itertuples(index=False)]
+
+
+def test_requests_without_a_valid_key_get_401(client: tuple[TestClient, str, KeyStore]) -> None:
+    c, key, keys = client
+    body = {"site_id": "x", "metrics": ["visitors"], "date_range": "7d"}
+    for headers in ({}, {"authorization": "Bearer "}, {"authorization": "Basic abc"},
+                    {"authorization": "Bearer ap_not-a-key"}, {"authorization": key}):
+        r = c.post("/api/v2/query", json=body, headers=headers)
+        assert r.status_code == 401 and set(r.json()) == {"error"}, (headers, r.text)
+    r = c.get("/api/v1/export?table=sessions")
+    assert r.status_code == 401
+    assert c.post("/api/v2/query", json=body,
+                  headers={"authorization": f"Bearer {key}"}).status_code == 200
+    keys.revoke("test")  # as the CLI does: the running app reads the file again
+    r = c.post("/api/v2/query", json=body, headers={"authorization": f"Bearer {key}"})
+    assert r.status_code == 401 and "Invalid API key" in r.json()["error"]
+
+
+def test_the_rate_limit_answers_429_with_retry_after(data: Path, tmp_path: Path) -> None:
+    keys = KeyStore(tmp_path / "k.json")
+    _, a = keys.create("a")
+    _, b = keys.create("b")
+    clock = [1000.0]
+    app = create_app(data, keys, RateLimiter(per_hour=60, burst=2, clock=lambda: clock[0]),
+                     now=lambda: NOW)
+    c = TestClient(app)
+    body = {"site_id": "x", "metrics": ["visitors"], "date_range": "7d"}
+
+    def go(key: str) -> Any:
+        return c.post("/api/v2/query", json=body, headers={"authorization": f"Bearer {key}"})
+
+    assert [go(a).status_code for _ in range(2)] == [200, 200]
+    r = go(a)
+    assert r.status_code == 429 and set(r.json()) == {"error"}
+    assert r.headers["retry-after"] == "60"  # one request a minute
+    assert go(b).status_code == 200  # per key
+    clock[0] += 59
+    assert go(a).status_code == 429
+    clock[0] += 1.5
+    assert go(a).status_code == 200
+
+
+def test_keys_are_printed_once_stored_hashed_0600(data: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    made = runner.invoke(cli, ["api-key", "create", "looker"])
+    assert made.exit_code == 0, made.output
+    secret = made.stdout.strip().splitlines()[0]
+    assert secret.startswith("ap_") and len(secret) >= 40
+    path = tmp_path / "api_keys.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    stored = path.read_text()
+    assert secret not in stored and hashlib.sha256(secret.encode()).hexdigest() in stored
+    listed = runner.invoke(cli, ["api-key", "list"]).output
+    assert "looker" in listed and "active" in listed and secret not in listed
+    assert runner.invoke(cli, ["api-key", "create", "looker"]).exit_code != 0  # names unique
+    assert KeyStore(path).verify(secret) is not None
+    assert runner.invoke(cli, ["api-key", "revoke", "looker"]).exit_code == 0
+    assert KeyStore(path).verify(secret) is None
+    assert "revoked" in runner.invoke(cli, ["api-key", "list"]).output
+
+
+def test_the_running_api_never_logs_a_key(data: Path, tmp_path: Path) -> None:
+    """``analytics-platform api`` as a process, on 127.0.0.1: a key that works, one that does
+    not and one in the query string are nowhere in its output."""
+    home = tmp_path / "data"
+    home.mkdir()
+    (home / "warehouse.duckdb").symlink_to(data / "warehouse.duckdb")
+    env = {**os.environ, "ANALYTICS_DATA_DIR": str(home)}
+    exe = str(Path(sys.executable).with_name("analytics-platform"))
+    secret = subprocess.run([exe, "api-key", "create", "ci"], env=env, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    port = free_port()
+    proc = subprocess.Popen([exe, "api", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+        q = {"site_id": "x", "metrics": ["visitors"], "date_range": [str(DAY1), str(DAY3)]}
+        status, body, _ = post(f"{url}/api/v2/query", q, secret)
+        assert status == 200 and body["results"][0]["metrics"][0] > 0
+        wrong = secret[:-4] + "AAAA"
+        assert post(f"{url}/api/v2/query", q, wrong)[0] == 401
+        assert post(f"{url}/api/v2/query?key={secret}", q, None)[0] == 401
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert "POST /api/v2/query" in out  # it does log requests…
+    assert secret not in out and wrong not in out  # …never a key
+    assert secret[3:] not in out
+
+
+@pytest.mark.parametrize("query,message", [
+    ({"metrics": ["visitors"], "date_range": "7d", "dimensions": ["visit:city"]}, "visit:city"),
+    ({"metrics": ["nonsense"], "date_range": "7d"}, "Unknown metric"),
+    ({"metrics": ["time_on_page"], "date_range": "7d"}, "time_on_page"),
+    ({"metrics": ["visitors"], "date_range": "fortnight"}, "date_range"),
+    ({"metrics": ["visitors"], "date_range": ["2026-03-04", "2026-03-01"]}, "date_range"),
+    ({"metrics": ["visitors"], "date_range": "7d", "filters": [["equals", "event:page", ["/"]]]},
+     "Unknown operator"),
+    ({"metrics": ["visitors"], "date_range": "7d", "filters": [["is", "time:day", ["x"]]]},
+     "time"),
+    ({"metrics": ["visitors"], "date_range": "7d", "filters": [["matches", "event:page",
+                                                                ["(unclosed"]]]}, "regular"),
+    ({"metrics": ["bounce_rate"], "date_range": "7d", "dimensions": ["event:page"]},
+     "Session metric"),
+    ({"metrics": ["visitors"], "date_range": "7d", "order_by": [["pageviews", "desc"]]},
+     "order_by"),
+    ({"metrics": ["visitors"], "date_range": "7d", "include": {"time_labels": True}},
+     "time_labels"),
+    ({"metrics": ["visitors"], "date_range": "7d", "pagination": {"limit": 0}}, "pagination"),
+    ({"metrics": ["visitors"], "date_range": "7d", "sql": "select 1"}, "unknown key"),
+    ({"metrics": ["percentage"], "date_range": "7d"}, "percentage"),
+    ({"date_range": "7d"}, "metrics"),
+])
+def test_bad_queries_get_400_in_plausibles_shape(client: tuple[TestClient, str, KeyStore],
+                                                 query: dict, message: str) -> None:
+    c, key, _ = client
+    r = c.post("/api/v2/query", json={"site_id": "x", **query},
+               headers={"authorization": f"Bearer {key}"})
+    assert r.status_code == 400, r.text
+    assert set(r.json()) == {"error"} and message in r.json()["error"], r.json()
+
+
+def test_values_are_bound_never_pasted(client: tuple[TestClient, str, KeyStore],
+                                       data: Path) -> None:
+    """SQL in filter values and in a props key is only a value that matches nothing."""
+    c, key, _ = client
+    before = (data / "warehouse.duckdb").read_bytes()
+    evil = "x') OR 1=1; --"
+    for f in (["is", "visit:source", [evil]], ["contains", "event:page", [evil]],
+              ["matches", "visit:source", [evil.replace("(", "").replace(")", "")]],
+              ["is", "event:props:x') OR (1=1", ["a"]], ["is", "event:goal", [f"Visit {evil}"]]):
+        res = ask(c, key, metrics=["visitors"], date_range=[str(DAY1), str(DAY3)],
+                  filters=[f])["results"]
+        assert res == [{"metrics": [0], "dimensions": []}], f
+    res = ask(c, key, metrics=["visitors"], date_range=[str(DAY1), str(DAY3)],
+              dimensions=["event:props:it's"])["results"]
+    assert [r["dimensions"] for r in res] == [["(none)"]]
+    assert (data / "warehouse.duckdb").read_bytes() == before
+
+
+def test_read_only_by_construction(client: tuple[TestClient, str, KeyStore], data: Path) -> None:
+    c, key, _ = client
+    auth = {"authorization": f"Bearer {key}"}
+    for method in ("put", "delete", "patch"):
+        assert getattr(c, method)("/api/v2/query", headers=auth).status_code == 405
+    assert c.post("/api/v1/export", headers=auth).status_code == 405
+    assert {r.path: sorted(r.methods - {"HEAD"}) for r in c.app.routes} == {
+        "/api/v2/query": ["POST"], "/api/v1/export": ["GET"], "/api/openapi.json": ["GET"],
+        "/healthz": ["GET"]}
+
+
+def oracle_events(data: Path, first: date, last: date) -> pd.DataFrame:
+    """The `events` rows of those days, from the lake's files: one copy per event_id, the
+    earliest arrival (CONTRACT §3.4), by pandas."""
+    e = lake_table(data, "events").sort_values(["ingest_ts", "event_ts", "raw_key", "raw_pos"])
+    e = e.drop_duplicates("event_id")
+    day = pd.to_datetime(e.ts).dt.date
+    return e[(day >= first) & (day <= last)]
+
+
+def test_export_events_cli_and_api(client: tuple[TestClient, str, KeyStore], data: Path,
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    c, key, _ = client
+    want = oracle_events(data, DAY1, DAY1)
+    assert len(want) > 1000
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(data))
+    runner = CliRunner()
+    got: dict[str, pd.DataFrame] = {}
+    for fmt in ("csv", "parquet", "ndjson"):
+        out = tmp_path / f"events.{fmt}"
+        r = runner.invoke(cli, ["export", "--table", "events", "--from", str(DAY1), "--to",
+                                str(DAY1), "--format", fmt, "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        got[fmt] = (pd.read_csv(out) if fmt == "csv" else pd.read_parquet(out)
+                    if fmt == "parquet" else pd.read_json(out, lines=True))
+        http = c.get(f"/api/v1/export?table=events&from={DAY1}&to={DAY1}&format={fmt}",
+                     headers={"authorization": f"Bearer {key}"})
+        assert http.status_code == 200 and http.content == out.read_bytes()
+        assert f"events_{DAY1}_{DAY1}.{fmt}" in http.headers["content-disposition"]
+    for fmt, df in got.items():
+        assert list(df.event_id) == list(want.sort_values(["ts", "event_id"]).event_id), fmt
+        assert "raw_key" not in df.columns and "hour" not in df.columns, fmt
+        assert list(df.columns) == [c for c in want.columns if c not in ("raw_key", "raw_pos")]
+    # every day: the copies of an event that arrived in two hours are one row
+    out = tmp_path / "all.parquet"
+    assert runner.invoke(cli, ["export", "--table", "events", "--format", "parquet", "--out",
+                               str(out)]).exit_code == 0
+    every = oracle_events(data, date(2000, 1, 1), date(2100, 1, 1))
+    assert len(lake_table(data, "events")) > len(every)  # the lake holds such copies
+    assert list(pd.read_parquet(out).event_id) == list(every.sort_values(["ts", "event_id"])
+                                                       .event_id)
+    # standard output, and the session's table
+    r = runner.invoke(cli, ["export", "--table", "sessions", "--from", str(DAY1), "--to",
+                            str(DAY3), "--format", "csv"])
+    assert r.exit_code == 0
+    sessions = pd.read_csv(io.StringIO(r.stdout))
+    assert sorted(sessions.session_id) == sorted(lake_table(data, "sessions").session_id)
+    assert "date" not in sessions.columns
+    assert not list((data / ".export_tmp").glob("*")) if (data / ".export_tmp").exists() \
+        else True
+
+
+def test_export_refuses_what_it_cannot_do(client: tuple[TestClient, str, KeyStore]) -> None:
+    c, key, _ = client
+    auth = {"authorization": f"Bearer {key}"}
+    for q, msg in (("table=users", "Unknown table"), ("table=events&format=xlsx",
+                                                       "Unknown format"),
+                   ("table=events&from=yesterday", "dates"),
+                   ("table=experiments&from=2026-03-01", "all history"),
+                   ("table=events&from=2026-03-04&to=2026-03-01", "after")):
+        r = c.get(f"/api/v1/export?{q}", headers=auth)
+        assert r.status_code == 400 and msg in r.json()["error"], (q, r.text)
+
+
+def test_openapi_document_is_valid_and_lists_the_registry(
+        client: tuple[TestClient, str, KeyStore]) -> None:
+    c, _, _ = client
+    doc = c.get("/api/openapi.json").json()
+    assert doc == json.loads(json.dumps(document()))
+    validate_openapi(doc)
+    props = doc["components"]["schemas"]["Query"]["properties"]
+    assert props["metrics"]["items"]["enum"] == list(METRICS)
+    assert doc["paths"]["/api/v1/export"]["get"]["parameters"][0]["schema"]["enum"] == list(
+        TABLES)
+
+
+def test_api_bench_runs(tmp_path: Path) -> None:
+    """bench/api.py at a tiny size (no timing asserted): latency rows and export rows."""
+    out = subprocess.run([sys.executable, "bench/api.py", "--sizes", "20000", "--rounds", "2",
+                          "--export-size", "20000", "--root", str(tmp_path)],
+                         cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    assert sum("aggregate" in line and " ms |" in line for line in table) == 1
+    assert sum("`export --table" in line and " MB |" in line for line in table) == 6
+    assert sum("/api/v1/export" in line for line in table) == 2

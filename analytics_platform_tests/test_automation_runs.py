@@ -1,0 +1,347 @@
+"""The automation asks for each run once (issue 17 §5), against a real Dagster instance: the
+sensors and the schedule are evaluated with it, the runs they would ask for are executed for real,
+and what the instance then holds decides the next tick."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster import DagsterEventType
+
+from analytics_platform.backfill import run_backfill
+from analytics_platform.contract import encode_records
+from analytics_platform.defs.automation.housekeeping import delete_old_runs
+from analytics_platform.defs.automation.records import SESSION_DAYS
+from analytics_platform.defs.automation.sensors import window_days
+from analytics_platform.ingest.core import IngestConfig, Ingestor
+from analytics_platform.lake import floor_hour, open_raw_lake, partition_key
+from analytics_platform.resources import PipelineSettings, RawLakeResource
+from analytics_platform.simulate import SimConfig, generate, write_traffic
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
+DAY = date(2026, 3, 9)
+
+
+def visit(at: datetime, session: str | None = None, event_ts: datetime | None = None) -> bytes:
+    """One Firehose object: one request of three page views of a session, stored as the ingest
+    handler stores it, arrived at ``at``."""
+    session = session or str(uuid.uuid4())
+    ts = (event_ts or at - timedelta(seconds=5)).isoformat(timespec="milliseconds")
+    batch = [{"event_type": "page_view", "event_id": str(uuid.uuid4()), "session_id": session,
+              "visitor_id": session, "page_path": f"/p{i}", "page_host": "example.com",
+              "event_ts": ts.replace("+00:00", "Z")} for i in range(3)]
+    records = Ingestor(IngestConfig.from_env(), clock=lambda: at).prepare(
+        "POST", {"content-type": "application/json", "user-agent": BROWSER},
+        json.dumps(batch).encode()).records
+    assert len(records) == 3
+    return gzip.compress(encode_records(records))
+
+
+def drop(raw: Path, at: datetime, **kw) -> None:
+    open_raw_lake(raw).write_records(at, visit(at, **kw), object_id=uuid.uuid4().hex[:12])
+
+
+def definitions() -> dg.Definitions:
+    from analytics_platform.definitions import defs
+
+    return defs()
+
+
+def tick(name: str, instance: dg.DagsterInstance, cursor: str | None, raw: Path | None = None
+         ) -> tuple[list[dg.RunRequest], str | None]:
+    sensor = definitions().resolve_sensor_def(name)
+    resources = {"pipeline": PipelineSettings()}
+    if raw is not None:
+        resources["raw_lake"] = RawLakeResource(url=str(raw))
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
+        result = sensor(ctx)
+        requests = [r for r in (result if isinstance(result, list) else [])
+                    if isinstance(r, dg.RunRequest)]
+        return requests, ctx.cursor
+
+
+def execute(instance: dg.DagsterInstance, request: dg.RunRequest, job: str = "events_job"
+            ) -> dg.ExecuteInProcessResult:
+    """What the daemon does with a request: run the job for its partition."""
+    result = definitions().resolve_job_def(request.job_name or job).execute_in_process(
+        instance=instance, partition_key=request.partition_key, tags=request.tags)
+    assert result.success
+    return result
+
+
+def add_run(instance: dg.DagsterInstance, job: str, key: str, status: dg.DagsterRunStatus
+            ) -> dg.DagsterRun:
+    """A run as the daemon leaves it in the instance: queued (by the run coordinator), or
+    started (by its run worker), through the events that put it there."""
+    from dagster._core.remote_origin import (  # what a run launched from the daemon carries
+        RegisteredCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(
+        RegisteredCodeLocationOrigin("analytics_platform"), "__repository__"), job)
+    run = dg.DagsterRun(job_name=job, run_id=str(uuid.uuid4()), remote_job_origin=origin,
+                        status=dg.DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": key})
+    instance.add_run(run)
+    event = {dg.DagsterRunStatus.QUEUED: DagsterEventType.RUN_ENQUEUED,
+             dg.DagsterRunStatus.STARTED: DagsterEventType.RUN_START}[status]
+    instance.report_dagster_event(dg.DagsterEvent(event.value, job_name=job), run.run_id)
+    assert instance.get_run_by_id(run.run_id).status == status
+    return run
+
+
+def finish(instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+    instance.delete_run(run.run_id)  # gone from the queue: it ended without materialising
+
+
+# --- the raw-lake sensor and the schedule ---------------------------------------------------------
+
+@pytest.fixture()
+def recent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, datetime]:
+    """Objects in the last three hours (what the sensor lists), in a fresh data folder."""
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("ANALYTICS_RAW_URL", raising=False)
+    monkeypatch.setenv("ANALYTICS_LATE_ARRIVAL_HOURS", "1")  # a short window: fewer hours
+    now = datetime.now(UTC)
+    raw = tmp_path / "raw"
+    for h in (2, 1):
+        drop(raw, floor_hour(now) - timedelta(hours=h) + timedelta(minutes=1))
+    return raw, now
+
+
+def test_no_run_for_hours_a_backfill_processed(recent: tuple[Path, datetime]) -> None:
+    raw, now = recent
+    h1 = floor_hour(now) - timedelta(hours=1)
+    with dg.instance_for_test() as instance:
+        assert run_backfill((now - timedelta(hours=2)).date(), now.date(), instance=instance,
+                            log=lambda _: None).success
+        # the sensor starts after the backfill with no cursor: nothing to do
+        requests, cursor = tick("raw_lake_sensor", instance, None, raw)
+        assert requests == []
+        # nor for the schedule at :10, for the hour that just ended
+        schedule = definitions().resolve_schedule_def("hourly_events_schedule")
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=h1 + timedelta(
+                hours=1, minutes=10)) as ctx:
+            assert isinstance(schedule(ctx), dg.SkipReason)
+        # a new object in one of those hours: a run of that hour, and of it alone
+        drop(raw, h1 + timedelta(minutes=30))
+        requests, cursor = tick("raw_lake_sensor", instance, cursor, raw)
+        assert [r.partition_key for r in requests] == [partition_key(h1)]
+        # the schedule would run it too, had the sensor not: it sees objects not processed yet
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=h1 + timedelta(
+                hours=1, minutes=10)) as ctx:
+            assert schedule(ctx).partition_key == partition_key(h1)
+        # once the sensor's run is done, the schedule has nothing left to do
+        execute(instance, requests[0])
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=h1 + timedelta(
+                hours=1, minutes=10)) as ctx:
+            assert isinstance(schedule(ctx), dg.SkipReason)
+        assert tick("raw_lake_sensor", instance, cursor, raw)[0] == []
+
+
+def test_one_run_of_an_hour_at_a_time(recent: tuple[Path, datetime]) -> None:
+    raw, now = recent
+    hour = floor_hour(now) - timedelta(hours=1)
+    key = partition_key(hour)
+    with dg.instance_for_test() as instance:
+        requests, cursor = tick("raw_lake_sensor", instance, None, raw)
+        assert sorted(r.partition_key for r in requests) == sorted(
+            [key, partition_key(hour - timedelta(hours=1))])
+        # the daemon queued the run of `hour`; two more objects land, two ticks pass: no second
+        # run while the first is queued (it will list every object when it starts)
+        queued = add_run(instance, "events_job", key, dg.DagsterRunStatus.QUEUED)
+        for minute in (20, 21):
+            drop(raw, hour + timedelta(minutes=minute))
+            requests, cursor = tick("raw_lake_sensor", instance, cursor, raw)
+            assert key not in [r.partition_key for r in requests]
+        # it starts, sees all three objects and materialises: nothing left to do
+        finish(instance, queued)
+        execute(instance, dg.RunRequest(partition_key=key))
+        requests, cursor = tick("raw_lake_sensor", instance, cursor, raw)
+        assert key not in [r.partition_key for r in requests]
+
+        # a run in progress, and an object lands that it did not see: one more run, once, after it
+        started = add_run(instance, "events_job", key, dg.DagsterRunStatus.STARTED)
+        drop(raw, hour + timedelta(minutes=40))
+        assert key not in [r.partition_key for r in tick("raw_lake_sensor", instance, cursor,
+                                                         raw)[0]]
+        finish(instance, started)
+        requests, cursor = tick("raw_lake_sensor", instance, cursor, raw)
+        assert [r.partition_key for r in requests if r.partition_key == key] == [key]
+        assert key not in [r.partition_key for r in tick("raw_lake_sensor", instance, cursor,
+                                                         raw)[0]]
+
+
+# --- the downstream automation --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def day_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    raw = tmp_path_factory.mktemp("day") / "raw"
+    write_traffic(generate(SimConfig(days=1, visitors_per_day=200, start=DAY, seed=5)),
+                  open_raw_lake(raw), progress=False)
+    return raw
+
+
+@pytest.fixture()
+def backfilled(tmp_path: Path, day_lake: Path, monkeypatch: pytest.MonkeyPatch):
+    """DAY backfilled into a fresh data folder and instance; the downstream sensor's first tick
+    done (nothing to do: the backfill's daily run came after its events)."""
+    shutil.copytree(day_lake, tmp_path / "raw")
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("ANALYTICS_RAW_URL", raising=False)
+    monkeypatch.delenv("ANALYTICS_LATE_ARRIVAL_HOURS", raising=False)
+    with dg.instance_for_test() as instance:
+        assert run_backfill(DAY, DAY, instance=instance, log=lambda _: None).success
+        requests, cursor = tick("downstream_automation", instance, None)
+        assert requests == []
+        yield tmp_path, instance, cursor
+
+
+def session_days_of(instance: dg.DagsterInstance, key: str) -> list[str]:
+    record = instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey("events"), asset_partitions=[key]), limit=1).records[0]
+    return list(record.asset_materialization.metadata[SESSION_DAYS].value)
+
+
+def dates_in(data: Path, hour: datetime) -> set[date]:
+    """The dates of ts of the hour's events, and of every event of their sessions that day."""
+    files = str(data / "lake" / "events" / "*" / "*.parquet")
+    with duckdb.connect() as con:
+        return {r[0] for r in con.execute(
+            "SELECT DISTINCT CAST(ts AS DATE) FROM read_parquet($all) WHERE session_id IN "
+            "(SELECT session_id FROM read_parquet($all) WHERE raw_hour = $h)",
+            {"all": files, "h": hour.replace(tzinfo=None)}).fetchall()}
+
+
+def test_an_hour_of_one_days_events_refreshes_that_day_only(
+        backfilled, monkeypatch: pytest.MonkeyPatch) -> None:
+    data, instance, cursor = backfilled
+    hour = datetime(2026, 3, 9, 12, tzinfo=UTC)
+    key = partition_key(hour)
+    assert dates_in(data, hour) == {DAY}  # computed from the files, not by the pipeline
+    # several days' windows hold the hour (the day before reads up to 24 h after its end):
+    # every one of them was refreshed by "any upstream partition updated"
+    assert "2026-03-08" in window_days(key, 24) and len(window_days(key, 24)) > 1
+    assert session_days_of(instance, key) == ["2026-03-09"]
+    # the hour runs again (a new object): one day's run, and nothing else this tick
+    execute(instance, dg.RunRequest(partition_key=key))
+    requests, cursor = tick("downstream_automation", instance, cursor)
+    assert [(r.job_name, r.partition_key) for r in requests] == [("daily_job", "2026-03-09")]
+    # while it is queued, or an events run of its window is: no second request
+    queued = add_run(instance, "daily_job", "2026-03-09", dg.DagsterRunStatus.QUEUED)
+    assert tick("downstream_automation", instance, cursor)[0] == []
+    finish(instance, queued)
+    started = add_run(instance, "events_job", partition_key(hour + timedelta(hours=3)),
+                      dg.DagsterRunStatus.STARTED)
+    assert tick("downstream_automation", instance, cursor)[0] == []
+    finish(instance, started)
+    # the day's run done, the all-history marts follow, but not within the hour of their last
+    # run (the backfill's)
+    execute(instance, requests[0])
+    assert tick("downstream_automation", instance, cursor)[0] == []
+    monkeypatch.setenv("ANALYTICS_HISTORY_INTERVAL_MINUTES", "0.01")
+    time.sleep(1)
+    requests, cursor = tick("downstream_automation", instance, cursor)
+    assert [r.job_name for r in requests] == ["history_job"]
+    # once: their run is then the latest
+    execute(instance, requests[0])
+    assert tick("downstream_automation", instance, cursor)[0] == []
+
+
+def test_late_objects_refresh_the_days_of_their_sessions(backfilled) -> None:
+    data, instance, cursor = backfilled
+    raw = data / "raw"
+    # a session that started on DAY at 23:50 goes on after midnight, in the next day's first
+    # hour; and an event of DAY arrives two days late
+    session = str(uuid.uuid4())
+    evening = datetime(2026, 3, 9, 23, 50, tzinfo=UTC)
+    midnight = datetime(2026, 3, 10, 0, 5, tzinfo=UTC)
+    drop(raw, evening, session=session)
+    drop(raw, midnight, session=session)
+    late_at = datetime(2026, 3, 11, 5, 30, tzinfo=UTC)
+    drop(raw, late_at, event_ts=datetime(2026, 3, 9, 15, 0, tzinfo=UTC))
+    for at in (evening, midnight, late_at):
+        execute(instance, dg.RunRequest(partition_key=partition_key(floor_hour(at))))
+    # the midnight hour changes the session of DAY (and is read by the next day's window)
+    assert session_days_of(instance, partition_key(floor_hour(midnight))) == [
+        "2026-03-09", "2026-03-10"]
+    # the late event: its own day, which reads it as a late event; not the days of its hour
+    assert session_days_of(instance, partition_key(floor_hour(late_at))) == ["2026-03-09"]
+    requests, cursor = tick("downstream_automation", instance, cursor)
+    assert sorted(r.partition_key for r in requests) == ["2026-03-09", "2026-03-10"]
+    for r in requests:
+        execute(instance, r)
+    with duckdb.connect() as con:
+        sessions = con.execute(
+            "SELECT session_date, events FROM read_parquet($f) WHERE session_id = $s",
+            {"f": str(data / "lake" / "sessions" / "*" / "*.parquet"), "s": session}).fetchall()
+        late = con.execute("SELECT count(*) FROM read_parquet($f) WHERE raw_hour = $h", {
+            "f": str(data / "lake" / "session_events" / "date=2026-03-09" / "*.parquet"),
+            "h": floor_hour(late_at).replace(tzinfo=None)}).fetchall()[0][0]
+    assert sessions == [(DAY, 6)]  # one session of DAY, with both objects' events
+    assert late == 3
+
+
+def test_old_runs_are_deleted_but_the_latest_materialisations(backfilled) -> None:
+    _, instance, _ = backfilled
+    key = partition_key(datetime(2026, 3, 9, 12, tzinfo=UTC))
+    first = execute(instance, dg.RunRequest(partition_key=key)).run_id
+    second = execute(instance, dg.RunRequest(partition_key=key)).run_id
+    before = {r.run_id for r in instance.get_runs()}
+    # nothing is old enough yet
+    assert delete_old_runs(instance, 1)[:2] == (0, 0)
+    deleted, kept, _ = delete_old_runs(instance, 1, now=datetime.now(UTC).timestamp() + 2 * 86400)
+    after = {r.run_id for r in instance.get_runs()}
+    # the first run of the hour is superseded by the second; the backfill's three runs hold the
+    # latest materialisation of the other partitions
+    assert first not in after and second in after
+    assert deleted == len(before) - len(after) == 1 and kept == len(after) == 4
+    assert session_days_of(instance, key) == ["2026-03-09"]
+
+
+# --- the CloudWatch metric of successful runs ----------------------------------------------------
+
+def test_a_successful_run_puts_one_data_point(moto_endpoint: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(tmp_path))
+    namespace = f"test-{uuid.uuid4().hex[:8]}/pipeline"
+    sensor = definitions().resolve_sensor_def("run_succeeded_metric")
+    with dg.instance_for_test() as instance:
+        # a real run (the history marts over an empty lake) and its RUN_SUCCESS event
+        run_id = definitions().resolve_job_def("history_job").execute_in_process(
+            instance=instance).run_id
+        run = instance.get_run_by_id(run_id)
+        success = instance.get_records_for_run(
+            run_id, of_type=DagsterEventType.RUN_SUCCESS).records[0].event_log_entry
+
+        def evaluate() -> None:
+            ctx = dg.build_run_status_sensor_context(
+                sensor_name="run_succeeded_metric", dagster_instance=instance, dagster_run=run,
+                dagster_event=success.dagster_event)
+            sensor(ctx)
+
+        evaluate()  # not configured: nothing is sent
+        cloudwatch = boto3.client("cloudwatch", endpoint_url=moto_endpoint)
+        assert cloudwatch.list_metrics(Namespace=namespace)["Metrics"] == []
+        monkeypatch.setenv("ANALYTICS_METRIC_NAMESPACE", namespace)
+        evaluate()
+    metrics = cloudwatch.list_metrics(Namespace=namespace)["Metrics"]
+    assert [m["MetricName"] for m in metrics] == ["RunSucceeded"]
+    stats = cloudwatch.get_metric_statistics(
+        Namespace=namespace, MetricName="RunSucceeded", Statistics=["Sum"], Period=3600,
+        StartTime=datetime.now(UTC) - timedelta(hours=1), EndTime=datetime.now(UTC)
+        + timedelta(minutes=5))["Datapoints"]
+    assert sum(d["Sum"] for d in stats) == 1.0

@@ -1,0 +1,174 @@
+"""The dashboard's Overview queries in ClickHouse SQL, run in chDB (embedded ClickHouse), for
+bench/dashboard.py's side-by-side comparison (issue #21). Bench-only: `pip install -e
+".[bench]"`; nothing in the product imports it.
+
+The tables are MergeTree tables ordered by the date and then the columns the dashboard filters
+on, loaded from the very Parquet files the warehouse's views read (the paths are taken from the
+views themselves). A column with no NULL in the data is declared without Nullable, as a
+ClickHouse schema would be (Plausible's are): ClickHouse at its own pace, not handicapped.
+
+Each query is the translation of what the dashboard runs (``analytics_platform.query.stats``
+compiles it; ``sql/choices.sql`` and ``sql/range.sql``), with the same column names, order and
+limits, so that the two engines' results can be compared row for row.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+# table → its ORDER BY: the date, then the filtered columns (the Overview's filters are the
+# source, the device and the page; top pages filter the event type)
+TABLES = {
+    "sessions": "session_date, source, device_type, entry_page",
+    "session_events": "session_date, event_type, page_path",
+    "pages_daily": "date, page_path",
+}
+THREADS = 2
+SETTINGS = f"SETTINGS max_threads = {THREADS}"
+
+# Each query as the dashboard writes it (see analytics_platform/query/stats.py's compile_query
+# for the same query in DuckDB SQL). ``count() OVER ()`` is the layer's total_rows (the rows
+# before the page), computed there on every query, so here too. avgOrNull: DuckDB's avg of no
+# rows is NULL, ClickHouse's avg nan.
+_KPIS = """
+SELECT uniqExact(visitor_key) AS visitors, count() AS sessions,
+       toInt64(sum(pageviews)) AS pageviews, avgOrNull(toUInt8(is_bounce)) AS bounce_rate,
+       avgOrNull(duration_s) AS avg_duration_s, countIf(converted) AS conversions,
+       avgOrNull(toUInt8(converted)) AS conversion_rate, count() OVER () AS total_rows
+FROM sessions WHERE session_date BETWEEN {start:Date} AND {end:Date}
+"""
+_SERIES = """
+SELECT session_date AS period, uniqExact(visitor_key) AS visitors, count() AS sessions,
+       toInt64(sum(pageviews)) AS pageviews, countIf(converted) AS conversions,
+       count() OVER () AS total_rows
+FROM sessions WHERE session_date BETWEEN {start:Date} AND {end:Date}
+GROUP BY period ORDER BY period ASC, visitors DESC
+"""
+_TOP_PAGES = """
+SELECT page_path, count() AS pageviews, uniqExact(visitor_key) AS visitors,
+       count() OVER () AS total_rows
+FROM session_events
+WHERE session_date BETWEEN {start:Date} AND {end:Date} AND event_type = 'page_view'
+  AND page_path IS NOT NULL
+GROUP BY page_path ORDER BY pageviews DESC, page_path ASC LIMIT 15
+"""
+_ENTRY_PAGES = """
+SELECT entry_page AS page_path, count() AS sessions, avg(toUInt8(is_bounce)) AS bounce_rate,
+       count() OVER () AS total_rows
+FROM sessions
+WHERE session_date BETWEEN {start:Date} AND {end:Date} AND entry_page IS NOT NULL
+GROUP BY page_path ORDER BY sessions DESC, page_path ASC LIMIT 10
+"""
+_EXIT_PAGES = """
+SELECT exit_page AS page_path, count() AS sessions, count() OVER () AS total_rows
+FROM sessions
+WHERE session_date BETWEEN {start:Date} AND {end:Date} AND exit_page IS NOT NULL
+GROUP BY page_path ORDER BY sessions DESC, page_path ASC LIMIT 10
+"""
+_CHOICES = """
+SELECT (SELECT arraySort(groupUniqArray(source)) FROM sessions),
+       (SELECT arraySort(groupUniqArray(device_type)) FROM sessions
+        WHERE device_type IS NOT NULL),
+       (SELECT groupArray(page_path) FROM (
+            SELECT page_path, sum(pageviews) AS n FROM pages_daily
+            GROUP BY page_path ORDER BY n DESC, page_path LIMIT 200))
+"""
+_RANGE = "SELECT min(session_date), max(session_date) FROM sessions"
+
+
+def parquet_globs(warehouse: Path) -> dict[str, str]:
+    """The Parquet glob each of :data:`TABLES`' views reads in ``warehouse`` (a snapshot of the
+    lake: the files the dashboard's queries read)."""
+    con = duckdb.connect()
+    try:
+        con.execute("ATTACH ? AS w (READ_ONLY)", [str(warehouse)])
+        views = dict(con.execute("SELECT view_name, sql FROM duckdb_views() "
+                                 "WHERE database_name = 'w'").fetchall())
+    finally:
+        con.close()
+    out = {}
+    for table in TABLES:
+        found = re.search(r"read_parquet\('([^']+)'", views[table])
+        if found is None:
+            raise ValueError(f"the view {table} does not read one Parquet glob: {views[table]}")
+        out[table] = found.group(1)
+    return out
+
+
+class ClickHouse:
+    """A chDB session holding the warehouse's tables as MergeTree tables (in ``folder``, built
+    again when the warehouse's files change)."""
+
+    def __init__(self, warehouse: Path, folder: Path) -> None:
+        from chdb import session as chs  # bench-only dependency: imported when used
+
+        globs = parquet_globs(warehouse)
+        stamp = "\n".join(f"{t} {g}" for t, g in sorted(globs.items()))
+        marker = folder / "loaded-from.txt"
+        fresh = not (marker.exists() and marker.read_text() == stamp)
+        if fresh:
+            shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.session = chs.Session(str(folder / "db"))
+        if fresh:
+            for table, glob in globs.items():
+                self._load(table, glob)
+            marker.write_text(stamp)
+
+    def _load(self, table: str, glob: str) -> None:
+        src = f"file('{glob}', Parquet)"
+        cols = list(self.df(f"DESCRIBE {src}")[["name", "type"]].itertuples(index=False))
+        nulls = self.df("SELECT " + ", ".join(f"countIf(isNull(`{c}`)) AS `{c}`" for c, _ in cols)
+                        + f" FROM {src}").iloc[0]
+        types = [(c, t[len("Nullable("):-1] if t.startswith("Nullable(") and not nulls[c] else t)
+                 for c, t in cols]
+        self.session.query(f"DROP TABLE IF EXISTS {table}")
+        self.session.query(
+            f"CREATE TABLE {table} ({', '.join(f'`{c}` {t}' for c, t in types)}) "
+            f"ENGINE = MergeTree ORDER BY ({TABLES[table]}) SETTINGS allow_nullable_key = 1")
+        self.session.query(f"INSERT INTO {table} SELECT * FROM {src} {SETTINGS}")
+        self.session.query(f"OPTIMIZE TABLE {table} FINAL")
+
+    def df(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if sql.lstrip().upper().startswith("SELECT"):
+            sql = f"{sql.rstrip()}\n{SETTINGS}"
+        return self.session.query(sql, "DataFrame", params=params)
+
+    def count(self, table: str) -> int:
+        return int(self.df(f"SELECT count() AS n FROM {table}")["n"].iloc[0])
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _table(ch: ClickHouse, sql: str, params: dict[str, Any]) -> pd.DataFrame:
+    """As the dashboard's ``table()``: total_rows dropped, the period a datetime."""
+    df = ch.df(sql, params).drop(columns=["total_rows"])
+    if "period" in df.columns:
+        df["period"] = pd.to_datetime(df["period"])
+    return df
+
+
+def overview(ch: ClickHouse, start: date, end: date, before: tuple[date, date]
+             ) -> dict[str, Callable[[], pd.DataFrame]]:
+    """The Overview's queries, named as bench/dashboard.py names the dashboard's."""
+    now = {"start": start, "end": end}
+    prev = {"start": before[0], "end": before[1]}
+    return {
+        "KPIs": lambda: _table(ch, _KPIS, now),
+        "KPIs, previous period": lambda: _table(ch, _KPIS, prev),
+        "daily series": lambda: _table(ch, _SERIES, now),
+        "top pages": lambda: _table(ch, _TOP_PAGES, now),
+        "entry pages": lambda: _table(ch, _ENTRY_PAGES, now),
+        "exit pages": lambda: _table(ch, _EXIT_PAGES, now),
+        "filter choices": lambda: ch.df(_CHOICES),
+        "date range": lambda: ch.df(_RANGE),
+    }
