@@ -39,8 +39,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     ANALYTICS_SERVE_LOGS=stdout
 USER analytics
 WORKDIR /var/lib/analytics
-# webserver, dashboard, collector, code server (gRPC)
-EXPOSE 3000 8501 8000 4000
+# webserver, dashboard, collector, code server (gRPC), Stats API
+EXPOSE 3000 8501 8000 4000 8010
 # every role `serve` started in this container answers (HTTP health, gRPC health, daemon heartbeat)
 HEALTHCHECK --interval=30s --timeout=30s --start-period=120s --retries=3 \
     CMD ["analytics-platform", "serve", "--health-check"]

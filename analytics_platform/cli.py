@@ -49,9 +49,12 @@ def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None)
               help="Where to write (default $ANALYTICS_RAW_URL): a folder or s3://bucket/prefix.")
 @click.option("--one-hour", is_flag=True,
               help="Put each day's traffic into its 12:00 UTC hour (for throughput benchmarks).")
+@click.option("--consent-share", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of visitors whose tracker runs in consent mode (ids in localStorage); "
+                   "the others send no id and get the day's visitor_hash (docs/PRIVACY.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(days: int, visitors_per_day: int, start: date | None, seed: int,
-             raw_url: str | None, one_hour: bool, quiet: bool) -> None:
+             raw_url: str | None, one_hour: bool, consent_share: float, quiet: bool) -> None:
     """Simulate realistic traffic and write it into the raw lake in Firehose's layout.
 
     Visitors come back over the weeks, browse several pages, scroll, read, click the "Book a call"
@@ -68,7 +71,7 @@ def simulate(days: int, visitors_per_day: int, start: date | None, seed: int,
     url = raw_url or settings.raw_url()
     lake = open_raw_lake(url)
     cfg = SimConfig(days=days, visitors_per_day=visitors_per_day, start=start, seed=seed,
-                    one_hour=one_hour, until=now)
+                    one_hour=one_hour, until=now, consent_share=consent_share)
     click.echo(f"Simulating {days} day(s) from {start} ({visitors_per_day:,} visitors/day, "
                f"seed {seed}) into {lake.url}")
     t0 = time.perf_counter()
@@ -274,9 +277,11 @@ def backfill(first: date, last: date, verbose: bool) -> None:
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
 @click.option("--collector-port", default=8000, show_default=True, type=int)
 @click.option("--dashboard-port", default=8501, show_default=True, type=int)
+@click.option("--api-port", default=8010, show_default=True, type=int,
+              help="The Stats API's port (docs/API.md).")
 @click.option("--no-ui", is_flag=True, help="Stop after the backfill (no servers).")
 def demo(days: int, visitors_per_day: int, port: int, collector_port: int, dashboard_port: int,
-         no_ui: bool) -> None:
+         api_port: int, no_ui: bool) -> None:
     """Simulate traffic (unless the raw lake already has some), backfill, then start what
     `serve` starts (Dagster's code server, daemon and UI, the dashboard, the collector with its
     demo page); Ctrl-C stops them."""
@@ -289,7 +294,7 @@ def demo(days: int, visitors_per_day: int, port: int, collector_port: int, dashb
     from analytics_platform.serve import Topology, install_instance, migrate_instance
 
     topology = Topology(webserver_port=port, dashboard_port=dashboard_port,
-                        collector_port=collector_port)
+                        collector_port=collector_port, api_port=api_port)
     storage = install_instance(topology)  # the backfill's runs go where the UI reads
     migrate_instance()
     lake = open_raw_lake(settings.raw_url())
@@ -312,6 +317,8 @@ def demo(days: int, visitors_per_day: int, port: int, collector_port: int, dashb
         "lake within seconds,\n"
         "             the sensor processes it and the day's sessions and marts follow.\n"
         f"Collector:   http://127.0.0.1:{c}/metrics\n"
+        f"Stats API:   http://127.0.0.1:{api_port}/api/v2/query   (keys: `analytics-platform "
+        "api-key create NAME`)\n"
         f"Logs:        {settings.data_dir() / 'logs'}\n"
         "Ctrl-C stops them all."))
 
@@ -343,14 +350,16 @@ def _supervise(topology: Topology, storage: str, done: str,
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
 @click.option("--dashboard-port", default=8501, show_default=True, type=int)
 @click.option("--collector-port", default=8000, show_default=True, type=int)
+@click.option("--api-port", default=8010, show_default=True, type=int,
+              help="The Stats API's port (docs/API.md).")
 @click.option("--code-server-port", default=4000, show_default=True, type=int,
               help="The code location's gRPC port.")
 @click.option("--code-server-host", envvar="DAGSTER_CODE_SERVER_HOST", default="127.0.0.1",
               show_default=True, help="Where the webserver and daemon find the code server "
               "(env DAGSTER_CODE_SERVER_HOST).")
 @click.option("--only", "role", type=click.Choice(
-    ["code-server", "daemon", "webserver", "dashboard", "collector"]),
-    help="Run this one role in the foreground (a container's command) instead of all five.")
+    ["code-server", "daemon", "webserver", "dashboard", "collector", "api"]),
+    help="Run this one role in the foreground (a container's command) instead of all six.")
 @click.option("--instance-config", envvar="DAGSTER_INSTANCE_CONFIG",
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Dagster instance config to install (env DAGSTER_INSTANCE_CONFIG; default "
@@ -358,7 +367,7 @@ def _supervise(topology: Topology, storage: str, done: str,
 @click.option("--health-check", is_flag=True,
               help="Exit 0 if every role `serve` started here answers, 1 otherwise.")
 def serve(host: str | None, port: int, dashboard_port: int, collector_port: int,
-          code_server_port: int, code_server_host: str, role: str | None,
+          api_port: int, code_server_port: int, code_server_host: str, role: str | None,
           instance_config: Path | None, health_check: bool) -> None:
     """The production topology: Dagster's gRPC code server, daemon and webserver as separate
     processes, the dashboard and the collector; supervised (a child that dies is restarted),
@@ -383,7 +392,8 @@ def serve(host: str | None, port: int, dashboard_port: int, collector_port: int,
         return
     host = host or ("0.0.0.0" if role else "127.0.0.1")
     topology = Topology(host=host, webserver_port=port, dashboard_port=dashboard_port,
-                        collector_port=collector_port, code_server_port=code_server_port,
+                        collector_port=collector_port, api_port=api_port,
+                        code_server_port=code_server_port,
                         code_server_host=code_server_host)
     try:
         storage = install_instance(topology, instance_config)

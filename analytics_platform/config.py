@@ -126,7 +126,7 @@ REFERRER_DIR = PACKAGE_DIR / "referrers"
 REFERRER_DATABASE = REFERRER_DIR / "referers.yml"
 REFERRER_ADDITIONS = REFERRER_DIR / "additions.csv"
 
-# The database's categories → SPEC §4's mediums. "unknown" (Google Maps, Drive, Yahoo! News…:
+# The database's categories → CONTRACT §4's mediums. "unknown" (Google Maps, Drive, Yahoo! News…:
 # the database knows the source but says it is not search), "chatbot" (ChatGPT, Claude…) and
 # "paid" (ad networks) are links from a named site: `referral`, under that site's name.
 DATABASE_MEDIUMS = {"search": "organic", "social": "social", "email": "email",
@@ -144,7 +144,7 @@ def _pattern_regex(pattern: str) -> str:
 
 
 def source_name(name: str) -> str:
-    """A database name as a source: lowercase, without "!" ("Yahoo!" → "yahoo", SPEC §4)."""
+    """A database name as a source: lowercase, without "!" ("Yahoo!" → "yahoo", CONTRACT §4)."""
     return " ".join(name.replace("!", "").lower().split())
 
 
@@ -159,7 +159,7 @@ def _database_rows(path: Path) -> list[dict]:
 
     Its few host+path entries (google.*/imgres, google.*/products, bing.com/images/search,
     orange.fr/webmail, 592 of 2,506) are left out: events keep the referrer's host only
-    (SPEC §3 scrubs paths), and each of those hosts has its own host entry or is a portal whose
+    (CONTRACT §3 scrubs paths), and each of those hosts has its own host entry or is a portal whose
     other pages are not search. "www." is cut as it is from ``referrer_host``.
     """
     try:

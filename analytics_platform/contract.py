@@ -1,4 +1,4 @@
-"""The event contract (SPEC §1–2): what a browser may send and what the ingest side stores.
+"""The event contract (CONTRACT §1–2): what a browser may send and what the ingest side stores.
 
 This module is the only place where the rules are stated. Each rule is data (:data:`FIELDS`,
 :data:`PROPS_RULES`, the limits below); :func:`validate_event` applies them in Python (the ingest
@@ -37,7 +37,7 @@ EVENT_TYPES: tuple[str, ...] = (
 MAX_BATCH_EVENTS = 50
 MAX_BODY_BYTES = 64 * 1024
 MAX_PROPS_KEYS = 20
-# Not in SPEC §1, which leaves them open; bounded so that one event cannot carry a payload.
+# Limits stated in CONTRACT §1, so that one event cannot carry a payload.
 MAX_PROPS_KEY_CHARS = 64
 MAX_PROPS_VALUE_CHARS = 512
 
@@ -67,7 +67,7 @@ Kind = Literal["string", "uuid", "timestamp", "integer", "boolean", "props"]
 
 @dataclass(frozen=True)
 class Field:
-    """One field of the client event (SPEC §1)."""
+    """One field of the client event (CONTRACT §1)."""
 
     name: str
     kind: Kind
@@ -86,7 +86,7 @@ FIELDS: tuple[Field, ...] = (
     Field("session_id", "uuid"),
     Field("visitor_id", "uuid"),
     Field("page_path", "string", required=True, max_chars=2048),
-    # SPEC leaves these two open: a DNS name is at most 253 characters, and browsers cut
+    # CONTRACT §1 bounds these two: a DNS name is at most 253 characters, and browsers cut
     # document.referrer at 4,096.
     Field("page_host", "string", max_chars=253),
     Field("page_title", "string", max_chars=512),
@@ -104,7 +104,7 @@ FIELDS: tuple[Field, ...] = (
 )
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 
-# Fields the ingest side adds to every stored record (SPEC §2); a reader checks them after the
+# Fields the ingest side adds to every stored record (CONTRACT §2); a reader checks them after the
 # client fields.
 RAW_FIELDS: tuple[Field, ...] = (
     Field("ingest_ts", "timestamp", required=True),
@@ -116,6 +116,26 @@ RAW_FIELDS: tuple[Field, ...] = (
     Field("consent", "boolean"),  # the event came with the tracker's consented visitor_id
 )
 RAW_EXTRA_FIELDS: tuple[str, ...] = tuple(f.name for f in RAW_FIELDS)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A rule across fields of a stored record: at least one of ``fields`` is present (not
+    ``null``), else the record is refused as ``rule:field``."""
+
+    fields: tuple[str, ...]
+    rule: str
+    field: str
+    message: str
+
+
+# Checked after every field's own rules (CONTRACT §2).
+RECORD_RULES: tuple[OneOf, ...] = (
+    # a session comes from the tracker's session_id, or is made from the handler's visitor_hash:
+    # a record with neither could only be a session of its own
+    OneOf(("session_id", "visitor_hash"), "missing", "session_id",
+          "a stored record needs a session_id or a visitor_hash"),
+)
 RAW_FIELD_NAMES: tuple[str, ...] = FIELD_NAMES + RAW_EXTRA_FIELDS
 
 
@@ -303,7 +323,7 @@ def _check_fields(fields: tuple[Field, ...], record: dict[str, Any]) -> list[Vio
 
 
 def validate_event(event: Any) -> list[Violation]:
-    """Every rule of SPEC §1 that ``event`` breaks, in the order of :data:`FIELDS`.
+    """Every rule of CONTRACT §1 that ``event`` breaks, in the order of :data:`FIELDS`.
 
     An empty list means the event is valid. ``null`` counts as absent for optional fields (many
     trackers send it); unknown fields are ignored (and never stored, see :func:`make_raw_record`).
@@ -325,6 +345,8 @@ def validate_raw_record(record: Any) -> list[Violation]:
     out = validate_event(record)
     if isinstance(record, dict):
         out += _check_fields(RAW_FIELDS, record)
+        out += [Violation(r.rule, r.field, message=r.message) for r in RECORD_RULES
+                if all(record.get(f) is None for f in r.fields)]
     return out
 
 
@@ -384,7 +406,7 @@ def encode_json(value: Any) -> bytes:
 
 
 def check_body(body: bytes) -> BodyResult:
-    """Check a request body: one event or a batch (SPEC §1).
+    """Check a request body: one event or a batch (CONTRACT §1).
 
     Status 202 when at least one event is valid (a batch with bad events keeps the good ones and
     reports the bad ones by index), 400 when none is, 413 over the size or count limit.
@@ -462,7 +484,7 @@ def make_raw_record(
 
 
 def encode_record(record: Mapping[str, Any]) -> bytes:
-    """A record as stored: one JSON object followed by ``\\n`` (SPEC §2)."""
+    """A record as stored: one JSON object followed by ``\\n`` (CONTRACT §2)."""
     return encode_json(record) + b"\n"
 
 

@@ -76,7 +76,20 @@ CREATE OR REPLACE MACRO scrub(x) AS CASE
 # The macros every pipeline statement may use.
 MACROS = _SCRUB + r"""
 CREATE OR REPLACE MACRO utc(x) AS try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC';
--- The dashboard counts distinct visitors on this 64-bit key of visitor_id, the first 8 bytes of
+-- A page path as kept (CONTRACT §3.5): cut at the first "?" or "#", whatever follows it (a line
+-- break included: "/signup?token=SECRET\n&x" is "/signup"), then scrubbed. The Realtime view
+-- shows raw records through it too.
+CREATE OR REPLACE MACRO clean_path(p) AS scrub(regexp_replace(p, '(?s)[?#].*$', ''));
+-- Who a visitor is (CONTRACT §3.6): the consented visitor_id; without consent the day's
+-- visitor_hash; a record from before issue 18 with neither is a visitor of its own session.
+CREATE OR REPLACE MACRO visitor_of(visitor_id, visitor_hash, session_id) AS
+    coalesce(visitor_id, visitor_hash, session_id);
+-- The id of a session made from a visitor_hash (CONTRACT §4): the MD5 of the hash and the
+-- session's first event_id, written as a UUID, so a rerun gives the same id.
+CREATE OR REPLACE MACRO hash_session_id(visitor_hash, first_event_id) AS
+    CAST(CAST(md5(visitor_hash || first_event_id) AS UUID) AS VARCHAR);
+-- The dashboard and the marts count distinct visitors on this 64-bit key of a visitor (visitor_of
+-- above: the visitor_id, or the day's visitor_hash), the first 8 bytes of
 -- its MD5 (an integer hashes and compares far faster than 36 characters; MD5 is the same in every
 -- DuckDB version, so partitions written years apart agree; a collision among 10M visitors has
 -- odds of about 1 in 370,000).

@@ -33,10 +33,10 @@ import yaml
 
 from analytics_platform import settings
 
-ROLES = ("code-server", "daemon", "webserver", "dashboard", "collector")
+ROLES = ("code-server", "daemon", "webserver", "dashboard", "collector", "api")
 # Stop order: the daemon first (no new run is launched while the rest stops), the code server
 # (parent of the run processes) last.
-STOP_ORDER = ("daemon", "webserver", "dashboard", "collector", "code-server")
+STOP_ORDER = ("daemon", "webserver", "dashboard", "collector", "api", "code-server")
 NEEDS_CODE_SERVER = ("daemon", "webserver")
 LOCATION_NAME = "analytics_platform"  # as workspace.yaml and pyproject.toml name it
 DEFINITIONS_MODULE = "analytics_platform.definitions"
@@ -56,6 +56,7 @@ class Topology:
     webserver_port: int = 3000
     dashboard_port: int = 8501
     collector_port: int = 8000
+    api_port: int = 8010
     code_server_port: int = 4000
     code_server_host: str = "127.0.0.1"  # how the webserver and daemon reach the code server
     dagster_home: Path = field(default_factory=settings.dagster_home)
@@ -70,7 +71,7 @@ class Topology:
 
     def url(self, role: str) -> str | None:
         port = {"webserver": self.webserver_port, "dashboard": self.dashboard_port,
-                "collector": self.collector_port}.get(role)
+                "collector": self.collector_port, "api": self.api_port}.get(role)
         return f"http://{self.probe_host}:{port}" if port else None
 
 
@@ -193,6 +194,8 @@ def role_command(role: str, t: Topology) -> list[str]:
     if role == "collector":
         return [_bin("analytics-platform"), "collect", "--host", t.host, "--port",
                 str(t.collector_port)]
+    if role == "api":
+        return [_bin("analytics-platform"), "api", "--host", t.host, "--port", str(t.api_port)]
     raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
 
 
@@ -228,6 +231,8 @@ def probe(role: str, t: Topology) -> bool:
         return _http_ok(f"http://{h}:{t.dashboard_port}/_stcore/health")
     if role == "collector":
         return _http_ok(f"http://{h}:{t.collector_port}/healthz")
+    if role == "api":
+        return _http_ok(f"http://{h}:{t.api_port}/healthz")
     if role == "code-server":
         return _grpc_serving(h, t.code_server_port)
     if role == "daemon":
@@ -248,7 +253,7 @@ def write_roles(t: Topology, roles: Iterable[str]) -> None:
     (t.dagster_home / ROLE_FILE).write_text(json.dumps({
         "roles": list(roles), "host": t.probe_host, "webserver_port": t.webserver_port,
         "dashboard_port": t.dashboard_port, "collector_port": t.collector_port,
-        "code_server_port": t.code_server_port}))
+        "api_port": t.api_port, "code_server_port": t.code_server_port}))
 
 
 def health_check(home: Path | None = None) -> list[str]:
@@ -261,6 +266,7 @@ def health_check(home: Path | None = None) -> list[str]:
         return ["serve (not started)"]
     t = Topology(host=spec["host"], webserver_port=spec["webserver_port"],
                  dashboard_port=spec["dashboard_port"], collector_port=spec["collector_port"],
+                 api_port=spec.get("api_port", Topology.api_port),
                  code_server_port=spec["code_server_port"], code_server_host=spec["host"],
                  dagster_home=home)
     return [r for r in spec["roles"] if not probe(r, t)]

@@ -1,4 +1,4 @@
-"""An independent, deliberately plain implementation of SPEC §3–5, record by record in Python.
+"""An independent, deliberately plain implementation of CONTRACT §3–5, record by record in Python.
 
 It shares nothing with the pipeline's SQL: it reads the raw objects itself, validates with the
 contract's Python validator, recognises bots by the simulator's own list of bot user agents, and
@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+import uuid
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -47,8 +48,11 @@ class Oracle:
                        extra_attribution: dict | None = None) -> Oracle:
         attribution: dict[tuple[str | None, str | None], tuple[str, str, str]] = {}
         for s in m.SOURCES:
-            attribution[(s.referrer, s.utm_source)] = (s.expect_source, s.expect_medium,
-                                                       s.expect_campaign)
+            # the simulator stores a referrer as the handler does: without its query (none of
+            # theirs has UTM tags) or fragment
+            ref = re.split(r"[?#]", s.referrer)[0] if s.referrer else None
+            attribution[(ref, s.utm_source)] = (s.expect_source, s.expect_medium,
+                                                s.expect_campaign)
         attribution.update(extra_attribution or {})
         return cls(set(m.BOT_USER_AGENTS) | {""} | (extra_bots or set()), attribution)
 
@@ -116,8 +120,9 @@ class Oracle:
             "event_id": record["event_id"],
             "event_type": record["event_type"],
             "ts": ts,
-            "session_id": record["session_id"],
-            "visitor_id": record.get("visitor_id") or record["session_id"],
+            "session_id": record.get("session_id"),
+            "visitor_id": record.get("visitor_id"),
+            "visitor_hash": record.get("visitor_hash"),
             "page_path": scrub(re.split(r"[?#]", record["page_path"])[0]),
             "page_host": record.get("page_host"),
             "referrer": record.get("referrer"),
@@ -131,14 +136,36 @@ class Oracle:
 
     # --- §4 sessions -------------------------------------------------------------------------
 
+    def session_of(self) -> dict[str, str]:
+        """event_id → its session (CONTRACT §4): the tracker's session_id; for an event without
+        one, the session cut from its visitor_hash's events in (ts, event_id) order wherever
+        more than 30 minutes pass between two, named by the UUID of the MD5 of the hash and
+        the session's first event_id."""
+        out: dict[str, str] = {}
+        by_hash: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for e in self.events.values():
+            if e["session_id"] is not None:
+                out[e["event_id"]] = e["session_id"]
+            else:
+                by_hash[e["visitor_hash"]].append(e)
+        for h, evs in by_hash.items():
+            evs.sort(key=lambda e: (e["ts"], e["event_id"]))
+            sid = ""
+            for i, e in enumerate(evs):
+                if i == 0 or e["ts"] - evs[i - 1]["ts"] > timedelta(minutes=30):
+                    sid = str(uuid.UUID(hashlib.md5((h + e["event_id"]).encode()).hexdigest()))
+                out[e["event_id"]] = sid
+        return out
+
     def session_rows(self, days: set[date]) -> list[dict[str, Any]]:
-        """The sessions that start on ``days`` (CONTRACT §4): a session_id's events dated D start
+        """The sessions that start on ``days`` (CONTRACT §4): a session's events dated D start
         a session on D unless it has an event in the 27 hours before D's midnight (it began
         earlier, or continues a session that did); the session holds its events dated D and
         D + 1. Written day by day from that rule, with no window in sight."""
         by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        session_of = self.session_of()
         for e in self.events.values():
-            by_session[e["session_id"]].append(e)
+            by_session[session_of[e["event_id"]]].append(e)
         rows = []
         for sid, all_events in by_session.items():
             for day in sorted(days):
@@ -146,11 +173,10 @@ class Oracle:
                 dated = [e for e in all_events if e["ts"].astimezone(UTC).date() == day]
                 if not dated:
                     continue
-                if sid is not None and any(
-                        midnight - timedelta(hours=27) <= e["ts"] < midnight
-                        for e in all_events):
+                if any(midnight - timedelta(hours=27) <= e["ts"] < midnight
+                       for e in all_events):
                     continue
-                until = midnight + timedelta(days=1 if sid is None else 2)
+                until = midnight + timedelta(days=2)
                 evs = [e for e in all_events if midnight <= e["ts"] < until]
                 rows.append(self._session(sid, evs))
         return rows
@@ -176,6 +202,11 @@ class Oracle:
         exp = next((e for e in evs if "experiment" in e["props"]), None)
         touch = views[0] if views else evs[0]
         source, medium, campaign = self.attribute(touch)
+        # who the visitor is: the consented visitor_id, else the day's visitor_hash, else (a
+        # record from before either existed) the session itself
+        visitor = evs[0]["visitor_id"] or evs[0]["visitor_hash"] or sid
+        for e in evs:
+            e["visitor"] = e["visitor_id"] or e["visitor_hash"] or sid
         return {
             "session_id": sid,
             "session_start": start,
@@ -183,9 +214,10 @@ class Oracle:
             "session_date": start.date(),
             "duration_s": (end - start).total_seconds(),
             "visitor_id": evs[0]["visitor_id"],
+            "visitor_hash": evs[0]["visitor_hash"],
+            "visitor": visitor,
             # the first 8 bytes of the MD5, little-endian (DuckDB's md5_number_upper)
-            "visitor_key": int.from_bytes(
-                hashlib.md5(evs[0]["visitor_id"].encode()).digest()[:8], "little"),
+            "visitor_key": int.from_bytes(hashlib.md5(visitor.encode()).digest()[:8], "little"),
             "events": len(evs),
             "pageviews": len(views),
             "entry_page": views[0]["page_path"] if views else None,
@@ -211,6 +243,12 @@ class Oracle:
         if utm:
             return (utm.lower(), (touch["utm_medium"] or "(none)").lower(),
                     touch["utm_campaign"] or "(none)")
+        # a session that starts inside a visit (cut from a visitor_hash's events at midnight):
+        # its referrer is the site itself, a self-referral, so direct (CONTRACT §4)
+        ref_host = (touch["referrer"] or "").split("/")[2:3]
+        own = (touch["page_host"] or "").lower().removeprefix("www.")
+        if ref_host and own and ref_host[0].lower().removeprefix("www.") in (own,):
+            return ("(direct)", "(none)", "(none)")
         raise KeyError(f"the test gave no expected attribution for {key}")
 
 
@@ -271,8 +309,9 @@ def kpis(sessions: dict[str, dict]) -> dict[date, dict[str, float]]:
         by_day[s["session_date"]].append(s)
     return {
         d: {
-            "visitors": len({s["visitor_id"] for s in ss}),
+            "visitors": len({s["visitor"] for s in ss}),
             "sessions": len(ss),
+            "consented_sessions": sum(s["visitor_id"] is not None for s in ss),
             "pageviews": sum(s["pageviews"] for s in ss),
             "events": sum(s["events"] for s in ss),
             "bounce_rate": sum(s["is_bounce"] for s in ss) / len(ss),
@@ -293,7 +332,7 @@ def pages(sessions: dict[str, dict]) -> dict[tuple[date, str], dict[str, float]]
             if e["event_type"] == "page_view":
                 a = acc[(d, e["page_path"])]
                 a["pageviews"] += 1
-                a["visitors"].add(e["visitor_id"])
+                a["visitors"].add(e["visitor"])
                 a["depths"].setdefault(s["session_id"], 0)
         for e in s["_events"]:
             if e["event_type"] == "scroll_depth" and (d, e["page_path"]) in acc:
@@ -316,7 +355,7 @@ def attribution_daily(sessions: dict[str, dict]) -> dict[tuple, dict[str, float]
     for s in sessions.values():
         acc[(s["session_date"], s["source"], s["medium"], s["campaign"])].append(s)
     return {
-        k: {"sessions": len(ss), "visitors": len({s["visitor_id"] for s in ss}),
+        k: {"sessions": len(ss), "visitors": len({s["visitor"] for s in ss}),
             "pageviews": sum(s["pageviews"] for s in ss),
             "bounces": sum(s["is_bounce"] for s in ss),
             "conversions": sum(s["converted"] for s in ss),
@@ -372,9 +411,11 @@ def experiments(sessions: dict[str, dict]) -> dict[tuple[str, str], dict[str, fl
 
 
 def attribution_touch(sessions: dict[str, dict]) -> dict[tuple, tuple[int, int]]:
+    """Consented visitors only: without consent no visitor is seen again."""
     by_visitor: dict[str, list[dict]] = defaultdict(list)
     for s in sessions.values():
-        by_visitor[s["visitor_id"]].append(s)
+        if s["visitor_id"] is not None:
+            by_visitor[s["visitor_id"]].append(s)
     first: dict[tuple, int] = defaultdict(int)
     last: dict[tuple, int] = defaultdict(int)
     for ss in by_visitor.values():
@@ -388,6 +429,8 @@ def attribution_touch(sessions: dict[str, dict]) -> dict[tuple, tuple[int, int]]
 
 
 def cohorts(sessions: dict[str, dict]) -> dict[tuple[date, int], tuple[int, int]]:
+    """Consented visitors only: without consent a visitor is new every day."""
+    sessions = {k: s for k, s in sessions.items() if s["visitor_id"] is not None}
     firsts: dict[str, date] = {}
     for s in sessions.values():
         d = s["session_date"]
@@ -452,7 +495,7 @@ def devices(sessions: dict[str, dict]) -> dict[tuple[date, str, str], dict[str, 
                            ("screen_class", screen_class(first["screen_width"]))):
             acc[(s["session_date"], dim, value)].append(s)
     return {
-        k: {"visitors": len({s["visitor_id"] for s in ss}), "sessions": len(ss),
+        k: {"visitors": len({s["visitor"] for s in ss}), "sessions": len(ss),
             "pageviews": sum(s["pageviews"] for s in ss),
             "bounces": sum(s["is_bounce"] for s in ss),
             "bounce_rate": sum(s["is_bounce"] for s in ss) / len(ss),
@@ -474,9 +517,9 @@ def goals(sessions: dict[str, dict], wanted: dict[str, Any]) -> dict[tuple, dict
     out = {}
     for k, rows in acc.items():
         conv = [s for s, hits in rows if hits]
-        out[k] = {"sessions": len(rows), "visitors": len({s["visitor_id"] for s, _ in rows}),
+        out[k] = {"sessions": len(rows), "visitors": len({s["visitor"] for s, _ in rows}),
                   "conversions": len(conv),
-                  "converted_visitors": len({s["visitor_id"] for s in conv}),
+                  "converted_visitors": len({s["visitor"] for s in conv}),
                   "events": sum(hits for _, hits in rows),
                   "conversion_rate": len(conv) / len(rows)}
     return out
@@ -502,7 +545,7 @@ def journeys(sessions: dict[str, dict], k: int) -> dict[tuple[date, tuple[str, .
             acc[(s["session_date"], tuple(pages[:n]))].append(s)
     out = {}
     for key, ss in acc.items():
-        visitors = len({s["visitor_id"] for s in ss})
+        visitors = len({s["visitor"] for s in ss})
         if visitors >= k:
             out[key] = (len(ss), visitors)
     return out

@@ -95,8 +95,9 @@ def test_definitions_load_and_validate() -> None:
     d = defs()
     keys = {k.to_user_string() for k in d.resolve_all_asset_keys()}
     assert keys == {"events", "quarantine", "sessions", "session_events", "kpis_daily",
-                    "pages_daily", "attribution_daily", "funnel_daily", "attribution_touch",
-                    "cohort_retention", "experiments"}
+                    "pages_daily", "attribution_daily", "funnel_daily", "devices_daily",
+                    "goals_daily", "journeys_daily", "attribution_touch", "cohort_retention",
+                    "experiments"}
     sensor = d.resolve_sensor_def("downstream_automation")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert d.resolve_sensor_def("raw_lake_sensor").default_status == dg.DefaultSensorStatus.RUNNING

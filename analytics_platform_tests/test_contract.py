@@ -1,4 +1,4 @@
-"""SPEC §1–2: every rule of the event contract, accepted and refused with its reason code."""
+"""CONTRACT §1–2: every rule of the event contract, accepted and refused with its reason code."""
 
 from __future__ import annotations
 

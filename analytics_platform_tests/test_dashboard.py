@@ -154,6 +154,13 @@ def test_cohorts_view_shows_the_retention_mart(app: AppTest, data: Path) -> None
     want = [r["retention"] for r in mart(data, "SELECT retention FROM cohort_retention "
                                                "ORDER BY cohort_week, week_offset")]
     assert sorted(z) == pytest.approx(sorted(want))
+    # cohorts count consented visitors only: the view says how much of the traffic that is,
+    # counted here from the sessions themselves
+    [cov] = mart(data, "SELECT count(*) FILTER (visitor_id IS NOT NULL) AS c, count(*) AS n "
+                       "FROM sessions")
+    assert 0 < cov["c"] < cov["n"]
+    captions = " ".join(c.value for c in app.caption)
+    assert f"{cov['c'] / cov['n']:.0%} of sessions ({cov['c']:,} of {cov['n']:,}" in captions
 
 
 def test_experiments_view_and_verdict(app: AppTest, data: Path) -> None:

@@ -362,6 +362,8 @@ def test_an_unwritable_lake_folder_degrades_health_then_recovers(
     assert h["reason"].startswith("raw_lake_write_failed")
     assert str(c.data) not in json.dumps(h)
     more, _ = send_batches(c.url, 5)  # still accepting into the spool meanwhile
+    # the flusher keeps retrying (with backoff: the second try comes about a second later)
+    wait_for(lambda: httpx.get(f"{c.url}/metrics").json()["flush_failures"] >= 2)
     m = httpx.get(f"{c.url}/metrics").json()
     assert m["flush_failures"] >= 2 and m["spool_pending_bytes"] > 0
     raw.unlink()

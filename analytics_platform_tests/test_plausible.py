@@ -540,12 +540,9 @@ def test_plausibles_tracker_in_chromium_lands_in_sessions(collector_factory) -> 
     cols = [d[0] for d in con.description]
     con.close()
     assert sorted(events) == sorted((r["event_type"], r["page_path"]) for r in records)
-    if "visitor_hash" not in columns:
-        # Records without a session id are made into sessions from visitor_hash by the
-        # pipeline's part of issue 18 (CONTRACT §2), which keeps visitor_hash in `events`;
-        # until it lands, `sessions` has no row for them.
-        pytest.skip("the pipeline does not make sessions from visitor_hash yet (CONTRACT §2): "
-                    "raw records and `events` checked, `sessions` not")
+    # no session id from Plausible's tracker: the pipeline makes the session from visitor_hash
+    # (CONTRACT §4), which `events` keeps
+    assert "visitor_hash" in columns
     [s] = [dict(zip(cols, row, strict=True)) for row in sessions]
     assert (s["pageviews"], s["events"], s["max_scroll_depth"]) == (4, len(records), 100)
     assert (s["entry_page"], s["exit_page"]) == ("/", "/thanks")

@@ -88,6 +88,34 @@ def test_default_mode_stores_nothing_and_the_server_hashes(collector_factory) ->
     # one browser, one address, one day: one visitor_hash across pages and the reload
     assert len({r["visitor_hash"] for r in records}) == 1
     assert "secret" not in json.dumps(records)
+    # and the pipeline makes it one visit (CONTRACT §4): one session of its four page views,
+    # no visitor_id, one visitor of the day
+    con = pipeline(c.data)
+    sessions = con.execute("SELECT pageviews, entry_page, exit_page, visitor_id, visitor_hash, "
+                           "source FROM sessions").fetchall()
+    kpis = con.execute("SELECT visitors, sessions, consented_sessions FROM kpis_daily").fetchall()
+    con.close()
+    assert sessions == [(4, "/site/", "/site/contact", None, records[0]["visitor_hash"],
+                         "newsletter")]
+    assert kpis == [(1, 1, 0)]
+
+
+def pipeline(data: Any) -> Any:
+    """Today's backfill over the collector's raw lake; the warehouse, read-only."""
+    from datetime import UTC, datetime
+
+    import dagster as dg
+    import duckdb
+
+    from analytics_platform.backfill import run_backfill
+
+    today = datetime.now(UTC).date()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ANALYTICS_DATA_DIR", str(data))
+        mp.delenv("ANALYTICS_RAW_URL", raising=False)
+        with dg.DagsterInstance.ephemeral() as instance:
+            assert run_backfill(today, today, instance=instance, log=lambda _: None).success
+    return duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
 
 
 def test_consent_mode_stores_ids_and_withdrawing_deletes_them(collector_factory) -> None:  # noqa: F811

@@ -16,7 +16,7 @@ from analytics_platform.config import ConfigError, load_referrers
 PKG = Path(analytics_platform.__file__).parent
 CASES = Path(__file__).parent / "data" / "referer-tests.json"
 
-# The database's categories as SPEC §4's mediums (written here, not imported, to check the
+# The database's categories as CONTRACT §4's mediums (written here, not imported, to check the
 # loader's own mapping).
 MEDIUM = {"search": "organic", "social": "social", "email": "email", "chatbot": "referral",
           "paid": "referral", "unknown": "referral"}
@@ -71,13 +71,14 @@ def attribute_hosts(referrers: list[str], extra: Path | None = None
 
 
 def attribute(referrers: list[str], extra: Path | None = None) -> list[tuple[str, str]]:
-    """(source, medium) the pipeline gives a landing page with each referrer (SPEC §4 step 2)."""
+    """(source, medium) the pipeline gives a landing page with each referrer (CONTRACT §4,
+    step 2)."""
     return [(s, m) for _, s, m in attribute_hosts(referrers, extra)]
 
 
 def expected(case: dict, host: str) -> tuple[str, str]:
     """What the database says: its source (lowercase, without "!") and medium; for a referrer
-    it does not know, SPEC §4's fallback (the host, a referral)."""
+    it does not know, CONTRACT §4's fallback (the host, a referral)."""
     if not case["known"]:
         return host, "referral"
     return " ".join(case["source"].replace("!", "").lower().split()), MEDIUM[case["medium"]]

@@ -178,20 +178,20 @@ def test_screen_classes_break_where_the_contract_says() -> None:
     cases = {575: "mobile", 576: "tablet", 991: "tablet", 992: "laptop", 1439: "laptop",
              1440: "desktop", 20000: "desktop", 1: "mobile", 0: "(unknown)", None: "(unknown)"}
     con = duckdb.connect()
-    con.execute("CREATE TABLE s (session_date DATE, visitor_id VARCHAR, pageviews INTEGER, "
+    con.execute("CREATE TABLE s (session_date DATE, visitor_key UBIGINT, pageviews INTEGER, "
                 "duration_s DOUBLE, is_bounce BOOLEAN, converted BOOLEAN, device_type VARCHAR, "
                 "browser VARCHAR, os VARCHAR, screen_width INTEGER)")
     devices = sql.load("marts/devices_daily")
     for width, expected in cases.items():
         con.execute("DELETE FROM s")
-        con.execute("INSERT INTO s VALUES ('2026-03-02', 'v', 1, 0, true, false, 'desktop', "
+        con.execute("INSERT INTO s VALUES ('2026-03-02', 1, 1, 0, true, false, 'desktop', "
                     "'Firefox', 'Linux', $w)", {"w": width})
         got = con.execute(f"SELECT value FROM ({devices}) WHERE dimension = 'screen_class'"
                           ).fetchall()
         assert got == [(expected,)], width
         assert o.screen_class(width) == expected
     con.execute("DELETE FROM s")
-    con.execute("INSERT INTO s VALUES ('2026-03-02', 'v', 1, 0, true, false, NULL, NULL, NULL, "
+    con.execute("INSERT INTO s VALUES ('2026-03-02', 1, 1, 0, true, false, NULL, NULL, NULL, "
                 "NULL)")
     got = con.execute(f"SELECT dimension, value FROM ({devices})").fetchall()
     assert sorted(got) == [("browser", "(unknown)"), ("device_type", "(unknown)"),

@@ -1,4 +1,4 @@
-"""`analytics-platform serve` on SQLite, for real: the five processes come up (URLs printed once
+"""`analytics-platform serve` on SQLite, for real: the six processes come up (URLs printed once
 they answer), a raw object reaches the warehouse through the sensor and a run launched by the
 code server, a child that dies is restarted, and SIGTERM leaves no process behind."""
 
@@ -80,7 +80,8 @@ def test_serve_end_to_end_then_sigterm_leaves_nothing(tmp_path: Path) -> None:
     expected = expected_event_ids(data / "raw")
     assert len(expected) > 500
     ports = {"--port": free_port(), "--dashboard-port": free_port(),
-             "--collector-port": free_port(), "--code-server-port": free_port()}
+             "--collector-port": free_port(), "--api-port": free_port(),
+             "--code-server-port": free_port()}
     out = tmp_path / "serve.out"
     serve = start([CLI, "serve", *[str(x) for kv in ports.items() for x in kv]], env, out)
     try:
@@ -88,12 +89,13 @@ def test_serve_end_to_end_then_sigterm_leaves_nothing(tmp_path: Path) -> None:
                  timeout=240)
         text = out.read_text()
         # each URL once, after its server answered; the children's chatter is in their logs
-        for port in (ports["--port"], ports["--dashboard-port"], ports["--collector-port"]):
+        for port in (ports["--port"], ports["--dashboard-port"], ports["--collector-port"],
+                     ports["--api-port"]):
             assert text.count(f"http://127.0.0.1:{port}") == 1, text
         assert len(text.splitlines()) < 20, text
         logs = data / "logs"
         assert {"code-server.log", "daemon.log", "webserver.log", "dashboard.log",
-                "collector.log"} <= {p.name for p in logs.iterdir()}
+                "collector.log", "api.log"} <= {p.name for p in logs.iterdir()}
         assert (tmp_path / "dagster_home" / "dagster.yaml").read_text().startswith(
             "# Written by `analytics-platform serve`")
 
@@ -116,7 +118,7 @@ def test_serve_end_to_end_then_sigterm_leaves_nothing(tmp_path: Path) -> None:
                  lambda: "collector   exited" in out.read_text() and _answers(
                      f"http://127.0.0.1:{ports['--collector-port']}/healthz"), timeout=60)
         family = [p.pid for p in psutil.Process(serve.pid).children(recursive=True)]
-        assert len(family) >= 5
+        assert len(family) >= 6
         # the image's HEALTHCHECK: every role answers
         health = subprocess.run([CLI, "serve", "--health-check"], env=env, capture_output=True,
                                 text=True, timeout=120)

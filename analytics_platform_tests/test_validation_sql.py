@@ -10,7 +10,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from analytics_platform.contract import FIELD_NAMES, validate_event
+from analytics_platform.contract import (
+    FIELD_NAMES,
+    RAW_FIELD_NAMES,
+    make_raw_record,
+    validate_event,
+    validate_raw_record,
+)
 from analytics_platform.defs.events.validation import validated_sql
 from analytics_platform_tests.test_contract import UUID_A, good
 
@@ -103,3 +109,28 @@ def _boundary_events() -> list[dict[str, Any]]:
 def test_sql_and_python_agree_at_every_limit(event: dict[str, Any]) -> None:
     line = json.dumps(event, ensure_ascii=False)
     assert sql_reason(line) == py_reason(event), line
+
+
+RAW_SQL = f"SELECT reason FROM ({validated_sql('(SELECT $line::VARCHAR AS text)', raw=True)})"
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(RAW_FIELD_NAMES), values, max_size=4), st.booleans())
+@example({"consent": "true"}, False)
+@example({"consent": 1}, True)
+@example({}, True)  # neither session_id nor visitor_hash: missing:session_id
+@example({"visitor_hash": "00000000000000ab"}, True)
+@example({"visitor_hash": None, "session_id": None}, False)
+@example({"visitor_hash": 7}, True)
+def test_stored_records_too(overrides: dict[str, Any], anonymous: bool) -> None:
+    """The ingest fields of a stored record (the consent boolean, visitor_hash) and the rule
+    across two fields (a session_id or a visitor_hash): SQL and Python agree."""
+    record = make_raw_record(good(), "2026-02-01T12:00:01.000Z", "Mozilla/5.0", consent=True)
+    if anonymous:  # as the handler stores an event without consent, less its hash
+        record.update(session_id=None, consent=False)
+        record.pop("visitor_id", None)
+    record.update(overrides)
+    line = json.dumps(record, ensure_ascii=False)
+    problems = validate_raw_record(record)
+    want = problems[0].code if problems else None
+    assert CON.execute(RAW_SQL, {"line": line}).fetchone()[0] == want, line

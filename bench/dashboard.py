@@ -113,7 +113,9 @@ def _plain(v: Any) -> Any:
 def difference(name: str, a: pd.DataFrame, b: pd.DataFrame, names: bool) -> str | None:
     """How two engines' results differ, or None when they are identical row for row: the same
     rows in the same order, the same values (counts exactly; a float to 1e-12 relative, since
-    the engines add floats in different orders), and the same column names when ``names``."""
+    the engines add floats in different orders: the mean visit duration at 1M events came out
+    170.91889293416298 in DuckDB, 170.91889293416358 in ClickHouse), and the same column names
+    when ``names``."""
     if names and list(a.columns) != list(b.columns):
         return f"{name}: columns {list(a.columns)} ≠ {list(b.columns)}"
     if a.shape != b.shape:
@@ -154,6 +156,7 @@ def lever_warehouse(folder: Path, lever: str) -> Path:
     out.mkdir(parents=True)
     con = duckdb.connect(str(out / "warehouse.duckdb"))
     try:
+        con.execute("SET enable_progress_bar = false")
         con.execute("ATTACH ? AS src (READ_ONLY)", [str(src)])
         for table in LEVER_TABLES:
             rows = f"SELECT * FROM src.{table} ORDER BY {TABLES[table]}"

@@ -132,7 +132,7 @@ def main() -> None:
             f"| 1 | bare DuckDB `COPY read_json → parquet`, same objects | "
             f"{med([r['seconds'] for r in runs['bare-hour']])} s | — |",
             f"| 1 | `events` ÷ bare DuckDB (per round) | {med(vs_bare)}× | ≤ 1.5× |",
-            f"| 1 | floor: the bare COPY de-duplicated (SPEC §3.4) and sorted, the pipeline's "
+            f"| 1 | floor: the bare COPY de-duplicated (CONTRACT §3.4) and sorted, the pipeline's "
             f"DuckDB settings | {med(fl)} s | — |",
             f"| 1 | floor ÷ bare DuckDB (per round) | {med(floor_vs_bare)}× | — |",
             f"| 1 | `events` ÷ floor (per round): the contract's cost | {med(vs_floor)}× | — |",

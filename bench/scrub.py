@@ -7,7 +7,8 @@ referrer hosts, UTM values and props JSON, a share with digits and dots or colon
 times) that take the slow path, and 0.5 % with an address in one of the forms of issue 18
 (test_privacy_edge.SQL_LEAKS). Reported: the median seconds of ``sum(length(scrub(v)))`` over
 the column, less the same query without the macro (reading the column), per million values.
-``--macros FILE`` measures another version of the macros (e.g. ``git show HEAD:…duck.py``).
+``--macros FILE`` measures another version of the macros too (e.g. ``git show
+<commit>:analytics_platform/duck.py > /tmp/duck_old.py``), in turn with the current ones.
 """
 
 from __future__ import annotations
@@ -45,42 +46,45 @@ def column(rows: int, seed: int = 7) -> pa.Table:
     return pa.table({"v": pa.array(np.array(pool, dtype=object)[idx], type=pa.string())})
 
 
-def measure(macros: str, table: pa.Table, rounds: int) -> tuple[float, float]:
+def connection(macros: str, table: pa.Table) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET threads TO 1")  # the pipeline's steps share two cores
     con.execute(macros)
     con.register("t", table)
     con.execute("CREATE TABLE c AS SELECT v FROM t")  # materialised: no Arrow scan in the timing
-
-    def timed(sql: str) -> float:
-        times = []
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            con.execute(sql).fetchall()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-
-    base = timed("SELECT sum(length(v)) FROM c")
-    return base, timed("SELECT sum(length(scrub(v))) FROM c")
+    return con
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--macros", type=Path, help="a duck.py whose MACROS to measure")
+    ap.add_argument("--macros", type=Path,
+                    help="also measure the MACROS of this duck.py, in turn with the current ones")
     args = ap.parse_args()
+    from analytics_platform.duck import MACROS
+
+    versions = {"current": MACROS}
     if args.macros:
         scope: dict = {}
         exec(compile(args.macros.read_text(), str(args.macros), "exec"), scope)
-        macros = scope["MACROS"]
-    else:
-        from analytics_platform.duck import MACROS as macros
+        versions = {str(args.macros): scope["MACROS"], **versions}
     table = column(args.rows)
-    base, total = measure(macros, table, args.rounds)
-    per_m = (total - base) / args.rows * 1e6
-    print(f"{args.rows:,} values: read {base:.3f} s, with scrub {total:.3f} s; "
-          f"the macro: {per_m:.3f} s per million values (median of {args.rounds}, 1 thread)")
+    cons = {name: connection(m, table) for name, m in versions.items()}
+    times: dict[str, dict[str, list[float]]] = {n: {"read": [], "scrub": []} for n in cons}
+    # rounds alternate between the versions, so that a busy machine slows both alike
+    for _ in range(args.rounds):
+        for name, con in cons.items():
+            for kind, sql in (("read", "SELECT sum(length(v)) FROM c"),
+                              ("scrub", "SELECT sum(length(scrub(v))) FROM c")):
+                t0 = time.perf_counter()
+                con.execute(sql).fetchall()
+                times[name][kind].append(time.perf_counter() - t0)
+    for name, t in times.items():
+        base, total = statistics.median(t["read"]), statistics.median(t["scrub"])
+        print(f"{name}: {args.rows:,} values: read {base:.3f} s, with scrub {total:.3f} s; the "
+              f"macro: {(total - base) / args.rows * 1e6:.3f} s per million values (median of "
+              f"{args.rounds}, 1 thread)")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def events_hour(data: Path, hour: datetime) -> int:
 # The yardstick: raw JSON to Parquet, nothing else.
 BARE_SQL = "SELECT * FROM read_json($f, format = 'newline_delimited')"
 
-# The least the spec asks on top of BARE_SQL (SPEC §3.4): one row per event_id, the copy with
+# The least the spec asks on top of BARE_SQL (CONTRACT §3.4): one row per event_id, the copy with
 # the earliest ingest_ts (ties: event_ts, then the object), written in a deterministic order
 # (the asset's files must come out the same on every run). Run under the pipeline's DuckDB
 # settings (memory limit, spill folder). No contract, no reasons, no scrubbing, no clock

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import streamlit as st
 
@@ -150,3 +151,20 @@ def duration(seconds: float | None) -> str:
         return "–"
     m, s = divmod(round(seconds), 60)
     return f"{m}m {s:02d}s"
+
+
+def consent_coverage() -> str:
+    """The caption of a view that counts consented visitors only (cohorts, retention, first
+    touch): how much of the traffic that is, over all history (CONTRACT §4–5)."""
+    if "kpis_daily" not in current().warehouse.tables:
+        return ""
+    try:
+        row = query(Q.CONSENT_COVERAGE)
+    except duckdb.Error:  # a warehouse written before kpis_daily had consented_sessions
+        return ""
+    if row.empty or not row.sessions.iloc[0]:
+        return ""
+    consented, sessions = int(row.consented_sessions.iloc[0]), int(row.sessions.iloc[0])
+    return (f"Counts consented visitors only: {consented / sessions:.0%} of sessions "
+            f"({consented:,} of {sessions:,}, all history) had a consented visitor id; the "
+            "others cannot be recognised on a later day (docs/PRIVACY.md).")

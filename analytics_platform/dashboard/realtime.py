@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
+from analytics_platform.duck import MACROS
 from analytics_platform.lake import hours_between, open_raw_lake
 
 WINDOW = timedelta(minutes=30)
@@ -15,15 +16,21 @@ WINDOW = timedelta(minutes=30)
 # started at most a Firehose buffer (up to 15 minutes) before.
 SLACK = timedelta(minutes=15)
 
+# Raw records, so page paths go through the pipeline's own cleaning (duck.py's clean_path: no
+# query string, no address) before anything is shown; a visit is its session_id, or without
+# consent its visitor_hash (the pipeline's sessions come later).
 ACTIVITY_SQL = """
 WITH recent AS (
     SELECT * FROM read_json($files, format = 'newline_delimited', compression = 'gzip',
                             columns = {event_type: 'VARCHAR', event_id: 'VARCHAR',
-                                       session_id: 'VARCHAR', page_path: 'VARCHAR',
-                                       ingest_ts: 'VARCHAR'}, ignore_errors = true)
+                                       session_id: 'VARCHAR', visitor_hash: 'VARCHAR',
+                                       page_path: 'VARCHAR', ingest_ts: 'VARCHAR'},
+                            ignore_errors = true)
     WHERE try_cast(ingest_ts AS TIMESTAMPTZ) >= $since
 )
-SELECT * FROM (SELECT DISTINCT ON (event_id) * FROM recent)
+SELECT event_type, event_id, coalesce(session_id, visitor_hash) AS visit,
+       clean_path(page_path) AS page_path, ingest_ts
+FROM (SELECT DISTINCT ON (event_id) * FROM recent)
 """
 
 
@@ -50,6 +57,7 @@ def recent_activity(raw_url: str, now: datetime) -> Activity:
     with lake.local_paths(objects) as paths:
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
+        con.execute(MACROS)
         df = con.execute(ACTIVITY_SQL, {"files": [str(p) for p in paths], "since": since}).df()
         con.close()
     if df.empty:
@@ -58,7 +66,7 @@ def recent_activity(raw_url: str, now: datetime) -> Activity:
     views = df[df.event_type == "page_view"]
     return Activity(
         events=len(df),
-        sessions=df.session_id.nunique(),
+        sessions=df.visit.nunique(),
         pageviews=len(views),
         per_minute=df.groupby("minute", as_index=False).size().rename(columns={"size": "events"}),
         top_pages=views.groupby("page_path", as_index=False).size()

@@ -105,7 +105,8 @@ _TEXT_FIELDS = ("page_host", "page_title", "utm_source", "utm_medium", "utm_camp
 def _scrub_value(v: Any) -> Any:
     if not isinstance(v, str):
         return v
-    # a value of invisible characters only would become "", which props.name may not be
+    # a value of invisible characters only would become "", which props.name may not be (nor
+    # a key: 1 to 64 characters)
     return scrub(v, max_chars=MAX_PROPS_VALUE_CHARS) or ("(blank)" if v else v)
 
 
@@ -125,7 +126,7 @@ def scrub_event(event: dict[str, Any]) -> dict[str, Any]:
     props = out.get("props")
     if isinstance(props, dict) and props:
         # a key is scrubbed too ({"jamie@example.com": 1}); the required keys never change
-        out["props"] = {scrub(k): _scrub_value(v) for k, v in props.items()}
+        out["props"] = {_scrub_value(k): _scrub_value(v) for k, v in props.items()}
     return out
 
 

@@ -1,8 +1,8 @@
 """Where the ingest handler sends accepted records: Firehose, Kinesis, or S3 directly.
 
-Each record is one JSON object followed by ``\\n`` (SPEC §2, ``contract.encode_record``). Firehose
-and Kinesis accept a batch and may refuse some of its records (``FailedPutCount``): only those
-are sent again, with a short backoff, a bounded number of times; what still fails raises
+Each record is one JSON object followed by ``\\n`` (CONTRACT §2, ``contract.encode_record``).
+Firehose and Kinesis accept a batch and may refuse some of its records (``FailedPutCount``):
+only those are sent again, with a short backoff, a bounded number of times; what still fails raises
 ``SinkError`` so the client retries.
 """
 

@@ -1,7 +1,7 @@
 """The simulated site and its audience: pages, traffic sources, devices, user agents.
 
 Each traffic source carries the attribution the simulator *intends* (``expect_source``,
-``expect_medium``, ``expect_campaign``), written by hand from SPEC §4, so tests can check the
+``expect_medium``, ``expect_campaign``), written by hand from CONTRACT §4, so tests can check the
 pipeline against it without re-using the pipeline's own referrer table.
 """
 

@@ -61,7 +61,7 @@ def summarize(traffic: Traffic) -> Truth:
     s, ev, d = traffic.sessions, traffic.events, traffic.deliveries
     human = ~s["is_bot"]
     ev_human = human[ev["session_idx"]]
-    # A session converts when it has a cta_click event (SPEC §4).
+    # A session converts when it has a cta_click event (CONTRACT §4).
     conv = np.zeros(len(human), dtype=bool)
     conv[ev["session_idx"][ev["type"] == ET["cta_click"]]] = True
     by_v = {v: int((human & (s["variant"] == i)).sum()) for i, v in enumerate(m.VARIANTS)}

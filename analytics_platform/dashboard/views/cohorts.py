@@ -5,11 +5,14 @@ import plotly.express as px
 import streamlit as st
 
 from analytics_platform.dashboard import queries as Q
-from analytics_platform.dashboard.frame import current, query
+from analytics_platform.dashboard.frame import consent_coverage, current, query
 
 st.header("Cohorts · weekly retention")
 st.caption("Visitors grouped by the week (Monday) of their first session; each cell is the "
            "share seen again that many weeks later (all history).")
+coverage = consent_coverage()
+if coverage:
+    st.caption(coverage)
 cohorts = query(Q.COHORTS) if "cohort_retention" in current().warehouse.tables else pd.DataFrame()
 if cohorts.empty:
     st.info("No cohorts yet.")

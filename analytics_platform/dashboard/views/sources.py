@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics_platform.dashboard import queries as Q
-from analytics_platform.dashboard.frame import current, query, stats
+from analytics_platform.dashboard.frame import consent_coverage, current, query, stats
 
 frame = current()
 st.header("Sources")
@@ -26,6 +26,9 @@ else:
 st.subheader("First touch vs last touch")
 st.caption("Each converting visitor counts once for the source of their first session ever "
            "and once for the session in which they converted (all history).")
+coverage = consent_coverage()
+if coverage:
+    st.caption(coverage)
 touch = query(Q.TOUCH) if "attribution_touch" in frame.warehouse.tables else pd.DataFrame()
 if not touch.empty:
     top = touch.head(10).assign(label=lambda d: d.source + " / " + d.medium)

@@ -14,6 +14,7 @@ from analytics_platform.contract import (
     MAX_PROPS_VALUE_CHARS,
     PROPS_RULES,
     RAW_FIELDS,
+    RECORD_RULES,
     TIMESTAMP_PATTERN,
     UUID_PATTERN,
     Field,
@@ -80,6 +81,8 @@ def _field_rules(f: Field) -> list[tuple[str, str]]:
                 f"OR try_cast({s} AS TIMESTAMPTZ) IS NULL)",
                 f"bad_timestamp:{f.name}",
             ))
+    elif f.kind == "boolean":
+        rules.append((f"{present} AND {t} <> 'BOOLEAN'", f"wrong_type:{f.name}"))
     elif f.kind == "integer":
         rules.append((f"{present} AND {t} NOT IN {_INTEGER_TYPES}", f"wrong_type:{f.name}"))
         rules.append((
@@ -173,5 +176,8 @@ def reason_sql(raw: bool = False) -> str:
     if raw:
         for f in RAW_FIELDS:
             whens += [(cond, _lit(code)) for cond, code in _field_rules(f)]
+        for r in RECORD_RULES:  # across fields, after each field's own rules
+            present = " OR ".join(f"coalesce(t_{name}, 'NULL') <> 'NULL'" for name in r.fields)
+            whens.append((f"NOT ({present})", _lit(f"{r.rule}:{r.field}")))
     body = "\n        ".join(f"WHEN {cond} THEN {code}" for cond, code in whens)
     return f"CASE\n        {body}\n    END"

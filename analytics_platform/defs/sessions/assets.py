@@ -19,6 +19,7 @@ import duckdb
 
 from analytics_platform import settings, sql
 from analytics_platform.config import load_referrers
+from analytics_platform.contract import SESSION_INACTIVITY_MINUTES
 from analytics_platform.defs.automation import SESSIONS, refresh_when_deps_change
 from analytics_platform.defs.metadata import table_metadata
 from analytics_platform.defs.sessions.checks import RECONCILE_DESCRIPTION, reconcile
@@ -53,7 +54,11 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
         # only what arrived after the window: the rest is in the window's files already
         sources.append("SELECT * FROM read_parquet($late, union_by_name = true, "
                        "hive_partitioning = false) WHERE raw_hour > $window_end::TIMESTAMP")
-    params: dict = {"day": day.date().isoformat()}
+    # events files written before issue 18 have no visitor_hash or consent: NULL there (last:
+    # UNION BY NAME keeps the first query's column order)
+    sources.append("SELECT NULL::VARCHAR AS visitor_hash, NULL::BOOLEAN AS consent WHERE false")
+    params: dict = {"day": day.date().isoformat(),
+                    "inactivity_minutes": SESSION_INACTIVITY_MINUTES}
     if window:
         params["window"] = window
     if late:

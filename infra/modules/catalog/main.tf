@@ -56,7 +56,7 @@ resource "aws_glue_catalog_table" "raw_events" {
       parameters            = { "ignore.malformed.json" = "true" }
     }
 
-    # The raw record of SPEC §2 (analytics_platform/contract.py).
+    # The raw record of CONTRACT §2 (analytics_platform/contract.py).
     dynamic "columns" {
       for_each = {
         event_type     = "string", event_id = "string", session_id = "string", visitor_id = "string",

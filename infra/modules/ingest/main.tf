@@ -384,11 +384,13 @@ resource "aws_apigatewayv2_integration" "ingest" {
   payload_format_version = "2.0"
 }
 
+# Our tracker posts to /v1/events; Plausible's tracker to /api/event (docs/INGEST.md, "Switching
+# from Plausible"): both reach the same handler, which tells them apart by path.
 resource "aws_apigatewayv2_route" "events" {
   #checkov:skip=CKV_AWS_309:browsers post anonymously; the contract, CORS and throttling guard it
-  count     = var.endpoint == "http_api" ? 1 : 0
+  for_each  = var.endpoint == "http_api" ? toset(["POST /v1/events", "POST /api/event"]) : toset([])
   api_id    = aws_apigatewayv2_api.ingest[0].id
-  route_key = "POST /v1/events"
+  route_key = each.value
   target    = "integrations/${aws_apigatewayv2_integration.ingest[0].id}"
 }
 
@@ -411,7 +413,7 @@ resource "aws_lambda_permission" "api" {
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.ingest.function_name
   principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_apigatewayv2_api.ingest[0].execution_arn}/*/*/v1/events"
+  source_arn    = "${aws_apigatewayv2_api.ingest[0].execution_arn}/*/POST/*"
 }
 
 # --- alarms ------------------------------------------------------------------------------------

@@ -18,6 +18,10 @@ WITH typed AS (
         utc({ingest_ts}) AS ingest_ts,
         {session_id} AS session_id,
         {visitor_id} AS visitor_id,
+        {visitor_hash} AS visitor_hash,
+        -- CONTRACT §2: true when the event came with the tracker's consented visitor_id; a record
+        -- stored before issue 18 has no consent field, and had consent when it had a visitor_id
+        coalesce(try_cast({consent} AS BOOLEAN), {visitor_id} IS NOT NULL) AS consent,
         {page_path} AS page_path,
         {page_host} AS page_host,
         {page_title} AS page_title,
@@ -42,8 +46,12 @@ SELECT
     t.ingest_ts,
     t.event_ts,
     t.session_id,
-    coalesce(t.visitor_id, t.session_id) AS visitor_id,
-    scrub(regexp_replace(t.page_path, '[?#].*$', '')) AS page_path,
+    -- without consent there is no visitor id: who the visitor is, for a day, is the visitor_hash
+    -- (CONTRACT §3.6, duck.py's visitor_of)
+    t.visitor_id,
+    t.visitor_hash,
+    t.consent,
+    clean_path(t.page_path) AS page_path,
     scrub(lower(t.page_host)) AS page_host,
     scrub(t.page_title) AS page_title,
     nullif(scrub(regexp_replace(lower(regexp_extract(t.referrer,

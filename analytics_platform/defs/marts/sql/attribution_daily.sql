@@ -3,7 +3,7 @@
 -- writes: attribution_daily/date=…/part.parquet
 SELECT session_date AS date, source, medium, campaign,
        count(*) AS sessions,
-       count(DISTINCT visitor_id) AS visitors,
+       count(DISTINCT visitor_key) AS visitors,
        sum(pageviews)::BIGINT AS pageviews,
        count(*) FILTER (is_bounce) AS bounces,
        count(*) FILTER (converted) AS conversions,

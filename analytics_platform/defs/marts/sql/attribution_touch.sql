@@ -1,5 +1,6 @@
 -- attribution_touch: each converting visitor is credited once: first touch = the source of their
 -- first session ever; last touch = the source of the session in which they first converted.
+-- Consented visitors only (visitor_id): without consent there is no first session ever to see.
 -- reads:  s (every session)
 -- writes: attribution_touch/all/part.parquet
 WITH per_visitor AS (
@@ -8,7 +9,7 @@ WITH per_visitor AS (
                  ORDER BY session_start, session_id) AS first_touch,
            first({'source': source, 'medium': medium, 'campaign': campaign}
                  ORDER BY session_start, session_id) FILTER (converted) AS last_touch
-    FROM s
+    FROM s WHERE visitor_id IS NOT NULL
     GROUP BY visitor_id
     HAVING bool_or(converted)
 ),

@@ -1,9 +1,10 @@
--- cohort_retention: a visitor's cohort is the ISO week (Monday) of their first session.
+-- cohort_retention: a visitor's cohort is the ISO week (Monday) of their first session. Consented
+-- visitors only (visitor_id): without consent a visitor is new every day (CONTRACT §5).
 -- reads:  s (every session)
 -- writes: cohort_retention/all/part.parquet
 WITH firsts AS (
     SELECT visitor_id, date_trunc('week', min(session_date))::DATE AS cohort_week
-    FROM s GROUP BY visitor_id
+    FROM s WHERE visitor_id IS NOT NULL GROUP BY visitor_id
 ),
 activity AS (
     SELECT DISTINCT s.visitor_id, f.cohort_week,

@@ -5,7 +5,7 @@
 -- reads:  s (the day's sessions)
 -- writes: devices_daily/date=…/part.parquet
 WITH classed AS (
-    SELECT session_date, visitor_id, pageviews, duration_s, is_bounce, converted,
+    SELECT session_date, visitor_key, pageviews, duration_s, is_bounce, converted,
            coalesce(device_type, '(unknown)') AS device_type,
            coalesce(browser, '(unknown)') AS browser,
            coalesce(os, '(unknown)') AS os,
@@ -20,7 +20,7 @@ long AS (
     UNPIVOT classed ON device_type, browser, os, screen_class INTO NAME dimension VALUE value
 )
 SELECT session_date AS date, dimension, value,
-       count(DISTINCT visitor_id) AS visitors,
+       count(DISTINCT visitor_key) AS visitors,
        count(*) AS sessions,
        sum(pageviews)::BIGINT AS pageviews,
        count(*) FILTER (is_bounce) AS bounces,

@@ -6,7 +6,7 @@
 WITH day AS (
     SELECT count(*) AS sessions, sum(pageviews) AS pageviews,
            count(*) FILTER (is_bounce) AS bounces, count(*) FILTER (converted) AS conversions,
-           count(DISTINCT visitor_id) AS visitors
+           count(DISTINCT visitor_key) AS visitors
     FROM s
 ),
 dims AS (

@@ -10,9 +10,9 @@ hits AS (
 )
 SELECT s.session_date AS date, g.goal, s.source, s.medium, s.campaign,
        count(*) AS sessions,
-       count(DISTINCT s.visitor_id) AS visitors,
+       count(DISTINCT s.visitor_key) AS visitors,
        count(h.session_id) AS conversions,
-       count(DISTINCT s.visitor_id) FILTER (h.session_id IS NOT NULL) AS converted_visitors,
+       count(DISTINCT s.visitor_key) FILTER (h.session_id IS NOT NULL) AS converted_visitors,
        coalesce(sum(h.events), 0)::BIGINT AS events,
        count(h.session_id) / count(*) AS conversion_rate
 FROM s CROSS JOIN goals g

@@ -30,8 +30,8 @@ prefixes AS (
 )
 SELECT s.session_date AS date, p.pages[1] AS entry_page, p.steps, p.pages[1:p.steps] AS path,
        count(*) AS sessions,
-       count(DISTINCT s.visitor_id) AS visitors
+       count(DISTINCT s.visitor_key) AS visitors
 FROM prefixes p JOIN s USING (session_id)
 GROUP BY s.session_date, p.steps, p.pages[1:p.steps], p.pages[1]
-HAVING count(DISTINCT s.visitor_id) >= $min_visitors
+HAVING count(DISTINCT s.visitor_key) >= $min_visitors
 ORDER BY p.steps, sessions DESC, path

@@ -2,7 +2,7 @@
 -- reads:  s (the day's sessions), e (their events: session_events)
 -- writes: pages_daily/date=…/part.parquet
 WITH views AS (
-    SELECT session_date, page_path, session_id, visitor_id FROM e WHERE event_type = 'page_view'
+    SELECT session_date, page_path, session_id, visitor_key FROM e WHERE event_type = 'page_view'
 ),
 -- the deepest scroll each session reached on each page it viewed (0 if it never scrolled)
 depth AS (
@@ -17,7 +17,7 @@ entries AS (SELECT entry_page AS page_path, count(*) AS n FROM s GROUP BY ALL),
 exits AS (SELECT exit_page AS page_path, count(*) AS n FROM s GROUP BY ALL)
 SELECT v.session_date AS date, v.page_path,
        count(*) AS pageviews,
-       count(DISTINCT v.visitor_id) AS visitors,
+       count(DISTINCT v.visitor_key) AS visitors,
        coalesce(any_value(en.n), 0) AS entries,
        coalesce(any_value(ex.n), 0) AS exits,
        (SELECT avg(d.max_depth) FROM depth d WHERE d.page_path = v.page_path)

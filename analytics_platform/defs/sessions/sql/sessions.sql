@@ -9,6 +9,7 @@ WITH per_session AS (
         any_value(session_date) AS session_date,
         date_diff('millisecond', min(ts), max(ts)) / 1000.0 AS duration_s,
         first(visitor_id ORDER BY ts, event_id) AS visitor_id,
+        first(visitor_hash ORDER BY ts, event_id) AS visitor_hash,
         count(*) AS events,
         count(*) FILTER (event_type = 'page_view') AS pageviews,
         first(page_path ORDER BY ts, event_id) FILTER (event_type = 'page_view') AS entry_page,
@@ -98,7 +99,8 @@ attributed AS (
 )
 SELECT
     s.session_id, s.session_start, s.session_end, s.session_date, s.duration_s, s.visitor_id,
-    visitor_key(s.visitor_id) AS visitor_key,
+    s.visitor_hash, visitor_key(visitor_of(s.visitor_id, s.visitor_hash, s.session_id))
+        AS visitor_key,
     s.events, s.pageviews, s.entry_page, s.exit_page, s.max_scroll_depth, s.max_time_on_page,
     s.interactions, s.pageviews = 1 AND s.interactions = 0 AS is_bounce, s.converted,
     a.source, a.medium, a.campaign,

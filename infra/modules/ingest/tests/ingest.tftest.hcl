@@ -169,8 +169,8 @@ run "http_api_endpoint" {
     error_message = "The HTTP API is throttled."
   }
   assert {
-    condition     = aws_apigatewayv2_route.events[0].route_key == "POST /v1/events"
-    error_message = "One route: POST /v1/events."
+    condition     = toset(keys(aws_apigatewayv2_route.events)) == toset(["POST /v1/events", "POST /api/event"])
+    error_message = "Two routes: POST /v1/events (our tracker) and POST /api/event (Plausible's)."
   }
 }
 
