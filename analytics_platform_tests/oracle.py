@@ -66,7 +66,7 @@ class Oracle:
             hour = hour_of_key(key)
             if (first_hour and hour < first_hour) or (last_hour and hour > last_hour):
                 continue
-            text, damaged = _readable(path.read_bytes())
+            text, damaged = readable(path.read_bytes())
             if damaged:  # what decompressed is read; the rest is one quarantined row
                 self.quarantine.append((key, "corrupt_object"))
             for pos, line in enumerate(text.split(b"\n")):
@@ -252,7 +252,7 @@ class Oracle:
         raise KeyError(f"the test gave no expected attribution for {key}")
 
 
-def _readable(data: bytes) -> tuple[bytes, bool]:
+def readable(data: bytes) -> tuple[bytes, bool]:
     """The text of a gzip object, and whether it is damaged: a damaged object gives what zlib
     decompresses of it, member after member, fed one byte at a time (all before the damage)."""
     try:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import duckdb
 import httpx
 import pytest
@@ -101,19 +99,9 @@ def test_a_visit_lands_as_one_session_with_its_conversion(collector_factory) -> 
     assert all(r["user_agent"] == DESKTOP_UA and "sent_ts" in r for r in records)
 
     # …and through the pipeline: one session, read to the end, converted.
-    from analytics_platform.backfill import run_backfill
+    from analytics_platform_tests.topology import backfill_today
 
-    today = datetime.now(UTC).date()
-    old = os.environ.get("ANALYTICS_DATA_DIR")
-    os.environ["ANALYTICS_DATA_DIR"] = str(c.data)
-    try:
-        with dg.DagsterInstance.ephemeral() as instance:
-            assert run_backfill(today, today, instance=instance, log=lambda _: None).success
-    finally:
-        if old is None:
-            os.environ.pop("ANALYTICS_DATA_DIR")
-        else:
-            os.environ["ANALYTICS_DATA_DIR"] = old
+    backfill_today(c.data)
     con = duckdb.connect(str(c.data / "warehouse.duckdb"), read_only=True)
     [s] = con.execute("SELECT * FROM sessions").fetchall()
     cols = [d[0] for d in con.description]

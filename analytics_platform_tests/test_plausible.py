@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
-import os
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -517,22 +516,11 @@ def test_plausibles_tracker_in_chromium_lands_in_sessions(collector_factory) -> 
         assert secret not in text
 
     # …and through the pipeline: the visit's events, and one session
-    import dagster as dg
     import duckdb
 
-    from analytics_platform.backfill import run_backfill
+    from analytics_platform_tests.topology import backfill_today
 
-    today = datetime.now(UTC).date()
-    old = os.environ.get("ANALYTICS_DATA_DIR")
-    os.environ["ANALYTICS_DATA_DIR"] = str(c.data)
-    try:
-        with dg.DagsterInstance.ephemeral() as instance:
-            assert run_backfill(today, today, instance=instance, log=lambda _: None).success
-    finally:
-        if old is None:
-            os.environ.pop("ANALYTICS_DATA_DIR")
-        else:
-            os.environ["ANALYTICS_DATA_DIR"] = old
+    backfill_today(c.data)
     con = duckdb.connect(str(c.data / "warehouse.duckdb"), read_only=True)
     events = con.execute("SELECT event_type, page_path FROM events").fetchall()
     columns = {r[0] for r in con.execute("DESCRIBE events").fetchall()}

@@ -102,19 +102,11 @@ def test_default_mode_stores_nothing_and_the_server_hashes(collector_factory) ->
 
 def pipeline(data: Any) -> Any:
     """Today's backfill over the collector's raw lake; the warehouse, read-only."""
-    from datetime import UTC, datetime
-
-    import dagster as dg
     import duckdb
 
-    from analytics_platform.backfill import run_backfill
+    from analytics_platform_tests.topology import backfill_today
 
-    today = datetime.now(UTC).date()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ANALYTICS_DATA_DIR", str(data))
-        mp.delenv("ANALYTICS_RAW_URL", raising=False)
-        with dg.DagsterInstance.ephemeral() as instance:
-            assert run_backfill(today, today, instance=instance, log=lambda _: None).success
+    backfill_today(data)
     return duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from analytics_platform.defs.events.assets import process_hours
 from analytics_platform.duck import connect
 from analytics_platform.lake import open_raw_lake
 from analytics_platform.storage import Lake
+from analytics_platform_tests import oracle as o
 
 HOUR = datetime(2026, 3, 2, 10, tzinfo=UTC)
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
@@ -47,23 +47,10 @@ def ndjson(records: list[dict[str, Any]]) -> bytes:
 
 
 def readable(data: bytes) -> tuple[bytes, bool]:
-    """What plain zlib gets out of ``data`` fed one byte at a time, member after member (so all
-    that comes before a damaged byte), and whether it read the whole object: the independent
-    reading the pipeline is held to."""
-    out, pos = [], 0
-    while pos < len(data):
-        d = zlib.decompressobj(31)
-        i = pos
-        try:
-            while i < len(data) and not d.eof:
-                out.append(d.decompress(data[i : i + 1]))
-                i += 1
-        except zlib.error:
-            return b"".join(out), False
-        if not d.eof:
-            return b"".join(out), False
-        pos = i
-    return b"".join(out), True
+    """What plain zlib gets out of ``data`` (all that comes before a damaged byte) and whether
+    it read the whole object: the oracle's independent reading the pipeline is held to."""
+    text, damaged = o.readable(data)
+    return text, not damaged
 
 
 def complete_ids(text: bytes) -> list[str]:
@@ -169,8 +156,6 @@ def test_glued_records_are_split_only_between_records(tmp_path: Path) -> None:
 @pytest.mark.parametrize("cut", [10, 100, 1000])
 def test_oracle_and_pipeline_agree_on_a_cut_object(tmp_path: Path, cut: int) -> None:
     """The oracle (record by record in Python) reads a cut object as the pipeline does."""
-    from analytics_platform_tests import oracle as o
-
     raw = open_raw_lake(tmp_path / "raw")
     body = gzip.compress(ndjson([record(k) for k in range(300)]))
     raw.write_records(HOUR, body[:-cut], object_id="cut")

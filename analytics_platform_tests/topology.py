@@ -120,3 +120,18 @@ def tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"({path} missing)"
+
+
+def backfill_today(data: Path) -> None:
+    """Materialise today's raw hours in process (an ephemeral Dagster instance) into the lake
+    and warehouse under ``data``: what the browser tests check their visit against."""
+    import dagster as dg
+    import pytest
+
+    from analytics_platform.backfill import run_backfill
+
+    with pytest.MonkeyPatch.context() as mp, dg.DagsterInstance.ephemeral() as instance:
+        mp.setenv("ANALYTICS_DATA_DIR", str(data))
+        mp.delenv("ANALYTICS_RAW_URL", raising=False)  # the raw lake is data/raw
+        today = datetime.now(UTC).date()
+        assert run_backfill(today, today, instance=instance, log=lambda _: None).success
