@@ -160,10 +160,10 @@ resource "aws_iam_role_policy" "machine" {
 
 # --- the run tasks (run_launcher = "ecs") ------------------------------------------------------
 
-resource "aws_iam_role" "run_task" {
-  count = local.ecs ? 1 : 0
-  name  = "${var.name}-pipeline-run"
-  assume_role_policy = jsonencode({
+# Both run-task roles (the task's own and ECS's execution role) are assumed by ECS tasks of
+# this account only.
+locals {
+  ecs_tasks_assume_role = jsonencode({
     Version = "2012-10-17"
     Statement = [{
       Effect    = "Allow"
@@ -172,7 +172,13 @@ resource "aws_iam_role" "run_task" {
       Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
     }]
   })
-  tags = local.tags
+}
+
+resource "aws_iam_role" "run_task" {
+  count              = local.ecs ? 1 : 0
+  name               = "${var.name}-pipeline-run"
+  assume_role_policy = local.ecs_tasks_assume_role
+  tags               = local.tags
 }
 
 # A run task does what a run on the machine does to the lake, and nothing else.
@@ -186,18 +192,10 @@ resource "aws_iam_role_policy" "run_task" {
 # ECS itself, to start a run task: pull the image, create its log stream, read the two
 # parameters into its environment.
 resource "aws_iam_role" "run_execution" {
-  count = local.ecs ? 1 : 0
-  name  = "${var.name}-pipeline-run-execution"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ecs-tasks.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-      Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
-    }]
-  })
-  tags = local.tags
+  count              = local.ecs ? 1 : 0
+  name               = "${var.name}-pipeline-run-execution"
+  assume_role_policy = local.ecs_tasks_assume_role
+  tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "run_execution" {
