@@ -138,7 +138,8 @@ def streamlit_command(app: Path, host: str, port: int) -> list[str]:
 @main.command()
 @click.option("--events-per-month", default=1_000_000, show_default=True, type=click.IntRange(0),
               help="Steady traffic the bill is for.")
-@click.option("--design", type=click.Choice(["machine", "machine-on-demand", "ecs", "none"]),
+@click.option("--design", type=click.Choice(["machine", "machine-ipv4", "machine-on-demand",
+                                           "ecs", "none"]),
               default="machine", show_default=True,
               help="How the pipeline and the dashboard run (infra/modules/pipeline): `machine`, "
               "`serve` on one t4g.small on Spot; `machine-on-demand`, the same on-demand; `ecs`, "

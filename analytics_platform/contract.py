@@ -32,6 +32,12 @@ EVENT_TYPES: tuple[str, ...] = (
     "form_submit",
     "exit_intent",
     "custom",
+    # issue 19: what Plausible and Umami report besides page views (CONTRACT §1)
+    "outbound",
+    "download",
+    "not_found",
+    "engagement",
+    "web_vitals",
 )
 
 MAX_BATCH_EVENTS = 50
@@ -48,6 +54,17 @@ SESSION_INACTIVITY_MINUTES = 30
 
 SCROLL_DEPTHS: tuple[int, ...] = (25, 50, 75, 100)
 TIME_MILESTONES: tuple[int, ...] = (30, 60, 180, 300)
+# Engaged seconds in one `engagement` event: at most a day (a tab left visible overnight is
+# still one event, not a payload).
+MAX_ENGAGED_SECONDS = 86_400
+# Web vitals (CONTRACT §1): LCP, INP and TTFB in milliseconds (an hour at most: beyond it, a clock
+# jump rather than a page), CLS unitless (a layout shift score; the worst pages measure in
+# single digits).
+MAX_VITAL_MS = 3_600_000
+MAX_CLS = 1_000
+# A host as URL().hostname gives it (IPv6 literals in brackets), a file extension.
+HOST_PATTERN = r"[A-Za-z0-9._:\[\]-]{1,253}"
+EXT_PATTERN = r"[A-Za-z0-9]{1,16}"
 
 # Patterns match the whole value (Python's re.fullmatch, DuckDB's regexp_full_match).
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -101,6 +118,10 @@ FIELDS: tuple[Field, ...] = (
     Field("event_ts", "timestamp", required=True),
     Field("sent_ts", "timestamp"),
     Field("props", "props"),
+    # The browser's IANA time zone (Intl.DateTimeFormat().resolvedOptions().timeZone): never
+    # stored, the handler maps it to a country and drops it (CONTRACT §2; ingest/country.py).
+    # The longest IANA name is 32 characters.
+    Field("time_zone", "string", max_chars=64),
 )
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 
@@ -114,6 +135,10 @@ RAW_FIELDS: tuple[Field, ...] = (
     # Optional: records stored before issue 18 have neither.
     Field("visitor_hash", "string", max_chars=16),  # ingest/privacy.py: the day's keyed hash
     Field("consent", "boolean"),  # the event came with the tracker's consented visitor_id
+    # issue 19: the country (ISO 3166-1 alpha-2, never a region or city) and where it came from,
+    # `cloudfront` or `time_zone` (ingest/country.py); records stored before have neither.
+    Field("country", "string", max_chars=2),
+    Field("country_source", "string", max_chars=10),
 )
 RAW_EXTRA_FIELDS: tuple[str, ...] = tuple(f.name for f in RAW_FIELDS)
 
@@ -137,6 +162,10 @@ RECORD_RULES: tuple[OneOf, ...] = (
           "a stored record needs a session_id or a visitor_hash"),
 )
 RAW_FIELD_NAMES: tuple[str, ...] = FIELD_NAMES + RAW_EXTRA_FIELDS
+# Client fields read by the handler and never stored (CONTRACT §2): the time zone is finer than
+# a country, so only the country it maps to is kept.
+NOT_STORED: tuple[str, ...] = ("time_zone",)
+STORED_FIELD_NAMES: tuple[str, ...] = tuple(n for n in FIELD_NAMES if n not in NOT_STORED)
 
 
 @dataclass(frozen=True)
@@ -146,14 +175,36 @@ class PropsRule:
     event_type: str
     key: str
     required: bool
-    allowed_numbers: tuple[int, ...] | None = None  # None: any non-empty string
+    allowed_numbers: tuple[int, ...] | None = None
+    number_range: tuple[int, int] | None = None  # a number between the two (inclusive)
+    pattern: str | None = None  # a string matching it whole
+    # none of the three: any non-empty string
 
 
 PROPS_RULES: tuple[PropsRule, ...] = (
     PropsRule("scroll_depth", "depth", required=True, allowed_numbers=SCROLL_DEPTHS),
     PropsRule("time_on_page", "seconds", required=True, allowed_numbers=TIME_MILESTONES),
     PropsRule("custom", "name", required=True),
+    PropsRule("outbound", "host", required=True, pattern=HOST_PATTERN),
+    PropsRule("download", "ext", required=True, pattern=EXT_PATTERN),
+    PropsRule("engagement", "seconds", required=True, number_range=(0, MAX_ENGAGED_SECONDS)),
+    PropsRule("web_vitals", "lcp", required=False, number_range=(0, MAX_VITAL_MS)),
+    PropsRule("web_vitals", "inp", required=False, number_range=(0, MAX_VITAL_MS)),
+    PropsRule("web_vitals", "cls", required=False, number_range=(0, MAX_CLS)),
+    PropsRule("web_vitals", "ttfb", required=False, number_range=(0, MAX_VITAL_MS)),
 )
+
+
+@dataclass(frozen=True)
+class PropsOneOf:
+    """At least one of ``keys`` in the props of ``event_type`` (``props_missing:props``),
+    checked after the keys' own rules."""
+
+    event_type: str
+    keys: tuple[str, ...]
+
+
+PROPS_ONE_OF: tuple[PropsOneOf, ...] = (PropsOneOf("web_vitals", ("lcp", "inp", "cls", "ttfb")),)
 
 
 @dataclass(frozen=True)
@@ -285,19 +336,42 @@ def _check_props(event_type: str, props: Any) -> Violation | None:
                     message=f"{event_type} needs props.{rule.key}",
                 )
             continue
+        is_number = _is_int(value) or isinstance(value, float)
         if rule.allowed_numbers is not None:
-            is_number = _is_int(value) or isinstance(value, float)
             if not is_number or value not in rule.allowed_numbers:
                 return Violation(
                     "props_invalid",
                     f"props.{rule.key}",
                     message=f"props.{rule.key} must be one of {rule.allowed_numbers}",
                 )
+        elif rule.number_range is not None:
+            lo, hi = rule.number_range
+            if not is_number or not lo <= value <= hi:
+                return Violation(
+                    "props_invalid",
+                    f"props.{rule.key}",
+                    message=f"props.{rule.key} must be a number from {lo} to {hi}",
+                )
+        elif rule.pattern is not None:
+            if not isinstance(value, str) or not re.fullmatch(rule.pattern, value):
+                return Violation(
+                    "props_invalid",
+                    f"props.{rule.key}",
+                    message=f"props.{rule.key} must match {rule.pattern}",
+                )
         elif not isinstance(value, str) or value == "":
             return Violation(
                 "props_invalid",
                 f"props.{rule.key}",
                 message=f"props.{rule.key} must be a non-empty string",
+            )
+    for one in PROPS_ONE_OF:
+        if one.event_type == event_type and all(props.get(k) is None for k in one.keys):
+            return Violation(
+                "props_missing",
+                "props",
+                message=f"{event_type} needs at least one of "
+                + ", ".join(f"props.{k}" for k in one.keys),
             )
     if ("experiment" in props) != ("variant" in props):
         return Violation(
@@ -459,6 +533,7 @@ def check_body(body: bytes) -> BodyResult:
 def make_raw_record(
     event: Mapping[str, Any], ingest_ts: datetime | str, user_agent: str | None,
     visitor_hash: str | None = None, consent: bool | None = None,
+    country: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The record stored for one *valid* event (CONTRACT §2): its contract fields plus ingest
     fields.
@@ -468,9 +543,10 @@ def make_raw_record(
     says the pipeline makes the session (from ``visitor_hash``). The handler gives ``consent``
     (whether the event came with a visitor id: the tracker sends one only with consent) and,
     for an event without a session id, ``visitor_hash``. No IP address, cookie or other header
-    is ever added.
+    is ever added. ``country``: ``(code, source)`` (ingest/country.py); the event's
+    ``time_zone`` is never stored (:data:`NOT_STORED`).
     """
-    record = {name: event[name] for name in FIELD_NAMES if event.get(name) is not None}
+    record = {name: event[name] for name in STORED_FIELD_NAMES if event.get(name) is not None}
     record.setdefault("session_id", None)
     record["ingest_ts"] = (ingest_ts if isinstance(ingest_ts, str)
                            else format_timestamp(ingest_ts))
@@ -480,6 +556,8 @@ def make_raw_record(
         record["visitor_hash"] = visitor_hash
     if consent is not None:
         record["consent"] = consent
+    if country is not None:
+        record["country"], record["country_source"] = country
     return record
 
 

@@ -37,6 +37,10 @@ class Assumptions:
     retention_months: float = 13.0  # raw/ kept 400 days: storage grows to 13 months of data
     sensor_seconds: int = settings.SENSOR_INTERVAL_S3  # the raw-lake sensor's tick on S3
     sensor_lists: int = settings.SENSOR_LOOKBACK_HOURS  # hour prefixes it lists a tick
+    # Reading one raw object is two requests billed at the GET rate: boto3's download_file asks
+    # for its size (HEAD), then its bytes (GET) (measured: `python bench/s3_requests.py`, 21
+    # HEAD + 21 GET under raw/ for an `events` run of an hour of 21 objects).
+    requests_per_raw_read: int = 2
 
 
 @dataclass
@@ -102,8 +106,9 @@ def monthly_bill(events: int, mode: str = "firehose", endpoint: str = "url",
     stored_gb = events * a.record_bytes * a.gzip_ratio / 1e9 * a.retention_months
     bill.add("S3 storage (steady state)", f"{stored_gb:,.3f} GB over {a.retention_months:g} "
              "months", stored_gb * s3["storage_gb_month"])
-    bill.add("S3 GET (pipeline reads)", f"{objects:,.0f} objects",
-             objects / 1000 * s3["get_per_thousand"])
+    reads = objects * a.requests_per_raw_read
+    bill.add("S3 GET (pipeline reads)", f"{reads:,.0f} requests (HEAD + GET an object)",
+             reads / 1000 * s3["get_per_thousand"])
     # LIST is billed at the PUT rate, whatever the traffic: the sensor's cost floor.
     lists = 30 * 24 * 3600 / a.sensor_seconds * a.sensor_lists
     bill.add("S3 LIST (raw-lake sensor)", f"{lists:,.0f} requests (every {a.sensor_seconds} s)",
@@ -142,10 +147,15 @@ class Design:
     instance: str = "t4g.small"
     spot: bool = True
     ecs_runs: bool = False  # run_launcher = "ecs": every run a Fargate task
+    # The machine's way out to AWS's APIs: IPv6 through an egress-only internet gateway (free;
+    # every client on AWS's dual-stack endpoints, docs/DEPLOY.md), or a public IPv4 address
+    # (public_ipv4 = true: $0.005 an hour, for a region or an agent without them).
+    public_ipv4: bool = False
 
 
 DESIGNS: dict[str, Design] = {d.key: d for d in (
-    Design("machine", "`serve` on one t4g.small, Spot (default)"),
+    Design("machine", "`serve` on one t4g.small, Spot, IPv6 out (default)"),
+    Design("machine-ipv4", "the same with a public IPv4 address", public_ipv4=True),
     Design("machine-on-demand", "`serve` on one t4g.small, on-demand", spot=False),
     Design("ecs", "`serve` on one t4g.small, Spot; every run a Fargate Spot task", ecs_runs=True),
 )}
@@ -198,18 +208,36 @@ class PipelineAssumptions:
     daily_events_per_vcpu_second: float = 83_000
     backfill_events_per_vcpu_second: float = 25_000
     # The lake in S3: measured on a 2-day simulated lake (36,032 events): events 55 B an event,
-    # session_events 46, sessions 7, the marts ~1; files written by a run: an events run 1, a
-    # day's run 7 (sessions, session_events, four marts, late events), a history run 3.
+    # session_events 46, sessions 7, the marts ~1.
     lake_bytes_per_event: int = 110
+    # S3 requests of one run beyond the raw objects it reads, counted on the wire by
+    # `python bench/s3_requests.py` (a moto S3 server counting every request; 3 days of
+    # Firehose objects at 1M events a month backfilled, then one new object and the runs the
+    # automation makes for it). Files written (PUT): an `events` run 1 (its hour; quarantine
+    # writes none when empty), a day's run 15 (one per asset of `daily_job`: sessions,
+    # session_events and 13 daily marts; test_cost holds it to the job's assets), a history
+    # run 3. LIST (billed as PUT): an `events` run 3 (its raw hour twice: to read it and to
+    # record what it read; the lake's table once), a day's run 4, a history run 3. On the
+    # machine (its lake cache persists) a run GETs no lake file, but asks S3 (HEAD, billed as
+    # GET) for every partition of its window it does not hold, those never written included:
+    # 44 for an `events` run, 50 for a day's run, 0 for a history run.
     files_per_events_run: int = 1
-    files_per_daily_run: int = 7
+    files_per_daily_run: int = 15
     files_per_history_run: int = 3
-    # A run task starts with an empty cache: a day's run reads ~3 days of hour files, a history
-    # run every day of sessions kept (13 months).
-    ecs_gets_per_daily_run: int = 75
-    ecs_gets_per_history_run: int = 400
+    lists_per_events_run: int = 3
+    lists_per_daily_run: int = 4
+    lists_per_history_run: int = 3
+    lake_heads_per_events_run: int = 44
+    lake_heads_per_daily_run: int = 50
+    # A run task starts with an empty cache (same bench, `task`): an `events` run 186 lake
+    # requests (71 GET + 115 HEAD), a day's run 152 (51 + 101), a history run 2 per day of
+    # sessions it pulls (3 days: 3 GET + 3 HEAD), 13 months of days at steady state.
+    ecs_lake_gets_per_events_run: int = 186
+    ecs_lake_gets_per_daily_run: int = 152
+    ecs_lake_gets_per_history_day: int = 2
     # Logs: ~6 KB of run output per run (measured: 3.8–6.3 KB), plus ~40 lines of 150 B a minute
-    # from the daemon and the sensors between runs.
+    # from the daemon and the sensors between runs. The alarm's metric: one PutMetricData
+    # request per successful run (defs/automation/housekeeping.py, `run_succeeded_metric`).
     log_bytes_per_run: int = 6_000
     idle_log_bytes_per_day: int = 40 * 150 * 60 * 24
     root_gb: int = 8
@@ -309,8 +337,11 @@ def pipeline_bill(events: int, design: Design | str = "machine",
     surplus = max(0.0, average - baseline)
     bill.add("EC2 CPU beyond the baseline", f"{average:.2f} vCPU on average, baseline "
              f"{baseline:.2f}", surplus * HOURS_PER_MONTH * pr["ec2_surplus_vcpu_hour"])
-    bill.add("Public IPv4 address", f"{HOURS_PER_MONTH} h (the way out; no NAT gateway)",
-             HOURS_PER_MONTH * pr["public_ipv4_hour"])
+    if design.public_ipv4:
+        bill.add("Public IPv4 address", f"{HOURS_PER_MONTH} h (the way out; no NAT gateway)",
+                 HOURS_PER_MONTH * pr["public_ipv4_hour"])
+    else:
+        bill.add("IPv6 out (egress-only gateway)", "no public IPv4 address, no NAT gateway", 0.0)
     gb = p.root_gb + p.data_gb
     bill.add("EBS gp3", f"{gb} GB (root {p.root_gb}, data {p.data_gb})",
              gb * pr["ebs_gp3_gb_month"])
@@ -344,19 +375,27 @@ def pipeline_bill(events: int, design: Design | str = "machine",
             + runs.history * p.files_per_history_run) * DAYS_PER_MONTH
     bill.add("S3 PUT (lake files)", f"{puts:,.0f} files written",
              puts / 1000 * s3["put_per_thousand"])
-    # Each `events` run lists its hour once more, to record what it processed (the raw-lake
-    # sensor compares with it: defs/automation/records.py); LIST is billed at the PUT rate.
-    lists = runs.events * DAYS_PER_MONTH
-    bill.add("S3 LIST (events runs)", f"{lists:,.0f} requests",
-             lists / 1000 * s3["put_per_thousand"])
-    # Each `events` run reads every object of its hour so far (the ingest bill counts one read).
+    # LIST is billed at the PUT rate (bench/s3_requests.py: 3 an `events` run, 4 a day's run).
+    lists = (runs.events * p.lists_per_events_run + runs.daily * p.lists_per_daily_run
+             + runs.history * p.lists_per_history_run) * DAYS_PER_MONTH
+    bill.add("S3 LIST (runs)", f"{lists:,.0f} requests", lists / 1000 * s3["put_per_thousand"])
+    # Each `events` run reads every object of its hour so far (the ingest bill counts one read),
+    # two requests an object; and asks for the lake partitions of its window it does not hold.
+    a_reads = a.requests_per_raw_read
     per_hour = runs.objects / 24
-    rereads = max(0.0, (per_hour * (per_hour + 1) / 2 + per_hour) - per_hour) * 24
-    gets = rereads + (runs.daily * p.ecs_gets_per_daily_run
-                      + runs.history * p.ecs_gets_per_history_run if design.ecs_runs else 0.0)
-    gets *= DAYS_PER_MONTH
-    bill.add("S3 GET (raw re-reads" + (", run task caches)" if design.ecs_runs else ")"),
-             f"{gets:,.0f} requests", gets / 1000 * s3["get_per_thousand"])
+    rereads = max(0.0, per_hour * (per_hour + 1) / 2 - per_hour) * 24 * a_reads
+    if design.ecs_runs:
+        lake = (runs.events * p.ecs_lake_gets_per_events_run
+                + runs.daily * p.ecs_lake_gets_per_daily_run
+                + runs.history * p.ecs_lake_gets_per_history_day * a.retention_months
+                * DAYS_PER_MONTH)
+    else:
+        lake = runs.events * p.lake_heads_per_events_run + runs.daily * p.lake_heads_per_daily_run
+    bill.add("S3 GET (raw re-reads)", f"{rereads * DAYS_PER_MONTH:,.0f} requests",
+             rereads * DAYS_PER_MONTH / 1000 * s3["get_per_thousand"])
+    bill.add("S3 GET/HEAD (lake" + (", empty task caches)" if design.ecs_runs else " partitions)"),
+             f"{lake * DAYS_PER_MONTH:,.0f} requests",
+             lake * DAYS_PER_MONTH / 1000 * s3["get_per_thousand"])
 
     log_gb = (runs.total * p.log_bytes_per_run + p.idle_log_bytes_per_day) * DAYS_PER_MONTH / 1e9
     cw = pr["cloudwatch_logs"]
@@ -364,6 +403,9 @@ def pipeline_bill(events: int, design: Design | str = "machine",
              log_gb * cw["ingest_per_gb"] + log_gb * cw["storage_gb_month"] * 0.5)
     bill.add("CloudWatch alarm + its metric", "no successful run for N hours",
              pr["cloudwatch_alarm_month"] + pr["cloudwatch_custom_metric_month"])
+    puts_metric = runs.total * DAYS_PER_MONTH
+    bill.add("CloudWatch PutMetricData", f"{puts_metric:,.0f} requests (one a successful run)",
+             puts_metric / 1000 * pr["cloudwatch_requests_per_thousand"])
     bill.add("ECR image storage", f"{p.ecr_gb:g} GB", p.ecr_gb * pr["ecr_storage_gb_month"])
     bill.add("Dashboard", "on the same machine, through SSM port forwarding", 0.0)
     return bill
@@ -414,12 +456,13 @@ def alternatives_text(p: PipelineAssumptions | None = None, prices: dict | None 
     pr = prices or yaml.safe_load(PRICES.read_text())
     spot = (pr["ec2_on_demand_hour"]["t4g.small"] * pr["ec2_spot_discount"] * HOURS_PER_MONTH)
     rows = [
+        ("a public IPv4 address (pipeline_public_ipv4)", HOURS_PER_MONTH * pr["public_ipv4_hour"],
+         "instead of IPv6 through an egress-only gateway", 0.0),
         ("NAT gateway (a private subnet's way out)", HOURS_PER_MONTH * pr["nat_gateway_hour"],
-         "instead of the public IPv4 address",
-         HOURS_PER_MONTH * pr["public_ipv4_hour"]),
-        ("5 interface endpoints (SSM, SSM messages, ECR API, ECR images, Logs)",
-         5 * HOURS_PER_MONTH * pr["interface_endpoint_hour"],
-         "instead of the public IPv4 address", HOURS_PER_MONTH * pr["public_ipv4_hour"]),
+         "instead of IPv6 through an egress-only gateway", 0.0),
+        ("6 interface endpoints (SSM, SSM/EC2 messages, ECR API, ECR images, Logs)",
+         6 * HOURS_PER_MONTH * pr["interface_endpoint_hour"],
+         "instead of IPv6 through an egress-only gateway", 0.0),
         ("RDS PostgreSQL db.t4g.micro, 20 GB, a Secrets Manager secret",
          HOURS_PER_MONTH * pr["rds_postgres_t4g_micro_hour"] + 20 * pr["rds_gp2_gb_month"]
          + pr["secrets_manager_secret_month"],

@@ -5,6 +5,7 @@ Never the warehouse file (see storage.py for why).
 
 import duckdb
 
+from analytics_platform.contract import MAX_PROPS_KEY_CHARS
 from analytics_platform.ingest.privacy import _FORMAT, _MARKS
 from analytics_platform.settings import data_dir, duckdb_memory_limit
 
@@ -18,8 +19,11 @@ from analytics_platform.settings import data_dir, duckdb_memory_limit
 _FORMAT_RE2 = "".join(f"\\x{{{ord(c):x}}}" if c != "-" else "-" for c in _FORMAT)
 _MARKS_RE2 = "".join(f"\\x{{{ord(c):x}}}" if c != "-" else "-" for c in _MARKS)
 _AT = r"(?:@|\x{ff20}|\x{fe6b}|%(?:25){0,2}40|&#0*64;|&#[xX]0*40;|&commat;)"
-_EMAIL = (rf"[\pL\pM\pN._%+\-]+{_AT}[\pL\pN{_MARKS_RE2}\-]+(?:\.[\pL\pN{_MARKS_RE2}\-]+)*"
-          r"\.(?:\pL{2,}|xn--[0-9a-z\-]+)")
+# The user part may be empty: what stands before the @ may be no part of it ("q"@x.org), as at
+# the edge (privacy.py's need_local). U+FFFD stands for a character lost in decoding (a line that
+# is not UTF-8, shown in the quarantine), which may have been a letter of the address.
+_EMAIL = (rf"[\pL\pM\pN._%+\-\x{{fffd}}]*{_AT}[\pL\pN{_MARKS_RE2}\-\x{{fffd}}]+"
+          rf"(?:\.[\pL\pN{_MARKS_RE2}\-\x{{fffd}}]+)*\.(?:\pL{{2,}}|xn--[0-9a-z\-]+)")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
 _IPV4 = (rf"(^|[^0-9.]|^\.|[^0-9]\.)(?:{_OCTET}\.){{3}}{_OCTET}($|[^0-9.]|\.$|\.[^0-9])")
 _H = "[0-9A-Fa-f]{1,4}"
@@ -73,8 +77,37 @@ CREATE OR REPLACE MACRO scrub(x) AS CASE
     ELSE {_passes("x", visible=False, emails=False, ipv6=False)} END;
 """
 
+# props (a JSON object as text) scrubbed key by key and value by value, decoded (CONTRACT §3.5):
+# the JSON text holds escapes ("\njamie@example.com", "\u00011.2.3.4"), next to which the
+# macro on the text would take the escape's letter or digits as part of an address, or leave
+# "\(email)", which is no JSON. So a text that holds an escape, or an address, is taken apart
+# and written again: keys and strings scrubbed, a key cut to 64 characters (CONTRACT §1's
+# limit; the edge refuses such an event, a record stored before it is kept). Most props hold
+# neither, and the text is kept as it is.
+_UTF8 = ("[0-7][0-9A-F]|C[2-9A-F][89AB][0-9A-F]|D[0-9A-F][89AB][0-9A-F]"
+         "|E0[AB][0-9A-F][89AB][0-9A-F]|E[1-9A-CEF](?:[89AB][0-9A-F]){2}|ED[89][0-9A-F][89AB][0-9A-F]"
+         "|F0[9AB][0-9A-F](?:[89AB][0-9A-F]){2}|F[1-3](?:[89AB][0-9A-F]){3}"
+         "|F48[0-9A-F](?:[89AB][0-9A-F]){2}")
+_SCRUB_PROPS = rf"""
+CREATE OR REPLACE MACRO scrub_props(p) AS CASE
+    WHEN p IS NULL OR (NOT contains(p, '\') AND scrub(p) = p) THEN p
+    WHEN try_cast(try_cast(p AS JSON) AS MAP(VARCHAR, JSON)) IS NULL THEN scrub(p)
+    ELSE '{{' || array_to_string(list_transform(
+        map_entries(CAST(CAST(p AS JSON) AS MAP(VARCHAR, JSON))),
+        lambda e: to_json(left(scrub(e.key), {MAX_PROPS_KEY_CHARS})) || ':' ||
+             CASE WHEN json_type(e.value) = 'VARCHAR'
+                  THEN to_json(scrub(json_extract_string(e.value, '$')))
+                  ELSE CAST(e.value AS VARCHAR) END), ',') || '}}' END;
+-- Bytes that are not UTF-8 as text (the quarantine shows such a line): each byte that is no
+-- part of a valid UTF-8 sequence becomes U+FFFD, the rest is decoded. On the hex digits, two
+-- at a time: a valid sequence is kept, any other byte marked (g…h), then replaced.
+CREATE OR REPLACE MACRO utf8_lossy(b) AS decode(unhex(regexp_replace(replace(
+    regexp_replace(hex(b), '({_UTF8})|([0-9A-F]{{2}})', '\1g\2h', 'g'), 'gh', ''),
+    'g[0-9A-F]{{2}}h', 'EFBFBD', 'g')));
+"""
+
 # The macros every pipeline statement may use.
-MACROS = _SCRUB + r"""
+MACROS = _SCRUB + _SCRUB_PROPS + r"""
 CREATE OR REPLACE MACRO utc(x) AS try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC';
 -- A page path as kept (CONTRACT §3.5): cut at the first "?" or "#", whatever follows it (a line
 -- break included: "/signup?token=SECRET\n&x" is "/signup"), then scrubbed. The Realtime view

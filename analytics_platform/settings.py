@@ -62,9 +62,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ANALYTICS_SCHEDULE_MINUTE", "`10`", "minute past the hour of the hourly schedule"),
     Setting("ANALYTICS_SENSOR_LOOKBACK_HOURS", "`3`",
             "hour folders the raw-lake sensor lists on each tick"),
-    Setting("ANALYTICS_SENSOR_INTERVAL_SECONDS", "`10` on a local raw lake, `30` on S3",
-            "how often the raw-lake and automation sensors tick (on S3 each tick costs three "
-            "LIST requests)"),
+    Setting("ANALYTICS_SENSOR_INTERVAL_SECONDS",
+            "`10` on a local raw lake or with `ANALYTICS_RAW_QUEUE_URL`, `30` on S3 without",
+            "how often the raw-lake and automation sensors tick (on S3 without a queue each tick "
+            "costs three LIST requests)"),
+    Setting("ANALYTICS_RAW_QUEUE_URL", "none (list hour folders)",
+            "an SQS queue that receives the raw lake's S3 `ObjectCreated` notifications (the "
+            "stack's, docs/DEPLOY.md): the raw-lake sensor long-polls it for new objects and "
+            "lists the recent hour folders only once an hour, to catch a lost notification"),
     Setting("ANALYTICS_HISTORY_INTERVAL_MINUTES", "`60`",
             "the all-history marts are refreshed at most this often (when sessions changed)"),
     Setting("ANALYTICS_RUN_RETENTION_DAYS", "`14`",
@@ -128,6 +133,10 @@ SETTINGS: tuple[Setting, ...] = (
             "never stored"),
     Setting("ANALYTICS_TRUSTED_PROXIES", "none",
             "CIDRs (comma-separated) of the proxies allowed to set that header; required with it"),
+    Setting("ANALYTICS_BEHIND_CLOUDFRONT", "`false`",
+            "`true`: the endpoint is reached through CloudFront only, and `country` comes from "
+            "its `CloudFront-Viewer-Country` header; otherwise that header is ignored and the "
+            "country comes from the browser's time zone (docs/INGEST.md)"),
 )
 
 
@@ -247,11 +256,22 @@ def sensor_interval_seconds() -> int:
     """``$ANALYTICS_SENSOR_INTERVAL_SECONDS``: how often the raw-lake and automation sensors
     tick. By default 10 s on a local raw lake (listing a folder is free, and each tick saved is
     seconds off the time from a visit to the warehouse) and 30 s on S3, where every tick costs
-    LIST requests (three a tick: about $1.30 a month at 30 s, three times that at 10 s)."""
+    LIST requests (three a tick: about $1.30 a month at 30 s, three times that at 10 s); 10 s
+    on S3 too with a notifications queue (``$ANALYTICS_RAW_QUEUE_URL``), where a tick is one
+    SQS request ($0.10 a month at 10 s)."""
     value = _env("ANALYTICS_SENSOR_INTERVAL_SECONDS")
     if value:
         return int(value)
-    return SENSOR_INTERVAL_S3 if raw_url().startswith("s3://") else SENSOR_INTERVAL_LOCAL
+    if raw_url().startswith("s3://") and raw_queue_url() is None:
+        return SENSOR_INTERVAL_S3
+    return SENSOR_INTERVAL_LOCAL
+
+
+def raw_queue_url() -> str | None:
+    """``$ANALYTICS_RAW_QUEUE_URL``: the SQS queue of the raw lake's S3 ``ObjectCreated``
+    notifications (infra/modules/storage, notifications.tf), or None: the raw-lake sensor then
+    lists the recent hour folders every tick."""
+    return _env("ANALYTICS_RAW_QUEUE_URL")
 
 
 HISTORY_INTERVAL_MINUTES = 60

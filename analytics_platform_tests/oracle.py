@@ -16,10 +16,12 @@ import re
 import uuid
 import zlib
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from analytics_platform.contract import parse_timestamp, validate_raw_record
 from analytics_platform.lake import hour_of_key
@@ -132,6 +134,8 @@ class Oracle:
             "props": props,
             "user_agent": record.get("user_agent"),
             "screen_width": record.get("screen_width"),
+            "country": record.get("country"),
+            "country_source": record.get("country_source"),
         }
 
     # --- §4 sessions -------------------------------------------------------------------------
@@ -232,6 +236,8 @@ class Oracle:
             "campaign": campaign,
             "experiment": exp["props"]["experiment"] if exp else None,
             "variant": exp["props"]["variant"] if exp else None,
+            "country": next((e["country"] for e in evs if e["country"]), None),
+            "country_source": next((e["country_source"] for e in evs if e["country"]), None),
             "_events": evs,
         }
 
@@ -548,4 +554,115 @@ def journeys(sessions: dict[str, dict], k: int) -> dict[tuple[date, tuple[str, .
         visitors = len({s["visitor"] for s in ss})
         if visitors >= k:
             out[key] = (len(ss), visitors)
+    return out
+
+
+# --- issue 19: countries, outbound links, downloads, 404s, web vitals, engaged time ----------
+
+def countries(sessions: dict[str, dict]) -> dict[tuple[date, str, str], dict[str, float]]:
+    """countries_daily: per day, the session's country (its first event that has one) and
+    where it came from."""
+    acc: dict[tuple[date, str, str], list[dict]] = defaultdict(list)
+    for s in sessions.values():
+        known = s["country"] is not None
+        acc[(s["session_date"], s["country"] if known else "(unknown)",
+             s["country_source"] if known else "(unknown)")].append(s)
+    return {k: {"visitors": len({s["visitor"] for s in ss}), "sessions": len(ss),
+                "pageviews": sum(s["pageviews"] for s in ss),
+                "bounces": sum(s["is_bounce"] for s in ss),
+                "conversions": sum(s["converted"] for s in ss)}
+            for k, ss in acc.items()}
+
+
+def _events_of(sessions: dict[str, dict], event_type: str) -> Iterator[tuple[dict, dict]]:
+    for s in sessions.values():
+        for e in s["_events"]:
+            if e["event_type"] == event_type:
+                yield s, e
+
+
+def _counted(acc: dict[tuple, list[tuple[dict, dict]]], n: str) -> dict[tuple, dict[str, int]]:
+    return {k: {n: len(rows), "sessions": len({s["session_id"] for s, _ in rows}),
+                "visitors": len({e["visitor"] for _, e in rows})}
+            for k, rows in acc.items()}
+
+
+def outbound(sessions: dict[str, dict]) -> dict[tuple[date, str], dict[str, int]]:
+    """outbound_daily: clicks per day and host."""
+    acc: dict[tuple, list] = defaultdict(list)
+    for s, e in _events_of(sessions, "outbound"):
+        acc[(s["session_date"], e["props"]["host"].lower())].append((s, e))
+    return _counted(acc, "clicks")
+
+
+def downloads(sessions: dict[str, dict]) -> dict[tuple[date, str, str], dict[str, int]]:
+    """downloads_daily: per day, extension and file."""
+    acc: dict[tuple, list] = defaultdict(list)
+    for s, e in _events_of(sessions, "download"):
+        acc[(s["session_date"], e["props"]["ext"].lower(),
+             e["props"].get("file", "(unknown)"))].append((s, e))
+    return _counted(acc, "downloads")
+
+
+def referrer_host(url: str | None) -> str | None:
+    """The referrer's host as CONTRACT §3.5 keeps it (lower case, no port, no www.)."""
+    if not url or "://" not in url:
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    host = host[4:] if host.startswith("www.") else host
+    return scrub(host) or None
+
+
+def not_found(sessions: dict[str, dict]) -> dict[tuple[date, str, str], dict[str, int]]:
+    """not_found_daily: per day, missing page and where the visitor came from."""
+    acc: dict[tuple, list] = defaultdict(list)
+    for s, e in _events_of(sessions, "not_found"):
+        ref = e["props"].get("from") or referrer_host(e["referrer"]) or "(direct)"
+        acc[(s["session_date"], e["page_path"], ref)].append((s, e))
+    return _counted(acc, "hits")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between the closest ranks (numpy's default)."""
+    if not values:
+        return None
+    xs = sorted(values)
+    h = (len(xs) - 1) * q
+    lo = int(h)
+    return xs[lo] + (h - lo) * (xs[min(lo + 1, len(xs) - 1)] - xs[lo])
+
+
+# web.dev's "good" thresholds
+GOOD = {"lcp": 2500, "inp": 200, "cls": 0.1, "ttfb": 800}
+
+
+def web_vitals(sessions: dict[str, dict]) -> dict[tuple[date, str], dict[str, Any]]:
+    """web_vitals_daily: per day and page, p75 and the share of good samples of each metric."""
+    acc: dict[tuple, list[dict]] = defaultdict(list)
+    for s, e in _events_of(sessions, "web_vitals"):
+        acc[(s["session_date"], e["page_path"])].append(e["props"])
+    out = {}
+    for k, samples in acc.items():
+        row: dict[str, Any] = {"samples": len(samples)}
+        for metric, good in GOOD.items():
+            xs = [p[metric] for p in samples if metric in p]
+            row[f"{metric}_samples"] = len(xs)
+            row[f"{metric}_p75"] = percentile(xs, 0.75)
+            row[f"{metric}_good"] = sum(x <= good for x in xs) / len(xs) if xs else None
+        out[k] = row
+    return out
+
+
+def engagement(sessions: dict[str, dict]) -> dict[tuple[date, str], dict[str, float]]:
+    """engagement_daily: per day and page, each session's summed engaged seconds there."""
+    per: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for s, e in _events_of(sessions, "engagement"):
+        per[(s["session_date"], e["page_path"])][s["session_id"]].append(e)
+    out = {}
+    for k, by_session in per.items():
+        totals = [sum(e["props"]["seconds"] for e in evs) for evs in by_session.values()]
+        out[k] = {"sessions": len(totals),
+                  "visitors": len({evs[0]["visitor"] for evs in by_session.values()}),
+                  "total_engaged_s": sum(totals), "avg_engaged_s": sum(totals) / len(totals),
+                  "median_engaged_s": percentile(totals, 0.5)}
     return out

@@ -2,7 +2,7 @@
 Python package): open each view, wait for its charts, check that no error is shown, save a
 screenshot. Used by the dashboard's browser test and to make the screenshots in docs/.
 
-    python -m analytics_platform_tests.screenshots http://127.0.0.1:8501 docs/ [VIEW ...]
+    python -m analytics_platform_tests.screenshots http://127.0.0.1:8501 docs/ [VIEW ...] [?QUERY]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from analytics_platform_tests import chromium
 
-CHARTED = {"Overview", "Sources", "Funnel", "Cohorts"}
+CHARTED = {"Overview", "Sources", "Devices", "Goals", "Funnel", "Journeys", "Cohorts"}
 
 
 def wait_until_up(url: str, timeout: float = 90.0) -> None:
@@ -32,8 +32,10 @@ def wait_until_up(url: str, timeout: float = 90.0) -> None:
         time.sleep(0.3)
 
 
-def capture(url: str, out_dir: Path, views: list[str]) -> dict[str, dict]:
-    """For each view: its screenshot path, the metrics shown and the number of charts."""
+def capture(url: str, out_dir: Path, views: list[str], address: str = "") -> dict[str, dict]:
+    """For each view: its screenshot path, the metrics shown, the number of charts and the
+    page's address. ``address``: a query string (``?source=google``) the first page opens
+    with, as a shared link would."""
     from playwright.sync_api import sync_playwright
 
     wait_until_up(url)
@@ -42,7 +44,7 @@ def capture(url: str, out_dir: Path, views: list[str]) -> dict[str, dict]:
     with sync_playwright() as p:
         browser = chromium.launch(p)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        page.goto(url, wait_until="networkidle")
+        page.goto(url + address, wait_until="networkidle")
         page.wait_for_selector('[data-testid="stSidebar"]', timeout=90_000)
         for view in views:
             # the navigation's link to the view (st.navigation, in the sidebar)
@@ -60,6 +62,7 @@ def capture(url: str, out_dir: Path, views: list[str]) -> dict[str, dict]:
             page.screenshot(path=str(path), full_page=True)
             found[view] = {
                 "screenshot": path,
+                "address": page.url,
                 "errors": errors,
                 "charts": page.locator(".js-plotly-plot").count(),
                 "metrics": dict(zip(
@@ -72,6 +75,8 @@ def capture(url: str, out_dir: Path, views: list[str]) -> dict[str, dict]:
 
 
 if __name__ == "__main__":
-    result = capture(sys.argv[1], Path(sys.argv[2]), sys.argv[3:] or ["Overview", "Funnel"])
+    views = [v for v in sys.argv[3:] if not v.startswith("?")] or ["Overview", "Funnel"]
+    query = next((v for v in sys.argv[3:] if v.startswith("?")), "")
+    result = capture(sys.argv[1], Path(sys.argv[2]), views, query)
     for view, r in result.items():
         print(view, r["screenshot"], "errors:", r["errors"] or "none", "charts:", r["charts"])

@@ -97,7 +97,8 @@ def test_definitions_load_and_validate() -> None:
     assert keys == {"events", "quarantine", "sessions", "session_events", "kpis_daily",
                     "pages_daily", "attribution_daily", "funnel_daily", "devices_daily",
                     "goals_daily", "journeys_daily", "attribution_touch", "cohort_retention",
-                    "experiments"}
+                    "experiments", "countries_daily", "outbound_daily", "downloads_daily",
+                    "not_found_daily", "web_vitals_daily", "engagement_daily"}
     sensor = d.resolve_sensor_def("downstream_automation")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert d.resolve_sensor_def("raw_lake_sensor").default_status == dg.DefaultSensorStatus.RUNNING

@@ -76,6 +76,10 @@ def test_every_event_type_is_accepted(etype: str) -> None:
         "custom": {"name": "video_play"},
         "cta_click": {"cta": "book_call"},
         "form_start": {"form": "book_call"},
+        "outbound": {"host": "github.com"},
+        "download": {"ext": "pdf", "file": "/files/report.pdf"},
+        "engagement": {"seconds": 42},
+        "web_vitals": {"lcp": 1820.4, "inp": 96, "cls": 0.02, "ttfb": 310.7},
     }.get(etype, {})
     assert codes(good(event_type=etype, props=props)) == []
 
@@ -96,7 +100,7 @@ def test_each_required_field_is_required(name: str) -> None:
     "name",
     ["session_id", "visitor_id", "page_host", "page_title", "referrer", "utm_source", "utm_medium",
      "utm_campaign", "utm_content", "utm_term", "screen_width", "screen_height", "sent_ts",
-     "props"],
+     "props", "time_zone"],
 )
 def test_optional_fields_may_be_absent_or_null(name: str) -> None:
     assert codes(good(**{name: _DROP})) == []
@@ -152,6 +156,27 @@ def test_optional_fields_may_be_absent_or_null(name: str) -> None:
         ({"event_type": "time_on_page", "props": {"seconds": 45}}, "props_invalid:props.seconds"),
         ({"event_type": "custom", "props": {"name": ""}}, "props_invalid:props.name"),
         ({"event_type": "custom", "props": {"other": "x"}}, "props_missing:props.name"),
+        # issue 19's events
+        ({"time_zone": 1}, "wrong_type:time_zone"),
+        ({"time_zone": "Z" * 65}, "too_long:time_zone"),
+        ({"event_type": "outbound", "props": {}}, "props_missing:props.host"),
+        ({"event_type": "outbound", "props": {"host": ""}}, "props_invalid:props.host"),
+        ({"event_type": "outbound", "props": {"host": "a.com/path?q"}},
+         "props_invalid:props.host"),  # the host only, never a path or query
+        ({"event_type": "download", "props": {"file": "/a.pdf"}}, "props_missing:props.ext"),
+        ({"event_type": "download", "props": {"ext": ".pdf"}}, "props_invalid:props.ext"),
+        ({"event_type": "download", "props": {"ext": "x" * 17}}, "props_invalid:props.ext"),
+        ({"event_type": "engagement", "props": {}}, "props_missing:props.seconds"),
+        ({"event_type": "engagement", "props": {"seconds": -1}}, "props_invalid:props.seconds"),
+        ({"event_type": "engagement", "props": {"seconds": 86_401}},
+         "props_invalid:props.seconds"),
+        ({"event_type": "engagement", "props": {"seconds": "12"}}, "props_invalid:props.seconds"),
+        ({"event_type": "web_vitals", "props": {}}, "props_missing:props"),
+        ({"event_type": "web_vitals", "props": {"lcp": "fast"}}, "props_invalid:props.lcp"),
+        ({"event_type": "web_vitals", "props": {"inp": -5}}, "props_invalid:props.inp"),
+        ({"event_type": "web_vitals", "props": {"cls": 1001}}, "props_invalid:props.cls"),
+        ({"event_type": "web_vitals", "props": {"ttfb": 3_600_001}}, "props_invalid:props.ttfb"),
+        ({"event_type": "web_vitals", "props": {"lcp": False}}, "props_invalid:props.lcp"),
     ],
 )
 def test_each_rule_is_refused_with_its_reason(overrides: dict[str, Any], expected: str) -> None:
@@ -265,7 +290,16 @@ def test_raw_record_keeps_contract_fields_only() -> None:
     assert "visitor_id" not in rec
     assert rec["ingest_ts"] == "2026-02-01T12:00:03.123Z"
     assert rec["user_agent"] == "UA/1.0" and rec["schema_version"] == 1
-    assert list(rec)[: len(FIELD_NAMES) - 1] == [n for n in FIELD_NAMES if n != "visitor_id"]
+    assert list(rec)[: len(FIELD_NAMES) - 2] == [n for n in FIELD_NAMES
+                                                  if n not in ("visitor_id", "time_zone")]
+
+
+def test_the_time_zone_is_never_stored() -> None:
+    """CONTRACT §2: the time zone is finer than a country; only the country it maps to is kept."""
+    rec = make_raw_record(good(time_zone="Europe/Paris"), datetime.now(UTC), "UA/1.0",
+                          country=("FR", "time_zone"))
+    assert "time_zone" not in rec
+    assert (rec["country"], rec["country_source"]) == ("FR", "time_zone")
 
 
 def test_encoded_records_are_newline_delimited_json() -> None:

@@ -74,7 +74,7 @@ STACK_PRICES = {
     "ec2_spot_discount": 0.60, "public_ipv4_hour": 0.005, "ebs_gp3_gb_month": 0.08,
     "fargate_arm64": {"vcpu_hour": 0.03238, "gb_hour": 0.00356}, "fargate_spot_discount": 0.70,
     "cloudwatch_alarm_month": 0.10, "cloudwatch_custom_metric_month": 0.30,
-    "ecr_storage_gb_month": 0.10,
+    "cloudwatch_requests_per_thousand": 0.01, "ecr_storage_gb_month": 0.10,
 }
 
 
@@ -99,12 +99,27 @@ def test_machine_bill_by_hand() -> None:
                                  daily_runs_per_events_run=3, history_interval_minutes=60)
     b = cost.pipeline_bill(1_000_000, "machine", p, STACK_PRICES)
     assert line(b, "EC2 t4g.small (Spot, 60% off)") == pytest.approx(730 * 0.0168 * 0.4)
-    assert line(b, "Public IPv4 address") == pytest.approx(730 * 0.005)
+    # IPv6 out: no public IPv4 address; the fallback design pays for one
+    assert line(b, "IPv6 out (egress-only gateway)") == 0.0
+    assert "Public IPv4 address" not in {i for i, _, _ in b.lines}
+    ipv4 = cost.pipeline_bill(1_000_000, "machine-ipv4", p, STACK_PRICES)
+    assert line(ipv4, "Public IPv4 address") == pytest.approx(730 * 0.005)
+    assert ipv4.total - b.total == pytest.approx(730 * 0.005)
     assert line(b, "EBS gp3") == pytest.approx((8 + 10) * 0.08)
-    # 480 events runs × 1 file, 1,440 day runs × 7, 24 history runs × 3, for 30 days
+    # 480 events runs × 1 file, 1,440 day runs × 15, 24 history runs × 3, for 30 days
     assert line(b, "S3 PUT (lake files)") == pytest.approx(
-        (480 + 1440 * 7 + 24 * 3) * 30 / 1000 * 0.005)
+        (480 + 1440 * 15 + 24 * 3) * 30 / 1000 * 0.005)
+    # LIST: 3 an events run, 4 a day's run, 3 a history run (bench/s3_requests.py)
+    assert line(b, "S3 LIST (runs)") == pytest.approx(
+        (480 * 3 + 1440 * 4 + 24 * 3) * 30 / 1000 * 0.005)
+    # 20 objects an hour: the k-th run of an hour reads k objects (HEAD + GET each), of which the
+    # ingest bill counts the first read of each object
+    assert line(b, "S3 GET (raw re-reads)") == pytest.approx(
+        (20 * 21 / 2 - 20) * 24 * 2 * 30 / 1000 * 0.0004)
+    assert line(b, "S3 GET/HEAD (lake partitions)") == pytest.approx(
+        (480 * 44 + 1440 * 50) * 30 / 1000 * 0.0004)
     assert line(b, "CloudWatch alarm + its metric") == pytest.approx(0.40)
+    assert line(b, "CloudWatch PutMetricData") == pytest.approx((480 + 1440 + 24) * 30 * 0.01e-3)
     assert line(b, "Dashboard") == 0.0
     # 1,944 runs × 7.5 CPU-s + the work + 0.05 idle ≈ 0.22 vCPU: under the 0.40 baseline
     assert line(b, "EC2 CPU beyond the baseline") == 0.0
@@ -155,6 +170,7 @@ def test_the_model_follows_the_stack_and_the_definitions() -> None:
     assert default("instance_type") == cost.DESIGNS["machine"].instance
     assert int(default("root_volume_gb")) == p.root_gb
     assert int(default("data_volume_gb")) == p.data_gb
+    assert default("public_ipv4") == str(cost.DESIGNS["machine"].public_ipv4).lower()
     assert p.sensor_seconds == settings.SENSOR_INTERVAL_S3
 
     from analytics_platform.defs.automation import daily_job, events_job, history_job
@@ -162,6 +178,16 @@ def test_the_model_follows_the_stack_and_the_definitions() -> None:
     for job, size in ((events_job, p.events_task), (daily_job, p.daily_task),
                       (history_job, p.history_task)):
         assert (float(job.tags["ecs/cpu"]) / 1024, float(job.tags["ecs/memory"]) / 1024) == size
+
+    # a day's run writes one Parquet file per asset of daily_job (measured the same:
+    # bench/s3_requests.py, 15 PUTs under lake/), a history run one per asset of history_job
+    from analytics_platform.definitions import defs
+
+    d = defs()
+    assert len(d.resolve_job_def("daily_job").asset_layer.selected_asset_keys) == \
+        p.files_per_daily_run
+    assert len(d.resolve_job_def("history_job").asset_layer.selected_asset_keys) == \
+        p.files_per_history_run
 
 
 def test_backfill_capacity_model() -> None:

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,18 @@ from typing import Any
 import dagster as dg
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics_platform.backfill import run_backfill
 from analytics_platform.contract import encode_records, format_timestamp, make_raw_record
+from analytics_platform.dashboard import queries as Q
 from analytics_platform.lake import open_raw_lake
+from analytics_platform.query.warehouse import Warehouse
 from analytics_platform.simulate import SimConfig, generate, write_traffic
 from analytics_platform_tests import chromium
+from analytics_platform_tests import oracle as o
 
 APP = str(Path(__file__).resolve().parent.parent / "analytics_platform" / "dashboard" / "app.py")
 DAY1, DAY3 = date(2026, 3, 2), date(2026, 3, 4)
@@ -169,14 +175,17 @@ def test_experiments_view_and_verdict(app: AppTest, data: Path) -> None:
     got = app.dataframe[0].value
     assert {r.variant: r.sessions for r in got.itertuples()} == {
         v: w["sessions"] for v, w in want.items()}
-    challenger = want["book_now"]
-    if challenger["p_value"] < 0.05:
-        assert not app.warning and "book_now" in app.success[0].value
-        assert f"p = {challenger['p_value']:.3g}" in app.success[0].value
-    else:
-        assert not app.success and "book_now" in app.warning[0].value
-        assert "not yet significant" in app.warning[0].value
-        assert f"p = {challenger['p_value']:.2f}" in app.warning[0].value
+    challenger, control = want["book_now"], want["control"]
+    # one p-value format, in the verdict and the table; the baseline's rate in the verdict
+    p = ("p < 0.001" if challenger["p_value"] < 0.001 else f"p = {challenger['p_value']:.3f}")
+    assert got.set_index("variant").p_value["book_now"] == p.removeprefix("p = ")
+    assert got.set_index("variant").p_value["control"] == "baseline"
+    assert "None" not in got.astype(str).to_string()
+    verdict = (app.success if challenger["p_value"] < 0.05 else app.warning)[0].value
+    assert "book_now" in verdict and p in verdict
+    assert f"{control['conversion_rate']:.2%} for control" in verdict
+    if challenger["p_value"] >= 0.05:
+        assert not app.success and "not yet significant" in verdict
 
 
 def test_realtime_reads_the_newest_raw_objects(app: AppTest, data: Path) -> None:
@@ -191,19 +200,41 @@ def test_realtime_reads_the_newest_raw_objects(app: AppTest, data: Path) -> None
                                  "session_id": sessions[0], "page_path": "/old",
                                  "event_ts": format_timestamp(now)},
                                 now - timedelta(minutes=40), "Mozilla/5.0"))
+    # a crawler the pipeline drops as a bot (CONTRACT §3.2) is not counted here either
+    recs.append(make_raw_record({"event_type": "page_view", "event_id": str(uuid.uuid4()),
+                                 "session_id": str(uuid.uuid4()), "page_path": "/live",
+                                 "event_ts": format_timestamp(now)}, now - timedelta(minutes=3),
+                                "Mozilla/5.0 (compatible; Googlebot/2.1; "
+                                "+http://www.google.com/bot.html)"))
     lake.write_records(now - timedelta(minutes=40), gzip.compress(encode_records(recs)))
     show(app, "Realtime")
     assert metrics(app) == {"Events": "6", "Active sessions": "3", "Pageviews": "3"}
+    assert any("as bots" in c.value and ": 1 event." in c.value for c in app.caption)
+    # the time axis runs to now, not to the last minute with data
+    [chart] = app.get("plotly_chart")
+    x_range = json.loads(chart.proto.spec)["layout"]["xaxis"]["range"]
+    assert datetime.fromisoformat(x_range[1]).replace(tzinfo=UTC) >= now
 
 
 def test_sql_playground_runs_examples_and_refuses_writes(app: AppTest) -> None:
     show(app, "SQL")
     app.button(key="run").click().run()
     assert not app.error
-    result = app.dataframe[0].value
+    tables = app.dataframe[0].value  # the reference to write a query from
+    assert "session_id" in tables.set_index("table")["columns"]["sessions"]
+    result = app.dataframe[-1].value
     assert list(result.columns[:3]) == ["source", "medium", "sessions"]
+    # the chart shows a measure (not the first numeric column whatever it is), and none when
+    # rows repeat the first column (a bar would silently add them up)
+    app.selectbox(key="example").set_value("Daily KPIs").run()
+    app.button(key="run").click().run()
+    assert app.selectbox(key="chart_Daily KPIs").value == "visitors"
+    assert len(app.get("plotly_chart")) == 1
+    app.selectbox(key="example").set_value("Who comes back (weekly cohorts)").run()
+    app.button(key="run").click().run()
+    assert not app.get("plotly_chart") and not app.error
     assert len(app.get("download_button")) == 1
-    app.text_area(key="sql_Which sources convert best").set_value(
+    app.text_area(key="sql_Who comes back (weekly cohorts)").set_value(
         "copy (select 1) to '/tmp/x.csv'").run()
     app.button(key="run").click().run()
     assert "Only SELECT queries run here" in app.error[0].value
@@ -274,17 +305,206 @@ def test_the_running_dashboard_in_a_real_browser(data: Path, tmp_path: Path) -> 
                              "dashboard", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        views = ["Overview", "Sources", "Funnel", "Cohorts", "Experiments", "SQL"]
-        shots = capture(f"http://127.0.0.1:{port}", tmp_path, views)
+        views = ["Overview", "Sources", "Devices", "Goals", "Funnel", "Journeys", "Cohorts",
+                 "Experiments", "SQL"]
+        # opened from a shared address with a filter: every view keeps it
+        shots = capture(f"http://127.0.0.1:{port}", tmp_path, views,
+                        f"?from={DAY1}&to={DAY3}&device=desktop")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    kpis = mart(data, "SELECT sum(sessions) AS s FROM kpis_daily")[0]
+    [desktop] = mart(data, "SELECT sum(sessions) AS s FROM devices_daily WHERE dimension = "
+                           "'device_type' AND value = 'desktop'")
     for view in views:
         assert shots[view]["errors"] == [], (view, shots[view]["errors"])
         assert shots[view]["screenshot"].stat().st_size > 10_000
-    assert shots["Overview"]["metrics"]["Sessions"] == f"{kpis['s']:,}"
+        assert "device=desktop" in shots[view]["address"], (view, shots[view]["address"])
+    assert shots["Overview"]["metrics"]["Sessions"] == f"{desktop['s']:,}"
     assert set(shots["Overview"]["metrics"]) >= {"Visitors", "Pageviews", "Bounce rate",
                                                   "Visit duration", "Conversion rate"}
-    for view in ("Overview", "Sources", "Funnel", "Cohorts"):
+    for view in ("Overview", "Sources", "Devices", "Goals", "Funnel", "Journeys", "Cohorts"):
         assert shots[view]["charts"] >= 1, view
+
+
+# --- every filter the sidebar offers, against the oracle ----------------------------------------
+
+# The shipped goals.yaml's goals as the oracle's own predicates (not the pipeline's SQL).
+GOALS = {
+    "Booked a call": lambda e: e["event_type"] == "form_submit"
+    and e["props"].get("form") == "book_call",
+    "Clicked \"Book a call\"": lambda e: e["event_type"] == "cta_click"
+    and e["props"].get("cta") == "book_call",
+    "Sent the contact form": lambda e: e["event_type"] == "form_submit"
+    and e["props"].get("form") == "contact",
+    "Viewed pricing": lambda e: e["event_type"] == "page_view" and e["page_path"] == "/pricing",
+    "Played a video": lambda e: e["event_type"] == "custom"
+    and e["props"].get("name") == "video_play",
+}
+
+
+@pytest.fixture(scope="module")
+def truth(data: Path) -> dict[str, dict[str, Any]]:
+    """The oracle's sessions of the three days (every session, all history), each with what the
+    sidebar filters on: its device, browser and country."""
+    orc = o.Oracle.for_simulation()
+    orc.read_lake(data / "raw", last_hour=datetime(2026, 3, 6, tzinfo=UTC))
+    sessions = orc.sessions({DAY1 + timedelta(days=i) for i in range(3)})
+    for s in sessions.values():
+        first = s["_events"][0]
+        s["device"], s["browser"], _ = o.device_of(first["user_agent"])
+    return sessions
+
+
+def kept(s: dict[str, Any], f: Q.Filters) -> bool:
+    """Whether the sidebar's filters keep the oracle's session ``s``."""
+    evs = s["_events"]
+    return (f.start <= s["session_date"] <= f.end
+            and (not f.sources or s["source"] in f.sources)
+            and (not f.mediums or s["medium"] in f.mediums)
+            and (not f.campaigns or s["campaign"] in f.campaigns)
+            and (not f.devices or s["device"] in f.devices)
+            and (not f.browsers or s["browser"] in f.browsers)
+            and (not f.countries or s.get("country") in f.countries)
+            and (f.page is None or any(e["event_type"] == "page_view"
+                                       and e["page_path"] == f.page for e in evs))
+            and (f.goal is None or any(GOALS[f.goal](e) for e in evs)))
+
+
+def combinations(wh: Warehouse) -> list[Q.Filters]:
+    """A sample of what the sidebar allows: each filter alone, and several together, over the
+    whole range and over one day; a country only when the warehouse has one."""
+    whole = Q.Filters(DAY1, DAY3)
+    one_day = Q.Filters(DAY3, DAY3)
+    campaign = wh.row("SELECT campaign FROM sessions WHERE campaign <> '(none)' "
+                      "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")[0]
+    out = [whole,
+           replace(whole, sources=("google",)),
+           replace(whole, mediums=("organic", "social")),
+           replace(whole, campaigns=(campaign,)),
+           replace(whole, page="/pricing"),
+           replace(whole, devices=("mobile",)),
+           replace(whole, browsers=("Chrome", "Firefox")),
+           replace(whole, goal="Booked a call"),
+           replace(whole, sources=("google", "(direct)"), devices=("desktop",), page="/"),
+           replace(whole, mediums=("organic",), browsers=("Chrome",), goal="Viewed pricing"),
+           replace(one_day, devices=("mobile",), goal="Clicked \"Book a call\""),
+           replace(one_day, campaigns=(campaign,), page="/pricing")]
+    if "country" in set(wh.df("SELECT column_name FROM duckdb_columns() WHERE table_name = "
+                              "'sessions'").column_name):
+        top = wh.row("SELECT country FROM sessions WHERE country IS NOT NULL GROUP BY 1 "
+                     "ORDER BY count(*) DESC LIMIT 1")[0]
+        out += [replace(whole, countries=(top,)), replace(whole, countries=(top,),
+                                                          devices=("desktop",))]
+    return out
+
+
+def test_every_panel_follows_every_filter(data: Path, truth: dict[str, dict]) -> None:
+    """Each panel's numbers, through the dashboard's own queries, equal the oracle's count over
+    the sessions the filters keep, for a sample of the combinations the sidebar allows."""
+    wh = Warehouse(data / "warehouse.duckdb")
+    has_country = all("country" in s for s in truth.values())
+    for f in combinations(wh):
+        if f.countries and not has_country:
+            continue  # the oracle does not know countries yet
+        ss = {k: s for k, s in truth.items() if kept(s, f)}
+        assert ss, f
+        where = f"{f}"
+        k = Q.table(wh, Q.kpis(f)).iloc[0]
+        assert (k.sessions, k.visitors, k.pageviews, k.conversions) == (
+            len(ss), len({s["visitor"] for s in ss.values()}),
+            sum(s["pageviews"] for s in ss.values()),
+            sum(s["converted"] for s in ss.values())), where
+        src = Q.table(wh, Q.sources(f))
+        want = defaultdict(int)
+        for s in ss.values():
+            want[(s["source"], s["medium"], s["campaign"])] += 1
+        assert {(r.source, r.medium, r.campaign): r.sessions for r in src.itertuples()} == want
+        for dim, key in (("device_type", "device"), ("browser", "browser")):
+            got = Q.table(wh, Q.devices(f, dim))
+            counts = defaultdict(int)
+            for s in ss.values():
+                counts[s[key]] += 1
+            assert dict(zip(got.value, got.sessions, strict=True)) == counts, (where, dim)
+        screens = Q.table(wh, Q.devices(f, "screen_class"))
+        counts = defaultdict(int)
+        for s in ss.values():
+            counts[o.screen_class(s["_events"][0]["screen_width"])] += 1
+        assert dict(zip(screens.value, screens.sessions, strict=True)) == counts, where
+        # goals: over the filtered sessions, and from goals_daily when it can answer
+        goals = wh.df(*Q.goals(f)).groupby("goal")[["sessions", "conversions"]].sum()
+        for name, matches in GOALS.items():
+            conv = sum(any(matches(e) for e in s["_events"]) for s in ss.values())
+            assert (goals.sessions[name], goals.conversions[name]) == (len(ss), conv), (
+                where, name)
+        if set(f.chosen()) <= Q.GOALS_MART_FILTERS:
+            mart = wh.df(*Q.goals_from_mart(f)).groupby("goal").conversions.sum()
+            assert mart.to_dict() == goals.conversions.to_dict(), where
+        # the funnel, counted over the filtered sessions
+        [(_, sql, params)] = Q.funnels(f)
+        steps = wh.df(sql, params)
+        want_steps = defaultdict(int)
+        for (_, step), n in o.funnel(ss).items():
+            want_steps[step] += n
+        assert dict(zip(steps.step, steps.sessions, strict=True)) == want_steps, where
+        # experiments over the same sessions, with the mart's statistics
+        exp = Q.compare_variants(wh.df(*Q.experiments(f))).set_index("variant")
+        per_variant: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for s in ss.values():
+            if s["experiment"] is not None:
+                per_variant[s["variant"]][0] += 1
+                per_variant[s["variant"]][1] += s["converted"]
+        assert {v: [exp.sessions[v], exp.conversions[v]] for v in exp.index} == per_variant
+        if all(0 < c < n for n, c in per_variant.values()):  # the oracle's z-test is defined
+            for (_, variant), w in o.experiments(ss).items():
+                if w["p_value"] is not None:
+                    assert exp.p_value[variant] == pytest.approx(w["p_value"]), where
+        # cohorts: the consented visitors whose first session the filters keep, all their
+        # sessions; first/last touch: those whose first converting session they keep
+        by_visitor: dict[str, list[dict]] = defaultdict(list)
+        for s in truth.values():
+            if s["visitor_id"] is not None:
+                by_visitor[s["visitor_id"]].append(s)
+        firsts, converters = {}, {}
+        for vs in by_visitor.values():
+            vs.sort(key=lambda s: (s["session_start"], s["session_id"]))
+            if kept(vs[0], f):
+                firsts.update({s["session_id"]: s for s in vs})
+            conv = [s for s in vs if s["converted"]]
+            if conv and kept(conv[0], f):
+                converters.update({s["session_id"]: s for s in vs})
+        cohorts = wh.df(*Q.cohorts(f))
+        assert {(pd.Timestamp(r.cohort_week).date(), r.week_offset): (r.cohort_size, r.visitors)
+                for r in cohorts.itertuples()} == o.cohorts(firsts), where
+        touch = wh.df(*Q.touch(f))
+        assert {(r.source, r.medium, r.campaign): (r.first_touch_conversions,
+                                                   r.last_touch_conversions)
+                for r in touch.itertuples()} == o.attribution_touch(converters), where
+
+
+def test_every_view_opens_with_filters_from_the_address(data: Path, truth: dict[str, dict],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared address sets the sidebar; every view opens with it and no error; the numbers
+    follow it; a view that cannot honour a filter says so; the address keeps the filters."""
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(data))
+    monkeypatch.delenv("ANALYTICS_RAW_URL", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    address = {"from": str(DAY1), "to": str(DAY3), "source": "google", "device": "desktop",
+               "goal": "Viewed pricing"}
+    for k, v in address.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    f = Q.Filters(DAY1, DAY3, ("google",), ("desktop",), goal="Viewed pricing")
+    n = sum(kept(s, f) for s in truth.values())
+    assert metrics(at)["Sessions"] == f"{n:,}"
+    assert "Source: google" in " ".join(c.value for c in at.caption)
+    for view in ("Sources", "Devices", "Goals", "Funnel", "Journeys", "Cohorts", "Experiments",
+                 "Realtime", "SQL"):
+        show(at, view)
+        assert not at.error, (view, [e.value for e in at.error])
+        off = [w.value for w in at.warning if "Not applied on this view" in w.value]
+        assert bool(off) == (view in ("Journeys", "Realtime", "SQL")), (view, off)
+        assert {k: at.query_params[k] for k in address} == address
+    show(at, "Journeys")
+    assert "k = 5" in " ".join(c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 1  # the Sankey

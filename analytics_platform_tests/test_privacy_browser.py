@@ -4,7 +4,9 @@ server's visitor_hash; with consent the ids are stored, and withdrawing it delet
 
 from __future__ import annotations
 
+import glob
 import json
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -29,6 +31,16 @@ DEVICE_STATE = """async () => ({
   keys: Object.keys(localStorage)})"""
 
 
+def site(url: str, attrs: str) -> Any:
+    """The route handler that serves PAGES on ``url``, the tracker's tag with ``attrs``."""
+    def serve(route: Any) -> None:
+        path = route.request.url.removeprefix(url).split("?")[0]
+        route.fulfill(status=200, content_type="text/html", body=PAGE.format(
+            title=path, next=PAGES.get(path, "/site/"), attrs=attrs))
+
+    return serve
+
+
 def browse(url: str, attrs: str, script: Any) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -38,13 +50,7 @@ def browse(url: str, attrs: str, script: Any) -> None:
         browser = p.chromium.launch(executable_path=chromium.PATH, headless=True,
                                     args=[*chromium.ARGS, f"--user-agent={DESKTOP_UA}"])
         ctx = browser.new_context(user_agent=DESKTOP_UA, viewport={"width": 1280, "height": 720})
-
-        def serve(route: Any) -> None:
-            path = route.request.url.removeprefix(url).split("?")[0]
-            route.fulfill(status=200, content_type="text/html", body=PAGE.format(
-                title=path, next=PAGES.get(path, "/site/"), attrs=attrs))
-
-        ctx.route(f"{url}/site/**", serve)
+        ctx.route(f"{url}/site/**", site(url, attrs))
         page = ctx.new_page()
         script(page, ctx)
         ctx.close()
@@ -100,13 +106,14 @@ def test_default_mode_stores_nothing_and_the_server_hashes(collector_factory) ->
     assert kpis == [(1, 1, 0)]
 
 
-def pipeline(data: Any) -> Any:
-    """Today's backfill over the collector's raw lake; the warehouse, read-only."""
+def pipeline(data: Any, first_day: date | None = None) -> Any:
+    """The backfill of ``first_day`` (default: today) to today over the collector's raw lake;
+    the warehouse, read-only."""
     import duckdb
 
     from analytics_platform_tests.topology import backfill_today
 
-    backfill_today(data)
+    backfill_today(data, first_day)
     return duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
 
 
@@ -142,3 +149,113 @@ def test_consent_mode_stores_ids_and_withdrawing_deletes_them(collector_factory)
     assert all(r["consent"] is True and "visitor_hash" not in r for r in consented)
     assert after and all(r["session_id"] is None and "visitor_id" not in r
                          and r["consent"] is False and r["visitor_hash"] for r in after)
+
+
+# --- a return visit a week later ---------------------------------------------------------------
+
+# libfaketime (Debian's `faketime`, installed by scripts/ensure-chromium.sh beside Chromium) runs
+# the real collector with its clock a week behind: it stamps ingest_ts, picks the day's salt and
+# files the raw objects under that day's hour as it would have a week ago. The browser's clock is
+# Playwright's (context.clock), moved by the same week, so the tracker's own timestamps and its
+# 30-minute session rule agree with the collector's.
+FAKETIME = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), "")
+# monotonic time stays real: a week before boot it would be negative
+WEEK_AGO = {"LD_PRELOAD": FAKETIME, "FAKETIME": "-7d", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+@pytest.mark.skipif(not FAKETIME,
+                    reason="libfaketime is not installed (scripts/ensure-chromium.sh installs "
+                           "Debian's faketime)")
+def test_a_return_visit_a_week_later_is_the_same_visitor_only_with_consent(
+        collector_factory, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Two browsers (own storage each) visit a site on the same day, one with consent and one
+    without, and come back seven days later: the consented one is one visitor in
+    cohort_retention (week 0 and week 1); the other is two unrelated daily visitors."""
+    from playwright.sync_api import sync_playwright
+
+    from analytics_platform_tests import test_collector
+
+    now = datetime.now(UTC)
+    first_day, today = (now - timedelta(days=7)).date(), now.date()
+    # the site is served on the collector's origin (a loopback page may load the tracker from
+    # loopback: Chromium's Private Network Access), and localStorage is per origin: the
+    # collector of today listens on the port of the collector of a week ago
+    c = collector_factory(flush_seconds=0.3, env=WEEK_AGO)
+    url = c.url
+
+    def visit(ctx: Any, pages: int) -> None:
+        page = ctx.new_page()
+        page.goto(f"{url}/site/")
+        page.wait_for_function("window.analytics !== undefined")
+        for _ in range(pages - 1):
+            page.click("#next")  # pagehide sends what is left with sendBeacon
+            page.wait_for_load_state("load")
+            page.wait_for_function("window.analytics !== undefined")
+        page.evaluate("analytics.flush()")
+        page.close()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium.PATH, headless=True,
+                                    args=[*chromium.ARGS, f"--user-agent={DESKTOP_UA}"])
+        contexts = {}
+        for who, attrs in (("consented", 'data-consent="granted"'), ("anonymous", "")):
+            ctx = browser.new_context(user_agent=DESKTOP_UA)
+            ctx.clock.install(time=now - timedelta(days=7))
+
+            ctx.route(f"{url}/site/**", site(url, attrs))
+            contexts[who] = ctx
+        # a week ago: two pages each
+        for ctx in contexts.values():
+            visit(ctx, 2)
+        # a page that fits the window sends five events: its view and scroll depths 25 to 100
+        assert wait_accepted(url, 4 * 5) == 4 * 5
+        c.stop()
+        # today: the same browsers come back for one page
+        monkeypatch.setattr(test_collector, "free_port", lambda: c.port)
+        c = collector_factory(flush_seconds=0.3)
+        assert c.url == url
+        for ctx in contexts.values():
+            ctx.clock.set_system_time(datetime.now(UTC))
+            visit(ctx, 1)
+        assert wait_accepted(url, 2 * 5) == 2 * 5
+        stored = contexts["consented"].storage_state()["origins"]
+        c.stop()
+        browser.close()
+
+    records = [r for r in raw_records(c.data) if r["event_type"] == "page_view"]
+    day = {r["event_id"]: datetime.fromisoformat(r["ingest_ts"]).date() for r in records}
+    consented = [r for r in records if r["consent"]]
+    anonymous = [r for r in records if not r["consent"]]
+    assert sorted(day[r["event_id"]] for r in consented) == [first_day, first_day, today]
+    assert sorted(day[r["event_id"]] for r in anonymous) == [first_day, first_day, today]
+    # the raw objects are filed under the day they arrived
+    assert {p.relative_to(c.data / "raw").parts[:3] for p in (c.data / "raw").rglob("*.gz")} == {
+        (f"year={d:%Y}", f"month={d:%m}", f"day={d:%d}") for d in (first_day, today)}
+    # with consent: one visitor_id kept in localStorage, a new session after the week
+    assert len({r["visitor_id"] for r in consented}) == 1
+    assert len({r["session_id"] for r in consented}) == 2
+    assert [o["origin"] for o in stored] == [url]
+    assert {i["name"] for i in stored[0]["localStorage"]} >= {"_an_v", "_an_s"}
+    # without: a hash per day, never the same, and the first day's salt is destroyed by now
+    assert all(r["session_id"] is None and "visitor_id" not in r for r in anonymous)
+    hashes = {day[r["event_id"]]: r["visitor_hash"] for r in anonymous}
+    assert len(set(hashes.values())) == 2 and len({r["visitor_hash"] for r in anonymous}) == 2
+    assert [s.name for s in (c.data / "salts").iterdir()] == [today.isoformat()]
+
+    con = pipeline(c.data, first_day)
+    sessions = con.execute(
+        "SELECT session_date, visitor_id, visitor_hash, pageviews FROM sessions "
+        "ORDER BY session_date, visitor_id NULLS LAST").fetchall()
+    visitors = con.execute("SELECT count(DISTINCT visitor_key) FROM sessions").fetchone()[0]
+    kpis = con.execute("SELECT date, visitors, sessions, consented_sessions FROM kpis_daily "
+                       "ORDER BY date").fetchall()
+    retention = con.execute("SELECT cohort_week, week_offset, cohort_size, visitors, retention "
+                            "FROM cohort_retention ORDER BY week_offset").fetchall()
+    con.close()
+    vid = consented[0]["visitor_id"]
+    assert sessions == [(first_day, vid, None, 2), (first_day, None, hashes[first_day], 2),
+                        (today, vid, None, 1), (today, None, hashes[today], 1)]
+    assert visitors == 3  # the consented visitor once, the other one per day
+    assert kpis == [(first_day, 2, 2, 1), (today, 2, 2, 1)]
+    week = first_day - timedelta(days=first_day.weekday())
+    assert retention == [(week, 0, 1, 1, 1.0), (week, 1, 1, 1, 1.0)]

@@ -4,6 +4,7 @@ pipeline's SQL macro."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import ipaddress
 import json
@@ -27,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from analytics_platform.contract import validate_raw_record
+from analytics_platform.contract import validate_event, validate_raw_record
 from analytics_platform.ingest.core import IngestConfig, Ingestor
 from analytics_platform.ingest.lambda_handler import handler
 from analytics_platform.ingest.privacy import (
@@ -461,3 +462,102 @@ def test_s3_salts_need_an_s3_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANALYTICS_SALT_URL", os.fspath(Path("/tmp/salts")))
     resp = lh.handler(http_api(anonymous()))
     assert resp["statusCode"] == 500 and json.loads(resp["body"])["reason"] == "misconfigured"
+
+
+# --- props keys ----------------------------------------------------------------------------------
+
+# A text with an address in it, as (prefix + separator, address, encoding, separator + suffix),
+# the text itself, and the text without the address (what may hold an address on its own).
+address_texts = st.tuples(st.text(max_size=24), separators, addresses, encodings, separators,
+                          st.text(max_size=24))
+
+
+def _text(t: tuple[str, str, str, str, str, str]) -> str:
+    return t[0] + t[1] + encode(t[2], t[3]) + t[4] + t[5]
+
+
+def _leaks(t: tuple[str, str, str, str, str, str], out: str) -> bool:
+    """Whether ``out`` still holds the address, unless the text around it holds it alone."""
+    return _leaked(t[2], t[3], out) and not _leaked(t[2], t[3], scrub(t[0] + t[1] + t[4] + t[5]))
+
+
+@functools.cache
+def _macros() -> duckdb.DuckDBPyConnection:
+    from analytics_platform.duck import MACROS
+
+    con = duckdb.connect()
+    con.execute(MACROS)
+    return con
+
+
+def _sql_props(props_json: list[str]) -> list[str]:
+    """The pipeline's scrub_props on each raw record's props, as checked.sql reads them."""
+    rows = _macros().execute(
+        "SELECT scrub_props(json_extract_string(line, ['$.props'])[1]) "
+        "FROM unnest($v) WITH ORDINALITY t(line, i) ORDER BY i",
+        {"v": [json.dumps({"props": json.loads(p)}) for p in props_json]}).fetchall()
+    return [r[0] for r in rows]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(address_texts, min_size=1, max_size=3), st.lists(st.text(max_size=70),
+                                                                 max_size=2))
+@example([("x" * 60, " ", "::1", "plain", "", "")], [])  # "(ip)" is longer than "::1"
+@example([("", "", "a@b.cc", "plain", "", ""), ("", "", "c@d.ee", "plain", "", "")], [])
+@example([("", "", "::1", "plain", "", "")], ["(ip)"])  # a key that becomes another one
+def test_props_keys_are_scrubbed_like_values_or_the_event_refused(
+        texts: list[tuple[str, str, str, str, str, str]], plain: list[str]) -> None:
+    """Keys with addresses in arbitrary text, beside plain ones: the event is stored with every
+    key scrubbed, within 64 characters, none lost; or it is refused as props_bad_key:props,
+    exactly when a key becomes empty, too long or the same as another. Neither the answer nor
+    the reason quotes the address; what the edge stored, the SQL macro leaves as it is."""
+    # (a bare colon beside an IPv6 address joins it to what is around, as above)
+    assume(not any("@" not in t[2] and ":" in t[2] and ":" in t[0][-1:] + t[1] + t[4] + t[5][:1]
+                   for t in texts))
+    keys = [_text(t) for t in texts] + plain
+    props = {k: i for i, k in enumerate(keys)}
+    event = good(props=props)
+    assume(len(props) == len(keys) and validate_event(event) == [])
+    prepared = Ingestor(IngestConfig(("*",)), MemorySink()).handle("POST", {"content-type": "application/json"},
+                          json.dumps(event).encode())
+    body = prepared.response.body.decode()
+    scrubbed = [scrub(k) for k in keys]
+    storable = all(0 < len(k) <= 64 for k in scrubbed) and len(set(scrubbed)) == len(keys)
+    assert not any(_leaks(t, body) for t in texts)
+    if not storable:
+        assert prepared.response.status == 400 and prepared.records == []
+        assert prepared.rejected_reasons == ["props_bad_key:props"]
+        return
+    assert prepared.response.status == 202, body
+    [record] = prepared.records
+    stored = record["props"]
+    assert sorted(stored.values()) == list(range(len(keys)))  # no key lost or merged
+    assert all(0 < len(k) <= 64 for k in stored) and validate_raw_record(record) == []
+    assert not any(_leaks(t, k) for t in texts for k in stored)
+    as_json = json.dumps(stored, ensure_ascii=False, separators=(",", ":"))
+    assert _sql_props([as_json]) == [as_json]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(address_texts, address_texts), min_size=1, max_size=3),
+       st.sampled_from(["", "\n", "\t", "\x01", '"', "\\"]))
+@example([(("", "", "jamie@example.com", "plain", "", ""),
+           ("", "\n", "jamie@example.com", "plain", "", ""))], "\n")
+@example([(("", "", "1.2.3.4", "plain", "", ""), ("", "", "1.2.3.4", "plain", "", ""))],
+         "\x01")
+def test_the_sql_macro_scrubs_props_keys_and_values_into_valid_json(
+        pairs: list[tuple[tuple, tuple]], escape: str) -> None:
+    """A record stored before the edge scrubbed: props with addresses in keys and values, next
+    to characters JSON escapes (a line break, \\u0001, a quote, a backslash). The pipeline's
+    scrub_props gives valid JSON, every key and value without the address, no key longer than
+    64 characters, and every key kept (two that become one stay two)."""
+    assume(not any("@" not in t[2] and ":" in t[2] and ":" in t[0][-1:] + t[1] + t[4] + t[5][:1]
+                   for pair in pairs for t in pair))
+    props = {escape + _text(k): escape + _text(v) for k, v in pairs}
+    assume(len(props) == len(pairs))
+    [out] = _sql_props([json.dumps(props)])
+    kept = json.loads(out, object_pairs_hook=list)  # valid JSON
+    assert len(kept) == len(props)
+    assert all(len(k) <= 64 for k, _ in kept)
+    assert not any(_leaks(t, k) or _leaks(t, v) for (k, v) in kept for pair in pairs
+                   for t in pair)

@@ -125,16 +125,23 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     try:
         sid, vid = str(uuid.uuid4()), str(uuid.uuid4())
         batches = [[hostile(), hostile(event_type="cta_click")],  # no consent: visitor_hash
-                   [hostile(session_id=sid, visitor_id=vid)]]  # consent: the tracker's ids
+                   [hostile(session_id=sid, visitor_id=vid)],  # consent: the tracker's ids
+                   # refused: a props key that quotes an address in the reason, one that is
+                   # over 64 characters once scrubbed ("(ip)" is longer than "::1")
+                   [hostile(), hostile(props={"jamie.doe@example.org": [1]}),
+                    hostile(props={"k" * 60 + " ::1": 1})]]
+        answers = []
         for b in batches:
             r = httpx.post(f"{c.url}/v1/events", content=json.dumps(b), timeout=10,
                            headers={"content-type": "application/json", "user-agent": UA,
                                     "x-forwarded-for": f"{CLIENT_IP}, 127.0.0.1"})
             assert r.status_code == 202, r.text
+            answers.append(r.text)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and sum(
-                r.get("page_path", "").startswith("/signup") for r in raw_records(data)) < 3:
+                r.get("page_path", "").startswith("/signup") for r in raw_records(data)) < 4:
             time.sleep(0.2)
+        metrics = httpx.get(f"{c.url}/metrics", timeout=10).text
     finally:
         c.stop()
     # a record stored before the edge scrubbed (and breaking the contract): quarantined
@@ -142,20 +149,37 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
            "session_id": str(uuid.uuid4()), "event_ts": "2026-01-01T00:00:00Z",
            "ingest_ts": now.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "user_agent": UA,
            "schema_version": 1}
-    open_raw_lake(data / "raw").write_records(
-        now - timedelta(minutes=5), gzip.compress(json.dumps(old).encode() + b"\n"),
-        object_id="before-the-edge")
+    # and records the pipeline refuses whose reason or text would hold an address: a line that
+    # is not UTF-8 (Latin-1), a props key in the reason, JSON escapes that hide a query string
+    # (\u003f is ?) or join a control character's escape to an address (\u0001 and 10.0.0.1)
+    bad = [b'{"event_type":"page_view","page_title":"caf\xe9 jamie.doe@example.org 10.0.0.1 '
+           b'jos\xe9@ex\xe4mple.com","page_path":"/u?token=SECRET"}',
+           json.dumps({**old, "event_id": str(uuid.uuid4()), "page_path": "/p",
+                       "props": {"jamie.doe@example.org": [1]}}).encode(),
+           b'{"event_type":"nope","page_path":"/a\\u003ftoken=SECRET","page_title":'
+           b'"\\u000110.0.0.1 \\njamie.doe@example.org \\u0040example.org"}']
+    lake = open_raw_lake(data / "raw")
+    for oid, lines in (("before-the-edge", [json.dumps(old).encode()]), ("refused", bad)):
+        lake.write_records(now - timedelta(minutes=5),
+                           gzip.compress(b"".join(x + b"\n" for x in lines)), object_id=oid)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ANALYTICS_DATA_DIR", str(data))
         mp.delenv("ANALYTICS_RAW_URL", raising=False)
         with dg.DagsterInstance.ephemeral() as instance:
             run_backfill(today - timedelta(days=1), today, instance=instance,
                          log=lambda _: None)
-    return {"data": data, "log": c.log}
+    return {"data": data, "log": c.log, "answers": answers, "metrics": metrics}
+
+
+# Objects the test writes itself, as stored before the edge scrubbed: what the pipeline's
+# quarantine makes of them is scanned with the warehouse and the lake.
+PRE_EDGE = ("before-the-edge", "refused")
 
 
 def raw_records(data: Path) -> list[dict[str, Any]]:
+    """The records the collector and the simulator wrote."""
     return [json.loads(line) for p in sorted((data / "raw").rglob("*.gz"))
+            if not any(oid in p.name for oid in PRE_EDGE)
             for line in gzip.decompress(p.read_bytes()).splitlines() if line.strip()]
 
 
@@ -164,7 +188,7 @@ def test_the_raw_lake_holds_only_listed_fields_and_nothing_it_may_not(run: dict[
     places, _ = manifest()
     records = raw_records(run["data"])
     mine = [r for r in records if r.get("page_path", "").startswith("/signup")]
-    assert len(mine) == 3  # the collector's
+    assert len(mine) == 4  # the collector's
     problems = []
     for r in records:
         extra = set(r) - places["raw"]
@@ -174,9 +198,9 @@ def test_the_raw_lake_holds_only_listed_fields_and_nothing_it_may_not(run: dict[
             text = json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v
             if k == "user_agent":
                 problems += [(k, a) for a in addresses(text, user_agent=True)]
-            elif r.get("event_id") or k != "page_path":  # the quarantined one is checked below
+            else:
                 problems += [(k, a) for a in addresses(text)]
-            if k in ("page_path", "referrer") and r.get("event_id"):
+            if k in ("page_path", "referrer"):
                 problems += [(k, q) for q in queries(v)]
         if r.get("consent"):
             assert "visitor_hash" not in r and r["session_id"] and r["visitor_id"]
@@ -197,9 +221,11 @@ def test_no_trace_of_the_client_address_anywhere(run: dict[str, Any]) -> None:
     assert CLIENT_IP not in run["log"].read_text()
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
+def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(name, qualified name) of every table and view, in any schema of the warehouse."""
+    return [(t, f'"{s}"."{t}"') for s, t in con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 2, 1"
+    ).fetchall()]
 
 
 def _scan(con: duckdb.DuckDBPyConnection, source: str, columns: list[str]) -> list[Any]:
@@ -227,19 +253,19 @@ def test_every_warehouse_table_holds_only_listed_columns_and_nothing_it_may_not(
     con = duckdb.connect(str(run["data"] / "warehouse.duckdb"), read_only=True)
     problems = []
     tables = _tables(con)
-    assert {"events", "sessions", "quarantine", "kpis_daily"} <= set(tables)
-    for t in tables:
-        cols = [r[0] for r in con.execute(f'DESCRIBE "{t}"').fetchall()]
+    assert {"events", "sessions", "quarantine", "kpis_daily"} <= {t for t, _ in tables}
+    for t, qualified in tables:
+        cols = [r[0] for r in con.execute(f"DESCRIBE {qualified}").fetchall()]
         if t not in places:
             problems.append((t, "table not in the manifest"))
             continue
         problems += [(t, c, "column not in the manifest") for c in cols if c not in places[t]]
-        problems += _scan(con, f'"{t}"', cols)
+        problems += _scan(con, qualified, cols)
         for c in cols:  # identifiers: only those the manifest names
             if c in identifiers:
                 continue
             sample = [v for (v,) in con.execute(
-                f'SELECT CAST("{c}" AS VARCHAR) FROM "{t}" WHERE "{c}" IS NOT NULL '
+                f'SELECT CAST("{c}" AS VARCHAR) FROM {qualified} WHERE "{c}" IS NOT NULL '
                 "USING SAMPLE 200 ROWS").fetchall()]
             if any(UUID.search(v) or HEX16.fullmatch(v) for v in sample):
                 problems.append((t, c, "an identifier the manifest does not list"))
@@ -266,3 +292,36 @@ def test_every_parquet_file_of_the_lake(run: dict[str, Any]) -> None:
         problems += [(table, c, "column not in the manifest") for c in cols if c not in listed]
         problems += _scan(con, source, cols)
     assert problems == []
+
+
+def test_what_the_collector_answers_counts_and_logs_holds_no_address(run: dict[str, Any]
+                                                                    ) -> None:
+    """A refused props key is quoted in the answer's reason and in /metrics' counts by reason:
+    scrubbed; the refusals are there (the test can fail)."""
+    refused = json.loads(run["answers"][2])
+    assert refused["accepted"] == 1 and refused["rejected"] == 2
+    assert [e["reason"] for e in refused["errors"]] == ["props_bad_value:props.(email)",
+                                                        "props_bad_key:props"]
+    assert json.loads(run["metrics"])["rejected"] == {"props_bad_value:props.(email)": 1,
+                                                      "props_bad_key:props": 1}
+    # (the log's first line names the collector's own address: "Collector on http://127.0.0.1:…")
+    log = run["log"].read_text().replace("http://127.0.0.1:", "http://localhost:")
+    texts = {"answers": "\n".join(run["answers"]), "metrics": run["metrics"], "log": log}
+    assert [(k, a) for k, t in texts.items() for a in addresses(t)] == []
+
+
+def test_the_quarantine_keeps_refused_records_readable_and_scrubbed(run: dict[str, Any]
+                                                                    ) -> None:
+    con = duckdb.connect(str(run["data"] / "warehouse.duckdb"), read_only=True)
+    rows = dict(con.execute("SELECT reason, raw_text FROM quarantine "
+                            "WHERE raw_key LIKE '%refused%'").fetchall())
+    con.close()
+    assert sorted(rows) == ["invalid_json:utf8", "props_bad_value:props.(email)",
+                            "unknown_event_type:event_type"]
+    # not UTF-8: decoded, each bad byte as U+FFFD, the addresses (one spelled with a lost
+    # letter) replaced, the query cut
+    assert rows["invalid_json:utf8"] == (
+        '{"event_type":"page_view","page_title":"caf\ufffd (email) (ip) (email)",'
+        '"page_path":"/u"}')
+    assert rows["unknown_event_type:event_type"] == (
+        '{"event_type":"nope","page_path":"/a","page_title":" (ip)  (email) (email)"}')

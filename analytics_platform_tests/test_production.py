@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import secrets
@@ -284,9 +285,17 @@ def test_ecs_run_launcher_starts_a_sized_task_per_run(
         ANALYTICS_RAW_URL="s3://analytics-test/raw", ANALYTICS_LAKE_URL="s3://analytics-test/lake",
         AWS_ENDPOINT_URL=moto_endpoint, AWS_DEFAULT_REGION="us-east-1",
         AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-        # the sensors stay idle (nothing in that bucket); the daemon only launches our runs
     )
-    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket="analytics-test")
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.create_bucket(Bucket="analytics-test")
+    # one raw object an hour ago: the raw-lake sensor launches an `events` run of its hour (an
+    # automation run, next to the runs launched by hand below)
+    from analytics_platform.lake import open_raw_lake, partition_key
+
+    arrived = datetime.now(UTC) - timedelta(hours=1)
+    open_raw_lake("s3://analytics-test/raw", client=s3).write_records(
+        arrived, gzip.compress(b"{}\n"), object_id="sensor-test")
     ports = ("--code-server-port", str(code_port))
     procs = [role("code-server", env, tmp_path, *ports), role("daemon", env, tmp_path, *ports)]
     try:
@@ -320,6 +329,15 @@ def test_ecs_run_launcher_starts_a_sized_task_per_run(
                     by_run[tags["dagster/run_id"]] = t
             return by_run if len(by_run) == len(run_ids) else {}
 
+
+        def sensor_run() -> str | None:
+            runs = instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": "raw_lake_sensor"}))
+            return runs[0].run_id if runs else None
+
+        run_ids["raw_lake_sensor"] = wait_for("the raw-lake sensor's run", sensor_run,
+                                              timeout=180, every=1)
+        assert instance.get_run_by_id(run_ids["raw_lake_sensor"]).tags["dagster/partition"] == \
+            partition_key(arrived)
         by_run = wait_for("a task for each run", tasks, timeout=180, every=1)
         # the network `serve` wrote into the installed instance config, from the environment
         installed = yaml.safe_load((Path(env["DAGSTER_HOME"]) / "dagster.yaml").read_text())
@@ -327,7 +345,7 @@ def test_ecs_run_launcher_starts_a_sized_task_per_run(
             "awsvpcConfiguration": {"subnets": subnets, "assignPublicIp": "ENABLED",
                                     "securityGroups": [group]}}
         sizes = {"events_job": EVENTS_RUN_TAGS, "daily_job": DAILY_RUN_TAGS,
-                 "history_job": HISTORY_RUN_TAGS}
+                 "history_job": HISTORY_RUN_TAGS, "raw_lake_sensor": EVENTS_RUN_TAGS}
         assert EVENTS_RUN_TAGS["ecs/memory"] != DAILY_RUN_TAGS["ecs/memory"]
         for job, run_id in run_ids.items():
             task = by_run[run_id]

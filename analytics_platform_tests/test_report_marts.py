@@ -1,7 +1,11 @@
-"""Issue 19's marts (CONTRACT §5): devices_daily, goals_daily and journeys_daily, against the
-independent oracle (oracle.py) on two simulated days plus hand-made sessions that sit on the
-edges: screen widths at each breakpoint, reloads, long visits, and paths taken by exactly k, by
-fewer than k visitors, by one visitor k times, and by k visitors spread over two days."""
+"""Issue 19's marts (CONTRACT §5): devices_daily, goals_daily, journeys_daily, countries_daily,
+outbound_daily, downloads_daily, not_found_daily, web_vitals_daily and engagement_daily, against
+the independent oracle (oracle.py) on two simulated days plus hand-made sessions that sit on the
+edges: screen widths at each breakpoint, reloads, long visits, paths taken by exactly k, by
+fewer than k visitors, by one visitor k times, and by k visitors spread over two days; web
+vitals on web.dev's thresholds, a browser that measures TTFB only, engaged time in two parts,
+a 404 reached from the site, from another site and directly, a country known from CloudFront
+and one known only from a later page view."""
 
 from __future__ import annotations
 
@@ -64,7 +68,8 @@ class Writer:
         return f"00000000-0000-4000-9000-{self.n:012d}"
 
     def session(self, start: datetime, pages: list[str], visitor: str | None = None,
-                width: int | None = 1920, extra: list[dict[str, Any]] | None = None) -> str:
+                width: int | None = 1920, extra: list[dict[str, Any]] | None = None,
+                common: dict[str, Any] | None = None) -> str:
         sid, visitor = self.uid(), visitor or self.uid()
         records = []
         events = [{"event_type": "page_view", "page_path": p} for p in pages] + (extra or [])
@@ -75,7 +80,7 @@ class Writer:
                  "sent_ts": (t + timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
                  "ingest_ts": (t + timedelta(seconds=1, milliseconds=200)).isoformat().replace(
                      "+00:00", "Z"),
-                 "schema_version": 1, "user_agent": UA, **ev}
+                 "schema_version": 1, "user_agent": UA, **(common or {}), **ev}
             if width is not None:
                 r["screen_width"] = width
             records.append(json.dumps(r).encode())
@@ -107,11 +112,44 @@ def hand_made(root: Path) -> None:
         w.session(at + timedelta(minutes=50 + i), ["/r/a", "/r/a", "/r/b", "/r/b", "/r/c"])
         w.session(at + timedelta(minutes=60 + i), [f"/l/{n}" for n in range(1, 8)])
         w.session(at + timedelta(minutes=70 + i), ["/x/a", "/x/b", "/x/a"])
+    issue19(w, at + timedelta(minutes=90))
     # a goal on a boolean prop: one session opts in, one does not
     for i, opted in enumerate((True, False)):
         w.session(at + timedelta(minutes=80 + i), ["/"], extra=[
             {"event_type": "custom", "page_path": "/", "props": {"name": "signup",
                                                                   "opted_in": opted}}])
+
+
+def issue19(w: Writer, at: datetime) -> None:
+    """Edges of the issue-19 marts, all on DAY1."""
+    vitals = [{"lcp": 2500, "inp": 200, "cls": 0.1, "ttfb": 800},  # good: thresholds inclusive
+              {"lcp": 2500.5, "inp": 201, "cls": 0.11, "ttfb": 800.1},  # none good
+              {"ttfb": 100}]  # Safari: TTFB only
+    w.session(at, ["/v/edge"], extra=[{"event_type": "web_vitals", "page_path": "/v/edge",
+                                       "props": v} for v in vitals])
+    w.session(at + timedelta(minutes=1), ["/o/page"], extra=[
+        {"event_type": "outbound", "page_path": "/o/page", "props": {"host": "GitHub.COM"}},
+        {"event_type": "download", "page_path": "/o/page", "props": {"ext": "PDF"}},
+        {"event_type": "download", "page_path": "/o/page",
+         "props": {"ext": "zip", "file": "/files/kit.zip"}}])
+    w.session(at + timedelta(minutes=2), ["/links", "/gone"], extra=[
+        {"event_type": "not_found", "page_path": "/gone", "props": {"from": "/links"}}])
+    w.session(at + timedelta(minutes=3), ["/gone"], extra=[
+        {"event_type": "not_found", "page_path": "/gone",
+         "referrer": "https://www.Other.example:8443/x?y=1"},
+        {"event_type": "not_found", "page_path": "/gone"}])
+    # engaged time in two parts (the page hidden twice), and another session's
+    w.session(at + timedelta(minutes=4), ["/e/page"], extra=[
+        {"event_type": "engagement", "page_path": "/e/page", "props": {"seconds": 10}},
+        {"event_type": "engagement", "page_path": "/e/page", "props": {"seconds": 5.5}}])
+    w.session(at + timedelta(minutes=5), ["/e/page"], extra=[
+        {"event_type": "engagement", "page_path": "/e/page", "props": {"seconds": 3}}])
+    # the country from CloudFront; one known from the second page view only
+    w.session(at + timedelta(minutes=6), ["/c/a"],
+              common={"country": "CH", "country_source": "cloudfront"})
+    w.session(at + timedelta(minutes=7), ["/c/a"], extra=[
+        {"event_type": "page_view", "page_path": "/c/b", "country": "JP",
+         "country_source": "time_zone"}])
 
 
 @pytest.fixture(scope="module")
@@ -340,7 +378,10 @@ def test_the_marts_checks_pass_and_can_fail(world: dict[str, Any],
     assert result.success
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     for name in ("devices_daily_reconcile", "goals_daily_reconcile",
-                 "journeys_daily_min_visitors", "journeys_daily_consistent"):
+                 "journeys_daily_min_visitors", "journeys_daily_consistent",
+                 "countries_daily_reconcile", "outbound_daily_reconcile",
+                 "downloads_daily_reconcile", "not_found_daily_reconcile",
+                 "web_vitals_daily_bounds", "engagement_daily_reconcile"):
         assert evaluations[name].passed, evaluations[name].metadata
         assert evaluations[name].metadata["days_checked"].value == 2
 
@@ -370,6 +411,20 @@ def test_the_marts_checks_pass_and_can_fail(world: dict[str, Any],
     assert bad("journeys_daily_consistent", journeys, min_visitors=K) == []
     assert bad("journeys_daily_consistent",
                f"SELECT * FROM ({journeys}) WHERE steps <> 3", min_visitors=K)
+    # issue 19's marts: each check passes on the mart and fails on a mart missing a row
+    for mart, check, drop in (
+            ("countries_daily", "countries_daily_reconcile", "country = 'CH'"),
+            ("outbound_daily", "outbound_daily_reconcile", "host = 'github.com'"),
+            ("downloads_daily", "downloads_daily_reconcile", "ext = 'zip'"),
+            ("not_found_daily", "not_found_daily_reconcile", "referrer = '/links'"),
+            ("web_vitals_daily", "web_vitals_daily_bounds", "page_path = '/v/edge'"),
+            ("engagement_daily", "engagement_daily_reconcile", "page_path = '/e/page'")):
+        query = sql.load(f"marts/{mart}")
+        assert bad(check, query) == [], mart
+        assert bad(check, f"SELECT * FROM ({query}) WHERE NOT ({drop})"), mart
+    vitals = sql.load("marts/web_vitals_daily")
+    assert bad("web_vitals_daily_bounds",
+               f"SELECT * REPLACE (lcp_good * 2 AS lcp_good) FROM ({vitals})")
     goals = goals_sql(load_goals(world["goals_file"]))
     assert bad("goals_daily_reconcile", goals) == []
     assert bad("goals_daily_reconcile",
@@ -405,3 +460,59 @@ def test_k_is_a_setting(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) 
     assert got == o.journeys(world["sessions"], 3)
     assert (DAY1, ("/k/entry", "/k/split")) in got and (DAY1, ("/k/entry", "/k/fewer")) in got
     assert (DAY1, ("/k/entry", "/k/one-visitor")) not in got  # one visitor, however often
+
+
+# --- issue 19: countries, outbound links, downloads, 404s, web vitals, engaged time ----------
+
+def test_countries_daily_matches_the_oracle(world: dict[str, Any]) -> None:
+    got = {(r["date"], r["country"], r["country_source"]): r
+           for r in rows(world["con"], "SELECT * FROM countries_daily")}
+    compare(got, o.countries(world["sessions"]))
+    assert got[(DAY1, "CH", "cloudfront")]["sessions"] == 1
+    assert (DAY1, "JP", "time_zone") in got  # from the session's second page view
+    # the simulated time zones: a spread of countries, some sessions without one (Etc/UTC)
+    sim = {c for (_, c, src) in got if src == "time_zone"}
+    assert {"US", "GB", "DE", "IN", "CH"} <= sim and len(sim) >= 15
+    assert any(c == "(unknown)" for (_, c, _) in got)
+
+
+def test_outbound_and_downloads_match_the_oracle(world: dict[str, Any]) -> None:
+    got = {(r["date"], r["host"]): r for r in rows(world["con"], "SELECT * FROM outbound_daily")}
+    compare(got, o.outbound(world["sessions"]))
+    assert got[(DAY1, "github.com")]["clicks"] > 1  # simulated + the hand-made upper case
+    got = {(r["date"], r["ext"], r["file"]): r
+           for r in rows(world["con"], "SELECT * FROM downloads_daily")}
+    compare(got, o.downloads(world["sessions"]))
+    assert got[(DAY1, "pdf", "(unknown)")]["downloads"] == 1
+    assert got[(DAY1, "zip", "/files/kit.zip")]["downloads"] == 1
+
+
+def test_not_found_daily_matches_the_oracle(world: dict[str, Any]) -> None:
+    got = {(r["date"], r["page_path"], r["referrer"]): r
+           for r in rows(world["con"], "SELECT * FROM not_found_daily")}
+    compare(got, o.not_found(world["sessions"]))
+    for ref in ("/links", "other.example", "(direct)"):
+        assert got[(DAY1, "/gone", ref)]["hits"] == 1
+    assert {p for (_, p, _) in got} >= {"/servcies", "/pricing/enterprise"}
+
+
+def test_web_vitals_daily_matches_the_oracle(world: dict[str, Any]) -> None:
+    got = {(r["date"], r["page_path"]): r
+           for r in rows(world["con"], "SELECT * FROM web_vitals_daily")}
+    compare(got, o.web_vitals(world["sessions"]))
+    edge = got[(DAY1, "/v/edge")]
+    assert (edge["samples"], edge["lcp_samples"], edge["ttfb_samples"]) == (3, 2, 3)
+    assert edge["lcp_good"] == edge["inp_good"] == edge["cls_good"] == 0.5
+    assert edge["lcp_p75"] == pytest.approx(2500.375)
+    # Safari's visitors measure TTFB only: across the site fewer LCP than TTFB samples
+    assert sum(r["lcp_samples"] for r in got.values()) < sum(r["ttfb_samples"]
+                                                             for r in got.values())
+
+
+def test_engagement_daily_matches_the_oracle(world: dict[str, Any]) -> None:
+    got = {(r["date"], r["page_path"]): r
+           for r in rows(world["con"], "SELECT * FROM engagement_daily")}
+    compare(got, o.engagement(world["sessions"]))
+    page = got[(DAY1, "/e/page")]
+    assert (page["sessions"], page["total_engaged_s"], page["median_engaged_s"]) == (2, 18.5,
+                                                                                      9.25)

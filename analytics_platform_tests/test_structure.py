@@ -195,7 +195,9 @@ def test_a_cli_backfill_is_listed_as_a_backfill(tmp_path: Path,
                                 "kpis_daily", "pages_daily", "attribution_daily",
                                 "funnel_daily", "devices_daily", "goals_daily",
                                 "journeys_daily", "attribution_touch", "cohort_retention",
-                                "experiments"}
+                                "experiments", "countries_daily", "outbound_daily",
+                                "downloads_daily", "not_found_daily", "web_vitals_daily",
+                                "engagement_daily"}
         sessions_days = data.materialized_subset.get_asset_subset(dg.AssetKey("sessions"))
         assert sessions_days is not None
         assert list(sessions_days.value.get_partition_keys()) == ["2026-02-03"]

@@ -40,12 +40,14 @@ scalars = (
     | st.sampled_from(["", UUID_A, "2026-02-01T12:00:00Z", "2026-02-30T12:00:00Z",
                        "2026-02-01T12:00:00.1234567Z", "1969-12-31T23:59:59Z",
                        "2026-02-01T12:00:00+24:00", "page_view", "scroll_depth", "custom",
-                       "time_on_page", "x" * 300, "页" * 2049, "e\u0301" * 1100])
+                       "time_on_page", "x" * 300, "pdf", "example.org", "[::1]", "a b",
+                       0.1, 2500.5, 3_600_001, -0.0, "页" * 2049, "e\u0301" * 1100])
 )
 values = st.recursive(scalars, lambda c: st.lists(c, max_size=3)
                       | st.dictionaries(st.text(max_size=5), c, max_size=4), max_leaves=8)
 props = st.dictionaries(
-    st.sampled_from(["depth", "seconds", "name", "experiment", "variant", "cta", "", "k" * 65])
+    st.sampled_from(["depth", "seconds", "name", "experiment", "variant", "cta", "", "k" * 65,
+                     "host", "ext", "lcp", "inp", "cls", "ttfb"])
     | st.text(max_size=8),
     values, max_size=6,
 ) | st.dictionaries(st.text(max_size=3), st.integers(0, 9), min_size=19, max_size=22)
@@ -54,7 +56,8 @@ props = st.dictionaries(
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.dictionaries(st.sampled_from(FIELD_NAMES), values, max_size=4),
-    st.sampled_from(["page_view", "scroll_depth", "time_on_page", "custom", "cta_click"]),
+    st.sampled_from(["page_view", "scroll_depth", "time_on_page", "custom", "cta_click",
+                     "outbound", "download", "not_found", "engagement", "web_vitals"]),
     props | st.none(),
 )
 @example({"event_ts": "2026-02-30T12:00:00Z"}, "page_view", None)
@@ -62,11 +65,16 @@ props = st.dictionaries(
 @example({}, "scroll_depth", {"depth": True})
 @example({}, "page_view", {"a": [1], "": 2})
 @example({"screen_width": 1920.0}, "page_view", None)
+@example({}, "web_vitals", {"lcp": None, "cls": 0.05})
+@example({}, "web_vitals", {"ttfb": 3_600_000.5})
+@example({}, "outbound", {"host": "[2001:db8::1]"})
+@example({}, "download", {"ext": "PDF", "file": "/a.pdf"})
+@example({"time_zone": "Europe/Paris"}, "engagement", {"seconds": 86_400})
 def test_sql_and_python_give_the_same_first_reason(
     overrides: dict[str, Any], etype: str, p: dict[str, Any] | None
 ) -> None:
-    event = good(event_type=etype, props=p if p is not None else {"depth": 50, "seconds": 60,
-                                                                  "name": "n"})
+    event = good(event_type=etype, props=p if p is not None else {
+        "depth": 50, "seconds": 60, "name": "n", "host": "example.org", "ext": "pdf", "lcp": 1.5})
     event.update(overrides)
     line = json.dumps(event, ensure_ascii=False)
     assert sql_reason(line) == py_reason(event), line
@@ -93,7 +101,10 @@ def _boundary_events() -> list[dict[str, Any]]:
         out.append(good(**{f.name: None}))
         out.append(good(**{f.name: ""}))
     for r in PROPS_RULES:
-        for v in (*(r.allowed_numbers or ()), 1, 0, "50", None, "", "x", 50.5):
+        edges = (r.number_range[0] - 0.001, *r.number_range, r.number_range[1] + 0.001,
+                 r.number_range[1] + 1) if r.number_range else ()
+        for v in (*(r.allowed_numbers or ()), *edges, 1, 0, "50", None, "", "x", 50.5, "a.b",
+                  "x" * 254, "é", True):
             out.append(good(event_type=r.event_type, props={r.key: v}))
         out.append(good(event_type=r.event_type, props=None))
     for n in (19, 20, 21):

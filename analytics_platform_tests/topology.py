@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +122,10 @@ def tail(path: Path, lines: int = 40) -> str:
         return f"({path} missing)"
 
 
-def backfill_today(data: Path) -> None:
-    """Materialise today's raw hours in process (an ephemeral Dagster instance) into the lake
-    and warehouse under ``data``: what the browser tests check their visit against."""
+def backfill_today(data: Path, first_day: date | None = None) -> None:
+    """Materialise today's raw hours (from ``first_day``'s, when given) in process (an ephemeral
+    Dagster instance) into the lake and warehouse under ``data``: what the browser tests check
+    their visit against."""
     import dagster as dg
     import pytest
 
@@ -134,4 +135,5 @@ def backfill_today(data: Path) -> None:
         mp.setenv("ANALYTICS_DATA_DIR", str(data))
         mp.delenv("ANALYTICS_RAW_URL", raising=False)  # the raw lake is data/raw
         today = datetime.now(UTC).date()
-        assert run_backfill(today, today, instance=instance, log=lambda _: None).success
+        assert run_backfill(first_day or today, today, instance=instance,
+                            log=lambda _: None).success

@@ -3,8 +3,8 @@ bench/dashboard.py's side-by-side comparison (issue #21). Bench-only: `pip insta
 ".[bench]"`; nothing in the product imports it.
 
 The tables are MergeTree tables ordered by the date and then the columns the dashboard filters
-on, loaded from the very Parquet files the warehouse's views read (the paths are taken from the
-views themselves). A column with no NULL in the data is declared without Nullable, as a
+on, loaded from the very Parquet files the warehouse's stored tables were built from (the lake's
+daily files). A column with no NULL in the data is declared without Nullable, as a
 ClickHouse schema would be (Plausible's are): ClickHouse at its own pace, not handicapped.
 
 Each query is the translation of what the dashboard runs (``analytics_platform.query.stats``
@@ -14,14 +14,12 @@ limits, so that the two engines' results can be compared row for row.
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 # table → its ORDER BY: the date, then the filtered columns (the Overview's filters are the
@@ -75,8 +73,11 @@ GROUP BY page_path ORDER BY sessions DESC, page_path ASC LIMIT 10
 """
 _CHOICES = """
 SELECT (SELECT arraySort(groupUniqArray(source)) FROM sessions),
+       (SELECT arraySort(groupUniqArray(medium)) FROM sessions),
+       (SELECT arraySort(groupUniqArray(campaign)) FROM sessions),
        (SELECT arraySort(groupUniqArray(device_type)) FROM sessions
         WHERE device_type IS NOT NULL),
+       (SELECT arraySort(groupUniqArray(browser)) FROM sessions WHERE browser IS NOT NULL),
        (SELECT groupArray(page_path) FROM (
             SELECT page_path, sum(pageviews) AS n FROM pages_daily
             GROUP BY page_path ORDER BY n DESC, page_path LIMIT 200))
@@ -85,22 +86,22 @@ _RANGE = "SELECT min(session_date), max(session_date) FROM sessions"
 
 
 def parquet_globs(warehouse: Path) -> dict[str, str]:
-    """The Parquet glob each of :data:`TABLES`' views reads in ``warehouse`` (a snapshot of the
-    lake: the files the dashboard's queries read)."""
-    con = duckdb.connect()
-    try:
-        con.execute("ATTACH ? AS w (READ_ONLY)", [str(warehouse)])
-        views = dict(con.execute("SELECT view_name, sql FROM duckdb_views() "
-                                 "WHERE database_name = 'w'").fetchall())
-    finally:
-        con.close()
-    out = {}
-    for table in TABLES:
-        found = re.search(r"read_parquet\('([^']+)'", views[table])
-        if found is None:
-            raise ValueError(f"the view {table} does not read one Parquet glob: {views[table]}")
-        out[table] = found.group(1)
-    return out
+    """The Parquet files of each of :data:`TABLES` in the lake beside ``warehouse``: what the
+    warehouse's stored tables were built from (analytics_platform/storage.py), one file per
+    day."""
+    lake = warehouse.parent / "lake"
+    return {table: str(lake / table / "date=*" / "part.parquet") for table in TABLES}
+
+
+def stamp(warehouse: Path) -> str:
+    """What the files of :func:`parquet_globs` are now (name, size, modification time): a copy
+    loaded from them is loaded again when it changes."""
+    lines = []
+    for table, glob in sorted(parquet_globs(warehouse).items()):
+        for f in sorted(Path(glob).parent.parent.glob("date=*/part.parquet")):
+            st = f.stat()
+            lines.append(f"{table} {f.parent.name} {st.st_size} {st.st_mtime_ns}")
+    return "\n".join(lines)
 
 
 class ClickHouse:
@@ -111,9 +112,9 @@ class ClickHouse:
         from chdb import session as chs  # bench-only dependency: imported when used
 
         globs = parquet_globs(warehouse)
-        stamp = "\n".join(f"{t} {g}" for t, g in sorted(globs.items()))
+        now = stamp(warehouse)
         marker = folder / "loaded-from.txt"
-        fresh = not (marker.exists() and marker.read_text() == stamp)
+        fresh = not (marker.exists() and marker.read_text() == now)
         if fresh:
             shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
@@ -121,7 +122,7 @@ class ClickHouse:
         if fresh:
             for table, glob in globs.items():
                 self._load(table, glob)
-            marker.write_text(stamp)
+            marker.write_text(now)
 
     def _load(self, table: str, glob: str) -> None:
         src = f"file('{glob}', Parquet)"

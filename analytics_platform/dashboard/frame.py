@@ -1,19 +1,27 @@
 """What every view of the dashboard shares: the page config, the warehouse, the frame drawn
-before a view (the "no data yet" and "rebuild" notices, the sidebar's date range and filters),
-the cached query and the formatting of numbers.
+before a view (the "no data yet" and "rebuild" notices, the sidebar's date range and filters,
+kept in the page's address), the cached query, the header that says what is counted, and the
+formatting of numbers and tables.
 
 The entrypoint (``app.py``) calls :func:`draw` before it runs the chosen view, so the sidebar
 widgets belong to the entrypoint, not to a view: Streamlit keeps a widget's value across pages
 only when it is drawn by the entrypoint (a widget drawn in a page gets an id of that page), and
 the chosen dates and filters must stay as they are when the reader goes from Overview to Sources.
-A view reads what the frame prepared with :func:`current`.
+They are drawn on every view, even one they do not apply to (Streamlit forgets the value of a
+widget a run does not draw), and written to the address (``?from=…&to=…&source=…``) on every
+run, so a view can be bookmarked and shared; an address opened later sets them. A view says
+which filters it cannot honour and why (:attr:`View.off`): the frame clears those before the
+view sees them and shows them as off, with the reason, beside the others. A view reads what the
+frame prepared with :func:`current`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -21,9 +29,13 @@ import streamlit as st
 
 from analytics_platform import settings
 from analytics_platform.dashboard import queries as Q
-from analytics_platform.query.stats import Query
+from analytics_platform.query.stats import Query, configured_goals, freeze
 
 _FRAME = "_frame"  # the session-state key of this run's Frame
+_URL_READ = "_url_read"  # the address has set the filters of this session
+DATES = "dates"  # the date range, in View.off (the other keys: Q.FILTERS' field names)
+ALL_FILTERS = frozenset({DATES, *(name for name, _, _ in Q.FILTERS)})
+ANY_PAGE, ANY_GOAL = "All pages", "Any (no goal filter)"
 
 
 @dataclass(frozen=True)
@@ -34,20 +46,30 @@ class View:
     title: str
     needs_data: bool = True  # a filled warehouse (Realtime reads the raw lake instead)
     needs_current_sessions: bool = True  # sessions with visitor_key (the playground does not)
-    filtered: bool = True  # draws the sidebar's dates and filters
+    # filters (Q.FILTERS' field names, or DATES) this view cannot honour → why
+    off: dict[str, str] = field(default_factory=dict)
 
     def page(self) -> st.Page:
         return st.Page(Path(__file__).parent / "views" / self.file, title=self.title)
 
 
+def all_off(reason: str) -> dict[str, str]:
+    return {name: reason for name in ALL_FILTERS}
+
+
 @dataclass
 class Frame:
-    """What a view gets from the frame: the data folder, its warehouse, the filters chosen
-    (``None`` for views without them)."""
+    """What a view gets from the frame: the data folder, its warehouse, the filters that apply
+    to it (``None`` when the warehouse has no sessions yet), all the filters chosen, and the
+    warehouse's first and last session dates."""
 
     data: Path
     warehouse: Q.Warehouse
     filters: Q.Filters | None
+    view: View
+    chosen: Q.Filters | None = None
+    first_day: date | None = None
+    last_day: date | None = None
 
 
 def set_page_config() -> None:
@@ -78,7 +100,11 @@ def draw(view: View) -> Frame:
             "--from YYYY-MM-DD --to YYYY-MM-DD\n```"
         )
         st.stop()
-    f = Frame(data, wh, sidebar_filters(wh) if view.filtered else None)
+    f = Frame(data, wh, None, view)
+    if wh.ready:
+        f.first_day, f.last_day = wh.row(Q.RANGE)
+        f.chosen = sidebar_filters(wh, view, f.first_day, f.last_day)
+        f.filters = f.chosen.without(set(view.off) - {DATES})
     st.session_state[_FRAME] = f
     return f
 
@@ -88,31 +114,185 @@ def current() -> Frame:
     return st.session_state[_FRAME]
 
 
-def sidebar_filters(wh: Q.Warehouse) -> Q.Filters:
-    """The date range (the last 14 days of the warehouse by default), sources, page, devices."""
-    lo, hi = wh.row(Q.RANGE)
+# --- the sidebar's filters, in the address --------------------------------------------------------
+
+def has_column(table: str, column: str) -> bool:
+    """Whether the warehouse's ``table`` has ``column`` (a newer pipeline adds columns)."""
+    cols = query("SELECT column_name FROM duckdb_columns() WHERE table_name = $t",
+                 {"t": table})
+    return column in set(cols.column_name)
+
+
+COUNTRY_MISSING = ("Not in this warehouse yet: its sessions have no country (CONTRACT §4); "
+                   "backfill with the current version to add it.")
+
+
+def _from_address(lo: date, hi: date, options: dict[str, list[str]]) -> list[str]:
+    """Set the widgets from the page's address (once a session, before they are drawn); what
+    it cannot use is returned, to be said."""
+    qp = st.query_params
+    ignored = []
+    try:
+        start = date.fromisoformat(qp["from"]) if "from" in qp else None
+        end = date.fromisoformat(qp["to"]) if "to" in qp else None
+    except ValueError:
+        ignored.append(f"dates {qp.get('from')} – {qp.get('to')} (not YYYY-MM-DD)")
+        start = end = None
+    if start or end:
+        start, end = max(lo, start or lo), min(hi, end or hi)
+        if start <= end:
+            st.session_state[DATES] = (start, end)
+        else:
+            ignored.append(f"dates {qp.get('from')} – {qp.get('to')} (no data then)")
+    for name, param, label in Q.FILTERS:
+        values = qp.get_all(param)
+        if not values:
+            continue
+        known = [v for v in values if v in options[name]]
+        why = ("this warehouse has no country yet" if name == "countries" and not options[name]
+               else "not in this warehouse")
+        ignored += [f"{label.lower()} “{v}” ({why})" for v in values if v not in options[name]]
+        if name in ("page", "goal"):
+            if known:
+                st.session_state[name] = known[0]
+        elif known:
+            st.session_state[name] = known
+    return ignored
+
+
+def sidebar_filters(wh: Q.Warehouse, view: View, lo: date, hi: date) -> Q.Filters:
+    """The date range (the last 14 days of the warehouse by default) and the filters, read
+    from the address on a session's first run and written back to it on every run."""
+    choices = query(Q.CHOICES).iloc[0]
+    opts: dict[str, list[str]] = {
+        name: list(choices[col]) if choices[col] is not None else []
+        for name, col in (("sources", "sources"), ("mediums", "mediums"),
+                          ("campaigns", "campaigns"), ("devices", "devices"),
+                          ("browsers", "browsers"), ("page", "pages"))}
+    country = has_column("sessions", "country")
+    found = query(Q.COUNTRY_CHOICES).countries.iloc[0] if country else None
+    opts["countries"] = list(found) if found is not None else []
+    opts["goal"] = list(configured_goals())
+    sb = st.sidebar
+    if not st.session_state.get(_URL_READ):
+        st.session_state[_URL_READ] = True
+        ignored = _from_address(lo, hi, opts)
+        if ignored:
+            st.session_state["_ignored"] = ignored
+    if st.session_state.get("_ignored"):
+        sb.warning("Not applied from the address: " + "; ".join(st.session_state["_ignored"]))
     first_default = max(lo, hi - timedelta(days=13))
-    picked = st.sidebar.date_input("Dates (UTC)", value=(first_default, hi), min_value=lo,
-                                   max_value=hi, key="dates")
+    if DATES not in st.session_state:
+        st.session_state[DATES] = (first_default, hi)
+    picked = sb.date_input("Dates (UTC)", min_value=lo, max_value=hi, key=DATES)
     start, end = (picked if isinstance(picked, tuple) and len(picked) == 2
                   else (first_default, hi))
-    sources, devices, pages = (list(x) if x is not None else [] for x in query(Q.CHOICES).iloc[0])
-    chosen_sources = st.sidebar.multiselect("Source", sources, key="sources")
-    page = st.sidebar.selectbox("Page", ["All pages", *pages], key="page")
-    chosen_devices = st.sidebar.multiselect("Device", devices, key="devices")
-    return Q.Filters(start, end, tuple(chosen_sources), tuple(chosen_devices),
-                     None if page == "All pages" else page)
+    values: dict[str, Any] = {}
+    for name, _, label in Q.FILTERS:
+        if name == "page":
+            v = sb.selectbox(label, [ANY_PAGE, *opts["page"]], key=name)
+            values[name] = None if v == ANY_PAGE else v
+        elif name == "goal":
+            v = sb.selectbox(label, [ANY_GOAL, *opts["goal"]], key=name,
+                             help="Sessions with an event that completes the goal (goals.yaml)")
+            values[name] = None if v == ANY_GOAL else v
+        elif name == "countries" and not country:
+            sb.multiselect(label, [], key=name, disabled=True, help=COUNTRY_MISSING,
+                           placeholder="not in this warehouse yet")
+            values[name] = ()
+        else:
+            values[name] = tuple(sb.multiselect(label, opts[name], key=name))
+    chosen = Q.Filters(start, end, **values)
+    _to_address(chosen)
+    off = {k: r for k, r in view.off.items()}
+    if off:
+        names = ["dates" if k == DATES else Q.LABELS[k].lower() for k in sorted(off)]
+        reasons = dict.fromkeys(off.values())
+        sb.caption(f"**Off on {view.title}:** {', '.join(names)}. " + " ".join(reasons))
+    return chosen
+
+
+def _to_address(f: Q.Filters) -> None:
+    params: dict[str, Any] = {"from": f.start.isoformat(), "to": f.end.isoformat()}
+    for name, param, _ in Q.FILTERS:
+        v = getattr(f, name)
+        if v:
+            params[param] = list(v) if isinstance(v, tuple) else v
+    have = {k: st.query_params.get_all(k) for k in st.query_params}
+    if have != {k: (v if isinstance(v, list) else [v]) for k, v in params.items()}:
+        st.query_params.from_dict(params)
+
+
+# --- the header: what the numbers below count ----------------------------------------------------
+
+def header(title: str, dated: bool = True) -> Q.Filters | None:
+    """The view's title and, under it, the date range and filters its numbers follow, the
+    filters set but off here (with why), and whether the numbers are still provisional."""
+    f = current()
+    filters = f.filters
+    if filters is None:
+        st.header(title)
+        return None
+    dates = (f"{filters.start:%d %b} – {filters.end:%d %b %Y}" if filters.days > 1
+             else f"{filters.start:%d %b %Y}")
+    st.header(f"{title} · {dates}" if dated and DATES not in f.view.off else title)
+    applied = [f"{Q.LABELS[k]}: {v}" for k, v in filters.chosen().items()]
+    if applied:
+        st.caption("Filtered: " + " · ".join(applied))
+    off = {k: v for k, v in (f.chosen.chosen() if f.chosen else {}).items() if k in f.view.off}
+    by_reason: dict[str, list[str]] = {}
+    for k, v in off.items():
+        by_reason.setdefault(f.view.off[k], []).append(f"{Q.LABELS[k].lower()} ({v})")
+    for reason, names in by_reason.items():
+        st.warning(f"Not applied on this view: {', '.join(names)}. {reason}")
+    if DATES not in f.view.off:
+        note = provisional(filters.end)
+        if note:
+            st.caption(note)
+    return filters
+
+
+def provisional(end: date, now: datetime | None = None) -> str:
+    """The caption saying which numbers may still change, when the range reaches today."""
+    now = now or datetime.now(UTC)
+    if end < now.date():
+        return ""
+    minute = settings.schedule_minute()
+    return (f"⏳ **{now:%d %b} (today, UTC) is provisional:** the pipeline adds each hour at "
+            f":{minute:02d} past the next, so the last hour or more is not counted yet, and a "
+            "visit still going on counts as it stood then (often a one-page bounce, not "
+            "converted) until the next run.")
+
+
+def comparison(f: Q.Filters, before_sessions: float | None) -> str:
+    """What the changes shown compare with, or that none is shown and why."""
+    prev = f.previous()
+    span = f"{prev.start:%d %b} – {prev.end:%d %b}" if prev.days > 1 else f"{prev.start:%d %b}"
+    days = "the day before" if f.days == 1 else f"the {f.days} days before"
+    if not before_sessions:
+        return f"No change shown: no sessions match in {days} ({span})."
+    first = current().first_day
+    partly = (f" The warehouse starts on {first:%d %b}, so that period is only partly counted."
+              if first and prev.start < first else "")
+    return f"Changes compare with {days} ({span}), same filters.{partly}"
+
+
+# --- queries --------------------------------------------------------------------------------------
+
+def _thaw(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def _cached_df(path: str, sql: str, params: tuple) -> pd.DataFrame:
-    return Q.Warehouse(Path(path)).df(sql, dict(params))
+    return Q.Warehouse(Path(path)).df(sql, {k: _thaw(v) for k, v in params})
 
 
-def query(sql: str, params: tuple = ()) -> pd.DataFrame:
+def query(sql: str, params: dict[str, Any] | tuple = ()) -> pd.DataFrame:
     """``sql`` on the warehouse, cached for 30 s: the page stays quick on millions of events,
     and new data shows soon."""
-    return _cached_df(str(warehouse_path()), sql, params)
+    items = tuple(sorted(params.items())) if isinstance(params, dict) else params
+    return _cached_df(str(warehouse_path()), sql, freeze(items))
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -128,10 +308,11 @@ def stats(q: Query) -> pd.DataFrame:
 
 def frozen(f: Q.Filters, keys: tuple[str, ...] | None = None) -> tuple:
     """The filters as query parameters, hashable (for the cache); ``keys`` keeps only those."""
-    items = f.params()
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in items.items()
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in f.params().items()
                  if keys is None or k in keys)
 
+
+# --- numbers and tables ---------------------------------------------------------------------------
 
 def pct(x: float | None) -> str:
     return "–" if x is None or pd.isna(x) else f"{x:.1%}"
@@ -153,6 +334,74 @@ def duration(seconds: float | None) -> str:
     return f"{m}m {s:02d}s"
 
 
+def p_value(p: float | None) -> str:
+    """A p-value, one format everywhere."""
+    if p is None or pd.isna(p):
+        return "–"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+# Table headers: the reader's words for the SQL columns, and how each is shown.
+HEADERS = {
+    "page_path": "Page", "source": "Source", "medium": "Medium", "campaign": "Campaign",
+    "value": "Value", "country": "Country", "goal": "Goal", "path": "Path",
+    "sessions": "Sessions", "visitors": "Visitors", "pageviews": "Pageviews",
+    "conversions": "Conversions", "events": "Events", "entries": "Entries",
+    "bounce_rate": "Bounce rate", "conversion_rate": "Conversion rate",
+    "avg_duration_s": "Visit duration", "change": "vs before", "step": "Step",
+    "step_name": "Step name", "of first step": "Of first step", "of previous step":
+    "Of previous step", "first_touch_conversions": "First-touch conversions",
+    "last_touch_conversions": "Last-touch conversions", "variant": "Variant",
+    "lift": "Lift vs baseline", "p_value": "p-value", "share": "Share", "steps": "Pages",
+    "rank": "#", "change_pts": "vs before (pts)", "screen_class": "Screen",
+    "device_type": "Device", "browser": "Browser", "os": "Operating system",
+}
+PERCENT = re.compile(r"(_rate|^share|^lift|^of .* step|^change)$")
+
+
+def show_table(df: pd.DataFrame, columns: list[str] | None = None, key: str | None = None,
+               height: int | None = None) -> None:
+    """``df`` as a table with the reader's headers (:data:`HEADERS`), rates as percentages,
+    durations as minutes and seconds, counts with thousands separators, missing values as
+    "–", narrow number columns so the names stay readable."""
+    df = df[columns] if columns else df
+    df = df.copy()
+    config: dict[str, Any] = {}
+    for c in df.columns:
+        label = HEADERS.get(c, c.replace("_", " ").capitalize())
+        if c.endswith("_pts"):
+            config[c] = st.column_config.NumberColumn(label, format="%+.1f", width="small")
+        elif c == "avg_duration_s":
+            df[c] = df[c].map(duration)
+            config[c] = st.column_config.TextColumn(label, width="small")
+        elif PERCENT.search(c) and pd.api.types.is_numeric_dtype(df[c]):
+            config[c] = st.column_config.NumberColumn(label, format="percent", width="small")
+        elif pd.api.types.is_integer_dtype(df[c]):
+            config[c] = st.column_config.NumberColumn(label, format="localized", width="small")
+        elif pd.api.types.is_float_dtype(df[c]):
+            config[c] = st.column_config.NumberColumn(label, format="%.2f", width="small")
+        else:
+            df[c] = df[c].astype("object").where(df[c].notna(), "–")
+            # text sized to its content, numbers narrow: the counts stay on screen in a
+            # third of a 1440 px window (a "large" page column pushed them out of it)
+            config[c] = st.column_config.TextColumn(label)
+    kw: dict[str, Any] = {"height": height} if height else {}
+    st.dataframe(df, hide_index=True, width="stretch", column_config=config, key=key, **kw)
+
+
+def with_change(now: pd.DataFrame, before: pd.DataFrame, keys: list[str],
+                col: str = "sessions") -> pd.DataFrame:
+    """``now`` with a ``change`` column: ``col`` against the same row of the period before
+    (relative; empty for a row the period before did not have)."""
+    prev = before.set_index(keys)[col] if len(before) else pd.Series(dtype=float)
+    joined = now.join(prev.rename("before_"), on=keys) if len(before) else now.assign(
+        before_=float("nan"))
+    now = now.assign(change=[
+        (n - b) / b if pd.notna(b) and b else float("nan")
+        for n, b in zip(joined[col], joined["before_"], strict=True)])
+    return now
+
+
 def consent_coverage() -> str:
     """The caption of a view that counts consented visitors only (cohorts, retention, first
     touch): how much of the traffic that is, over all history (CONTRACT §4–5)."""
@@ -168,3 +417,12 @@ def consent_coverage() -> str:
     return (f"Counts consented visitors only: {consented / sessions:.0%} of sessions "
             f"({consented:,} of {sessions:,}, all history) had a consented visitor id; the "
             "others cannot be recognised on a later day (docs/PRIVACY.md).")
+
+
+def missing_mart(table: str) -> bool:
+    """Say so and return True when the warehouse has no ``table`` yet."""
+    if table in current().warehouse.tables:
+        return False
+    st.info(f"This warehouse has no `{table}` yet: it was built by an older version. Rebuild "
+            "it (`analytics-platform backfill --from YYYY-MM-DD --to YYYY-MM-DD`).")
+    return True

@@ -1,57 +1,99 @@
 """What the dashboard asks the warehouse, through the query layer the API uses too
 (``analytics_platform/query/``): one query per panel.
 
-Every panel of the Overview and Sources views counts sessions (and their events) narrowed by the
-filters, so a filter means the same thing everywhere: sessions of those days, from those
-sources, on those devices, that viewed that page. The filters are the API's (Plausible's Stats
-API v2 filter expressions) and the panels are :class:`~analytics_platform.query.stats.Query`
-objects, so ``POST /api/v2/query`` counts exactly what a panel shows. Funnels, cohorts,
-experiments and first/last touch read their marts as the pipeline computed them (hand-written
-SQL in ``analytics_platform/query/sql/``).
+Every panel counts sessions (and their events) narrowed by the same :class:`Filters`, so a filter
+means the same thing everywhere: sessions of those days, from those sources / mediums /
+campaigns, in those countries, on those devices and browsers, that viewed that page, that
+completed that goal. The filters are the API's (Plausible's Stats API v2 filter expressions) and
+the Overview, Sources and Devices panels are :class:`~analytics_platform.query.stats.Query`
+objects, so ``POST /api/v2/query`` counts exactly what they show. The panels written in SQL of
+their own (funnels, goals, cohorts, experiments, first/last touch) run the pipeline's own mart
+SQL over the same filtered sessions (:func:`~analytics_platform.query.stats.sessions_sql`), or
+read the mart itself when no filter it cannot honour is set; journeys read only their mart (its
+k threshold is applied per day, CONTRACT §5).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from analytics_platform import sql as pipeline_sql
 from analytics_platform.query.handwritten import load
-from analytics_platform.query.stats import Query, run
+from analytics_platform.query.stats import Query, configured_goals, run, sessions_sql
 from analytics_platform.query.warehouse import Warehouse, _cursor  # noqa: F401  (re-exported)
+
+# The sidebar's filters: (Filters field, URL parameter, label).
+FILTERS = (("sources", "source", "Source"), ("mediums", "medium", "Medium"),
+           ("campaigns", "campaign", "Campaign"), ("page", "page", "Page"),
+           ("countries", "country", "Country"), ("devices", "device", "Device"),
+           ("browsers", "browser", "Browser"), ("goal", "goal", "Completed goal"))
+LABELS = {name: label for name, _, label in FILTERS}
 
 
 @dataclass(frozen=True)
 class Filters:
+    """The date range (session dates, inclusive) and the sidebar's filters; a tuple is "any
+    of", empty for all."""
+
     start: date
     end: date
     sources: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
     page: str | None = None
+    mediums: tuple[str, ...] = ()
+    campaigns: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    browsers: tuple[str, ...] = ()
+    goal: str | None = None
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
 
     def previous(self) -> Filters:
         """The period of equal length just before."""
-        days = (self.end - self.start).days + 1
-        return Filters(self.start - timedelta(days=days), self.start - timedelta(days=1),
-                       self.sources, self.devices, self.page)
+        return replace(self, start=self.start - timedelta(days=self.days),
+                       end=self.start - timedelta(days=1))
+
+    def chosen(self) -> dict[str, str]:
+        """The filters that are set, by field name, as the reader sees them."""
+        out = {}
+        for name, _, _ in FILTERS:
+            v = getattr(self, name)
+            if v:
+                out[name] = ", ".join(v) if isinstance(v, tuple) else v
+        return out
+
+    def without(self, names: set[str] | frozenset[str]) -> Filters:
+        """These filters cleared (a view they do not apply to)."""
+        return replace(self, **{n: (None if n in ("page", "goal") else ()) for n in names})
+
+    def only_dates(self) -> bool:
+        return not self.chosen()
 
     def params(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "sources": list(self.sources),
-                "devices": list(self.devices), "page": self.page}
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in fields(self)}
 
     def conditions(self) -> tuple[Any, ...]:
         """The filters as the API writes them: the page filter keeps the sessions that viewed
-        the page (Plausible's ``has_done``)."""
+        the page, the goal filter those that completed the goal (Plausible's ``has_done``)."""
         out: list[Any] = []
-        if self.sources:
-            out.append(["is", "visit:source", list(self.sources)])
-        if self.devices:
-            out.append(["is", "visit:device", list(self.devices)])
+        for name, dim in (("sources", "visit:source"), ("mediums", "visit:medium"),
+                          ("campaigns", "visit:campaign"), ("countries", "visit:country"),
+                          ("devices", "visit:device"), ("browsers", "visit:browser")):
+            if getattr(self, name):
+                out.append(["is", dim, list(getattr(self, name))])
         if self.page is not None:
             out.append(["has_done", ["and", [["is", "event:page", [self.page]],
                                              ["is", "event:name", ["pageview"]]]]])
+        if self.goal is not None:
+            out.append(["has_done", ["is", "event:goal", [self.goal]]])
         return tuple(out)
 
     def query(self, metrics: tuple[str, ...], dimensions: tuple[str, ...] = (),
@@ -59,6 +101,10 @@ class Filters:
               limit: int | None = None) -> Query:
         return Query(self.start, self.end, metrics, dimensions, self.conditions() + extra,
                      order_by, limit)
+
+    def sessions(self) -> tuple[str, dict[str, Any]]:
+        """The SELECT of the sessions these filters keep, and its parameters."""
+        return sessions_sql(self.start, self.end, self.conditions())
 
 
 KPI_METRICS = ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "conversions",
@@ -95,11 +141,29 @@ def sources(f: Filters) -> Query:
                    ("visit:source", "visit:medium", "visit:campaign"))
 
 
+# The Devices view: each of the devices_daily mart's dimensions, from the filtered sessions.
+DEVICE_DIMENSIONS = {"device_type": "visit:device", "browser": "visit:browser",
+                     "os": "visit:os", "screen_class": "visit:screen"}
+DEVICE_METRICS = ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration",
+                  "conversions", "conversion_rate")
+
+
+def devices(f: Filters, dimension: str) -> Query:
+    return f.query(DEVICE_METRICS, (DEVICE_DIMENSIONS[dimension],),
+                   order_by=(("visits", "desc"), (DEVICE_DIMENSIONS[dimension], "asc")))
+
+
+def countries(f: Filters) -> Query:
+    return f.query(("visitors", "visits", "bounce_rate", "conversions", "conversion_rate"),
+                   ("visit:country",), order_by=(("visits", "desc"), ("visit:country", "asc")))
+
+
 # The dashboard's names of the layer's columns.
 COLUMNS = {"event:page": "page_path", "visit:entry_page": "page_path",
            "visit:exit_page": "page_path", "visit:source": "source", "visit:medium": "medium",
            "visit:campaign": "campaign", "visits": "sessions", "visit_duration": "avg_duration_s",
-           "time:day": "period", "time:hour": "period"}
+           "time:day": "period", "time:hour": "period", "visit:country": "country",
+           **{v: "value" for v in DEVICE_DIMENSIONS.values()}}
 
 
 def table(wh: Warehouse, q: Query) -> pd.DataFrame:
@@ -110,10 +174,109 @@ def table(wh: Warehouse, q: Query) -> pd.DataFrame:
     return df
 
 
+# --- panels in SQL of their own, over the filtered sessions --------------------------------------
+
+def _over(f: Filters, body: str, with_events: bool = False) -> tuple[str, dict[str, Any]]:
+    """``body`` (a mart's statement reading ``s``, the sessions, and ``e``, their events) over
+    the sessions ``f`` keeps."""
+    sessions, params = f.sessions()
+    ctes = [f"s AS ({sessions})"]
+    if with_events:
+        ctes.append("e AS (SELECT * FROM session_events WHERE session_date BETWEEN $start AND "
+                    "$end AND session_id IN (SELECT session_id FROM s))")
+    return f"WITH {', '.join(ctes)}\nSELECT * FROM ({body})", params
+
+
+def funnels(f: Filters) -> list[tuple[str, str, dict[str, Any]]]:
+    """Per funnel of funnels.yaml: (name, SQL, parameters) of its steps over the filtered
+    sessions, with the funnel_daily mart's own SQL (a session's steps are its own events, so a
+    range is the sum of its days)."""
+    from analytics_platform import settings
+    from analytics_platform.config import load_funnels
+    from analytics_platform.defs.marts.funnels import funnel_sql
+
+    path = settings.funnels_file()
+    out = []
+    for fn in load_funnels(None if path is None else Path(path)):
+        q, params = _over(f, funnel_sql(fn), with_events=True)
+        out.append((fn.name, f"SELECT funnel, step, step_name, sessions FROM ({q}) ORDER BY step",
+                    {**params, "date": f.start}))
+    return out
+
+
+def goals(f: Filters) -> tuple[str, dict[str, Any]]:
+    """Conversions per goal and source over the filtered sessions (goals_daily's SQL)."""
+    from analytics_platform.defs.marts.goals import goals_sql
+
+    q, params = _over(f, goals_sql(list(configured_goals().values())), with_events=True)
+    return (f"SELECT goal, source, sum(sessions)::BIGINT AS sessions, "
+            f"sum(conversions)::BIGINT AS conversions, sum(events)::BIGINT AS events, "
+            f"sum(conversions) / sum(sessions) AS conversion_rate FROM ({q}) GROUP BY ALL",
+            params)
+
+
+def goals_from_mart(f: Filters) -> tuple[str, dict[str, Any]]:
+    return GOALS, {"start": f.start, "end": f.end, "sources": list(f.sources),
+                   "mediums": list(f.mediums), "campaigns": list(f.campaigns)}
+
+
+GOALS_MART_FILTERS = frozenset({"sources", "mediums", "campaigns"})
+
+
+def _visitors_whose(which: str) -> str:
+    """Every session (all history) of the consented visitors whose first session (``which`` =
+    "first") or first converting session ("converted") is one ``f`` keeps."""
+    cond = "" if which == "first" else " FILTER (converted)"
+    return (f"SELECT * FROM sessions WHERE visitor_id IN (SELECT visitor_id FROM ("
+            f"SELECT visitor_id, first(session_id ORDER BY session_start, session_id){cond} AS "
+            f"chosen FROM sessions WHERE visitor_id IS NOT NULL GROUP BY visitor_id) "
+            f"WHERE chosen IN (SELECT session_id FROM f_))")
+
+
+def _history(f: Filters, mart: str, which: str) -> tuple[str, dict[str, Any]]:
+    sessions, params = f.sessions()
+    return (f"WITH f_ AS ({sessions}), s AS ({_visitors_whose(which)})\n"
+            f"SELECT * FROM ({pipeline_sql.load(f'marts/{mart}')})", params)
+
+
+def cohorts(f: Filters) -> tuple[str, dict[str, Any]]:
+    """cohort_retention's SQL over the visitors whose first session is one ``f`` keeps (a
+    cohort of the range, acquired from that source, on that device…), all their sessions."""
+    return _history(f, "cohort_retention", "first")
+
+
+def touch(f: Filters) -> tuple[str, dict[str, Any]]:
+    """attribution_touch's SQL over the visitors whose first conversion is in a session ``f``
+    keeps: last touch is that session's attribution, first touch their first session ever's."""
+    return _history(f, "attribution_touch", "converted")
+
+
+def experiments(f: Filters) -> tuple[str, dict[str, Any]]:
+    """experiments' SQL (sessions, conversions per variant) over the filtered sessions; the
+    statistics are the mart's own (history.compare_variants)."""
+    sessions, params = f.sessions()
+    return (f"WITH s AS ({sessions})\nSELECT * FROM ({pipeline_sql.load('marts/experiments')})",
+            params)
+
+
+def compare_variants(df: pd.DataFrame) -> pd.DataFrame:
+    """Lift and p-value of each variant against its baseline, as the experiments mart does."""
+    from analytics_platform.defs.marts.history import compare_variants as compare
+
+    return compare([tuple(r) for r in df[["experiment", "variant", "sessions", "conversions",
+                                          "conversion_rate"]].itertuples(index=False)]
+                   ).to_pandas()
+
+
 TOUCH = load("touch")
 FUNNEL = load("funnel")
 COHORTS = load("cohorts")
 EXPERIMENTS = load("experiments")
 RANGE = load("range")
 CHOICES = load("choices")
+COUNTRY_CHOICES = load("choices_country")
 CONSENT_COVERAGE = load("consent_coverage")
+COLUMNS_SQL = load("columns")
+JOURNEYS = load("journeys")
+JOURNEY_ENTRIES = load("journey_entries")
+GOALS = load("goals")

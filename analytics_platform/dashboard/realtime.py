@@ -1,4 +1,5 @@
-"""The last 30 minutes, straight from the newest raw objects (not the marts)."""
+"""The last 30 minutes, straight from the newest raw objects (not the marts), without the
+visits the pipeline will drop as bots (its own detector, CONTRACT §3.2)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from datetime import datetime, timedelta
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
+from analytics_platform.defs.events.user_agents import detect_bots
 from analytics_platform.duck import MACROS
 from analytics_platform.lake import hours_between, open_raw_lake
 
@@ -24,12 +27,13 @@ WITH recent AS (
     SELECT * FROM read_json($files, format = 'newline_delimited', compression = 'gzip',
                             columns = {event_type: 'VARCHAR', event_id: 'VARCHAR',
                                        session_id: 'VARCHAR', visitor_hash: 'VARCHAR',
-                                       page_path: 'VARCHAR', ingest_ts: 'VARCHAR'},
+                                       page_path: 'VARCHAR', ingest_ts: 'VARCHAR',
+                                       user_agent: 'VARCHAR'},
                             ignore_errors = true)
     WHERE try_cast(ingest_ts AS TIMESTAMPTZ) >= $since
 )
 SELECT event_type, event_id, coalesce(session_id, visitor_hash) AS visit,
-       clean_path(page_path) AS page_path, ingest_ts
+       clean_path(page_path) AS page_path, ingest_ts, coalesce(user_agent, '') AS user_agent
 FROM (SELECT DISTINCT ON (event_id) * FROM recent)
 """
 
@@ -39,18 +43,21 @@ class Activity:
     events: int
     sessions: int
     pageviews: int
-    per_minute: pd.DataFrame
+    per_minute: pd.DataFrame  # every minute of the window up to now, 0 where nothing came
     top_pages: pd.DataFrame
+    bot_events: int = 0  # left out: the pipeline drops them as bots
 
 
 def recent_activity(raw_url: str, now: datetime) -> Activity:
-    """Events, active sessions and pageviews of the last 30 minutes (bots included: the raw
-    lake has not been cleaned yet)."""
+    """Events, active sessions and pageviews of the last 30 minutes, without bots (what the
+    pipeline's bot detector would drop), per minute up to ``now``."""
     lake = open_raw_lake(raw_url)
     since = now - WINDOW
     objects = [o for h in hours_between(since - SLACK, now) for o in lake.list_hour(h)
                if o.last_modified >= since - SLACK]
-    empty = Activity(0, 0, 0, pd.DataFrame(columns=["minute", "events"]),
+    minutes = pd.date_range(pd.Timestamp(since).floor("min"), pd.Timestamp(now).floor("min"),
+                            freq="min", tz="UTC", name="minute")
+    empty = Activity(0, 0, 0, pd.DataFrame({"minute": minutes, "events": 0}),
                      pd.DataFrame(columns=["page_path", "pageviews"]))
     if not objects:
         return empty
@@ -62,14 +69,21 @@ def recent_activity(raw_url: str, now: datetime) -> Activity:
         con.close()
     if df.empty:
         return empty
-    df["minute"] = pd.to_datetime(df.ingest_ts, utc=True).dt.floor("min")
+    agents = df.user_agent.drop_duplicates()
+    bots = set(agents[detect_bots(pa.array(agents, pa.string())).to_numpy(
+        zero_copy_only=False)])
+    is_bot = df.user_agent.isin(bots)
+    bot_events, df = int(is_bot.sum()), df[~is_bot]
+    df = df.assign(minute=pd.to_datetime(df.ingest_ts, utc=True).dt.floor("min"))
     views = df[df.event_type == "page_view"]
+    per_minute = df.groupby("minute").size().reindex(minutes, fill_value=0)
     return Activity(
         events=len(df),
         sessions=df.visit.nunique(),
         pageviews=len(views),
-        per_minute=df.groupby("minute", as_index=False).size().rename(columns={"size": "events"}),
+        per_minute=per_minute.rename("events").reset_index(),
         top_pages=views.groupby("page_path", as_index=False).size()
         .rename(columns={"size": "pageviews"}).sort_values("pageviews", ascending=False)
         .head(10),
+        bot_events=bot_events,
     )

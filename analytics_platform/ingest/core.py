@@ -3,8 +3,10 @@
 ``Ingestor.prepare`` turns one HTTP request into a response and the raw records to store: CORS
 (origin allowlist, preflight), media type, body size, the event contract (CONTRACT §1), the scrub
 of every stored text and the enrichment of CONTRACT §2 (``ingest_ts``, ``user_agent``,
-``schema_version``, ``consent``, and ``visitor_hash`` for events without a session id). It reads
-the ``Origin``, ``Content-Type`` and ``User-Agent`` headers, and the client's address (the peer,
+``schema_version``, ``consent``, ``country`` from the time zone or CloudFront's header
+(country.py), and ``visitor_hash`` for events without a session id). It reads
+the ``Origin``, ``Content-Type`` and ``User-Agent`` headers (and ``CloudFront-Viewer-Country``
+when configured as behind CloudFront), and the client's address (the peer,
 or a configured header from a trusted proxy) only for ``visitor_hash``: the address is never
 stored, logged or put in an error (privacy.py, docs/PRIVACY.md). The body is the contract's
 (``/v1/events``) or Plausible's (``/api/event``, plausible.py: mapped onto the contract, then
@@ -21,17 +23,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from analytics_platform.contract import (
     FIELDS,
     MAX_BODY_BYTES,
+    MAX_PROPS_KEY_CHARS,
+    MAX_PROPS_KEYS,
     MAX_PROPS_VALUE_CHARS,
+    BodyResult,
+    Violation,
     check_body,
     encode_json,
     format_timestamp,
     make_raw_record,
 )
 from analytics_platform.ingest import plausible
+from analytics_platform.ingest.country import country_of
 from analytics_platform.ingest.privacy import (
     ClientAddress,
     Salts,
@@ -39,6 +47,7 @@ from analytics_platform.ingest.privacy import (
     salt_store,
     scrub,
     scrub_emails,
+    scrub_props,
     scrub_url,
     utc_day,
     visitor_hash,
@@ -63,15 +72,20 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """``allowed_origins``: exact origins (``https://www.example.com``) or ``*``."""
+    """``allowed_origins``: exact origins (``https://www.example.com``) or ``*``.
+    ``behind_cloudfront``: the endpoint is reached through CloudFront only, so its
+    ``CloudFront-Viewer-Country`` header can be believed (country.py); otherwise it is ignored."""
 
     allowed_origins: tuple[str, ...] = ("*",)
     max_body_bytes: int = MAX_BODY_BYTES
+    behind_cloudfront: bool = False
 
     @classmethod
     def from_env(cls) -> IngestConfig:
         raw = os.environ.get("ANALYTICS_ALLOWED_ORIGINS", "*")
-        return cls(tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip()))
+        cloudfront = os.environ.get("ANALYTICS_BEHIND_CLOUDFRONT", "").strip().lower()
+        return cls(tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip()),
+                   behind_cloudfront=cloudfront in ("1", "true", "yes"))
 
     def allows(self, origin: str | None) -> bool:
         return origin is None or "*" in self.allowed_origins or origin in self.allowed_origins
@@ -98,16 +112,9 @@ class Prepared:
 
 _MAX_CHARS = {f.name: f.max_chars for f in FIELDS}
 _URL_FIELDS = ("page_path", "referrer")
+_PATH_PROPS = {"download": ("file",), "not_found": ("from",)}
 _TEXT_FIELDS = ("page_host", "page_title", "utm_source", "utm_medium", "utm_campaign",
                 "utm_content", "utm_term")
-
-
-def _scrub_value(v: Any) -> Any:
-    if not isinstance(v, str):
-        return v
-    # a value of invisible characters only would become "", which props.name may not be (nor
-    # a key: 1 to 64 characters)
-    return scrub(v, max_chars=MAX_PROPS_VALUE_CHARS) or ("(blank)" if v else v)
 
 
 def scrub_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -125,9 +132,75 @@ def scrub_event(event: dict[str, Any]) -> dict[str, Any]:
             out[name] = scrub(out[name], max_chars=_MAX_CHARS[name])
     props = out.get("props")
     if isinstance(props, dict) and props:
-        # a key is scrubbed too ({"jamie@example.com": 1}); the required keys never change
-        out["props"] = {_scrub_value(k): _scrub_value(v) for k, v in props.items()}
+        # keys are scrubbed like values ({"jamie@example.com": 1}); an event whose keys could
+        # not be stored so was refused (refuse_unstorable)
+        out["props"] = scrub_props(props, max_key_chars=MAX_PROPS_KEY_CHARS,
+                                   max_value_chars=MAX_PROPS_VALUE_CHARS)
+        # paths in props (a download's file, a 404's referring page) lose their query and
+        # fragment like page_path (CONTRACT §2)
+        for key in _PATH_PROPS.get(out["event_type"], ()):
+            if isinstance(out["props"].get(key), str):
+                out["props"][key] = scrub_url(out["props"][key],
+                                              max_chars=MAX_PROPS_VALUE_CHARS) or "/"
+    if out["event_type"] == "not_found":
+        _referring_page(out)
     return out
+
+
+def _referring_page(event: dict[str, Any]) -> None:
+    """A 404's referring page (CONTRACT §2): without ``props.from``, the path of a ``referrer``
+    on the page's own host (the tracker sends ``from`` only for an SPA's previous route; on a
+    page load the referrer says it, and ``referrer`` itself is kept as a host only, §3.5)."""
+    props = event.get("props") or {}
+    ref = event.get("referrer")
+    if "from" in props or not isinstance(ref, str) or len(props) >= MAX_PROPS_KEYS:
+        return
+    try:
+        parts = urlsplit(ref)
+        host = parts.hostname
+    except ValueError:
+        return
+    if host and host == str(event.get("page_host") or "").lower():
+        event["props"] = {**props, "from": scrub_url(parts.path, max_chars=MAX_PROPS_VALUE_CHARS)
+                          or "/"}
+
+
+def refuse_unstorable(result: BodyResult) -> None:
+    """Refuse, as breaking CONTRACT §1 (``props_bad_key:props``), each event whose props keys
+    cannot be stored once scrubbed (privacy.scrub_props: a key that becomes empty, longer than
+    64 characters, or the same as another); then scrub the text of every refusal, which is
+    answered, counted in /metrics and may be logged, and can quote a client's props key
+    (``props_bad_value:props.jamie@example.com``)."""
+    refused = {v.index for v in result.violations}
+    # a batch's valid events are its indices that no violation names, in order
+    places = iter(i for i in range(len(result.events) + len(refused)) if i not in refused)
+    kept = []
+    for e in result.events:
+        at = next(places) if result.is_batch else None
+        props = e.get("props")
+        if isinstance(props, dict) and props and scrub_props(
+                props, max_key_chars=MAX_PROPS_KEY_CHARS,
+                max_value_chars=MAX_PROPS_VALUE_CHARS) is None:
+            result.violations.append(Violation(
+                "props_bad_key", "props", at, f"props keys must be 1 to {MAX_PROPS_KEY_CHARS} "
+                "characters and distinct once e-mail and IP addresses are replaced"))
+        else:
+            kept.append(e)
+    if len(kept) < len(result.events):
+        result.events = kept
+        result.violations.sort(key=lambda v: -1 if v.index is None else v.index)
+        if not kept:
+            result.status = 400
+    result.violations = [_scrubbed(v) for v in result.violations]
+
+
+def _scrubbed(v: Violation) -> Violation:
+    if not v.field:
+        return Violation(v.rule, v.field, v.index, scrub(v.message))
+    # "props." stays itself: an address right after it would take it as its user part
+    head, dot, key = v.field.partition(".")
+    field = head + dot + scrub(key)
+    return Violation(v.rule, field, v.index, scrub(v.message.replace(v.field, field)))
 
 
 class Ingestor:
@@ -206,6 +279,7 @@ class Ingestor:
         arrived = self.clock()
         result = (plausible.check_body(body, arrived) if path == plausible.PATH
                   else check_body(body))
+        refuse_unstorable(result)
         now = format_timestamp(arrived)
         agent = scrub_emails(headers.get("user-agent") or "")
         hashes: dict[str, str] = {}
@@ -224,10 +298,13 @@ class Ingestor:
                 host = e.get("page_host") or ""
                 if e.get("session_id") is None and host not in hashes:
                     hashes[host] = visitor_hash(salt, host, address, ua)
+        # the country (CONTRACT §2): the CDN's header or the time zone, which is then dropped
+        cloudfront = self.config.behind_cloudfront
         records = [make_raw_record(scrub_event(e), now, agent,
                                    hashes[e.get("page_host") or ""]
                                    if e.get("session_id") is None else None,
-                                   consent=e.get("visitor_id") is not None)
+                                   consent=e.get("visitor_id") is not None,
+                                   country=country_of(e, headers, cloudfront))
                    for e in result.events]
         # one reason per refused event: its first
         first: dict[int | None, str] = {}

@@ -11,6 +11,10 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import tzdata
+
+from analytics_platform.ingest.country import TABLES
+
 PACKAGE = Path(__file__).resolve().parent.parent
 HANDLER = "analytics_platform.ingest.lambda_handler.handler"
 MODULES = (
@@ -19,6 +23,7 @@ MODULES = (
     "lake.py",
     "ingest/__init__.py",
     "ingest/core.py",
+    "ingest/country.py",
     "ingest/plausible.py",
     "ingest/privacy.py",
     "ingest/sinks.py",
@@ -35,5 +40,14 @@ def build_lambda_zip(out: Path) -> Path:
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, (PACKAGE / rel).read_bytes())
+        # the IANA tables the country of a time zone is read from (ingest/country.py), as the
+        # tzdata package lays them out: the Lambda runtime has no tzdata package
+        tz = Path(tzdata.__file__).parent
+        for rel in ("__init__.py", "zoneinfo/__init__.py",
+                    *(f"zoneinfo/{name}" for name in TABLES)):
+            info = zipfile.ZipInfo(f"tzdata/{rel}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, (tz / rel).read_bytes())
     tmp.replace(out)
     return out

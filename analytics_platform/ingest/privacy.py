@@ -345,8 +345,9 @@ _SQL_IPV6 = re.compile(
 # Stronger: any letter in the local part and the domain (josé@exämple.com), combining marks;
 # the local part stops at / = ? & so that a path keeps what precedes the address.
 _MARKS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
-_LOCAL = re.compile(rf"[\w{_MARKS}{_JOIN}.%+\-!#$'*^`{{|}}~]+")
-_DOMAIN = re.compile(rf"[\w{_MARKS}{_JOIN}\-]+(?:\.[\w{_MARKS}{_JOIN}\-]+)*"
+# U+FFFD (a character lost in decoding) may have been a letter of the address: it counts as one.
+_LOCAL = re.compile(rf"[\w{_MARKS}{_JOIN}\ufffd.%+\-!#$'*^`{{|}}~]+")
+_DOMAIN = re.compile(rf"[\w{_MARKS}{_JOIN}\ufffd\-]+(?:\.[\w{_MARKS}{_JOIN}\ufffd\-]+)*"
                      rf"\.(?:(?:[^\W\d_]|{_JOIN}){{2,}}|xn--[0-9a-z\-]+)", re.IGNORECASE)
 _AT = re.compile(r"@|%40")
 # How far back a local part is looked for (RFC 5321 allows 64 characters; encoded, three times
@@ -480,3 +481,48 @@ def scrub_url(value: str, *, max_chars: int | None = None) -> str:
     kept = [p for p in re.split(r"[&;]", query)
             if unquote_plus(p.partition("=")[0]).strip().lower() in UTM_KEYS] if q else []
     return scrub(base + ("?" + "&".join(kept) if kept else ""), max_chars=max_chars)
+
+
+def scrub_props(props: Mapping[str, Any], *, max_key_chars: int,
+                max_value_chars: int) -> dict[str, Any] | None:
+    """``props`` as it may be stored (CONTRACT §2): every key and string value scrubbed, a value
+    cut to ``max_value_chars``. None when the keys cannot be stored as they are once scrubbed: a
+    key that becomes empty or longer than ``max_key_chars`` (``"x" * 61 + " ::1"``: "(ip)" is
+    longer than "::1"), or two keys that become one (``{"a@b.cc": 1, "c@d.ee": 2}``, or a key
+    that becomes a required one: ``"na\\u200bme"``): the handler refuses the event
+    (``props_bad_key:props``) rather than cut a key or drop a value."""
+    out: dict[str, Any] = {}
+    for k, v in props.items():
+        key = scrub(k)
+        if not key or len(key) > max_key_chars or key in out:
+            return None
+        # a string value of invisible characters only would become "", which props.name may
+        # not be
+        out[key] = (scrub(v, max_chars=max_value_chars) or ("(blank)" if v else v)
+                    if isinstance(v, str) else v)
+    return out
+
+
+class ScrubbingFilter:
+    """A logging filter (on a handler) that scrubs each line and its traceback's text: whatever
+    an exception's message quoted of a request (a value, a key) leaves the process without an
+    e-mail or IP address."""
+
+    def filter(self, record: Any) -> bool:
+        import logging
+
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg, record.args = scrub(record.getMessage()), None
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        return True
+
+
+def scrub_logs() -> None:
+    """Put a :class:`ScrubbingFilter` on every handler of the root logger (once each)."""
+    import logging
+
+    for h in logging.getLogger().handlers:
+        if not any(isinstance(f, ScrubbingFilter) for f in h.filters):
+            h.addFilter(ScrubbingFilter())

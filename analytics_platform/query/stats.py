@@ -34,8 +34,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from analytics_platform import settings
+from analytics_platform.config import load_goals
 from analytics_platform.query.handwritten import load
 
 
@@ -127,6 +131,7 @@ class Dimension:
     plausible: bool = True
     differs: str = ""
     arg: str | None = None  # event:props:<arg>
+    requires: str | None = None  # a column of `sessions` only newer warehouses have
 
     def value_sql(self, prefix: str) -> str:
         """The value as grouped by (NULL and '' shown as ``empty``)."""
@@ -156,6 +161,11 @@ def _visit(name: str, sql: str, description: str, empty: str | None = "(not set)
            **kw: Any) -> Dimension:
     return Dimension(name, description, "visit", sql, None, empty, **kw)
 
+
+# CONTRACT §5's screen-size classes (devices_daily.screen_class), of the session's screen width.
+_SCREEN_SQL = ("CASE WHEN coalesce({s}screen_width, 0) = 0 THEN '(unknown)' "
+               "WHEN {s}screen_width < 576 THEN 'mobile' WHEN {s}screen_width < 992 THEN 'tablet' "
+               "WHEN {s}screen_width < 1440 THEN 'laptop' ELSE 'desktop' END")
 
 DIMENSIONS: dict[str, Dimension] = {d.name: d for d in (
     _time("time:hour", "date_trunc('hour', {s}session_start)", None,
@@ -191,6 +201,15 @@ DIMENSIONS: dict[str, Dimension] = {d.name: d for d in (
            differs="Names from ua-parser (Chrome Mobile, Mobile Safari…)."),
     _visit("visit:os", "{s}os", "Operating system of the visit's first event.",
            differs="Names from ua-parser (Mac OS X, not Mac; Linux)."),
+    _visit("visit:screen", _SCREEN_SQL, "Screen-size class of the visit's screen width "
+           "(CONTRACT §5, devices_daily): mobile < 576 ≤ tablet < 992 ≤ laptop < 1440 ≤ "
+           "desktop CSS pixels, (unknown) without one.", None,
+           differs="Lower case (mobile, not Mobile); from the tracker's screen width, as "
+                   "Plausible classified it before it moved to the user agent."),
+    _visit("visit:country", "{s}country", "Country of the visit (ISO 3166-1 alpha-2): from "
+           "CloudFront's viewer-country header, else the browser's time zone (CONTRACT §4).",
+           requires="country",
+           differs="Never from the IP address; from the time zone it is approximate."),
     Dimension("event:page", "Path of the page the event happened on.", "event", None,
               "{e}page_path"),
     Dimension("event:hostname", "Host of the page the event happened on.", "event", None,
@@ -198,17 +217,18 @@ DIMENSIONS: dict[str, Dimension] = {d.name: d for d in (
     Dimension("event:name", "pageview, the event type (cta_click, scroll_depth…), or a custom "
               "event's props.name.", "event", None, _NAME_SQL),
     Dimension("event:goal", "Every event but page views, named as event:name; in filters also "
-              "'Visit /path' (page views of /path).", "event", None, _GOAL_SQL,
-              differs="No goals to configure: every event type and custom event name is one; "
-                      "page-view goals are written 'Visit /path' in filters only."),
+              "'Visit /path' (page views of /path) and the names of goals.yaml's goals (the "
+              "events that complete one, as goals_daily counts them).", "event", None, _GOAL_SQL,
+              differs="Every event type and custom event name is a goal; page-view goals are "
+                      "written 'Visit /path' in filters; goals.yaml's goals are filters only."),
 )}
 
 PROPS_PREFIX = "event:props:"
 
 # Plausible's dimensions this warehouse has no data for, and why.
 UNSUPPORTED_DIMENSIONS = {
-    **{f"visit:{k}": "no location is stored (privacy: no IP address is kept)" for k in
-       ("country", "region", "city", "country_name", "region_name", "city_name")},
+    **{f"visit:{k}": "no location finer than the country is stored (privacy: no IP address "
+       "is kept)" for k in ("region", "city", "country_name", "region_name", "city_name")},
     "visit:browser_version": "only the browser's name is kept",
     "visit:os_version": "only the operating system's name is kept",
     "visit:channel": "not supported here; group by visit:source and visit:medium",
@@ -411,6 +431,13 @@ def _simple(f: Sequence[Any], ctx: _Ctx, prefix: str) -> str:
         expr = d.filter_sql(prefix)
     extra: list[str] = []
     if name == "event:goal" and op == "is":  # 'Visit /path': the page views of /path
+        # a goal of goals.yaml: the events matching it, with the goals_daily mart's own
+        # condition (so a filter on it counts the sessions the mart counts as converted)
+        configured = configured_goals()
+        for c in clauses:
+            if c in configured:
+                extra.append(f"({_goal_condition(configured[c], prefix)})")
+        clauses = [c for c in clauses if c not in configured]
         pages = [c[len("Visit "):] for c in clauses if c.startswith("Visit ")]
         clauses = [c for c in clauses if not c.startswith("Visit ")]
         if pages:
@@ -444,6 +471,32 @@ def _simple(f: Sequence[Any], ctx: _Ctx, prefix: str) -> str:
         cond = " OR ".join(f"regexp_matches({expr}, {ctx.params.add(c)})" for c in clauses)
     cond = "(" + " OR ".join(p for p in [cond, *extra] if p) + ")"
     return f"NOT {cond}" if op.endswith("_not") else cond
+
+
+def configured_goals() -> dict[str, Any]:
+    """The goals of goals.yaml (``$ANALYTICS_GOALS_FILE``) by name, read again when the file
+    changes."""
+    path = Path(settings.goals_file()) if settings.goals_file() else None
+    target = path or Path(__file__).resolve().parent.parent / "goals.yaml"
+    try:
+        stamp = target.stat().st_mtime_ns
+    except OSError:
+        return {}
+    return _goals_of(str(target), stamp)
+
+
+@lru_cache(maxsize=4)
+def _goals_of(path: str, stamp: int) -> dict[str, Any]:
+    return {g.name: g for g in load_goals(Path(path))}
+
+
+def _goal_condition(goal: Any, prefix: str) -> str:
+    """The events that complete ``goal``: the condition of the goals_daily mart and the funnels
+    (defs/marts/funnels.py's step_condition, imported when a goal is first filtered on: that
+    module loads Dagster)."""
+    from analytics_platform.defs.marts.funnels import step_condition
+
+    return step_condition(goal, prefix.rstrip(".") or "session_events")
 
 
 def _events_of_sessions(inner: Any, ctx: _Ctx) -> str:
@@ -706,8 +759,30 @@ class Result:
     total_rows: int
 
 
+def used_dimensions(q: Query) -> set[str]:
+    """The dimensions ``q`` groups or filters by."""
+    return set(q.dimensions) | {f[1] for f, _ in _walk(q.filters)}
+
+
+def missing_columns(warehouse: Any, names: Iterable[str]) -> dict[str, str]:
+    """Of the dimensions ``names``, those whose ``sessions`` column this warehouse does not have
+    yet (a warehouse built before it existed), each with its column."""
+    wanted = {n: dimension(n).requires for n in names if n in DIMENSIONS
+              and DIMENSIONS[n].requires}
+    if not wanted:
+        return {}
+    have = set(warehouse.df("SELECT column_name FROM duckdb_columns() WHERE table_name = "
+                            "'sessions'").column_name)
+    return {n: c for n, c in wanted.items() if c not in have}
+
+
 def run(warehouse: Any, q: Query) -> Result:
     """``q`` on ``warehouse`` (a :class:`~analytics_platform.query.warehouse.Warehouse`)."""
+    missing = missing_columns(warehouse, used_dimensions(q))
+    if missing:
+        raise QueryError("; ".join(
+            f"Dimension `{n}` is not in this warehouse yet: its sessions have no `{c}` column "
+            "(backfill with the current version)" for n, c in missing.items()) + ".")
     c = compile_query(q)
     df = warehouse.df(c.sql, c.params)
     total = int(df["total_rows"].iloc[0]) if len(df) else 0
@@ -722,6 +797,21 @@ def _count(c: Compiled) -> tuple[str, dict[str, Any]]:
     body = c.sql.rsplit("\nORDER BY", 1)[0]
     params = {k: v for k, v in c.params.items() if f"${k}" in body}
     return f"SELECT count(*) FROM ({body})", params
+
+
+def sessions_sql(start: date, end: date, filters: Sequence[Any] = ()) -> tuple[str, dict]:
+    """A SELECT of the ``sessions`` rows (every column) of the range that pass ``filters``,
+    counted as a query's session rows are (an event filter keeps the sessions with such an
+    event), and its parameters: for panels written in SQL of their own over the same sessions
+    as every other panel (the dashboard's funnels, goals, cohorts, experiments)."""
+    frozen = freeze(tuple(filters))
+    validate_filters(frozen)
+    params = _Params({"start": start, "end": end})
+    ctx = _Ctx(params, "session")
+    conds = [_cond(f, ctx) for f in frozen]
+    touch = f" LEFT JOIN ({load('session_touch')}) t USING (session_id)" if ctx.needs_touch else ""
+    where = " AND ".join(["session_date BETWEEN $start AND $end", *conds])
+    return f"SELECT sessions.* FROM sessions{touch} WHERE {where}", params.values
 
 
 def time_labels(dim: str, start: date, end: date) -> list[str]:

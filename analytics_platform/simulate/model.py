@@ -43,6 +43,11 @@ PAGES: tuple[Page, ...] = (
     Page("/case-studies/saas-onboarding", "Case study: SaaS onboarding", "product"),
     Page("/case-studies/ecommerce-funnel", "Case study: an e-commerce funnel", "product"),
     Page("/case-studies/nonprofit-donations", "Case study: donations", "product"),
+    # Broken links (issue 19): the site answers them with its 404 page, which the tracker marks
+    # (`not_found`); an old post moved, a typo in a menu, a page that never existed.
+    Page("/blog/analytics-2019", "Page not found", "missing"),
+    Page("/servcies", "Page not found", "missing"),
+    Page("/pricing/enterprise", "Page not found", "missing"),
     # Privacy traps: an address in the query string and one in the path itself.
     Page("/newsletter/confirmed?email=alex.smith@example.org#top", "Subscribed", "utility"),
     Page("/unsubscribe/jamie.doe@example.org", "Unsubscribe", "utility"),
@@ -190,7 +195,59 @@ SCROLL_WEIGHTS = {
     "product": (0.15, 0.25, 0.25, 0.15, 0.2),
     "conversion": (0.1, 0.3, 0.3, 0.15, 0.15),
     "utility": (0.3, 0.3, 0.2, 0.1, 0.1),
+    "missing": (0.7, 0.3, 0.0, 0.0, 0.0),
 }
 # Median seconds of visible time on a page, by kind.
 DWELL_MEDIAN_S = {"content": 75.0, "home": 25.0, "product": 45.0, "conversion": 70.0,
-                  "utility": 20.0}
+                  "utility": 20.0, "missing": 6.0}
+
+# --- issue 19: outbound links, downloads, broken links, web vitals, time zones -------------
+
+MISSING_PAGES = tuple(i for i, p in enumerate(PAGES) if p.kind == "missing")
+# A later page view that follows a broken link on the site, and a landing from another site's.
+BROKEN_LINK_SHARE = 0.01
+BROKEN_LANDING_SHARE = 0.004
+# Links to other sites clicked from a page (the host only is sent), and how often.
+OUTBOUND_HOSTS: tuple[str, ...] = (
+    "github.com", "www.linkedin.com", "duckdb.org", "dagster.io", "web.dev", "x.com",
+    "calendly.com",
+)
+OUTBOUND_WEIGHTS = (30, 14, 16, 12, 8, 6, 14)
+OUTBOUND_RATE = {"content": 0.12, "home": 0.03, "product": 0.05, "conversion": 0.08,
+                 "utility": 0.04, "missing": 0.0}
+# Files offered for download: (path, extension), and how often a page's visitor takes one.
+DOWNLOADS: tuple[tuple[str, str], ...] = (
+    ("/files/pricing-2026.pdf", "pdf"), ("/files/analytics-checklist.pdf", "pdf"),
+    ("/files/dashboard-template.xlsx", "xlsx"), ("/files/utm-builder.csv", "csv"),
+    ("/files/case-study-saas.pdf", "pdf"), ("/files/starter-kit.zip", "zip"),
+)
+DOWNLOAD_WEIGHTS = (30, 25, 12, 10, 15, 8)
+DOWNLOAD_RATE = {"content": 0.03, "home": 0.005, "product": 0.06, "conversion": 0.01,
+                 "utility": 0.01, "missing": 0.0}
+# Web vitals by device (desktop, mobile, tablet): medians of LCP and TTFB (ms; log-normal), INP
+# (ms) and CLS. The medians sit near the Chrome UX Report's for small sites, so some pages come
+# out good at p75 and some need work. Safari measures neither LCP, INP nor CLS (no
+# PerformanceObserver entry types for them): its visitors send TTFB only.
+VITALS_MEDIANS = {"lcp": (1700.0, 2400.0, 2100.0), "ttfb": (380.0, 620.0, 520.0),
+                  "inp": (90.0, 160.0, 130.0), "cls": (0.03, 0.06, 0.05)}
+VITALS_SIGMA = {"lcp": 0.45, "ttfb": 0.5, "inp": 0.6, "cls": 1.0}
+# Heavier pages (big images, embeds): their LCP and CLS are worse.
+SLOW_PAGES = ("/pricing", "/case-studies/ecommerce-funnel", "/blog/duckdb-vs-warehouse")
+SLOW_FACTOR = 1.6
+
+# The browser's IANA time zone (Intl.DateTimeFormat().resolvedOptions().timeZone), by share of
+# visitors of an English-language consulting site with European and American customers. Names
+# as browsers report them, legacy ones included (Asia/Calcutta: Chrome's ICU still says so);
+# Europe/Zurich is shared by CH, DE (Büsingen) and LI, the ambiguity docs/INGEST.md measures;
+# Etc/UTC (servers, privacy-hardened browsers) has no country.
+TIME_ZONES: dict[str, float] = {
+    "America/New_York": 14, "America/Chicago": 7, "America/Los_Angeles": 8,
+    "America/Denver": 2, "America/Toronto": 3, "America/Vancouver": 1,
+    "America/Sao_Paulo": 2, "America/Mexico_City": 1.5, "Europe/London": 12,
+    "Europe/Berlin": 9, "Europe/Paris": 7, "Europe/Amsterdam": 4, "Europe/Madrid": 3,
+    "Europe/Rome": 2.5, "Europe/Zurich": 1.5, "Europe/Stockholm": 1.5, "Europe/Warsaw": 2,
+    "Europe/Dublin": 1.5, "Europe/Lisbon": 1, "Europe/Kyiv": 1, "Asia/Calcutta": 5,
+    "Asia/Kolkata": 2, "Asia/Singapore": 1.5, "Asia/Tokyo": 1.5, "Asia/Dubai": 1,
+    "Australia/Sydney": 2.5, "Australia/Melbourne": 1, "Pacific/Auckland": 0.7,
+    "Africa/Lagos": 0.8, "Africa/Johannesburg": 0.7, "Etc/UTC": 1,
+}

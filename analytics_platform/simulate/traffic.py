@@ -60,6 +60,9 @@ class Traffic:
     sessions: dict[str, np.ndarray]
     events: dict[str, np.ndarray]
     deliveries: dict[str, np.ndarray]
+    # web_vitals events' values: ``events["prop"]`` of such an event is a row of this (lcp, inp,
+    # cls, ttfb; NaN where the browser measures none)
+    vitals: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
 
     @property
     def n_deliveries(self) -> int:
@@ -115,16 +118,104 @@ def generate(cfg: SimConfig) -> Traffic:
     of the draws inside each), which is what keeps a seed's output identical byte for byte.
     """
     rng = np.random.default_rng(cfg.seed)
+    # issue 19's draws (time zones, broken links, outbound clicks, downloads, vitals) come from
+    # a generator of their own, so the traffic drawn before them is what it was
+    rng19 = np.random.default_rng(cfg.seed + 19)
     day0 = int(datetime(cfg.start.year, cfg.start.month, cfg.start.day, tzinfo=UTC).timestamp())
     visitors = _visitor_traits(cfg, rng)
     humans = _human_sessions(cfg, rng, visitors, day0)
     sess = _with_bot_sessions(cfg, rng, visitors, humans)
     _assign_user_agents_and_screens(rng, sess, visitors, humans["visitor_idx"])
     _assign_device_clocks(cfg, rng, sess)
+    sess["tz_idx"] = _time_zones(rng19, visitors.n, sess)
     pv = _page_views(rng, sess)
+    _broken_links(rng19, sess, pv)
     ev = _events(cfg, rng, sess, pv)
+    ev, vitals = _issue19_events(rng19, sess, pv, ev)
     deliveries = _deliveries(cfg, rng, sess, ev)
-    return Traffic(cfg, sess, ev, deliveries)
+    return Traffic(cfg, sess, ev, deliveries, vitals)
+
+
+def _time_zones(rng: np.random.Generator, n_visitors: int,
+                sess: dict[str, np.ndarray]) -> np.ndarray:
+    """Each session's browser time zone (an index of ``m.TIME_ZONES``): the visitor's; a bot
+    draws one like anyone."""
+    w = np.array(list(m.TIME_ZONES.values()))
+    zone = rng.choice(len(w), n_visitors + int(sess["is_bot"].sum()), p=w / w.sum())
+    return zone[np.minimum(sess["visitor_idx"], len(zone) - 1)].astype(np.int16)
+
+
+def _broken_links(rng: np.random.Generator, sess: dict[str, np.ndarray],
+                  pv: _PageViews) -> None:
+    """Some human page views are of a missing page (the site's 404): a later page that followed
+    a broken link on the site, or a landing from another site's broken link. Converting visits
+    keep their path to the booking page."""
+    human = ~pv.is_bot & ~pv.converting
+    later = human & (pv.pos > 0) & (rng.random(len(pv.sess)) < m.BROKEN_LINK_SHARE)
+    landing = human & (pv.pos == 0) & (rng.random(len(pv.sess)) < m.BROKEN_LANDING_SHARE)
+    broken = np.flatnonzero(later | landing)
+    pv.page[broken] = rng.choice(m.MISSING_PAGES, len(broken))
+    pv.kind[broken] = "missing"
+    pv.depth_level[broken] = 0
+
+
+def _issue19_events(rng: np.random.Generator, sess: dict[str, np.ndarray], pv: _PageViews,
+                    ev: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The events of issue 19 on human page views, merged into ``ev`` in its order: the 404
+    mark (``not_found``, props.from = the previous page of the site), outbound clicks,
+    downloads, engaged time and web vitals, both sent when the page is hidden (its end)."""
+    human = np.flatnonzero(~pv.is_bot)
+    start, dwell = pv.start_us, pv.dwell_us
+    kinds = pv.kind[human]
+    prev = np.where(pv.pos > 0, np.roll(pv.page, 1) + 1, 0)
+    parts = []
+
+    def add(rows: np.ndarray, etype: str, t: np.ndarray, prop: np.ndarray | int = 0) -> None:
+        parts.append({"pv": rows.astype(np.int64),
+                      "type": np.full(len(rows), ET[etype], dtype=np.int8),
+                      "t_us": t.astype(np.int64),
+                      "prop": np.broadcast_to(np.asarray(prop, dtype=np.int32),
+                                              len(rows)).copy()})
+
+    missing = human[kinds == "missing"]
+    add(missing, "not_found", start[missing] + 1000, prev[missing])
+    for etype, rate, choices, weights, at in (
+            ("outbound", m.OUTBOUND_RATE, m.OUTBOUND_HOSTS, m.OUTBOUND_WEIGHTS, 95),
+            ("download", m.DOWNLOAD_RATE, m.DOWNLOADS, m.DOWNLOAD_WEIGHTS, 60)):
+        p = np.array([rate[k] for k in kinds])
+        rows = human[rng.random(len(human)) < p]
+        w = np.array(weights, dtype=float)
+        add(rows, etype, start[rows] + dwell[rows] * at // 100,
+            rng.choice(len(choices), len(rows), p=w / w.sum()))
+    end = start[human] + dwell[human]
+    add(human, "engagement", end, np.round(pv.dwell_s[human]).astype(np.int32))
+    # web vitals: log-normal around the device's medians, worse on heavy pages; Safari (the
+    # model's user agents that say "Version/") measures TTFB only
+    device = sess["device"][pv.sess[human]]
+    slow = np.isin(pv.page[human], [m.PAGE_INDEX[p] for p in m.SLOW_PAGES])
+    vitals = np.empty((len(human), 4))
+    for j, name in enumerate(("lcp", "inp", "cls", "ttfb")):
+        median = np.array(m.VITALS_MEDIANS[name])[device]
+        if name in ("lcp", "cls"):
+            median = np.where(slow, median * m.SLOW_FACTOR, median)
+        vitals[:, j] = median * rng.lognormal(0.0, m.VITALS_SIGMA[name], len(human))
+    vitals[:, 0] = np.round(vitals[:, 0])
+    vitals[:, 1] = np.round(vitals[:, 1] / 8) * 8  # INP: browsers report in 8 ms steps
+    vitals[:, 2] = np.round(vitals[:, 2], 3)
+    vitals[:, 3] = np.round(vitals[:, 3], 1)
+    uas = [ua for d in m.DEVICES for ua in m.USER_AGENTS[d]]
+    safari = np.array(["Version/" in ua for ua in uas + [""] * len(m.BOT_USER_AGENTS)])
+    vitals[safari[sess["ua_idx"][pv.sess[human]]], :3] = np.nan
+    add(human, "web_vitals", end, np.arange(len(human), dtype=np.int32))
+
+    new = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    new["session_idx"] = pv.sess[new["pv"]]
+    new["page_idx"] = pv.page[new["pv"]]
+    pv_prev_page = np.where(pv.pos > 0, np.roll(pv.page, 1), -1)
+    new["prev_page_idx"] = pv_prev_page[new["pv"]].astype(np.int16)
+    merged = {key: np.concatenate([ev[key], new[key]]) for key in ev}
+    order = np.lexsort((merged["type"], merged["t_us"], merged["session_idx"]))
+    return {key: v[order] for key, v in merged.items()}, vitals
 
 
 @dataclass(frozen=True)

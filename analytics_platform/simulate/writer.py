@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from analytics_platform.contract import EVENT_TYPES, SCHEMA_VERSION, SCROLL_DEPTHS, TIME_MILESTONES
+from analytics_platform.contract import EVENT_TYPES, MAX_PROPS_VALUE_CHARS, SCHEMA_VERSION
+from analytics_platform.ingest.country import country_of
 from analytics_platform.ingest.privacy import scrub, scrub_url
 from analytics_platform.lake import RawLake, gzip_object
 from analytics_platform.simulate import model as m
@@ -60,7 +61,8 @@ SELECT
     || '","user_agent":' || user_agent_json
     || ',"schema_version":' || $schema_version
     || coalesce(',"visitor_hash":"' || visitor_hash || '"', '')
-    || ',"consent":' || CASE WHEN consent THEN 'true' ELSE 'false' END || '}' || chr(10) AS line
+    || ',"consent":' || CASE WHEN consent THEN 'true' ELSE 'false' END
+    || coalesce(country_fragment, '') || '}' || chr(10) AS line
 FROM chunk
 """
 
@@ -153,27 +155,47 @@ def _fragments(traffic: Traffic) -> dict[str, np.ndarray | list[str | None]]:
     uas = [_json(ua) for d in m.DEVICES for ua in m.USER_AGENTS[d]] + [
         _json(ua) for ua in m.BOT_USER_AGENTS
     ]
-    # props by (event type, variant, prop value): a handful of combinations.
-    props: list[str | None] = []
-    props_code: dict[tuple[int, int, int], int] = {}
-    for t, name in enumerate(EVENT_TYPES):
-        for v, variant in enumerate(m.VARIANTS):
-            exp = {"experiment": m.EXPERIMENT, "variant": variant}
-            values: dict[int, dict | None] = {
-                "page_view": {0: exp},
-                "cta_click": {0: {"cta": "book_call", **exp}},
-                "scroll_depth": {d: {"depth": d} for d in SCROLL_DEPTHS},
-                "time_on_page": {x: {"seconds": x} for x in TIME_MILESTONES},
-                "form_start": {0: {"form": "book_call"}, 1: {"form": "contact"}},
-                "form_submit": {0: {"form": "book_call"}, 1: {"form": "contact"}},
-                "custom": {0: {"name": "video_play"}},
-                "exit_intent": {0: None},
-            }[name]
-            for prop, obj in values.items():
-                props_code[(t, v, prop)] = len(props)
-                props.append(f',"props":{_json(obj)}' if obj else None)
+    # CONTRACT §2: the country of each time zone (the handler's own mapping), on page views
+    countries = []
+    for zone in m.TIME_ZONES:
+        c = country_of({"time_zone": zone}, {}, behind_cloudfront=False)
+        countries.append(f',"country":"{c[0]}","country_source":"{c[1]}"' if c else None)
     return {"pages": pages, "referrers": referrers, "utms": utms, "screens": screens,
-            "uas": uas, "props": props, "props_code": props_code}
+            "uas": uas, "countries": countries}
+
+
+def _path_prop(path: str) -> str:
+    """A path in props as the handler stores it (ingest/core.py's scrub_event)."""
+    return scrub_url(scrub(path, max_chars=MAX_PROPS_VALUE_CHARS), max_chars=MAX_PROPS_VALUE_CHARS)
+
+
+def _props(traffic: Traffic, etype: str, variant: int, prop: int) -> dict | None:
+    """The props of an event of type ``etype``, variant and ``prop`` (the events' int column)."""
+    exp = {"experiment": m.EXPERIMENT, "variant": m.VARIANTS[variant]}
+    if etype == "page_view":
+        return exp
+    if etype == "cta_click":
+        return {"cta": "book_call", **exp}
+    if etype == "scroll_depth":
+        return {"depth": prop}
+    if etype in ("time_on_page", "engagement"):
+        return {"seconds": prop}
+    if etype in ("form_start", "form_submit"):
+        return {"form": ("book_call", "contact")[prop]}
+    if etype == "custom":
+        return {"name": "video_play"}
+    if etype == "outbound":
+        return {"host": m.OUTBOUND_HOSTS[prop]}
+    if etype == "download":
+        path, ext = m.DOWNLOADS[prop]
+        return {"ext": ext, "file": path}
+    if etype == "not_found":  # the previous page of the site (its index + 1), if any
+        return {"from": _path_prop(m.PAGES[prop - 1].path)} if prop else None
+    if etype == "web_vitals":
+        row = traffic.vitals[prop]
+        return {k: (int(v) if k in ("lcp", "inp") else float(v))
+                for k, v in zip(("lcp", "inp", "cls", "ttfb"), row, strict=True) if v == v}
+    return None  # exit_intent
 
 
 def delivery_table(traffic: Traffic, phase_us: int) -> pa.Table:
@@ -195,15 +217,18 @@ def delivery_table(traffic: Traffic, phase_us: int) -> pa.Table:
     ingest_sorted = d["ingest_us"][order]
     prev = ev["prev_page_idx"][e].astype(np.int64)
     ref_idx = np.where(prev >= 0, len(m.SOURCES) + prev, s["source_idx"][sess])
-    codes = f["props_code"]
     etype = ev["type"][e].astype(np.int64)
     variant = s["variant"][sess].astype(np.int64)
     prop = ev["prop"][e].astype(np.int64)
-    # props code: look up each distinct (type, variant, prop) once.
-    key = (etype * 2 + variant) * 1000 + prop
+    # props: rendered once per distinct (type, variant, prop)
+    base = 1 << 32
+    key = (etype * 2 + variant) * base + prop
     uniq, inv = np.unique(key, return_inverse=True)
-    props_idx = np.array([codes[(int(k // 1000) // 2, int(k // 1000) % 2, int(k % 1000))]
-                          for k in uniq], dtype=np.int64)[inv]
+    props = [_props(traffic, EVENT_TYPES[int(k // base) // 2], int(k // base) % 2, int(k % base))
+             for k in uniq]
+    props_frag = [f',"props":{_json(p)}' if p else None for p in props]
+    page_view = etype == EVENT_TYPES.index("page_view")
+    zones = np.where(page_view, s["tz_idx"][sess], len(f["countries"]))
     return pa.table({
         "bucket": bucket[order],
         "ingest_us": d["ingest_us"][order],
@@ -219,7 +244,8 @@ def delivery_table(traffic: Traffic, phase_us: int) -> pa.Table:
         "referrer_fragment": _dictionary(ref_idx, f["referrers"]),
         "utm_fragment": _dictionary(s["source_idx"][sess], f["utms"]),
         "screen_fragment": _dictionary(s["screen_idx"][sess], f["screens"]),
-        "props_fragment": _dictionary(props_idx, f["props"]),
+        "props_fragment": _dictionary(inv, props_frag),
+        "country_fragment": _dictionary(zones, [*f["countries"], None]),
         "user_agent_json": _dictionary(s["ua_idx"][sess], f["uas"]),
         "event_ts_us": d["event_ts_us"][order],
         "sent_ts_us": d["sent_ts_us"][order],

@@ -3,10 +3,15 @@
  * <script src="https://collector.example.com/analytics.js"
  *         data-endpoint="https://collector.example.com/v1/events" defer></script>
  *
- * Page views (also SPA navigation), CTA clicks ([data-analytics-cta]), scroll depth (25/50/75/100),
- * visible time on page (30/60/180/300 s), form start/submit, exit intent, A/B variant
+ * Page views (also SPA navigation) with the browser's time zone (the server keeps only its
+ * country), CTA clicks ([data-analytics-cta]), scroll depth (25/50/75/100), visible time on page
+ * (30/60/180/300 s), form start/submit, exit intent, A/B variant
  * (<html data-analytics-experiment="x" data-analytics-variant="y">), custom events:
- * window.analytics.track("name", {key: "value"}).
+ * window.analytics.track("name", {key: "value"}). Issue 19: clicks on links to another host
+ * (outbound: the host only), downloads (links to a file whose extension is in data-downloads,
+ * comma-separated; default below), 404 pages (<meta name="analytics:404"> on the page: with the
+ * referring path of the same site), engaged time (visible seconds, sent each time the page is
+ * hidden) and web vitals (LCP, INP, CLS, TTFB: once per page load, when it is first hidden).
  *
  * By default it reads and writes nothing on the device (no cookie, no localStorage,
  * sessionStorage or IndexedDB) and sends no id: the server makes a daily visitor hash and the
@@ -24,13 +29,17 @@
     var PREFIX = "_an_", TIMEOUT = 18e5, MAX_QUEUE = 100, BATCH = 10;
     var queue = [], retry = [], timer = 0, mem = {}, consented = false;
     var optedOut = nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl === true;
+    var exts = (script.getAttribute("data-downloads") ||
+      "pdf,zip,dmg,exe,csv,txt,docx,xlsx,pptx,mp3,mp4").split(",");
+    var vit = {}, vsent;
 
     var uuid = function () {
       if (w.crypto && crypto.randomUUID) return crypto.randomUUID();
-      var b = crypto.getRandomValues(new Uint8Array(16)), h = "";
-      b[6] = b[6] & 15 | 64; b[8] = b[8] & 63 | 128;
-      for (var i = 0; i < 16; i++) h += (b[i] + 256).toString(16).slice(1) + ([3, 5, 7, 9].indexOf(i) > -1 ? "-" : "");
-      return h;
+      // (http pages have no randomUUID) each 0, 1 or 8 becomes a random hex digit: 4 stays the
+      // version, 8 becomes 8-b (the variant)
+      return "10000000-1000-4000-8000-100000000000".replace(/[018]/g, function (c) {
+        return (c ^ crypto.getRandomValues(new Uint8Array(1))[0] & 15 >> c / 4).toString(16);
+      });
     };
     // Storage is touched only with consent (and to delete, when it is withdrawn); where it is
     // disabled, the ids live as long as the page (mem).
@@ -84,8 +93,8 @@
         (function (part) {
           var keep = function () { retry = part.concat(retry).slice(-MAX_QUEUE); save(); };
           try {
-            fetch(endpoint, {method: "POST", body: body, keepalive: true,
-              headers: {"Content-Type": "application/json"}, credentials: "omit"})
+            // a string body goes as text/plain (CONTRACT §1): a simple request, no CORS preflight
+            fetch(endpoint, {method: "POST", body: body, keepalive: true, credentials: "omit"})
               .then(function (r) { if (r.status >= 500 || r.status == 429) keep(); else save(); }, keep);
           } catch (e) { keep(); }
         })(part);
@@ -93,15 +102,16 @@
     };
 
     var page = {};
-    var track = function (type, props) {
+    var track = function (type, props, path) {
       try {
         var e = {
           event_type: type, event_id: uuid(),
-          page_path: loc.pathname, page_host: loc.hostname, page_title: d.title.slice(0, 512),
+          page_path: path || loc.pathname, page_host: loc.hostname, page_title: d.title.slice(0, 512),
           referrer: d.referrer || undefined, screen_width: w.screen.width, screen_height: w.screen.height,
           event_ts: new Date().toISOString()
         }, p = {}, k, root = d.documentElement;
         if (!consented) for (k in landing) e[k] = landing[k];
+        if (type == "page_view") e.time_zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
         var exp = root.getAttribute("data-analytics-experiment"), variant = root.getAttribute("data-analytics-variant");
         if (exp && variant && (type == "page_view" || type == "cta_click")) { p.experiment = exp; p.variant = variant; }
         for (k in props) p[k] = props[k];
@@ -113,11 +123,40 @@
 
     // Per page: milestones reached, visible seconds, forms started, exit intent shown.
     var pageView = function () {
-      if (page.path === loc.pathname) return;
-      page = {path: loc.pathname, depth: 0, seen: 0, forms: [], exit: 0};
+      var from = page.path;
+      if (from === loc.pathname) return;
+      if (from) leave();
+      page = {path: loc.pathname, depth: 0, seen: 0, eng: 0, forms: []};
       track("page_view");
+      // the page that linked here: an SPA's previous one (on a page load the handler reads it
+      // from the referrer, CONTRACT §2)
+      if (d.querySelector('meta[name="analytics:404"]')) track("not_found", from && {from: from});
       onScroll();
     };
+    // Leaving a page (hidden, or an SPA navigation): its visible seconds since the last report,
+    // and once per page load the web vitals measured so far.
+    var leave = function () {
+      if (page.seen > page.eng) { track("engagement", {seconds: page.seen - page.eng}, page.path); page.eng = page.seen; }
+      if (vsent) return;
+      vsent = 1;
+      try { vit.ttfb = performance.getEntriesByType("navigation")[0].responseStart; } catch (e) { /* none */ }
+      for (var k in vit) { track("web_vitals", vit, page.path); break; }
+    };
+    var observe = function (type, fn) {
+      try { new PerformanceObserver(function (l) { l.getEntries().forEach(fn); }).observe({type: type, buffered: true, durationThreshold: 16}); } catch (e) { /* unsupported */ }
+    };
+    var cls = 0, last = 0, start = 0;
+    observe("largest-contentful-paint", function (e) { vit.lcp = e.startTime; });
+    // INP: the slowest interaction (web.dev's p98 is the slowest under 50 interactions)
+    observe("event", function (e) { if (e.interactionId && !(vit.inp >= e.duration)) vit.inp = e.duration; });
+    // CLS: the largest session window of shifts (gaps under 1 s, at most 5 s), as web.dev
+    observe("layout-shift", function (e) {
+      var t = e.startTime;
+      if (e.hadRecentInput) return;
+      cls = t - last < 1e3 && t - start < 5e3 ? cls + e.value : (start = t, e.value);
+      last = t;
+      if (!(vit.cls >= cls)) vit.cls = cls;
+    });
     // Depth is the share of the page that has been in view: a page that fits in the window is
     // seen to 100 % as soon as it shows.
     var onScroll = function () {
@@ -136,8 +175,15 @@
     }, 1e3);
     w.addEventListener("scroll", function () { try { onScroll(); } catch (e) { /* ignore */ } }, {passive: true});
     d.addEventListener("click", function (ev) {
-      var t = ev.target && ev.target.closest && ev.target.closest("[data-analytics-cta]");
-      if (t) track("cta_click", {cta: t.getAttribute("data-analytics-cta")});
+      try {
+        var t = ev.target, c = t.closest("[data-analytics-cta]"), u, x;
+        if (c) track("cta_click", {cta: c.getAttribute("data-analytics-cta")});
+        // a link: a download (by extension), else another host's (mailto:, tel: have none)
+        u = new URL(t.closest("a[href]").href);
+        x = (u.pathname.toLowerCase().match(/\.(\w+)$/) || [])[1];
+        if (exts.indexOf(x) > -1) track("download", {ext: x, file: u.pathname});
+        else if (u.hostname && u.hostname != loc.hostname) track("outbound", {host: u.hostname});
+      } catch (e) { /* not a link */ }
     }, true);
     d.addEventListener("input", function (ev) {
       var f = ev.target && ev.target.form;
@@ -147,9 +193,9 @@
     d.addEventListener("mouseout", function (ev) {
       if (!ev.relatedTarget && ev.clientY <= 0 && !page.exit) { page.exit = 1; track("exit_intent"); }
     });
-    var flush = function () { if (d.visibilityState == "hidden") send(true); };
-    d.addEventListener("visibilitychange", flush);
-    w.addEventListener("pagehide", function () { send(true); });
+    var hide = function () { leave(); send(true); };
+    d.addEventListener("visibilitychange", function () { if (d.visibilityState == "hidden") hide(); });
+    w.addEventListener("pagehide", hide);
     ["pushState", "replaceState"].forEach(function (m) {
       var orig = history[m];
       // after the app has rendered the new page (title, height)

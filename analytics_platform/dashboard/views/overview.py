@@ -1,15 +1,27 @@
 """Overview: the KPIs against the period before, visitors over time, top, entry and exit pages."""
 
+from datetime import UTC, datetime
+
 import plotly.express as px
 import streamlit as st
 
 from analytics_platform.dashboard import queries as Q
-from analytics_platform.dashboard.frame import change, current, duration, pct, stats
+from analytics_platform.dashboard.frame import (
+    change,
+    comparison,
+    duration,
+    header,
+    pct,
+    show_table,
+    stats,
+)
 
-filters = current().filters
-st.header(f"Overview · {filters.start:%d %b} – {filters.end:%d %b %Y}")
+filters = header("Overview")
 now = stats(Q.kpis(filters)).iloc[0]
 before = stats(Q.kpis(filters.previous())).iloc[0]
+before_sessions = int(before.sessions)
+if not before_sessions:  # nothing to compare with: no arrows at all, rather than "+inf"
+    before = before * float("nan")
 cols = st.columns(6)
 cols[0].metric("Visitors", f"{int(now.visitors):,}", change(now.visitors, before.visitors))
 cols[1].metric("Sessions", f"{int(now.sessions):,}", change(now.sessions, before.sessions))
@@ -22,23 +34,33 @@ cols[4].metric("Visit duration", duration(now.avg_duration_s),
                change(now.avg_duration_s, before.avg_duration_s))
 cols[5].metric("Conversion rate", pct(now.conversion_rate),
                change(now.conversion_rate, before.conversion_rate, points=True))
-st.caption(f"{int(now.conversions):,} sessions clicked “Book a call”. Changes compare with the "
-           f"{(filters.end - filters.start).days + 1} days before.")
-hourly = (filters.end - filters.start).days < 2
+st.caption(f"{int(now.conversions):,} sessions clicked “Book a call”. "
+           + comparison(filters, before_sessions))
+hourly = filters.days < 2
 series = stats(Q.series(filters, hourly))
 if series.empty:
     st.info("No sessions match these filters.")
 else:
     fig = px.line(series, x="period", y=["visitors", "sessions", "pageviews"], markers=True,
-                  labels={"period": "hour" if hourly else "day", "value": "", "variable": ""})
+                  labels={"period": "hour (UTC)" if hourly else "day", "value": "",
+                          "variable": ""})
+    today = datetime.now(UTC).replace(tzinfo=None)
+    if filters.end >= today.date():  # what the pipeline has not finished counting
+        fig.add_vrect(x0=today.replace(hour=0, minute=0, second=0, microsecond=0)
+                      if not hourly else today.replace(minute=0, second=0, microsecond=0),
+                      x1=today, fillcolor="grey", opacity=0.15, line_width=0,
+                      annotation_text="provisional", annotation_position="top left")
     fig.update_layout(height=320, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     st.plotly_chart(fig, width="stretch", key="series")
-left, mid, right = st.columns(3)
-left.subheader("Top pages")
-left.dataframe(stats(Q.top_pages(filters)), hide_index=True, width="stretch")
-mid.subheader("Entry pages")
-entry = stats(Q.entry_pages(filters))
-mid.dataframe(entry, hide_index=True, width="stretch",
-              column_config={"bounce_rate": st.column_config.NumberColumn(format="percent")})
-right.subheader("Exit pages")
-right.dataframe(stats(Q.exit_pages(filters)), hide_index=True, width="stretch")
+# two tables a row: three side by side cut their numbers off at 1440 px
+left, right = st.columns(2)
+with left:
+    st.subheader("Top pages")
+    show_table(stats(Q.top_pages(filters)), key="top_pages")
+with right:
+    st.subheader("Entry pages")
+    show_table(stats(Q.entry_pages(filters)), key="entry_pages")
+left, _ = st.columns(2)
+with left:
+    st.subheader("Exit pages")
+    show_table(stats(Q.exit_pages(filters)), key="exit_pages")

@@ -1,17 +1,35 @@
-"""SQL playground: read-only queries on the warehouse (the sandbox is ``sandbox.py``)."""
+"""SQL playground: read-only queries on the warehouse (the sandbox is ``sandbox.py``), with the
+tables and columns to write them from."""
+
+import re
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from analytics_platform.dashboard import queries as Q
 from analytics_platform.dashboard.examples import EXAMPLES
-from analytics_platform.dashboard.frame import current
+from analytics_platform.dashboard.frame import current, header, query
 from analytics_platform.dashboard.sandbox import PlaygroundError, run_query
 
+# Columns that name a row rather than measure it: never the chart's default value.
+KEYISH = re.compile(r"(^|_)(id|key|offset|step|steps|week|month|year|day|date|hour|minute|"
+                    r"rank|order|version|width)$")
+
 frame = current()
-st.header("SQL playground")
-st.caption("Read-only: the warehouse's tables (" + ", ".join(sorted(frame.warehouse.tables))
-           + "). At most 10,000 rows and 10 s per query.")
+header("SQL playground")
+st.caption("Read-only, one SELECT; at most 10,000 rows and 10 s per query. The sidebar's "
+           "filters do not apply: the query runs as written.")
+with st.expander("Tables and columns"):
+    cols = query(Q.COLUMNS_SQL)
+    st.dataframe(pd.DataFrame({"table": cols.table_name,
+                               "columns": cols.column_list.map(", ".join)}),
+                 hide_index=True, width="stretch",
+                 column_config={"table": st.column_config.TextColumn("Table", width="small"),
+                                "columns": st.column_config.TextColumn("Columns (type)",
+                                                                       width="large")})
+    st.caption("Every table is described in docs/CONTRACT.md (§3 events, §4 sessions, "
+               "§5 marts).")
 example = st.selectbox("Examples", list(EXAMPLES), key="example")
 sql = st.text_area("Query", EXAMPLES[example], height=180, key=f"sql_{example}")
 if st.button("Run", type="primary", key="run") or st.session_state.get("ran") == sql:
@@ -24,10 +42,14 @@ if st.button("Run", type="primary", key="run") or st.session_state.get("ran") ==
         df = pd.DataFrame(res.rows, columns=res.columns)
         if res.truncated:
             st.warning("Only the first 10,000 rows are shown.")
-        numeric = df.select_dtypes("number").columns
-        if len(df.columns) >= 2 and len(numeric) >= 1 and df.columns[0] not in numeric \
-                and len(df) <= 500:
-            fig = px.bar(df, x=df.columns[0], y=numeric[0])
+        numeric = [c for c in df.select_dtypes("number").columns if c != df.columns[0]]
+        # a chart only when each row is one bar: a first column of labels, each once
+        if len(df.columns) >= 2 and numeric and df.columns[0] not in df.select_dtypes(
+                "number").columns and df[df.columns[0]].is_unique and 1 < len(df) <= 500:
+            measures = [c for c in numeric if not KEYISH.search(c)] or numeric
+            y = st.selectbox("Chart", measures, key=f"chart_{example}",
+                             format_func=lambda c: f"{c} by {df.columns[0]}")
+            fig = px.bar(df, x=df.columns[0], y=y)
             fig.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0})
             st.plotly_chart(fig, width="stretch", key="sql_chart")
         st.dataframe(df, hide_index=True, width="stretch")

@@ -17,7 +17,15 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from analytics_platform import settings
-from analytics_platform.defs.automation import daily_job, events_job, history_job
+from analytics_platform.defs.automation import (
+    DAILY_RUN_TAGS,
+    EVENTS_RUN_TAGS,
+    HISTORY_RUN_TAGS,
+    daily_job,
+    events_job,
+    history_job,
+)
+from analytics_platform.defs.automation.notifications import RawNotifications
 from analytics_platform.defs.automation.records import SESSION_DAYS, fingerprint, reads_hour
 from analytics_platform.defs.automation.runs import (
     EVENTS,
@@ -28,7 +36,13 @@ from analytics_platform.defs.automation.runs import (
     materialized_fingerprints,
     run_start,
 )
-from analytics_platform.lake import hour_of_partition_key, hours_between, partition_key
+from analytics_platform.lake import (
+    S3RawLake,
+    hour_of_key,
+    hour_of_partition_key,
+    hours_between,
+    partition_key,
+)
 from analytics_platform.partitions import (
     daily,
     day_key,
@@ -41,36 +55,35 @@ from analytics_platform.resources import PipelineSettings, RawLakeResource
 
 __all__ = ["downstream_automation", "fingerprint", "raw_lake_sensor"]
 
+# Every RunRequest carries its job's run tags (the run queue's `analytics/stage`, and `ecs/cpu`
+# and `ecs/memory`, which size the run's Fargate task under the EcsRunLauncher): the daemon
+# merges a targeted job's tags into a sensor's runs today, but the sizes an automation run gets
+# should not rest on how a launch path merges tags.
+
 # Only recent hour folders are listed (never the whole bucket); each listed hour is one LIST
 # request per tick (see settings.sensor_lookback_hours).
 LOOKBACK_HOURS = settings.sensor_lookback_hours()
 INTERVAL_SECONDS = settings.sensor_interval_seconds()
+# With a notifications queue ($ANALYTICS_RAW_QUEUE_URL) the sensor lists an hour only when a
+# message names one of its objects, and every recent hour once an hour: a notification that never
+# comes (a purged queue, a message kept past its retention) costs at most that long, three LIST
+# requests an hour (2,160 a month, $0.01). The hourly schedule checks the previous hour too.
+RECONCILE_SECONDS = 3600
+# The long poll of a tick: at most half the interval, well inside the daemon's 60-s budget for a
+# sensor evaluation (and a message arriving during the poll ends it at once).
+QUEUE_WAIT_SECONDS = max(1, INTERVAL_SECONDS // 2)
+# Keys of the cursor that are not hours (an hour's key is a date, e.g. 2026-02-01-13:00).
+DELETE, WATCH, LISTED_AT = "_delete", "_watch", "_listed_at"
 # On its first tick the downstream automation reads the events materialisations of the last
 # days only (a day older than that is refreshed by a backfill, not by the sensor).
 FIRST_TICK_LOOKBACK = timedelta(days=3)
 
 
-@dg.sensor(
-    job=events_job,
-    minimum_interval_seconds=INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Lists the raw hour folders of the last few hours; an hour whose objects "
-    "changed since it was last processed (a new object, or a late one in an hour already "
-    "processed) gets a run, unless a run of that hour is already queued or in progress (one "
-    "more follows it if the objects changed meanwhile). 'Processed' is what the hour's latest "
-    "`events` materialisation records (`raw_fingerprint`), so the hours a backfill did are not "
-    "run again; the cursor keeps the fingerprint each run was asked for.",
-)
-def raw_lake_sensor(context: dg.SensorEvaluationContext, raw_lake: RawLakeResource):
-    lake = raw_lake.open()
-    now = datetime.now(UTC)
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    first = first_hour()
-    listed: dict[str, str] = {}
-    for hour in hours_between(now - timedelta(hours=LOOKBACK_HOURS), now):
-        if hour >= first and (objects := lake.list_hour(hour)):
-            listed[partition_key(hour)] = fingerprint(objects)
-    instance = instance_of(context)
+def _hour_requests(listed: dict[str, str], seen: dict[str, str], instance: dg.DagsterInstance | None
+                   ) -> tuple[dict[str, str], list[dg.RunRequest], set[str]]:
+    """For the hours just listed (partition key → fingerprint of its objects): the fingerprint
+    to remember for each, the runs to ask for, and the hours a run of which is queued or in
+    progress (to look at again once it is done)."""
     busy = busy_partitions(instance, events_job.name, hourly) if instance and listed else set()
     done = materialized_fingerprints(instance, listed) if instance and listed else {}
     current: dict[str, str] = {}
@@ -85,11 +98,70 @@ def raw_lake_sensor(context: dg.SensorEvaluationContext, raw_lake: RawLakeResour
         current[key] = fp
         if fp != seen.get(key) and fp != done.get(key):
             # the run key changes with the fingerprint: a late object means a new run
-            requests.append(dg.RunRequest(run_key=f"{key}:{fp}", partition_key=key))
-    context.update_cursor(json.dumps(current, sort_keys=True))
+            requests.append(dg.RunRequest(run_key=f"{key}:{fp}", partition_key=key,
+                                          tags=EVENTS_RUN_TAGS))
+    return current, requests, busy & set(listed)
+
+
+@dg.sensor(
+    job=events_job,
+    minimum_interval_seconds=INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Finds the raw hours whose objects changed since they were last processed (a "
+    "new object, or a late one in an hour already processed) and asks for a run of each, "
+    "unless a run of that hour is already queued or in progress (one more follows it if the "
+    "objects changed meanwhile). It lists the hour folders of the last few hours every tick; "
+    "with $ANALYTICS_RAW_QUEUE_URL, only the hours the queue's S3 notifications name (and every "
+    "recent hour once an hour, for a lost notification), deleting the messages on the next "
+    "tick, once this one is committed. 'Processed' is what the hour's latest `events` "
+    "materialisation records (`raw_fingerprint`), so the hours a backfill did are not run "
+    "again; the cursor keeps the fingerprint each run was asked for.",
+)
+def raw_lake_sensor(context: dg.SensorEvaluationContext, raw_lake: RawLakeResource):
+    lake = raw_lake.open()
+    now = datetime.now(UTC)
+    state: dict = json.loads(context.cursor) if context.cursor else {}
+    seen: dict[str, str] = {k: v for k, v in state.items() if not k.startswith("_")}
+    first = first_hour()
+    recent = [h for h in hours_between(now - timedelta(hours=LOOKBACK_HOURS), now) if h >= first]
+    queue_url = settings.raw_queue_url()
+    if queue_url is None:
+        hours = recent
+    else:
+        if not isinstance(lake, S3RawLake):
+            raise ValueError("ANALYTICS_RAW_QUEUE_URL needs the raw lake in S3 "
+                             "(ANALYTICS_RAW_URL=s3://bucket/prefix)")
+        queue = RawNotifications(queue_url, lake.bucket, lake.prefix)
+        # The tick that received these is committed (its cursor is this one, its runs were
+        # asked for): only now may its messages go. Lost, they come again and ask for nothing.
+        queue.delete(state.get(DELETE, []))
+        received = queue.receive(QUEUE_WAIT_SECONDS)
+        # the hours named, as the listing groups objects: by their hour folder
+        named = {hour_of_key(k) for k in received.keys}
+        named |= {hour_of_partition_key(k) for k in state.get(WATCH, [])}
+        reconcile = now.timestamp() - state.get(LISTED_AT, 0.0) >= RECONCILE_SECONDS
+        hours = sorted((named | set(recent)) if reconcile else named)
+        hours = [h for h in hours if h >= first]
+    listed: dict[str, str] = {}
+    for hour in hours:
+        if objects := lake.list_hour(hour):
+            listed[partition_key(hour)] = fingerprint(objects)
+    current, requests, busy = _hour_requests(listed, seen, instance_of(context))
+    if queue_url is None:
+        cursor: dict = current
+    else:
+        # keep what was asked for in the look-back window (a message can name an hour again)
+        keep = {partition_key(h) for h in recent}
+        cursor = {k: v for k, v in seen.items() if k in keep} | current
+        cursor[DELETE] = received.handles
+        cursor[WATCH] = sorted(busy)
+        cursor[LISTED_AT] = now.timestamp() if reconcile else state.get(LISTED_AT, 0.0)
+    context.update_cursor(json.dumps(cursor, sort_keys=True))
     if not requests:
-        return dg.SkipReason(f"no change in the last {LOOKBACK_HOURS} hour folders"
-                             + (f" ({len(busy & set(listed))} in progress)" if busy else ""))
+        where = (f"the last {LOOKBACK_HOURS} hour folders" if queue_url is None
+                 else f"the {len(hours)} hour(s) the queue named or the reconciliation listed")
+        return dg.SkipReason(f"no change in {where}"
+                             + (f" ({len(busy)} in progress)" if busy else ""))
     return requests
 
 
@@ -138,7 +210,8 @@ def _history_request(instance: dg.DagsterInstance, now: float, interval: float
         created = record.create_timestamp.timestamp() if record else 0.0
         if (run_start(instance, last.run_id) or 0) >= newest.timestamp or now - created < interval:
             return None
-    return dg.RunRequest(job_name=history_job.name, run_key=f"history:{newest.storage_id}")
+    return dg.RunRequest(job_name=history_job.name, run_key=f"history:{newest.storage_id}",
+                         tags=HISTORY_RUN_TAGS)
 
 
 @dg.sensor(
@@ -186,7 +259,7 @@ def downstream_automation(context: dg.SensorEvaluationContext, pipeline: Pipelin
             del dirty[day]
         else:
             requests.append(dg.RunRequest(job_name=daily_job.name, partition_key=day,
-                                          run_key=f"{day}:{since}"))
+                                          run_key=f"{day}:{since}", tags=DAILY_RUN_TAGS))
     # the all-history marts, when no day is asked for this tick (they read every day)
     history = None if requests or busy_days else _history_request(
         instance, time.time(), settings.history_interval_minutes() * 60)

@@ -12,6 +12,7 @@ from analytics_platform.contract import (
     MAX_PROPS_KEY_CHARS,
     MAX_PROPS_KEYS,
     MAX_PROPS_VALUE_CHARS,
+    PROPS_ONE_OF,
     PROPS_RULES,
     RAW_FIELDS,
     RECORD_RULES,
@@ -119,13 +120,24 @@ def _props_rules() -> list[tuple[str, str]]:
         when = f"s_event_type = {_lit(r.event_type)}"
         if r.required:
             rules.append((f"{when} AND NOT ({v_present})", f"props_missing:props.{r.key}"))
+        number = f"try_cast(json_extract_string({p}, '$.{r.key}') AS DOUBLE)"
         if r.allowed_numbers is not None:
             nums = ", ".join(str(n) for n in r.allowed_numbers)
-            ok = (f"{vt} IN {_NUMBER_TYPES} AND "
-                  f"try_cast(json_extract_string({p}, '$.{r.key}') AS DOUBLE) IN ({nums})")
+            ok = f"{vt} IN {_NUMBER_TYPES} AND {number} IN ({nums})"
+        elif r.number_range is not None:
+            lo, hi = r.number_range
+            ok = f"{vt} IN {_NUMBER_TYPES} AND {number} BETWEEN {lo} AND {hi}"
+        elif r.pattern is not None:
+            ok = (f"{vt} = 'VARCHAR' AND "
+                  f"regexp_full_match(json_extract_string({p}, '$.{r.key}'), {_lit(r.pattern)})")
         else:
             ok = f"{vt} = 'VARCHAR' AND json_extract_string({p}, '$.{r.key}') <> ''"
         rules.append((f"{when} AND {v_present} AND NOT ({ok})", f"props_invalid:props.{r.key}"))
+    for one in PROPS_ONE_OF:
+        absent = " AND ".join(f"coalesce(json_type({p}, '$.{k}'), 'NULL') = 'NULL'"
+                              for k in one.keys)
+        rules.append((f"s_event_type = {_lit(one.event_type)} AND {absent}",
+                      "props_missing:props"))
     rules.append((
         f"{t} = 'OBJECT' AND "
         f"(json_type({p}, '$.experiment') IS NULL) <> (json_type({p}, '$.variant') IS NULL)",

@@ -1,9 +1,14 @@
--- The dashboard's filter choices: every source, every device type and the 200 most viewed pages.
+-- The dashboard's filter choices: every source, medium, campaign, device type and browser, and
+-- the 200 most viewed pages.
 -- reads:  sessions, pages_daily
-SELECT (SELECT list(DISTINCT source ORDER BY source) FROM sessions),
+SELECT (SELECT list(DISTINCT source ORDER BY source) FROM sessions) AS sources,
+       (SELECT list(DISTINCT medium ORDER BY medium) FROM sessions) AS mediums,
+       (SELECT list(DISTINCT campaign ORDER BY campaign) FROM sessions) AS campaigns,
        (SELECT list(DISTINCT device_type ORDER BY device_type) FROM sessions
-        WHERE device_type IS NOT NULL),
+        WHERE device_type IS NOT NULL) AS devices,
+       (SELECT list(DISTINCT browser ORDER BY browser) FROM sessions
+        WHERE browser IS NOT NULL) AS browsers,
        -- the 200 most viewed pages, from the daily page mart (not every event)
        (SELECT list(page_path ORDER BY n DESC, page_path) FROM (
             SELECT page_path, sum(pageviews) AS n FROM pages_daily
-            GROUP BY 1 ORDER BY n DESC, page_path LIMIT 200))
+            GROUP BY 1 ORDER BY n DESC, page_path LIMIT 200)) AS pages

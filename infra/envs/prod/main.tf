@@ -6,6 +6,8 @@ module "storage" {
   raw_retention_days   = var.raw_retention_days
   error_retention_days = var.error_retention_days
   force_destroy        = var.force_destroy
+  # raw/'s new objects → SQS, for the pipeline's raw-lake sensor (none without a pipeline here)
+  raw_notifications = var.enable_pipeline
 }
 
 module "ingest" {
@@ -18,7 +20,7 @@ module "ingest" {
   allowed_origins      = var.allowed_origins
   lambda_zip           = var.lambda_zip
   reserved_concurrency = var.reserved_concurrency
-  buffering_interval   = coalesce(var.buffering_interval, var.enable_pipeline ? 180 : 300)
+  buffering_interval   = coalesce(var.buffering_interval, var.enable_pipeline ? 220 : 300)
   buffering_size_mb    = var.buffering_size_mb
   log_retention_days   = var.log_retention_days
   alarm_actions        = var.alarm_actions
@@ -37,9 +39,12 @@ module "pipeline" {
   name          = var.name
   bucket        = module.storage.bucket
   bucket_arn    = module.storage.bucket_arn
+  raw_queue_url = module.storage.raw_queue_url
+  raw_queue_arn = module.storage.raw_queue_arn
   image_tag     = var.pipeline_image_tag
   instance_type = var.pipeline_instance_type
   spot          = var.pipeline_spot
+  public_ipv4   = var.pipeline_public_ipv4
   run_launcher  = var.pipeline_run_launcher
   environment   = var.pipeline_environment
   alarm_actions = var.alarm_actions

@@ -46,7 +46,7 @@ variable "reserved_concurrency" {
 }
 
 variable "buffering_interval" {
-  description = "Firehose's buffering interval (s). Default: 300, or 180 with enable_pipeline, so that an event reaches the dashboard within 5 minutes (`analytics-platform cost`)."
+  description = "Firehose's buffering interval (s). Default: 300, or 220 with enable_pipeline (raw/ notifications into SQS, sensors every 10 s), so that an event reaches the dashboard within 5 minutes (`analytics-platform cost`)."
   type        = number
   default     = null
 }
@@ -104,6 +104,12 @@ variable "pipeline_instance_type" {
 variable "pipeline_spot" {
   type    = bool
   default = true
+}
+
+variable "pipeline_public_ipv4" {
+  description = "Give the pipeline machine a public IPv4 address ($3.65 a month) instead of reaching AWS's APIs over IPv6 alone (docs/DEPLOY.md)."
+  type        = bool
+  default     = false
 }
 
 variable "pipeline_run_launcher" {

@@ -94,6 +94,15 @@ resource "aws_iam_role_policy" "machine" {
         Resource = ["*"]
       },
       {
+        # The alarm's metric: one RunSucceeded data point per successful run, in the pipeline's
+        # own namespace only (PutMetricData has no resource; the namespace is its condition key).
+        Sid       = "PutRunMetric"
+        Effect    = "Allow"
+        Action    = ["cloudwatch:PutMetricData"]
+        Resource  = ["*"]
+        Condition = { StringEquals = { "cloudwatch:namespace" = local.metric_namespace } }
+      },
+      {
         # Session Manager (the only way in: port forwarding to the UI and the dashboard).
         # AmazonSSMManagedInstanceCore would also let the machine read every parameter.
         Sid      = "SessionManagerAgent"
@@ -114,6 +123,13 @@ resource "aws_iam_role_policy" "machine" {
         Effect   = "Allow"
         Action   = ["ssm:GetParameter", "ssm:PutParameter"]
         Resource = [local.password_param_arn, "arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${local.host_param_name}"]
+        }]) : "[]"), jsondecode(var.raw_queue_arn != "" ? jsonencode([{
+        # The raw-lake sensor (in the code server on the machine; never in a run task): receive
+        # raw/'s notifications and delete them once handled. Nothing may send to it but S3.
+        Sid      = "ReadRawNotifications"
+        Effect   = "Allow"
+        Action   = ["sqs:ReceiveMessage", "sqs:DeleteMessage"]
+        Resource = [var.raw_queue_arn]
         }]) : "[]"), jsondecode(local.ecs ? jsonencode([
         {
           Sid       = "LaunchRunTasks"

@@ -6,10 +6,13 @@
 # Why this shape (numbers in docs/DEPLOY.md and `analytics-platform cost`): at 1M events a month
 # the whole pipeline is a few CPU-minutes an hour, so one t4g.small on Spot (~$4.90 a month) is
 # the cheapest thing that keeps the schedule, the sensors and the automation running day and
-# night. No NAT gateway (~$33 a month) and no interface endpoints (~$7.30 a month each): the
-# machine reaches AWS's APIs through its public IPv4 address ($3.65 a month) and S3 through a free
-# gateway endpoint. No inbound port at all: the Dagster UI and the dashboard are reached through
-# Systems Manager port forwarding, which authenticates with the caller's IAM identity.
+# night. No NAT gateway (~$33 a month), no interface endpoints (~$7.30 a month each) and no public
+# IPv4 address ($3.65 a month): the machine reaches AWS's APIs over IPv6 through a free
+# egress-only internet gateway, every client on the services' dual-stack endpoints (the SSM
+# agent, the AWS CLI and boto3, Docker's registry and log driver: user_data.sh.tftpl), and S3
+# also through a free gateway endpoint. `public_ipv4 = true` is the fallback. No inbound port at
+# all: the Dagster UI and the dashboard are reached through Systems Manager port forwarding,
+# which authenticates with the caller's IAM identity.
 
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
@@ -34,7 +37,15 @@ locals {
   postgres  = var.postgres || local.ecs
   running   = var.image_tag != ""
   image     = "${aws_ecr_repository.pipeline.repository_url}:${var.image_tag}"
-  data_dir  = "/var/lib/analytics"
+  # IPv4 to the internet only for what needs it: the fallback, or run tasks (Fargate, public IP).
+  ipv4_out = var.public_ipv4 || local.ecs
+  # The machine pulls through ECR's dual-stack registry endpoint (<account>.dkr-ecr.<region>.on.aws)
+  # unless it has a public IPv4 address.
+  registry = (var.public_ipv4 ? split("/", aws_ecr_repository.pipeline.repository_url)[0]
+  : "${split(".", aws_ecr_repository.pipeline.repository_url)[0]}.dkr-ecr.${local.region}.on.aws")
+  machine_image    = "${local.registry}/${aws_ecr_repository.pipeline.name}:${var.image_tag}"
+  metric_namespace = "${var.name}/pipeline"
+  data_dir         = "/var/lib/analytics"
   # SSM parameters: the machine writes both at boot; Terraform never holds the password.
   param_prefix        = "/${var.name}/pipeline"
   password_param_name = "${local.param_prefix}/postgres-password"
@@ -52,18 +63,26 @@ locals {
     DAGSTER_POSTGRES_PORT   = local.postgres ? "5432" : ""
     ANALYTICS_RUN_LAUNCHER  = var.run_launcher
     ANALYTICS_DUCKDB_MEMORY = var.duckdb_memory
+    # every successful run puts one RunSucceeded data point here: the alarm's metric
+    ANALYTICS_METRIC_NAMESPACE = local.metric_namespace
+    # botocore and the AWS CLI on the services' dual-stack (IPv4 and IPv6) endpoints
+    AWS_USE_DUALSTACK_ENDPOINT = var.public_ipv4 ? "" : "true"
+    # raw/'s new objects arrive as messages (storage module, notifications.tf): the raw-lake
+    # sensor long-polls the queue and lists hour prefixes once an hour only
+    ANALYTICS_RAW_QUEUE_URL = var.raw_queue_url
   }, var.environment)
   tags = merge(var.tags, { "analytics-pipeline" = var.name })
 }
 
-# --- network: one public subnet, no NAT gateway, no inbound rule ------------------------------
+# --- network: one dual-stack subnet, IPv6 out only, no NAT gateway, no inbound rule -----------
 
 resource "aws_vpc" "pipeline" {
   #checkov:skip=CKV2_AWS_11:flow logs would cost more than the machine's traffic is worth watching; no port is open
-  cidr_block           = var.vpc_cidr
-  enable_dns_support   = true
-  enable_dns_hostnames = true
-  tags                 = merge(local.tags, { Name = "${var.name}-pipeline" })
+  cidr_block                       = var.vpc_cidr
+  assign_generated_ipv6_cidr_block = true # Amazon's /56, free
+  enable_dns_support               = true
+  enable_dns_hostnames             = true
+  tags                             = merge(local.tags, { Name = "${var.name}-pipeline" })
 }
 
 # The default security group of the VPC, emptied: nothing may use it by accident.
@@ -72,24 +91,42 @@ resource "aws_default_security_group" "pipeline" {
   tags   = local.tags
 }
 
+# The way out: IPv6 through an egress-only internet gateway (free: connections go out, nothing
+# comes in); IPv4 stays private (no public address, no NAT), but for the public_ipv4 fallback and
+# the ECS run tasks, which go out through an internet gateway with a public IPv4 address.
+resource "aws_egress_only_internet_gateway" "pipeline" {
+  vpc_id = aws_vpc.pipeline.id
+  tags   = local.tags
+}
+
 resource "aws_internet_gateway" "pipeline" {
+  count  = local.ipv4_out ? 1 : 0
   vpc_id = aws_vpc.pipeline.id
   tags   = local.tags
 }
 
 resource "aws_subnet" "pipeline" {
-  vpc_id                  = aws_vpc.pipeline.id
-  cidr_block              = cidrsubnet(var.vpc_cidr, 1, 0)
-  availability_zone       = local.az
-  map_public_ip_on_launch = false
-  tags                    = merge(local.tags, { Name = "${var.name}-pipeline" })
+  vpc_id                          = aws_vpc.pipeline.id
+  cidr_block                      = cidrsubnet(var.vpc_cidr, 1, 0)
+  ipv6_cidr_block                 = cidrsubnet(aws_vpc.pipeline.ipv6_cidr_block, 8, 0)
+  assign_ipv6_address_on_creation = true
+  availability_zone               = local.az
+  map_public_ip_on_launch         = false
+  tags                            = merge(local.tags, { Name = "${var.name}-pipeline" })
 }
 
 resource "aws_route_table" "pipeline" {
   vpc_id = aws_vpc.pipeline.id
   route {
-    cidr_block = "0.0.0.0/0"
-    gateway_id = aws_internet_gateway.pipeline.id
+    ipv6_cidr_block        = "::/0"
+    egress_only_gateway_id = aws_egress_only_internet_gateway.pipeline.id
+  }
+  dynamic "route" {
+    for_each = local.ipv4_out ? [1] : []
+    content {
+      cidr_block = "0.0.0.0/0"
+      gateway_id = aws_internet_gateway.pipeline[0].id
+    }
   }
   tags = local.tags
 }
@@ -117,11 +154,20 @@ resource "aws_security_group" "machine" {
 
 resource "aws_vpc_security_group_egress_rule" "machine_https" {
   security_group_id = aws_security_group.machine.id
-  description       = "HTTPS to AWS APIs (SSM, ECR, CloudWatch Logs, S3) and the OS package mirror"
+  description       = "HTTPS over IPv4: S3 through the gateway endpoint (the OS packages, image layers, the lake)"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = "0.0.0.0/0"
+}
+
+resource "aws_vpc_security_group_egress_rule" "machine_https_ipv6" {
+  security_group_id = aws_security_group.machine.id
+  description       = "HTTPS over IPv6 to AWS's dual-stack endpoints (SSM, ECR, EC2, CloudWatch, S3)"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv6         = "::/0"
 }
 
 # With the ECS run launcher: the run tasks reach Dagster's PostgreSQL on the machine, and nothing
@@ -181,14 +227,15 @@ resource "aws_ebs_volume" "data" {
 }
 
 resource "aws_launch_template" "machine" {
-  #checkov:skip=CKV_AWS_88:the public IPv4 address is the machine's way out to AWS's APIs (a NAT gateway costs ~$33 a month); its security group has no inbound rule
+  #checkov:skip=CKV_AWS_88:only with public_ipv4 = true (the fallback when IPv6 cannot reach a needed endpoint); its security group has no inbound rule
   name_prefix   = "${var.name}-pipeline-"
   image_id      = data.aws_ssm_parameter.ami.insecure_value
   instance_type = var.instance_type
   user_data = base64encode(templatefile("${path.module}/user_data.sh.tftpl", {
     region         = local.region
-    image          = local.image
-    registry       = split("/", aws_ecr_repository.pipeline.repository_url)[0]
+    image          = local.machine_image
+    registry       = local.registry
+    dualstack      = !var.public_ipv4
     volume_id      = aws_ebs_volume.data.id
     data_dir       = local.data_dir
     log_group      = aws_cloudwatch_log_group.serve.name
@@ -211,9 +258,10 @@ resource "aws_launch_template" "machine" {
   }
 
   network_interfaces {
-    # The public IPv4 address is the machine's way out to AWS's APIs (a NAT gateway costs ten
-    # times more); the security group lets nothing in.
-    associate_public_ip_address = true
+    # The way out is the IPv6 address (egress only); a public IPv4 address only as the fallback.
+    # The security group lets nothing in.
+    associate_public_ip_address = var.public_ipv4
+    ipv6_address_count          = 1
     security_groups             = [aws_security_group.machine.id]
     delete_on_termination       = true
   }

@@ -13,6 +13,20 @@ variable "bucket_arn" {
   type        = string
 }
 
+variable "raw_queue_url" {
+  description = "The storage module's raw/ notifications queue (raw_queue_url): the raw-lake sensor long-polls it (ANALYTICS_RAW_QUEUE_URL) instead of listing hour prefixes every tick. Empty: it lists them (three LIST requests every 30 s)."
+  type        = string
+  default     = ""
+  nullable    = false
+}
+
+variable "raw_queue_arn" {
+  description = "ARN of that queue: the machine may receive and delete its messages, nothing else."
+  type        = string
+  default     = ""
+  nullable    = false
+}
+
 variable "image_tag" {
   description = "Tag of the image pushed to this module's ECR repository (tags are immutable: push a new tag, e.g. the git commit, and apply again). Empty: the repository is created but no instance starts (the first apply, before the first push)."
   type        = string
@@ -69,8 +83,14 @@ variable "availability_zone" {
   default     = null
 }
 
+variable "public_ipv4" {
+  description = "Give the machine a public IPv4 address ($3.65 a month) instead of reaching AWS's APIs over IPv6 alone (an egress-only internet gateway, free; every client on the dual-stack endpoints: docs/DEPLOY.md). The fallback for a region or an SSM agent without dual-stack support."
+  type        = bool
+  default     = false
+}
+
 variable "vpc_cidr" {
-  description = "The pipeline's own small VPC (one public subnet, no NAT gateway)."
+  description = "The pipeline's own small VPC (one dual-stack subnet: private IPv4, IPv6 out through an egress-only gateway; no NAT gateway)."
   type        = string
   default     = "10.42.0.0/24"
 }

@@ -5,3 +5,12 @@ output "bucket" {
 output "bucket_arn" {
   value = aws_s3_bucket.lake.arn
 }
+
+output "raw_queue_url" {
+  description = "The raw/ notifications queue (ANALYTICS_RAW_QUEUE_URL), or null without raw_notifications."
+  value       = var.raw_notifications ? aws_sqs_queue.raw[0].url : null
+}
+
+output "raw_queue_arn" {
+  value = var.raw_notifications ? aws_sqs_queue.raw[0].arn : null
+}

@@ -32,6 +32,7 @@ WITH typed AS (
         try_cast({screen_width} AS INTEGER) AS screen_width,
         try_cast({screen_height} AS INTEGER) AS screen_height,
         coalesce({user_agent}, '') AS user_agent,
+        {country} AS country, {country_source} AS country_source,
         CASE WHEN {t_props} = 'OBJECT' THEN {props} END AS props,
         raw_hour, obj, raw_pos
     FROM ({validated})
@@ -62,6 +63,7 @@ SELECT
     scrub(t.utm_term) AS utm_term,
     t.screen_width, t.screen_height,
     t.user_agent,
-    scrub(t.props) AS props,
+    t.country, t.country_source,  -- CONTRACT §2: set at ingest, never from an address
+    scrub_props(t.props) AS props,
     t.raw_hour, t.obj, t.raw_pos
 FROM typed t

@@ -20,6 +20,7 @@ later_copies AS (
 SELECT c.event_id, c.event_type, c.ts, c.ingest_ts, c.event_ts, c.session_id, c.visitor_id,
        c.visitor_hash, c.consent, c.page_path, c.page_host, c.page_title, c.referrer_host, c.utm_source, c.utm_medium,
        c.utm_campaign, c.utm_content, c.utm_term, c.screen_width, c.screen_height,
-       ua.browser, ua.os, ua.device_type, c.props, c.raw_hour, c.obj, c.raw_pos
+       ua.browser, ua.os, ua.device_type, c.country, c.country_source, c.props, c.raw_hour,
+       c.obj, c.raw_pos
 FROM checked c JOIN user_agents ua USING (user_agent)
 WHERE c.reason IS NULL AND NOT ua.is_bot AND c.rowid NOT IN (SELECT rid FROM later_copies)

@@ -21,16 +21,36 @@ WITH read AS NOT MATERIALIZED (
     {sources}
 ),
 -- Which copy of each event counts (the earliest arrival), decided on a few narrow columns: the
--- wide rows are never sorted. A row is one line of one object: (raw_key, raw_pos).
+-- wide rows are never sorted. A row is one line of one object: (raw_key, raw_pos). Copies are
+-- rare (a retried beacon), so only the event_ids read more than once are ranked, as in the
+-- events asset: ranking every row of the window was a sort of ~700k rows a day (issue 21,
+-- docs/BENCHMARKS.md). event_id is never NULL (CONTRACT §3.3).
+narrow AS MATERIALIZED (
+    SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts, ingest_ts, event_ts
+    FROM read
+),
+copied AS (SELECT event_id FROM narrow GROUP BY event_id HAVING count(*) > 1),
 winners AS (
-    SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts FROM read
-    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY {first_copy_order}) = 1
+    SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts
+    FROM narrow ANTI JOIN copied USING (event_id)
+    UNION ALL
+    SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts FROM (
+        SELECT * FROM narrow SEMI JOIN copied USING (event_id)
+        QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY {first_copy_order}) = 1)
+),
+-- Sessions are made only for the hashes with an event dated $day: a hash's sessions depend on
+-- its own events alone (the windows below are per hash), and a hash with no event that day has
+-- no session of the day (its session ids, md5 of the hash, match no other hash's). Half of the
+-- window's hashed rows are of the day before, whose sessions it never writes.
+day_hashes AS (
+    SELECT DISTINCT visitor_hash FROM winners
+    WHERE session_id IS NULL AND ts >= $day::TIMESTAMP AND ts < $day::TIMESTAMP + INTERVAL 1 DAY
 ),
 hash_gaps AS (
     SELECT raw_key, raw_pos, visitor_hash, event_id, ts,
            coalesce(ts - lag(ts) OVER w > to_minutes($inactivity_minutes::BIGINT), true)::INTEGER
                AS starts
-    FROM winners WHERE session_id IS NULL
+    FROM winners SEMI JOIN day_hashes USING (visitor_hash) WHERE session_id IS NULL
     WINDOW w AS (PARTITION BY visitor_hash ORDER BY ts, event_id)
 ),
 hash_runs AS (

@@ -28,6 +28,9 @@ WITH per_session AS (
         first(os ORDER BY ts, event_id) AS os,
         first(device_type ORDER BY ts, event_id) AS device_type,
         first(screen_width ORDER BY ts, event_id) AS screen_width,
+        -- the tracker sends the time zone with page views only: the first event that has one
+        first({'country': country, 'source': country_source} ORDER BY ts, event_id)
+            FILTER (country IS NOT NULL) AS geo,
         -- attribution touch: the first page_view, or the first event when there is none
         coalesce(
             first({'utm_source': utm_source, 'utm_medium': utm_medium,
@@ -105,6 +108,7 @@ SELECT
     s.interactions, s.pageviews = 1 AND s.interactions = 0 AS is_bounce, s.converted,
     a.source, a.medium, a.campaign,
     s.exp.experiment AS experiment, s.exp.variant AS variant,
-    s.browser, s.os, s.device_type, s.screen_width
+    s.browser, s.os, s.device_type, s.screen_width,
+    s.geo.country AS country, s.geo.source AS country_source
 FROM per_session s JOIN attributed a USING (session_id)
 ORDER BY s.session_start, s.session_id

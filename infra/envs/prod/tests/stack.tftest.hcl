@@ -8,6 +8,9 @@ mock_provider "aws" {
   mock_data "aws_availability_zones" {
     defaults = { names = ["us-east-1a", "us-east-1b"] }
   }
+  mock_resource "aws_vpc" {
+    defaults = { ipv6_cidr_block = "2600:1f18:1234:5600::/56" }
+  }
 }
 
 variables {
@@ -64,5 +67,9 @@ run "pipeline_opt_in" {
   assert {
     condition     = length(module.pipeline) == 1 && strcontains(output.pipeline.port_forward_commands.dashboard, "portNumber=8501")
     error_message = "enable_pipeline adds the pipeline and says how to reach the dashboard."
+  }
+  assert {
+    condition     = module.storage.raw_queue_url != null && module.storage.raw_queue_arn != null
+    error_message = "With the pipeline: raw/ notifications into an SQS queue, for its sensor."
   }
 }

@@ -23,6 +23,9 @@ mock_provider "aws" {
       repository_url = "123456789012.dkr.ecr.us-east-1.amazonaws.com/analytics"
     }
   }
+  mock_resource "aws_vpc" {
+    defaults = { ipv6_cidr_block = "2600:1f18:1234:5600::/56" }
+  }
   mock_resource "aws_ebs_volume" {
     defaults = { arn = "arn:aws:ec2:us-east-1:123456789012:volume/vol-0123456789abcdef0", id = "vol-0123456789abcdef0" }
   }
@@ -61,8 +64,26 @@ run "one_machine_no_inbound_port" {
     error_message = "The VPC's default security group is emptied."
   }
   assert {
-    condition     = !aws_subnet.pipeline.map_public_ip_on_launch && aws_launch_template.machine.network_interfaces[0].associate_public_ip_address == "true"
-    error_message = "One public IPv4 address, on the machine only (its way out; no NAT gateway)."
+    condition     = !aws_subnet.pipeline.map_public_ip_on_launch && aws_launch_template.machine.network_interfaces[0].associate_public_ip_address == "false" && aws_launch_template.machine.network_interfaces[0].ipv6_address_count == 1
+    error_message = "No public IPv4 address: the machine goes out over IPv6."
+  }
+  assert {
+    condition     = length(aws_internet_gateway.pipeline) == 0 && [for r in aws_route_table.pipeline.route : r.ipv6_cidr_block if r.egress_only_gateway_id == aws_egress_only_internet_gateway.pipeline.id] == ["::/0"] && length([for r in aws_route_table.pipeline.route : r if r.cidr_block == "0.0.0.0/0"]) == 0
+    error_message = "The only route out is IPv6 through the egress-only gateway (nothing can come in); no IPv4 route to the internet."
+  }
+  assert {
+    condition     = aws_vpc_security_group_egress_rule.machine_https_ipv6.cidr_ipv6 == "::/0" && aws_vpc_security_group_egress_rule.machine_https_ipv6.from_port == 443 && aws_vpc_security_group_egress_rule.machine_https_ipv6.to_port == 443
+    error_message = "HTTPS out over IPv6 only."
+  }
+  assert {
+    condition = alltrue([for line in [
+      "export AWS_USE_DUALSTACK_ENDPOINT=true",
+      "AWS_USE_DUALSTACK_ENDPOINT=true\n",
+      "[\"UseDualStackEndpoint\"] = True",
+      "docker login --username AWS --password-stdin '123456789012.dkr-ecr.us-east-1.on.aws'",
+      "--log-opt awslogs-endpoint=https://logs.$REGION.api.aws",
+    ] : strcontains(base64decode(aws_launch_template.machine.user_data), line)])
+    error_message = "Every client on the dual-stack endpoints: the CLI, boto3 in the container, the SSM agent, Docker's registry login and log driver."
   }
   assert {
     condition     = aws_launch_template.machine.metadata_options[0].http_tokens == "required"
@@ -77,7 +98,7 @@ run "one_machine_no_inbound_port" {
     error_message = "Encrypted volumes; the data volume in the subnet's zone."
   }
   assert {
-    condition     = strcontains(base64decode(aws_launch_template.machine.user_data), "'123456789012.dkr.ecr.us-east-1.amazonaws.com/analytics:abc1234' serve")
+    condition     = strcontains(base64decode(aws_launch_template.machine.user_data), "'123456789012.dkr-ecr.us-east-1.on.aws/analytics:abc1234' serve")
     error_message = "The machine runs `analytics-platform serve` from the pushed image."
   }
   assert {
@@ -122,10 +143,14 @@ run "least_privilege" {
   }
   assert {
     condition = toset(flatten([for s in jsondecode(aws_iam_role_policy.machine.policy).Statement : s.Action if contains(s.Resource, "*")])) == toset([
-      "ecr:GetAuthorizationToken", "ec2:DescribeVolumes", "ssmmessages:CreateControlChannel",
+      "ecr:GetAuthorizationToken", "ec2:DescribeVolumes", "cloudwatch:PutMetricData", "ssmmessages:CreateControlChannel",
       "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
     ])
     error_message = "Resource \"*\" only for the actions AWS cannot scope to a resource."
+  }
+  assert {
+    condition     = one([for s in jsondecode(aws_iam_role_policy.machine.policy).Statement : s if s.Sid == "PutRunMetric"]).Condition == { StringEquals = { "cloudwatch:namespace" = "analytics/pipeline" } }
+    error_message = "The machine puts metric data in the pipeline's namespace only."
   }
   assert {
     condition     = one([for s in jsondecode(aws_iam_role_policy.machine.policy).Statement : s.Resource if s.Sid == "EcrPull"]) == ["arn:aws:ecr:us-east-1:123456789012:repository/analytics"]
@@ -201,8 +226,12 @@ run "ecs_run_launcher" {
     error_message = "The machine generates the password into SSM and tells `serve` about the cluster."
   }
   assert {
-    condition     = keys(aws_cloudwatch_log_metric_filter.run_success) == ["runs", "serve"]
-    error_message = "Successes are counted in the machine's and in the run tasks' logs."
+    condition     = length(aws_internet_gateway.pipeline) == 1 && length([for r in aws_route_table.pipeline.route : r if r.cidr_block == "0.0.0.0/0"]) == 1 && aws_launch_template.machine.network_interfaces[0].associate_public_ip_address == "false"
+    error_message = "The run tasks (public IPv4 on Fargate) go out through an internet gateway; the machine still has no public address."
+  }
+  assert {
+    condition     = length([for s in jsondecode(aws_iam_role_policy.run_task[0].policy).Statement : s if s.Action[0] == "cloudwatch:PutMetricData"]) == 0
+    error_message = "The metric is put by the daemon on the machine (a run-status sensor), never by a run task."
   }
 }
 
@@ -214,13 +243,13 @@ run "alarm_logs_and_image" {
   }
 
   assert {
-    condition = (aws_cloudwatch_metric_alarm.no_successful_run.metric_name == aws_cloudwatch_log_metric_filter.run_success["serve"].metric_transformation[0].name
-      && aws_cloudwatch_metric_alarm.no_successful_run.namespace == aws_cloudwatch_log_metric_filter.run_success["serve"].metric_transformation[0].namespace
-      && aws_cloudwatch_log_metric_filter.run_success["serve"].pattern == "\"RUN_SUCCESS\""
+    condition = (aws_cloudwatch_metric_alarm.no_successful_run.metric_name == "RunSucceeded"
+      && aws_cloudwatch_metric_alarm.no_successful_run.namespace == "analytics/pipeline"
+      && strcontains(base64decode(aws_launch_template.machine.user_data), "ANALYTICS_METRIC_NAMESPACE=analytics/pipeline\n")
       && aws_cloudwatch_metric_alarm.no_successful_run.period * aws_cloudwatch_metric_alarm.no_successful_run.evaluation_periods == 4 * 3600
       && aws_cloudwatch_metric_alarm.no_successful_run.comparison_operator == "LessThanThreshold"
     && aws_cloudwatch_metric_alarm.no_successful_run.threshold == 1)
-    error_message = "The alarm fires when the runs' RUN_SUCCESS lines add up to nothing for N hours."
+    error_message = "The alarm fires when the RunSucceeded data points the pipeline puts (ANALYTICS_METRIC_NAMESPACE, defs/automation/housekeeping.py) add up to nothing for N hours."
   }
   assert {
     condition     = aws_cloudwatch_metric_alarm.no_successful_run.treat_missing_data == "breaching" && aws_cloudwatch_metric_alarm.no_successful_run.alarm_actions == toset(["arn:aws:sns:us-east-1:123456789012:ops"])
@@ -249,5 +278,50 @@ run "no_machine_before_the_first_push" {
   assert {
     condition     = aws_autoscaling_group.machine.desired_capacity == 0 && aws_autoscaling_group.machine.max_size == 0
     error_message = "Without an image tag the repository exists and no machine starts."
+  }
+}
+
+run "public_ipv4_fallback" {
+  command = plan
+  variables {
+    public_ipv4 = true
+  }
+
+  assert {
+    condition     = aws_launch_template.machine.network_interfaces[0].associate_public_ip_address == "true" && length(aws_internet_gateway.pipeline) == 1
+    error_message = "public_ipv4 = true: a public IPv4 address through an internet gateway."
+  }
+  assert {
+    condition     = strcontains(base64decode(aws_launch_template.machine.user_data), "'123456789012.dkr.ecr.us-east-1.amazonaws.com/analytics:abc1234' serve") && !strcontains(base64decode(aws_launch_template.machine.user_data), "DUALSTACK")
+    error_message = "Over IPv4 the machine uses the usual endpoints."
+  }
+}
+
+run "raw_notifications_queue" {
+  command = apply
+  variables {
+    raw_queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/example-com-analytics-raw-objects"
+    raw_queue_arn = "arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects"
+  }
+
+  assert {
+    condition = [for s in jsondecode(aws_iam_role_policy.machine.policy).Statement : s if startswith(s.Action[0], "sqs:")] == [{
+      Sid = "ReadRawNotifications", Effect = "Allow", Action = ["sqs:ReceiveMessage", "sqs:DeleteMessage"]
+      Resource = ["arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects"]
+    }]
+    error_message = "The machine may receive and delete the raw/ notifications of its one queue, nothing else of SQS."
+  }
+  assert {
+    condition     = strcontains(base64decode(aws_launch_template.machine.user_data), "ANALYTICS_RAW_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/123456789012/example-com-analytics-raw-objects")
+    error_message = "The queue's URL is in the pipeline's environment."
+  }
+}
+
+run "no_queue_no_sqs" {
+  command = apply
+
+  assert {
+    condition     = length([for s in jsondecode(aws_iam_role_policy.machine.policy).Statement : s if startswith(s.Action[0], "sqs:")]) == 0 && !strcontains(base64decode(aws_launch_template.machine.user_data), "ANALYTICS_RAW_QUEUE_URL")
+    error_message = "Without a queue: no SQS permission, no queue setting (the sensor lists hour prefixes)."
   }
 }

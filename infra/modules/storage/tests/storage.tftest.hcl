@@ -4,6 +4,22 @@
 
 mock_provider "aws" {
   source = "../../testing/aws"
+
+  mock_resource "aws_sqs_queue" {
+    defaults = {
+      arn = "arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects"
+      id  = "https://sqs.us-east-1.amazonaws.com/123456789012/example-com-analytics-raw-objects"
+      url = "https://sqs.us-east-1.amazonaws.com/123456789012/example-com-analytics-raw-objects"
+    }
+  }
+}
+
+override_resource {
+  target = aws_sqs_queue.raw_dlq
+  values = {
+    arn = "arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects-dlq"
+    id  = "https://sqs.us-east-1.amazonaws.com/123456789012/example-com-analytics-raw-objects-dlq"
+  }
 }
 
 variables {
@@ -37,5 +53,61 @@ run "tls_only_and_encrypted" {
   assert {
     condition     = one(aws_s3_bucket_server_side_encryption_configuration.lake.rule).apply_server_side_encryption_by_default[0].sse_algorithm == "AES256"
     error_message = "Objects are encrypted at rest."
+  }
+}
+
+run "no_notifications_without_a_consumer" {
+  command = plan
+
+  assert {
+    condition     = length(aws_s3_bucket_notification.lake) == 0 && length(aws_sqs_queue.raw) == 0 && output.raw_queue_url == null
+    error_message = "Without raw_notifications (no pipeline in the account) there is no queue and no notification."
+  }
+}
+
+run "raw_notifications_into_sqs" {
+  command = apply
+  variables {
+    raw_notifications = true
+  }
+
+  assert {
+    condition = [for q in aws_s3_bucket_notification.lake[0].queue : {
+      arn = q.queue_arn, events = q.events, prefix = q.filter_prefix }] == [{
+      arn    = "arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects"
+      events = toset(["s3:ObjectCreated:*"]), prefix = "raw/"
+    }]
+    error_message = "raw/'s new objects, and only those, are notified to the queue."
+  }
+  assert {
+    condition     = aws_sqs_queue.raw[0].sqs_managed_sse_enabled && aws_sqs_queue.raw_dlq[0].sqs_managed_sse_enabled
+    error_message = "Both queues are encrypted at rest."
+  }
+  assert {
+    condition     = jsondecode(aws_sqs_queue.raw[0].redrive_policy) == { deadLetterTargetArn = "arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects-dlq", maxReceiveCount = 5 }
+    error_message = "A message read five times without being deleted goes to the dead-letter queue."
+  }
+  assert {
+    condition     = aws_sqs_queue.raw[0].message_retention_seconds == 345600 && aws_sqs_queue.raw_dlq[0].message_retention_seconds == 1209600 && aws_sqs_queue.raw[0].visibility_timeout_seconds == 300
+    error_message = "Retention: 4 days in the queue, 14 in the dead-letter queue; a received message is hidden 300 s."
+  }
+  assert {
+    condition = jsondecode(aws_sqs_queue_policy.raw[0].policy).Statement[0] == {
+      Sid = "S3RawObjectCreated", Effect = "Allow", Principal = { Service = "s3.amazonaws.com" }
+      Action = ["sqs:SendMessage"], Resource = ["arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects"]
+      Condition = {
+        ArnEquals    = { "aws:SourceArn" = "arn:aws:s3:::example-com-analytics" }
+        StringEquals = { "aws:SourceAccount" = "123456789012" }
+      }
+    }
+    error_message = "Only S3, for this bucket of this account, may send to the queue."
+  }
+  assert {
+    condition     = length(jsondecode(aws_sqs_queue_policy.raw[0].policy).Statement) == 2 && jsondecode(aws_sqs_queue_policy.raw[0].policy).Statement[1].Effect == "Deny" && jsondecode(aws_sqs_queue_policy.raw[0].policy).Statement[1].Condition.Bool["aws:SecureTransport"] == "false"
+    error_message = "Nothing else is allowed by the queue's policy, and requests without TLS are denied."
+  }
+  assert {
+    condition     = output.raw_queue_url == "https://sqs.us-east-1.amazonaws.com/123456789012/example-com-analytics-raw-objects"
+    error_message = "The queue's URL is an output (ANALYTICS_RAW_QUEUE_URL)."
   }
 }

@@ -1,0 +1,135 @@
+"""The warehouse's stored tables (storage.NATIVE_TABLES, issue #21): the rows the dashboard reads
+from the warehouse file are exactly the lake's, after a backfill and after an incremental
+update, and a reader holding the warehouse open keeps working while a publish swaps it."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from analytics_platform import storage
+from analytics_platform.backfill import run_backfill
+from analytics_platform.duck import connect
+from analytics_platform.lake import open_raw_lake
+from analytics_platform.query.warehouse import Warehouse
+from analytics_platform.simulate import SimConfig, generate, write_traffic
+from analytics_platform.storage import NATIVE_TABLES, STORE, Lake, publish_warehouse
+
+DAY = date(2026, 3, 9)
+
+
+def differences(data: Path) -> dict[str, tuple[int, int, int]]:
+    """Per stored table: (rows, rows in the warehouse and not in the lake, rows in the lake and
+    not in the warehouse), duplicates counted (EXCEPT ALL), the lake read from its own files."""
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS w (READ_ONLY)", [str(data / "warehouse.duckdb")])
+    out = {}
+    for table in NATIVE_TABLES:
+        view = con.execute("SELECT sql FROM duckdb_views() WHERE database_name = 'w' AND "
+                           "view_name = ?", [table]).fetchall()[0][0]
+        assert f"{STORE}.{table}_rows" in view, view  # read from the stored rows, not Parquet
+        lake = (f"read_parquet('{data}/lake/{table}/date=*/part.parquet', "
+                "union_by_name = true, hive_partitioning = false)")
+        n = con.execute(f"SELECT count(*) FROM w.{table}").fetchall()[0][0]
+        extra = con.execute(f"SELECT count(*) FROM (FROM w.{table} EXCEPT ALL FROM {lake})"
+                            ).fetchall()[0][0]
+        missing = con.execute(f"SELECT count(*) FROM (FROM {lake} EXCEPT ALL FROM w.{table})"
+                              ).fetchall()[0][0]
+        out[table] = (n, extra, missing)
+    con.close()
+    return out
+
+
+def stored_files(data: Path) -> dict[tuple[str, str], tuple[int, int, int]]:
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        return {(t, d): (i, s, m) for t, d, i, s, m in con.execute(
+            f"SELECT * FROM {storage._FILES}").fetchall()}
+
+
+def test_stored_tables_hold_the_lake_after_a_backfill_and_an_update(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANALYTICS_LATE_ARRIVAL_HOURS", "2")  # fewer hourly runs
+    monkeypatch.delenv("ANALYTICS_RAW_URL", raising=False)
+    data = tmp_path / "data"
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(data))
+    raw = open_raw_lake(data / "raw")
+    write_traffic(generate(SimConfig(days=2, visitors_per_day=120, start=DAY, seed=5)), raw,
+                  progress=False)
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert run_backfill(DAY, DAY + timedelta(1), instance=instance,
+                            log=lambda _: None).success
+    after_backfill = differences(data)
+    assert all(n > 0 for n, _, _ in after_backfill.values()), after_backfill
+    assert {t: d[1:] for t, d in after_backfill.items()} == {t: (0, 0) for t in NATIVE_TABLES}
+    before = stored_files(data)
+
+    # An incremental update: a third day arrives, the second is processed again (new files for
+    # its partitions), the first is untouched and must not be stored again.
+    write_traffic(generate(SimConfig(days=1, visitors_per_day=120, start=DAY + timedelta(2),
+                                     seed=6)), raw, progress=False)
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert run_backfill(DAY + timedelta(1), DAY + timedelta(2), instance=instance,
+                            log=lambda _: None).success
+    after_update = differences(data)
+    assert {t: d[1:] for t, d in after_update.items()} == {t: (0, 0) for t in NATIVE_TABLES}
+    assert all(after_update[t][0] > after_backfill[t][0] for t in NATIVE_TABLES)
+    now = stored_files(data)
+    first, second = f"{DAY}", f"{DAY + timedelta(1)}"
+    for table in NATIVE_TABLES:
+        assert now[(table, first)] == before[(table, first)]  # kept, not stored again
+        assert now[(table, second)] != before[(table, second)]  # a new file, stored again
+        assert (table, f"{DAY + timedelta(2)}") in now
+
+    # a day whose file goes leaves the stored table too
+    lake = Lake(data, remote_url="")
+    lake.remove("pages_daily", f"date={second}")
+    publish_warehouse(lake)
+    assert differences(data)["pages_daily"][1:] == (0, 0)
+    assert ("pages_daily", second) not in stored_files(data)
+
+
+def test_a_reader_keeps_its_warehouse_while_a_publish_replaces_it(tmp_path: Path) -> None:
+    """Readers hold the old file open (the dashboard's attached connection, a read-only
+    connection of another tool): a publish never waits for them nor fails on their lock, the
+    old file is removed from the folder at once (no copy of the stored tables lingers on disk
+    for the retention hour), and they go on reading it whole until they reopen."""
+    lake = Lake(tmp_path / "data", remote_url="")
+    con = connect()
+
+    def write_day(day: date, n: int) -> None:
+        lake.write(con, f"SELECT $d::DATE AS session_date, range AS visitor_key, 'page_view' AS "
+                   f"event_type, '/p' || (range % 7) AS page_path FROM range({n})",
+                   "session_events", f"date={day}", {"d": day})
+
+    write_day(DAY, 50_000)
+    write_day(DAY + timedelta(1), 30_000)
+    publish_warehouse(lake)
+    wh = Warehouse(lake.warehouse_path)
+    query = "SELECT count(*), sum(visitor_key) FROM session_events"
+    assert wh.row(query) == (80_000, 50_000 * 49_999 // 2 + 30_000 * 29_999 // 2)
+    held = storage.snapshot_root(lake)
+    old_files = set(held.glob("*.duckdb"))
+    dashboard = Warehouse(lake.warehouse_path)
+    from analytics_platform.query.warehouse import _cursor
+
+    running = _cursor(dashboard.path)  # a query of the dashboard's, on the old file
+    other = duckdb.connect(str(lake.warehouse_path), read_only=True)  # another tool's
+
+    write_day(DAY + timedelta(1), 10)  # the day processed again
+    publish_warehouse(lake)
+    assert not old_files & set(held.glob("*.duckdb"))  # the old file is gone from the folder
+    new = (50_000 + 10, 50_000 * 49_999 // 2 + 45)
+    old = (80_000, 50_000 * 49_999 // 2 + 30_000 * 29_999 // 2)
+    assert running.execute(query).fetchall()[0] == old
+    assert other.execute(query).fetchall()[0] == old
+    assert wh.row(query) == new  # the next query of the dashboard reads the new file
+    write_day(DAY + timedelta(2), 5)
+    publish_warehouse(lake)  # again, while both still hold the first file
+    assert other.execute(query).fetchall()[0] == old
+    running.close()
+    other.close()
+    assert wh.row(query)[0] == new[0] + 5
