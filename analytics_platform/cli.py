@@ -150,15 +150,21 @@ def streamlit_command(app: Path, host: str, port: int) -> list[str]:
 @click.option("--endpoint", type=click.Choice(["url", "http-api"]), default="url",
               show_default=True, help="Lambda Function URL or API Gateway HTTP API.")
 @click.option("--buffer-seconds", type=click.IntRange(60, 900), default=None,
-              help="Firehose's buffering interval. Default: 180 with the pipeline in the "
+              help="Firehose's buffering interval. Default: 220 with the pipeline in the "
               "account (event → dashboard within 5 minutes), 300 with --design none.")
 @click.option("--sensor-seconds", type=click.IntRange(1), default=None,
-              help="The raw-lake and automation sensors' interval. Default: 30 (on S3).")
+              help="The raw-lake and automation sensors' interval. Default: 10 with the "
+              "stack's raw/ notifications queue, 30 with --raw-listing or --design none.")
+@click.option("--raw-listing", is_flag=True,
+              help="Price the raw-lake sensor listing hour prefixes every tick, without the "
+              "stack's S3 notifications queue (the design before it: with --buffer-seconds 180 "
+              "--sensor-seconds 30).")
 @click.option("--backfill", is_flag=True,
               help="Print the capacity model instead: a year's backfill at 10M / 100M / 1B "
               "events a month on ECS run tasks and on one machine.")
 def cost(events_per_month: int, design: str, mode: str, endpoint: str,
-         buffer_seconds: int | None, sensor_seconds: int | None, backfill: bool) -> None:
+         buffer_seconds: int | None, sensor_seconds: int | None, raw_listing: bool,
+         backfill: bool) -> None:
     """The whole stack's monthly AWS bill, line by line (ingest, pipeline, dashboard), with the
     runs a day, the time from an event to the dashboard, every design at 100k / 1M / 10M events,
     and the assumptions and prices it rests on (docs/COSTS.md)."""
@@ -169,6 +175,8 @@ def cost(events_per_month: int, design: str, mode: str, endpoint: str,
     p = model.PipelineAssumptions()
     if buffer_seconds is not None:
         p = replace(p, buffer_seconds=buffer_seconds)
+    if raw_listing:
+        p = replace(p, raw_queue=False)
     if sensor_seconds is not None:
         p = replace(p, sensor_seconds=sensor_seconds)
     if backfill:

@@ -37,6 +37,15 @@ class Assumptions:
     retention_months: float = 13.0  # raw/ kept 400 days: storage grows to 13 months of data
     sensor_seconds: int = settings.SENSOR_INTERVAL_S3  # the raw-lake sensor's tick on S3
     sensor_lists: int = settings.SENSOR_LOOKBACK_HOURS  # hour prefixes it lists a tick
+    # raw/'s ObjectCreated notifications into SQS (the stack with the pipeline: infra/modules/
+    # storage, notifications.tf; $ANALYTICS_RAW_QUEUE_URL). The sensor then lists an hour only
+    # when a message names one of its objects (one LIST an object: at most one object lands per
+    # tick), and every recent hour once per reconcile_seconds; a tick is one ReceiveMessage (a
+    # long poll, billed as one request whether a message comes or not), an object is S3's
+    # SendMessage and, on the next tick, one DeleteMessageBatch (defs/automation/sensors.py;
+    # test_raw_notifications.py counts the messages on moto's SQS).
+    raw_queue: bool = False
+    reconcile_seconds: int = 3600
     # Reading one raw object is two requests billed at the GET rate: boto3's download_file asks
     # for its size (HEAD), then its bytes (GET) (measured: `python bench/s3_requests.py`, 21
     # HEAD + 21 GET under raw/ for an `events` run of an hour of 21 objects).
@@ -109,10 +118,21 @@ def monthly_bill(events: int, mode: str = "firehose", endpoint: str = "url",
     reads = objects * a.requests_per_raw_read
     bill.add("S3 GET (pipeline reads)", f"{reads:,.0f} requests (HEAD + GET an object)",
              reads / 1000 * s3["get_per_thousand"])
-    # LIST is billed at the PUT rate, whatever the traffic: the sensor's cost floor.
-    lists = 30 * 24 * 3600 / a.sensor_seconds * a.sensor_lists
-    bill.add("S3 LIST (raw-lake sensor)", f"{lists:,.0f} requests (every {a.sensor_seconds} s)",
-             lists / 1000 * s3["put_per_thousand"])
+    ticks = 30 * 24 * 3600 / a.sensor_seconds
+    if a.raw_queue:
+        sqs = ticks + 2 * objects
+        bill.add("SQS (raw/ notifications)", f"{sqs:,.0f} requests (a poll every "
+                 f"{a.sensor_seconds} s, 2 an object)",
+                 sqs / 1e6 * p["sqs_standard"]["requests_per_million"])
+        lists = objects + 30 * 24 * 3600 / a.reconcile_seconds * a.sensor_lists
+        bill.add("S3 LIST (raw-lake sensor)", f"{lists:,.0f} requests (an object's hour; "
+                 f"{a.sensor_lists} hours every {a.reconcile_seconds // 60} min)",
+                 lists / 1000 * s3["put_per_thousand"])
+    else:
+        # LIST is billed at the PUT rate, whatever the traffic: the sensor's cost floor.
+        lists = ticks * a.sensor_lists
+        bill.add("S3 LIST (raw-lake sensor)", f"{lists:,.0f} requests (every {a.sensor_seconds} "
+                 "s)", lists / 1000 * s3["put_per_thousand"])
 
     logs_gb = requests * a.log_bytes_per_request / 1e9
     cw = p["cloudwatch_logs"]
@@ -124,11 +144,14 @@ def monthly_bill(events: int, mode: str = "firehose", endpoint: str = "url",
 def assumptions_text(a: Assumptions | None = None) -> str:
     a = a or Assumptions()
     p = yaml.safe_load(PRICES.read_text())
+    sensor = (f"the raw-lake sensor polling raw/'s notifications queue every {a.sensor_seconds} "
+              f"s and listing {a.sensor_lists} hour prefixes every {a.reconcile_seconds // 60} "
+              "min" if a.raw_queue else f"the raw-lake sensor listing {a.sensor_lists} hour "
+              f"prefixes every {a.sensor_seconds} s")
     return (f"Assumptions: {a.record_bytes} B a record, {a.events_per_request:g} events a "
             f"request, Lambda {a.lambda_ms:g} ms at {a.lambda_memory_mb} MB "
             f"({a.lambda_architecture}), gzip to {a.gzip_ratio:.0%}, one Firehose object every "
-            f"{a.buffer_seconds} s, raw data kept {a.retention_months:g} months, the raw-lake "
-            f"sensor listing {a.sensor_lists} hour prefixes every {a.sensor_seconds} s. "
+            f"{a.buffer_seconds} s, raw data kept {a.retention_months:g} months, {sensor}. "
             f"Prices: {p['region']}, written down on {p['read_on']} ({PRICES.name}).")
 
 
@@ -163,14 +186,22 @@ DESIGNS: dict[str, Design] = {d.key: d for d in (
 
 @dataclass(frozen=True)
 class PipelineAssumptions:
-    # The stack's settings with the pipeline in the account (infra/envs/prod): Firehose flushes
-    # every 180 s (300 s without the pipeline) and the sensors tick every 30 s (their default on
-    # S3), so that an event reaches the dashboard within 5 minutes at worst (see `latency`; with
-    # a 300-s buffer the worst case is 415 s). Of the pairs that hold 5 minutes this one costs
-    # least: every Firehose object is an `events` run and its downstream runs, whose lake files
-    # cost more than the sensor's LIST requests (`cost --buffer-seconds 120 --sensor-seconds 60`).
-    buffer_seconds: int = 180
-    sensor_seconds: int = settings.SENSOR_INTERVAL_S3
+    # The stack's settings with the pipeline in the account (infra/envs/prod): raw/'s new objects
+    # are S3 notifications in an SQS queue, so a sensor tick costs one SQS request instead of
+    # three LIST requests and the sensors tick every 10 s (their default with a queue); Firehose
+    # then flushes every 220 s (300 s without the pipeline), the longest buffer that holds an
+    # event → dashboard within 5 minutes at worst: 5 (tracker) + 220 + 5 (notification) + 10
+    # (sensor tick) + 25 (`events` run) + 10 (automation tick) + 25 (the day's run) = 300 s (see
+    # `latency`). Each Firehose object is an `events` run and its downstream runs, so a longer
+    # buffer is fewer runs: 393 objects a day instead of 480 at the former 180-s buffer with 30-s
+    # ticks (which were 3 LIST requests each: $1.30 a month whatever the traffic).
+    buffer_seconds: int = 220
+    sensor_seconds: int = settings.SENSOR_INTERVAL_LOCAL
+    raw_queue: bool = True
+    # S3 → SQS: AWS's documentation says notifications are "typically delivered in seconds but
+    # can sometimes take a minute or longer"; 5 s is a planning figure (moto delivers at once, so
+    # it is not measured here), and the hourly listing bounds a lost one.
+    notification_seconds: float = 5.0
     tracker_batch_seconds: float = 5.0  # the tracker sends a batch every 5 s
     # Runs the automation makes (defs/automation), counted from its definitions and measured with
     # `python bench/runs.py` (the production daemon on a local raw lake, a Firehose object every
@@ -236,10 +267,14 @@ class PipelineAssumptions:
     ecs_lake_gets_per_daily_run: int = 152
     ecs_lake_gets_per_history_day: int = 2
     # Logs: ~6 KB of run output per run (measured: 3.8–6.3 KB), plus ~40 lines of 150 B a minute
-    # from the daemon and the sensors between runs. The alarm's metric: one PutMetricData
-    # request per successful run (defs/automation/housekeeping.py, `run_succeeded_metric`).
+    # from the daemon and the sensors between runs at 30-s ticks, of which the daemon writes two a
+    # tick of each of the two sensors ("Checking for new runs…", "No run requests…"): 32 lines a
+    # minute and 4 a tick. The alarm's metric: one PutMetricData request per successful run
+    # (defs/automation/housekeeping.py, `run_succeeded_metric`).
     log_bytes_per_run: int = 6_000
-    idle_log_bytes_per_day: int = 40 * 150 * 60 * 24
+    log_line_bytes: int = 150
+    idle_log_lines_per_minute: int = 32
+    log_lines_per_tick: int = 4
     root_gb: int = 8
     data_gb: int = 10
     ecr_gb: float = 1.0  # the image (~0.5 GB compressed) and the layers of the previous one
@@ -278,7 +313,8 @@ class Runs:
 def ingest_assumptions(p: PipelineAssumptions | None = None) -> Assumptions:
     """The ingest assumptions with the pipeline's Firehose buffer and sensor interval."""
     p = p or PipelineAssumptions()
-    return replace(Assumptions(), buffer_seconds=p.buffer_seconds, sensor_seconds=p.sensor_seconds)
+    return replace(Assumptions(), buffer_seconds=p.buffer_seconds, sensor_seconds=p.sensor_seconds,
+                   raw_queue=p.raw_queue)
 
 
 def runs_per_day(events: int, p: PipelineAssumptions | None = None,
@@ -299,10 +335,12 @@ def runs_per_day(events: int, p: PipelineAssumptions | None = None,
 
 def latency(design: Design, p: PipelineAssumptions | None = None) -> tuple[float, float]:
     """Seconds from an event to the dashboard: (typical, worst). The tracker's batch, Firehose's
-    buffer, the sensor's tick, the `events` run, the automation's tick, the day's run."""
+    buffer, the S3 notification (with the queue), the sensor's tick, the `events` run, the
+    automation's tick, the day's run."""
     p = p or PipelineAssumptions()
     run = p.run_wall_seconds + (p.task_start_seconds if design.ecs_runs else 0)
-    waits = p.tracker_batch_seconds + p.buffer_seconds + 2 * p.sensor_seconds
+    waits = (p.tracker_batch_seconds + p.buffer_seconds + 2 * p.sensor_seconds
+             + (p.notification_seconds if p.raw_queue else 0.0))
     return waits / 2 + 2 * run, waits + 2 * run
 
 
@@ -397,7 +435,10 @@ def pipeline_bill(events: int, design: Design | str = "machine",
              f"{lake * DAYS_PER_MONTH:,.0f} requests",
              lake * DAYS_PER_MONTH / 1000 * s3["get_per_thousand"])
 
-    log_gb = (runs.total * p.log_bytes_per_run + p.idle_log_bytes_per_day) * DAYS_PER_MONTH / 1e9
+    idle_lines = (p.idle_log_lines_per_minute * 60 * 24
+                  + p.log_lines_per_tick * SECONDS_PER_DAY / p.sensor_seconds)
+    log_gb = ((runs.total * p.log_bytes_per_run + idle_lines * p.log_line_bytes)
+              * DAYS_PER_MONTH / 1e9)
     cw = pr["cloudwatch_logs"]
     bill.add("CloudWatch Logs (pipeline)", f"{log_gb:,.3f} GB ingested",
              log_gb * cw["ingest_per_gb"] + log_gb * cw["storage_gb_month"] * 0.5)
@@ -507,7 +548,9 @@ def stack_text(events: int, design: str = "machine", mode: str = "firehose",
             f"The machine: {cpu:.2f} vCPU on average of its "
             f"{yaml.safe_load(PRICES.read_text())['ec2_vcpus'][d.instance]}.",
             f"Event → dashboard: about {typical:.0f} s, at most {worst:.0f} s (tracker batch "
-            f"{p.tracker_batch_seconds:g} s + Firehose buffer {p.buffer_seconds} s + sensor tick "
+            f"{p.tracker_batch_seconds:g} s + Firehose buffer {p.buffer_seconds} s"
+            + (f" + S3 notification {p.notification_seconds:g} s" if p.raw_queue else "")
+            + f" + sensor tick "
             f"{p.sensor_seconds} s + `events` run + automation tick {p.sensor_seconds} s + the "
             f"day's run, {p.run_wall_seconds:g} s a run"
             + (f" + {p.task_start_seconds:g} s to start a task" if d.ecs_runs else "") + ").",

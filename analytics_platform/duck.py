@@ -53,12 +53,24 @@ def _sql(pattern: str) -> str:
     return "'" + pattern.replace("'", "''") + "'"
 
 
+# An e-mail address with format characters inside it (ja\u200bmie@…): they join its letters, as
+# at the edge (privacy.py's _JOIN).
+_EMAIL_JOINED = (rf"[\pL\pM\pN._%+\-\x{{fffd}}{_FORMAT_RE2}]*{_AT}"
+                 rf"[\pL\pN{_MARKS_RE2}\-\x{{fffd}}{_FORMAT_RE2}]+"
+                 rf"(?:\.[\pL\pN{_MARKS_RE2}\-\x{{fffd}}{_FORMAT_RE2}]+)*\.(?:\pL{{2,}}|xn--[0-9a-z\-]+)")
+
+
 def _passes(x: str, *, visible: bool, emails: bool, ipv6: bool) -> str:
     """The replacements a value needs, innermost first."""
-    if visible:  # format characters go, but stand for a space where the edge's do (privacy.py)
-        x = (f"regexp_replace(regexp_replace(regexp_replace({x}, '([0-9A-Fa-f.:])[{_FORMAT_RE2}]+"
-             rf"([0-9A-Fa-f.:])', '\1 \2', 'g'), '(:)[{_FORMAT_RE2}]+|[{_FORMAT_RE2}]+(:)', "
-             rf"'\1 \2', 'g'), '[{_FORMAT_RE2}]+', '', 'g')")
+    if visible:
+        # Format characters join the letters of an e-mail address, and separate an IP address
+        # from what is around it (G\u200b::1), as at the edge (privacy.py): so e-mail
+        # addresses first, then a run beside a character an IP address is made of is a space,
+        # any other run goes.
+        if emails:
+            x = f"regexp_replace({x}, {_sql(_EMAIL_JOINED)}, '(email)', 'g')"
+        x = (f"regexp_replace(regexp_replace({x}, '([0-9A-Fa-f.:])[{_FORMAT_RE2}]+|"
+             rf"[{_FORMAT_RE2}]+([0-9A-Fa-f.:])', '\1 \2', 'g'), '[{_FORMAT_RE2}]+', '', 'g')")
     if emails:
         x = f"regexp_replace({x}, {_sql(_EMAIL)}, '(email)', 'g')"
     for pattern in ((_IPV6, _IPV6) if ipv6 else ()) + (_IPV4, _IPV4):
@@ -90,7 +102,7 @@ _UTF8 = ("[0-7][0-9A-F]|C[2-9A-F][89AB][0-9A-F]|D[0-9A-F][89AB][0-9A-F]"
          "|F48[0-9A-F](?:[89AB][0-9A-F]){2}")
 _SCRUB_PROPS = rf"""
 CREATE OR REPLACE MACRO scrub_props(p) AS CASE
-    WHEN p IS NULL OR (NOT contains(p, '\') AND scrub(p) = p) THEN p
+    WHEN p IS NULL OR NOT (contains(p, '\') OR regexp_matches(p, {_sql(_MAYBE)})) THEN p
     WHEN try_cast(try_cast(p AS JSON) AS MAP(VARCHAR, JSON)) IS NULL THEN scrub(p)
     ELSE '{{' || array_to_string(list_transform(
         map_entries(CAST(CAST(p AS JSON) AS MAP(VARCHAR, JSON))),

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from analytics_platform_tests import chromium
 
-CHARTED = {"Overview", "Sources", "Devices", "Goals", "Funnel", "Journeys", "Cohorts"}
+CHARTED = {"Overview", "Sources", "Devices", "Locations", "Behaviour", "Web vitals", "Goals",
+           "Funnel", "Journeys", "Cohorts"}
 
 
 def wait_until_up(url: str, timeout: float = 90.0) -> None:
@@ -58,7 +59,7 @@ def capture(url: str, out_dir: Path, views: list[str], address: str = "") -> dic
                 page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
             page.wait_for_timeout(800)  # let the charts draw
             errors = page.locator('[data-testid="stException"]').all_inner_texts()
-            path = out_dir / f"dashboard-{view.lower()}.png"
+            path = out_dir / f"dashboard-{view.lower().replace(' ', '-')}.png"
             page.screenshot(path=str(path), full_page=True)
             found[view] = {
                 "screenshot": path,

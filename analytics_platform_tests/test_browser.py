@@ -1,12 +1,15 @@
 """End to end in a real browser: headless Chromium (Debian's package, driven by Playwright's
 Python package) visits the collector's demo page; the raw lake and then the pipeline must show
-that one visit exactly."""
+that one visit exactly, down to the issue-19 marts (an outbound link, a download, a 404 page,
+the country from the browser's time zone, web vitals and engaged time)."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import time
+from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,12 +35,32 @@ def raw_records(data: Path) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["event_ts"])
 
 
-def visit(url: str, user_agent: str | None = None, gpc: bool = False) -> None:
+# The visit's time zone (Playwright's timezone_id sets what Intl reports): one country in the
+# tz database's zone.tab, so the handler's country is JP (CONTRACT §2).
+TIME_ZONE, COUNTRY = "Asia/Tokyo", "JP"
+
+
+def visit(url: str, user_agent: str | None = None, gpc: bool = False,
+          links_and_404: bool = False, landed: Callable[[], object] | None = None) -> None:
+    """The demo's funnel: scroll the home page, click the CTA, send the form. With
+    ``links_and_404`` also its outbound link and PDF download on the home page, then the 404
+    route. The visitor then leaves the site (the unload hides the page: engaged time and what
+    is left go with sendBeacon); ``landed`` waits for that last beacon to reach the collector
+    before the browser context is closed (closing it can cancel a beacon still in flight: it
+    lost the last batch about once in three runs on a loaded machine)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = chromium.launch(p)
-        ctx = browser.new_context(user_agent=user_agent, viewport={"width": 1280, "height": 720})
+        # The user agent on the command line too: Playwright's per-context one is not applied
+        # to the beacons a page sends as it unloads (they said "HeadlessChrome").
+        browser = p.chromium.launch(executable_path=chromium.PATH, headless=True, args=[
+            *chromium.ARGS, *([f"--user-agent={user_agent}"] if user_agent else [])])
+        ctx = browser.new_context(user_agent=user_agent, viewport={"width": 1280, "height": 720},
+                                  timezone_id=TIME_ZONE)
+        # The outbound link opens another site in a new tab: answered here (the network is
+        # closed), so the tab loads and is closed. The tracker's own requests are not routed.
+        ctx.route("https://duckdb.org/**", lambda route: route.fulfill(
+            status=200, content_type="text/html", body="<title>elsewhere</title>"))
         if gpc:
             ctx.add_init_script("Object.defineProperty(Navigator.prototype, "
                                 "'globalPrivacyControl', {get: () => true})")
@@ -47,6 +70,12 @@ def visit(url: str, user_agent: str | None = None, gpc: bool = False) -> None:
         page.wait_for_timeout(300)
         page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
         page.wait_for_timeout(600)
+        if links_and_404:
+            with page.expect_popup() as popup:
+                page.click("#out")
+            popup.value.close()
+            with page.expect_download():  # the link's download attribute: no navigation
+                page.click("#download")
         page.click("#cta")
         page.wait_for_url("**/demo/book-a-call")
         page.wait_for_timeout(200)
@@ -55,7 +84,16 @@ def visit(url: str, user_agent: str | None = None, gpc: bool = False) -> None:
         page.click("#send")
         page.wait_for_url("**/demo/thanks")
         page.wait_for_timeout(300)
-        ctx.close()  # pagehide: the tracker sends what is left with sendBeacon
+        if links_and_404:
+            page.click("#broken")  # the SPA's route it does not know: its 404 view
+            page.wait_for_url("**/demo/old-post")
+            page.wait_for_timeout(1100)  # a visible second on it: its engagement is certain
+        # Leaving the site: the unload hides the page (visibilitychange, pagehide) and the
+        # tracker sends what is left with sendBeacon.
+        page.goto("about:blank")
+        if landed:
+            landed()
+        ctx.close()
         browser.close()
 
 
@@ -81,55 +119,108 @@ EXPECTED = [
 ]
 
 
+# …and with the outbound link, the download and the 404 route (the 404 view fits the window).
+VISIT = [
+    *EXPECTED[:5], ("outbound", "/demo"), ("download", "/demo"), *EXPECTED[5:],
+    ("page_view", "/demo/old-post"), ("not_found", "/demo/old-post"),
+    *[("scroll_depth", "/demo/old-post")] * 4,
+]
+
+
 # Sent when a page is left, so their number depends on timing (engaged seconds only once a
 # second of visibility has passed): checked on their own.
 LEAVING = ("engagement", "web_vitals")
 
 
 def test_a_visit_lands_as_one_session_with_its_conversion(collector_factory) -> None:  # noqa: F811
+    from analytics_platform_tests.topology import backfill_today, wait_for
+
     c = collector_factory(flush_seconds=0.5)
-    visit(c.url, user_agent=DESKTOP_UA)
-    assert wait_accepted(c.url, len(EXPECTED) + 1) >= len(EXPECTED) + 1
+    t0 = time.monotonic()
+    # the beacon sent on leaving carries the last event: the 404 page's engaged second
+    visit(c.url, user_agent=DESKTOP_UA, links_and_404=True, landed=lambda: wait_for(
+        "the last page's engagement in the raw lake", lambda: any(
+            r["event_type"] == "engagement" and r["page_path"] == "/demo/old-post"
+            for r in raw_records(c.data)), timeout=15, every=0.2))
+    visit_s = time.monotonic() - t0
     c.stop()
 
     every = raw_records(c.data)
     records = [r for r in every if r["event_type"] not in LEAVING]
-    assert [(r["event_type"], r["page_path"]) for r in records] == EXPECTED
+    assert [(r["event_type"], r["page_path"]) for r in records] == VISIT
+    props = {r["event_type"]: r.get("props") for r in records}
+    # the link's host only (its path, query and fragment never leave the page); the file's path
+    # without its query; the 404 with the SPA's previous route
+    assert props["outbound"] == {"host": "duckdb.org"}
+    assert props["download"] == {"ext": "pdf", "file": "/demo/files/checklist.pdf"}
+    assert props["not_found"] == {"from": "/demo/thanks"}
     # the web vitals of the page load, once, sent when the SPA left its first page
     [vitals] = [r for r in every if r["event_type"] == "web_vitals"]
     assert vitals["page_path"] == "/demo" and vitals["props"]["ttfb"] >= 0
-    assert all(r["page_path"] in ("/demo", "/demo/book-a-call", "/demo/thanks")
-               for r in every if r["event_type"] == "engagement")
+    engaged = Counter()
+    for r in every:
+        if r["event_type"] == "engagement":
+            engaged[r["page_path"]] += r["props"]["seconds"]
+    assert set(engaged) <= {p for _, p in VISIT} and engaged["/demo/old-post"] >= 1
     assert all("time_zone" not in r for r in every)  # mapped to a country, never stored
+    assert {(r.get("country"), r.get("country_source")) for r in every
+            if r["event_type"] == "page_view"} == {(COUNTRY, "time_zone")}
     assert len({r["session_id"] for r in records}) == 1
     assert len({r.get("visitor_id") for r in records}) == 1 and "visitor_id" in records[0]
     assert [r["props"]["depth"] for r in records if r["event_type"] == "scroll_depth"] == [
-        25, 50, 75, 100] * 3
-    assert records[5]["props"] == {"cta": "book_call", "experiment": "cta_copy",
-                                   "variant": "book_now"}
-    assert records[11]["props"] == {"form": "book_call"}
-    assert all(r["user_agent"] == DESKTOP_UA and "sent_ts" in r for r in records)
+        25, 50, 75, 100] * 4
+    assert props["cta_click"] == {"cta": "book_call", "experiment": "cta_copy",
+                                  "variant": "book_now"}
+    assert props["form_start"] == {"form": "book_call"}
+    assert all(r["user_agent"] == DESKTOP_UA and "sent_ts" in r for r in every)
 
-    # …and through the pipeline: one session, read to the end, converted.
-    from analytics_platform_tests.topology import backfill_today
-
+    # …and through the pipeline: one session, read to the end, converted…
     backfill_today(c.data)
     con = duckdb.connect(str(c.data / "warehouse.duckdb"), read_only=True)
+
+    def rows(sql: str) -> list[tuple]:
+        return con.execute(sql).fetchall()
+
     [s] = con.execute("SELECT * FROM sessions").fetchall()
-    cols = [d[0] for d in con.description]
-    s = dict(zip(cols, s, strict=True))
-    con.close()
+    s = dict(zip([d[0] for d in con.description], s, strict=True))
     assert (s["pageviews"], s["events"], s["max_scroll_depth"], s["converted"]) == (
-        3, len(every), 100, True)
-    assert (s["entry_page"], s["exit_page"]) == ("/demo", "/demo/thanks")
+        4, len(every), 100, True)
+    assert (s["entry_page"], s["exit_page"]) == ("/demo", "/demo/old-post")
     assert (s["experiment"], s["variant"], s["device_type"]) == ("cta_copy", "book_now",
                                                                   "desktop")
     assert s["source"] == "(direct)"
+    # …and in the issue-19 marts, row for row.
+    day = s["session_date"]
+    assert rows("SELECT * FROM outbound_daily") == [(day, "duckdb.org", 1, 1, 1)]
+    assert rows("SELECT * FROM downloads_daily") == [
+        (day, "pdf", "/demo/files/checklist.pdf", 1, 1, 1)]
+    assert rows("SELECT * FROM not_found_daily") == [
+        (day, "/demo/old-post", "/demo/thanks", 1, 1, 1)]
+    # visitors, sessions, pageviews, bounces, conversions
+    assert rows("SELECT * FROM countries_daily") == [(day, COUNTRY, "time_zone", 1, 1, 4, 0, 1)]
+    assert rows("SELECT date, page_path, sessions, visitors, total_engaged_s FROM "
+                "engagement_daily ORDER BY page_path") == [
+        (day, p, 1, 1, float(n)) for p, n in sorted(engaged.items())]
+    # engaged time is visible time: no more than the visit lasted
+    assert sum(engaged.values()) <= visit_s
+    [v] = con.execute("SELECT * FROM web_vitals_daily").fetchall()
+    v = dict(zip([d[0] for d in con.description], v, strict=True))
+    con.close()
+    assert (v["date"], v["page_path"], v["samples"], v["lcp_samples"], v["ttfb_samples"]) == (
+        day, "/demo", 1, 1, 1)
+    # one sample: its p75 is the value sent. A page from 127.0.0.1 starts in milliseconds and
+    # paints its largest text after its first byte, well inside web.dev's "good".
+    assert v["ttfb_p75"] == pytest.approx(vitals["props"]["ttfb"])
+    assert v["lcp_p75"] == pytest.approx(vitals["props"]["lcp"])
+    assert 0 <= v["ttfb_p75"] <= v["lcp_p75"] < 2500
+    assert (v["ttfb_good"], v["lcp_good"]) == (1.0, 1.0)
 
 
 def test_global_privacy_control_means_no_visitor_id(collector_factory) -> None:  # noqa: F811
     c = collector_factory(flush_seconds=0.5)
-    visit(c.url, user_agent=DESKTOP_UA, gpc=True)
+    # the last beacon holds the thank-you page's five events: before it, fewer than EXPECTED
+    visit(c.url, user_agent=DESKTOP_UA, gpc=True,
+          landed=lambda: wait_accepted(c.url, len(EXPECTED)))
     assert wait_accepted(c.url, len(EXPECTED)) >= len(EXPECTED)
     c.stop()
     records = raw_records(c.data)
@@ -140,7 +231,7 @@ def test_global_privacy_control_means_no_visitor_id(collector_factory) -> None: 
 
 def test_a_headless_user_agent_is_filtered_as_a_bot(collector_factory) -> None:  # noqa: F811
     c = collector_factory(flush_seconds=0.5)
-    visit(c.url)  # Chromium's own headless user agent
+    visit(c.url, landed=lambda: wait_accepted(c.url, len(EXPECTED)))  # Chromium's own UA
     assert wait_accepted(c.url, len(EXPECTED)) >= len(EXPECTED)
     c.stop()
     records = raw_records(c.data)

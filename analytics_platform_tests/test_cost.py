@@ -23,6 +23,7 @@ PRICES = {
     "s3_standard": {"storage_gb_month": 0.023, "put_per_thousand": 0.005,
                     "get_per_thousand": 0.0004},
     "cloudwatch_logs": {"ingest_per_gb": 0.50, "storage_gb_month": 0.03},
+    "sqs_standard": {"requests_per_million": 0.40},
 }
 
 
@@ -43,6 +44,23 @@ def test_firehose_mode_by_hand() -> None:
     assert line(b, "S3 LIST (raw-lake sensor)") == pytest.approx(3 * 86400 * 30 / 30 / 1000 * 0.005)
     assert "Kinesis shard" not in {i for i, _, _ in b.lines}
     assert b.total == pytest.approx(sum(u for _, _, u in b.lines))
+
+
+def test_raw_notifications_replace_the_sensors_listing() -> None:
+    """With raw/'s notifications in SQS (the stack with the pipeline) a tick is one SQS request,
+    an object two more (S3's SendMessage, the sensor's DeleteMessageBatch) and one LIST of its
+    hour; the recent hours are listed once an hour."""
+    a = replace(Assumptions(), buffer_seconds=220, sensor_seconds=10, raw_queue=True)
+    b = monthly_bill(1_000_000, "firehose", "url", a, PRICES)
+    objects, ticks = 86400 * 30 / 220, 86400 * 30 / 10
+    assert line(b, "SQS (raw/ notifications)") == pytest.approx((ticks + 2 * objects) / 1e6 * 0.40)
+    assert line(b, "S3 LIST (raw-lake sensor)") == pytest.approx(
+        (objects + 24 * 30 * 3) / 1000 * 0.005)
+    listing = monthly_bill(1_000_000, "firehose", "url", replace(a, raw_queue=False), PRICES)
+    # the listing every 10 s would be three times the $1.30 of a listing every 30 s
+    assert line(listing, "S3 LIST (raw-lake sensor)") == pytest.approx(3 * ticks / 1000 * 0.005)
+    assert "SQS (raw/ notifications)" not in {i for i, _, _ in listing.lines}
+    assert listing.total - b.total > 3.5
 
 
 def test_kinesis_adds_a_shard_and_http_api_adds_requests() -> None:
@@ -149,8 +167,13 @@ def test_ecs_runs_are_billed_a_minute_at_least() -> None:
 def test_event_to_dashboard_within_five_minutes() -> None:
     p = cost.PipelineAssumptions()
     typical, worst = cost.latency(cost.DESIGNS["machine"], p)
-    assert worst == 5 + p.buffer_seconds + 2 * p.sensor_seconds + 2 * p.run_wall_seconds
+    # tracker batch, Firehose's buffer, the S3 notification, the sensor's and the automation's
+    # ticks, the `events` run and the day's run: 5 + 220 + 5 + 2 × 10 + 2 × 25
+    assert worst == 5 + p.buffer_seconds + 5 + 2 * p.sensor_seconds + 2 * p.run_wall_seconds
     assert worst <= 300 and typical < worst
+    # the longest buffer that holds it: one more second would not
+    assert cost.latency(cost.DESIGNS["machine"], replace(p, buffer_seconds=p.buffer_seconds + 1)
+                        )[1] > 300
     # with Firehose's default 300-s buffer it would not hold
     assert cost.latency(cost.DESIGNS["machine"], replace(p, buffer_seconds=300))[1] > 300
 
@@ -171,7 +194,12 @@ def test_the_model_follows_the_stack_and_the_definitions() -> None:
     assert int(default("root_volume_gb")) == p.root_gb
     assert int(default("data_volume_gb")) == p.data_gb
     assert default("public_ipv4") == str(cost.DESIGNS["machine"].public_ipv4).lower()
-    assert p.sensor_seconds == settings.SENSOR_INTERVAL_S3
+    # with the pipeline the stack sends raw/'s notifications to a queue, whose URL the machine
+    # gets, and the sensors then tick at their default with a queue
+    assert "raw_notifications = var.enable_pipeline" in prod and p.raw_queue
+    assert "ANALYTICS_RAW_QUEUE_URL = var.raw_queue_url" in (
+        ROOT / "infra/modules/pipeline/main.tf").read_text()
+    assert p.sensor_seconds == settings.SENSOR_INTERVAL_LOCAL
 
     from analytics_platform.defs.automation import daily_job, events_job, history_job
 
@@ -212,7 +240,7 @@ def test_cost_without_arguments_and_help() -> None:
     assert "Event → dashboard" in r.output and "Not taken" in r.output
     help_text = CliRunner().invoke(main, ["cost", "--help"]).output
     for option in ("--events-per-month", "--design", "--mode", "--endpoint", "--buffer-seconds",
-                   "--sensor-seconds", "--backfill"):
+                   "--sensor-seconds", "--raw-listing", "--backfill"):
         assert option in help_text
     assert all(param.help for param in main.commands["cost"].params)
 

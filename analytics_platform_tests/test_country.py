@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics_platform.ingest.core import IngestConfig, Ingestor
+from analytics_platform.ingest.core import ORIGIN_SECRET_HEADER, IngestConfig, Ingestor
 from analytics_platform.ingest.country import accuracy, country_of, zone_countries
 from analytics_platform.ingest.lambda_handler import handler
 from analytics_platform.ingest.package import build_lambda_zip
@@ -103,3 +103,33 @@ def test_the_lambda_zip_maps_time_zones_with_the_standard_library_only(tmp_path:
     out = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path / "pkg",
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "('IN', 'time_zone')"
+
+
+def test_with_an_origin_secret_only_cloudfronts_requests_are_taken() -> None:
+    """infra/modules/ingest's CloudFront adds the secret to each request it forwards: one that
+    lacks it came straight to the Function URL, where a client could set CloudFront's headers
+    itself, and is refused before anything is read."""
+    secret = "s" * 40
+    sink = MemorySink()
+    ing = Ingestor(IngestConfig(("https://www.example.com",), behind_cloudfront=True,
+                                origin_secret=secret), sink, clock=lambda: NOW)
+    spoofed = {"cloudfront-viewer-country": "de"}
+    for headers in (spoofed, {**spoofed, ORIGIN_SECRET_HEADER: secret[:-1] + "t"},
+                    {**spoofed, ORIGIN_SECRET_HEADER: ""}):
+        resp = handler(http_api(good(time_zone="Europe/Paris"), headers=headers), ingestor=ing)
+        assert resp["statusCode"] == 403, headers
+        assert json.loads(resp["body"])["reason"] == "not_through_cloudfront"
+        assert secret not in json.dumps(resp)
+    assert sink.records == []
+    resp = handler(http_api(good(time_zone="Europe/Paris"),
+                            headers={**spoofed, ORIGIN_SECRET_HEADER: secret}), ingestor=ing)
+    assert resp["statusCode"] == 202
+    assert [(r["country"], r["country_source"]) for r in sink.records] == [("DE", "cloudfront")]
+    assert secret not in repr(ing.config)
+
+
+def test_the_origin_secret_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANALYTICS_ORIGIN_SECRET", " abc ")
+    assert IngestConfig.from_env().origin_secret == "abc"
+    monkeypatch.setenv("ANALYTICS_ORIGIN_SECRET", "")
+    assert IngestConfig.from_env().origin_secret is None

@@ -305,8 +305,8 @@ def test_the_running_dashboard_in_a_real_browser(data: Path, tmp_path: Path) -> 
                              "dashboard", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        views = ["Overview", "Sources", "Devices", "Goals", "Funnel", "Journeys", "Cohorts",
-                 "Experiments", "SQL"]
+        views = ["Overview", "Sources", "Devices", "Locations", "Behaviour", "Web vitals",
+                 "Goals", "Funnel", "Journeys", "Cohorts", "Experiments", "SQL"]
         # opened from a shared address with a filter: every view keeps it
         shots = capture(f"http://127.0.0.1:{port}", tmp_path, views,
                         f"?from={DAY1}&to={DAY3}&device=desktop")
@@ -322,8 +322,10 @@ def test_the_running_dashboard_in_a_real_browser(data: Path, tmp_path: Path) -> 
     assert shots["Overview"]["metrics"]["Sessions"] == f"{desktop['s']:,}"
     assert set(shots["Overview"]["metrics"]) >= {"Visitors", "Pageviews", "Bounce rate",
                                                   "Visit duration", "Conversion rate"}
-    for view in ("Overview", "Sources", "Devices", "Goals", "Funnel", "Journeys", "Cohorts"):
+    for view in ("Overview", "Sources", "Devices", "Locations", "Behaviour", "Web vitals",
+                 "Goals", "Funnel", "Journeys", "Cohorts"):
         assert shots[view]["charts"] >= 1, view
+    assert set(shots["Web vitals"]["metrics"]) == {"LCP p75", "INP p75", "CLS p75", "TTFB p75"}
 
 
 # --- every filter the sidebar offers, against the oracle ----------------------------------------
@@ -498,8 +500,8 @@ def test_every_view_opens_with_filters_from_the_address(data: Path, truth: dict[
     n = sum(kept(s, f) for s in truth.values())
     assert metrics(at)["Sessions"] == f"{n:,}"
     assert "Source: google" in " ".join(c.value for c in at.caption)
-    for view in ("Sources", "Devices", "Goals", "Funnel", "Journeys", "Cohorts", "Experiments",
-                 "Realtime", "SQL"):
+    for view in ("Sources", "Devices", "Locations", "Behaviour", "Vitals", "Goals", "Funnel",
+                 "Journeys", "Cohorts", "Experiments", "Realtime", "SQL"):
         show(at, view)
         assert not at.error, (view, [e.value for e in at.error])
         off = [w.value for w in at.warning if "Not applied on this view" in w.value]
@@ -508,3 +510,107 @@ def test_every_view_opens_with_filters_from_the_address(data: Path, truth: dict[
     show(at, "Journeys")
     assert "k = 5" in " ".join(c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 1  # the Sankey
+    # the new views' numbers, as shown, are the oracle's over the sessions the address keeps
+    ss = collapsed({k: s for k, s in truth.items() if kept(s, f)}, f)
+    show(at, "Locations")
+    assert at.dataframe[0].value.sessions.sum() == n
+    show(at, "Behaviour")
+    links, files, missing = (d.value for d in at.dataframe)
+    assert dict(zip(links.host, links.clicks, strict=True)) == {
+        h: r["clicks"] for (_, h), r in o.outbound(ss).items()}
+    assert files.downloads.sum() == sum(r["downloads"] for r in o.downloads(ss).values())
+    assert missing.hits.sum() == sum(r["hits"] for r in o.not_found(ss).values())
+    show(at, "Vitals")
+    lcp = o.percentile([e["props"]["lcp"] for s in ss.values() for e in s["_events"]
+                        if e["event_type"] == "web_vitals" and "lcp" in e["props"]], 0.75)
+    assert metrics(at)["LCP p75"] == (f"{lcp / 1000:.2f} s" if lcp >= 1000 else f"{lcp:.0f} ms")
+
+
+def collapsed(sessions: dict[str, dict], f: Q.Filters) -> dict[str, dict]:
+    """The sessions with the range's first day as their date: the oracle's daily marts then
+    count the range as one period, as the dashboard does (``Q.report``)."""
+    return {k: {**s, "session_date": f.start} for k, s in sessions.items()}
+
+
+def test_every_report_follows_every_filter(data: Path, truth: dict[str, dict]) -> None:
+    """Locations, Behaviour, Web vitals and the pages' engaged time, through the dashboard's
+    queries (the mart without filters, its SQL over the filtered sessions with them), equal the
+    oracle's marts over the sessions the filters keep, the range counted as one period."""
+    wh = Warehouse(data / "warehouse.duckdb")
+
+    def rows(name: str, f: Q.Filters, keys: list[str], cols: list[str]) -> dict:
+        df = wh.df(*Q.report(f, name))
+        return {tuple(r[k] for k in keys): {c: None if pd.isna(r[c]) else r[c] for c in cols}
+                for r in df.to_dict("records")}
+
+    def additive(want: dict, keys: slice, cols: list[str]) -> dict:
+        """The oracle's rows (by date and keys) summed over the dates."""
+        out: dict[tuple, dict[str, float]] = {}
+        for k, r in want.items():
+            acc = out.setdefault(k[keys], dict.fromkeys(cols, 0))
+            for c in cols:
+                acc[c] += r[c]
+        return out
+
+    one_day = Q.Filters(DAY3, DAY3)  # web vitals from the mart itself
+    for f in [*combinations(wh), one_day]:
+        ss = collapsed({k: s for k, s in truth.items() if kept(s, f)}, f)
+        where = f"{f}"
+        counts = ["sessions", "pageviews", "bounces", "conversions"]
+        assert rows("countries", f, ["country", "country_source"], counts) == additive(
+            o.countries(ss), slice(1, 3), counts), where
+        assert rows("outbound", f, ["host"], ["clicks", "sessions"]) == additive(
+            o.outbound(ss), slice(1, 2), ["clicks", "sessions"]), where
+        assert rows("downloads", f, ["ext", "file"], ["downloads", "sessions"]) == additive(
+            o.downloads(ss), slice(1, 3), ["downloads", "sessions"]), where
+        assert rows("not_found", f, ["page_path", "referrer"], ["hits", "sessions"]) == additive(
+            o.not_found(ss), slice(1, 3), ["hits", "sessions"]), where
+        engaged = rows("engagement", f, ["page_path"], ["engaged_sessions", "total_engaged_s"])
+        want_engaged = o.engagement(ss)
+        assert engaged.keys() == {(page,) for _, page in want_engaged}, where
+        for (_, page), r in want_engaged.items():
+            assert (engaged[(page,)]["engaged_sessions"], engaged[(page,)]["total_engaged_s"]) \
+                == (r["sessions"], pytest.approx(r["total_engaged_s"])), (where, page)
+        vitals = rows("web_vitals", f, ["page_path"], [
+            "samples", *(f"{m}_{c}" for m in o.GOOD for c in ("samples", "p75", "good"))])
+        want = {(page,): r for (_, page), r in o.web_vitals(ss).items()}
+        assert vitals.keys() == want.keys(), where
+        for page, r in want.items():
+            assert vitals[page] == pytest.approx(r), (where, page)
+        # every page as one: the percentile of all the samples
+        [every] = wh.df(*Q.report(f, "web_vitals", all_pages=True)).to_dict("records")
+        for m, good in o.GOOD.items():
+            xs = [e["props"][m] for s in ss.values() for e in s["_events"]
+                  if e["event_type"] == "web_vitals" and m in e["props"]]
+            if not xs:  # no browser of these sessions measured it
+                assert pd.isna(every[f"{m}_p75"]) and pd.isna(every[f"{m}_good"]), (where, m)
+                continue
+            assert every[f"{m}_p75"] == pytest.approx(o.percentile(xs, 0.75)), (where, m)
+            assert every[f"{m}_good"] == pytest.approx(sum(x <= good for x in xs) / len(xs))
+        if f.only_dates():  # the comparisons above compared something
+            assert all(len(v) > 3 for v in (o.countries(ss), o.outbound(ss), o.downloads(ss),
+                                            o.not_found(ss), want, want_engaged)), where
+
+
+def test_the_dashboard_never_imports_dagster(data: Path) -> None:
+    """The views a goal filter, a filtered funnel and the experiments' statistics run (the
+    marts' own SQL and statistics, analytics_platform/mart_logic.py) load no Dagster: importing
+    it took about 1.7 s of a reader's first filtered page."""
+    script = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({APP!r}, default_timeout=120)
+at.query_params["goal"] = "Viewed pricing"
+at.query_params["device"] = "desktop"
+at.run()
+for view in ("goals", "funnel", "experiments"):
+    at.switch_page(f"views/{{view}}.py").run()
+    assert not at.exception and not at.error, (view, [e.value for e in at.exception])
+print(sorted(m for m in sys.modules if m.split(".")[0] == "dagster"))
+"""
+    env = {**os.environ, "ANALYTICS_DATA_DIR": str(data)}
+    env.pop("ANALYTICS_RAW_URL", None)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

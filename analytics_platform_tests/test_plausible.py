@@ -94,8 +94,12 @@ def test_the_tracker_event_names_map_onto_the_contracts_types(ingest) -> None:
     ing, sink = ingest
     base = {"u": "https://shop.example/pricing", "d": "shop.example"}
     bodies = [
-        {"n": "Outbound Link: Click", "p": {"url": "https://other.example/x?secret=1&utm_medium=m"}},
-        {"n": "File Download", "p": {"url": "https://shop.example/files/report.pdf"}},
+        # the tracker's payloads: the outbound link's href; the download's href cut at "?"
+        {"n": "Outbound Link: Click",
+         "p": {"url": "https://Ada:pw@Other.Example:8443/x/y?secret=1&utm_medium=m#top"}},
+        {"n": "File Download", "p": {"url": "https://cdn.example/files/Report.2026.PDF#page=2"}},
+        {"n": "File Download", "p": {"url": "/files/a.tar.gz", "campaign": "spring"}},
+        {"n": "Tagged", "p": {"url": "https://other.example/x?secret=1&utm_medium=m"}},
         {"n": "Form: Submission"},
         {"n": "Signup", "p": {"tier": "pro", "seats": 3, "blank": "", "none": None},
          "$": {"amount": "15.99", "currency": "eur"}, "i": False},
@@ -109,10 +113,10 @@ def test_the_tracker_event_names_map_onto_the_contracts_types(ingest) -> None:
         assert send(ing, base | b) == (202, "ok"), b
     got = [(r["event_type"], r["page_path"], r.get("props")) for r in sink.records]
     assert got == [
-        ("custom", "/pricing", {"name": "Outbound Link: Click",
-                                "url": "https://other.example/x?utm_medium=m"}),
-        ("custom", "/pricing", {"name": "File Download",
-                                "url": "https://shop.example/files/report.pdf"}),
+        ("outbound", "/pricing", {"host": "other.example"}),
+        ("download", "/pricing", {"ext": "pdf", "file": "/files/Report.2026.PDF"}),
+        ("download", "/pricing", {"ext": "gz", "file": "/files/a.tar.gz", "campaign": "spring"}),
+        ("custom", "/pricing", {"name": "Tagged", "url": "https://other.example/x?utm_medium=m"}),
         ("form_submit", "/pricing", None),
         ("custom", "/pricing", {"name": "Signup", "tier": "pro", "seats": 3,
                                 "revenue_amount": "15.99", "revenue_currency": "EUR"}),
@@ -158,6 +162,15 @@ def test_engaged_time_alone_is_answered_ok_and_stores_nothing(ingest) -> None:
      "props"),
     ({"n": "x", "u": "https://shop.example/", "p": {"k" * 65: "v"}}, "props_bad_key:props",
      "props"),
+    ({"n": "Outbound Link: Click", "u": "https://shop.example/"}, "missing:p.url", "props"),
+    ({"n": "File Download", "u": "https://shop.example/", "p": {"url": 7}}, "wrong_type:p.url",
+     "props"),
+    ({"n": "Outbound Link: Click", "u": "https://shop.example/", "p": {"url": "/local"}},
+     "invalid:p.url", "props"),
+    ({"n": "File Download", "u": "https://shop.example/", "p": {"url": "https://x.example/a/"}},
+     "invalid:p.url", "props"),
+    ({"n": "File Download", "u": "https://shop.example/", "p": {"url": "http://[::1/a.pdf"}},
+     "invalid:p.url", "props"),
     ({"n": "x", "u": "https://shop.example/", "$": {"amount": "ten", "currency": "USD"}},
      "invalid:revenue", "revenue"),
     ({"n": "x", "u": "https://shop.example/", "revenue": {"amount": 1}}, "invalid:revenue",
@@ -309,7 +322,9 @@ def plausible_bodies(draw: st.DrawFn) -> bytes:
     if kind == "tracker":  # what the tracker sends, with one part perhaps replaced above
         body = {"n": draw(_NAMES), "u": draw(_GOOD_URLS), "d": "shop.example",
                 "r": draw(st.one_of(st.none(), _GOOD_URLS)), "v": 36,
-                "p": draw(_GOOD_PROPS), "sd": draw(st.integers(0, 120)),
+                "p": draw(_GOOD_PROPS) | draw(st.one_of(st.just({}), st.fixed_dictionaries(
+                    {"url": st.one_of(_GOOD_URLS, _URLS, _SCALARS)}))),
+                "sd": draw(st.integers(0, 120)),
                 "e": draw(st.integers(0, 10**6)),
                 **{k: body[k] for k in keys[:draw(st.integers(0, 1))]}}
     raw = json.dumps(body, ensure_ascii=draw(st.booleans()))
@@ -495,9 +510,8 @@ def test_plausibles_tracker_in_chromium_lands_in_sessions(collector_factory) -> 
         ("custom", "/", {"name": "Signup", "tier": "pro", "revenue_amount": 15.99,
                          "revenue_currency": "EUR"}),
         ("page_view", "/pricing", None),
-        ("custom", "/pricing", {"name": "File Download", "url": f"{site}/files/report.pdf"}),
-        ("custom", "/pricing", {"name": "Outbound Link: Click",
-                                "url": f"http://{OTHER}:{port}/landing"}),
+        ("download", "/pricing", {"ext": "pdf", "file": "/files/report.pdf"}),
+        ("outbound", "/pricing", {"host": OTHER}),
         ("page_view", "/contact", None),
         ("form_submit", "/contact", None),
         ("page_view", "/thanks", None),
@@ -512,7 +526,8 @@ def test_plausibles_tracker_in_chromium_lands_in_sessions(collector_factory) -> 
     assert len({r["visitor_hash"] for r in records}) == 1
     assert all(validate_raw_record(r) == [] for r in records)
     text = json.dumps(records)
-    for secret in ("ada@example.com", "secret=1", "session=abc", "id=7", "127.0.0.1"):
+    for secret in ("ada@example.com", "secret=1", "session=abc", "id=7", "127.0.0.1",
+                   "/landing"):
         assert secret not in text
 
     # …and through the pipeline: the visit's events, and one session
@@ -524,9 +539,12 @@ def test_plausibles_tracker_in_chromium_lands_in_sessions(collector_factory) -> 
     con = duckdb.connect(str(c.data / "warehouse.duckdb"), read_only=True)
     events = con.execute("SELECT event_type, page_path FROM events").fetchall()
     columns = {r[0] for r in con.execute("DESCRIBE events").fetchall()}
+    outbound = con.execute("SELECT host, clicks FROM outbound_daily").fetchall()
+    downloads = con.execute("SELECT ext, file, downloads FROM downloads_daily").fetchall()
     sessions = con.execute("SELECT * FROM sessions").fetchall()
     cols = [d[0] for d in con.description]
     con.close()
+    assert (outbound, downloads) == ([(OTHER, 1)], [("pdf", "/files/report.pdf", 1)])
     assert sorted(events) == sorted((r["event_type"], r["page_path"]) for r in records)
     # no session id from Plausible's tracker: the pipeline makes the session from visitor_hash
     # (CONTRACT §4), which `events` keeps

@@ -57,7 +57,7 @@ def test_stored_tables_hold_the_lake_after_a_backfill_and_an_update(
     data = tmp_path / "data"
     monkeypatch.setenv("ANALYTICS_DATA_DIR", str(data))
     raw = open_raw_lake(data / "raw")
-    write_traffic(generate(SimConfig(days=2, visitors_per_day=120, start=DAY, seed=5)), raw,
+    write_traffic(generate(SimConfig(days=2, visitors_per_day=60, start=DAY, seed=5)), raw,
                   progress=False)
     with dg.DagsterInstance.ephemeral() as instance:
         assert run_backfill(DAY, DAY + timedelta(1), instance=instance,
@@ -69,7 +69,7 @@ def test_stored_tables_hold_the_lake_after_a_backfill_and_an_update(
 
     # An incremental update: a third day arrives, the second is processed again (new files for
     # its partitions), the first is untouched and must not be stored again.
-    write_traffic(generate(SimConfig(days=1, visitors_per_day=120, start=DAY + timedelta(2),
+    write_traffic(generate(SimConfig(days=1, visitors_per_day=60, start=DAY + timedelta(2),
                                      seed=6)), raw, progress=False)
     with dg.DagsterInstance.ephemeral() as instance:
         assert run_backfill(DAY + timedelta(1), DAY + timedelta(2), instance=instance,

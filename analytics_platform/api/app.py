@@ -205,10 +205,13 @@ def serve(app: Starlette, host: str, port: int) -> None:
     """Run ``app`` on uvicorn, with :func:`access_log` in place of uvicorn's."""
     import uvicorn
 
+    from analytics_platform.ingest.privacy import scrub_logs
+
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = uvicorn.Config(access_log(app), host=host, port=port, log_level="info",
                             access_log=False, timeout_graceful_shutdown=10,
                             proxy_headers=False)
+    scrub_logs()  # a path or an exception's message may quote a request (docs/PRIVACY.md)
     uvicorn.Server(config).run()

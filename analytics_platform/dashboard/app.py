@@ -17,6 +17,9 @@ VIEWS = [
     View("overview.py", "Overview"),
     View("sources.py", "Sources"),
     View("devices.py", "Devices"),
+    View("locations.py", "Locations"),
+    View("behaviour.py", "Behaviour"),
+    View("vitals.py", "Web vitals"),
     View("goals.py", "Goals"),
     View("funnel.py", "Funnel"),
     View("journeys.py", "Journeys", off={k: JOURNEYS_OFF for k in frame.ALL_FILTERS - {DATES}}),
@@ -32,7 +35,8 @@ VIEWS = [
 ]
 
 frame.set_page_config()
-chosen = st.navigation({"Analytics": [v.page() for v in VIEWS]})
+# expanded: every view listed (Streamlit folds a list of more than ten behind "View more")
+chosen = st.navigation({"Analytics": [v.page() for v in VIEWS]}, expanded=True)
 frame.draw(next(v for v in VIEWS if v.title == chosen.title))
 chosen.run()
 st.sidebar.caption(f"Warehouse: {frame.warehouse_path()}")

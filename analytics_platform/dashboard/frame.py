@@ -355,7 +355,12 @@ HEADERS = {
     "lift": "Lift vs baseline", "p_value": "p-value", "share": "Share", "steps": "Pages",
     "rank": "#", "change_pts": "vs before (pts)", "screen_class": "Screen",
     "device_type": "Device", "browser": "Browser", "os": "Operating system",
+    "country_name": "Country", "known_by": "Known from", "host": "Link to", "clicks": "Clicks",
+    "ext": "Type", "file": "File", "downloads": "Downloads", "referrer": "Linked from",
+    "hits": "Hits", "samples": "Samples", "avg_engaged_s": "Engaged time",
+    "engaged_sessions": "Engaged sessions",
 }
+DURATIONS = {"avg_duration_s", "avg_engaged_s"}  # seconds, shown as minutes and seconds
 PERCENT = re.compile(r"(_rate|^share|^lift|^of .* step|^change)$")
 
 
@@ -369,9 +374,17 @@ def show_table(df: pd.DataFrame, columns: list[str] | None = None, key: str | No
     config: dict[str, Any] = {}
     for c in df.columns:
         label = HEADERS.get(c, c.replace("_", " ").capitalize())
-        if c.endswith("_pts"):
+        numeric = pd.api.types.is_numeric_dtype(df[c]) and c not in DURATIONS
+        if numeric and (c == "change" or df[c].isna().any()):
+            # as text: a number column shows a missing value as "None", and a change its sign
+            fmt = ("{:+.1%}" if c == "change" else "{:+.1f}" if c.endswith("_pts")
+                   else "{:.1%}" if PERCENT.search(c) else "{:,.2f}"
+                   if pd.api.types.is_float_dtype(df[c]) else "{:,}")
+            df[c] = [fmt.format(v) if pd.notna(v) else "–" for v in df[c]]
+            config[c] = st.column_config.TextColumn(label, width="small", alignment="right")
+        elif c.endswith("_pts"):
             config[c] = st.column_config.NumberColumn(label, format="%+.1f", width="small")
-        elif c == "avg_duration_s":
+        elif c in DURATIONS:
             df[c] = df[c].map(duration)
             config[c] = st.column_config.TextColumn(label, width="small")
         elif PERCENT.search(c) and pd.api.types.is_numeric_dtype(df[c]):

@@ -22,8 +22,10 @@ from typing import Any
 
 import pandas as pd
 
+from analytics_platform import mart_logic, settings
 from analytics_platform import sql as pipeline_sql
-from analytics_platform.query.handwritten import load
+from analytics_platform.config import load_funnels
+from analytics_platform.query.handwritten import fill, load
 from analytics_platform.query.stats import Query, configured_goals, run, sessions_sql
 from analytics_platform.query.warehouse import Warehouse, _cursor  # noqa: F401  (re-exported)
 
@@ -191,14 +193,10 @@ def funnels(f: Filters) -> list[tuple[str, str, dict[str, Any]]]:
     """Per funnel of funnels.yaml: (name, SQL, parameters) of its steps over the filtered
     sessions, with the funnel_daily mart's own SQL (a session's steps are its own events, so a
     range is the sum of its days)."""
-    from analytics_platform import settings
-    from analytics_platform.config import load_funnels
-    from analytics_platform.defs.marts.funnels import funnel_sql
-
     path = settings.funnels_file()
     out = []
     for fn in load_funnels(None if path is None else Path(path)):
-        q, params = _over(f, funnel_sql(fn), with_events=True)
+        q, params = _over(f, mart_logic.funnel_sql(fn), with_events=True)
         out.append((fn.name, f"SELECT funnel, step, step_name, sessions FROM ({q}) ORDER BY step",
                     {**params, "date": f.start}))
     return out
@@ -206,9 +204,8 @@ def funnels(f: Filters) -> list[tuple[str, str, dict[str, Any]]]:
 
 def goals(f: Filters) -> tuple[str, dict[str, Any]]:
     """Conversions per goal and source over the filtered sessions (goals_daily's SQL)."""
-    from analytics_platform.defs.marts.goals import goals_sql
-
-    q, params = _over(f, goals_sql(list(configured_goals().values())), with_events=True)
+    q, params = _over(f, mart_logic.goals_sql(list(configured_goals().values())),
+                      with_events=True)
     return (f"SELECT goal, source, sum(sessions)::BIGINT AS sessions, "
             f"sum(conversions)::BIGINT AS conversions, sum(events)::BIGINT AS events, "
             f"sum(conversions) / sum(sessions) AS conversion_rate FROM ({q}) GROUP BY ALL",
@@ -253,7 +250,7 @@ def touch(f: Filters) -> tuple[str, dict[str, Any]]:
 
 def experiments(f: Filters) -> tuple[str, dict[str, Any]]:
     """experiments' SQL (sessions, conversions per variant) over the filtered sessions; the
-    statistics are the mart's own (history.compare_variants)."""
+    statistics are the mart's own (mart_logic.compare_variants)."""
     sessions, params = f.sessions()
     return (f"WITH s AS ({sessions})\nSELECT * FROM ({pipeline_sql.load('marts/experiments')})",
             params)
@@ -261,11 +258,58 @@ def experiments(f: Filters) -> tuple[str, dict[str, Any]]:
 
 def compare_variants(df: pd.DataFrame) -> pd.DataFrame:
     """Lift and p-value of each variant against its baseline, as the experiments mart does."""
-    from analytics_platform.defs.marts.history import compare_variants as compare
+    cols = ["experiment", "variant", "sessions", "conversions", "conversion_rate"]
+    rows = [tuple(r) for r in df[cols].itertuples(index=False)]
+    return mart_logic.compare_variants(rows).to_pandas()
 
-    return compare([tuple(r) for r in df[["experiment", "variant", "sessions", "conversions",
-                                          "conversion_rate"]].itertuples(index=False)]
-                   ).to_pandas()
+
+# --- issue 19's report marts: countries, outbound links, downloads, 404s, web vitals, engaged time
+
+# each report: its query's file in query/sql/, the mart it reads, and whether the mart's SQL
+# reads the sessions' events (``e``) or only the sessions (``s``)
+REPORTS = {"countries": ("countries_daily", False), "outbound": ("outbound_daily", True),
+           "downloads": ("downloads_daily", True), "not_found": ("not_found_daily", True),
+           "engagement": ("engagement_daily", True), "web_vitals": ("web_vitals_daily", True)}
+
+
+# web.dev's ratings of a page's p75 (https://web.dev/articles/vitals, /articles/ttfb): good up
+# to the first bound, poor above the second, "needs improvement" between; the first is the one
+# web_vitals_daily counts as good (CONTRACT §5). metric → (label, unit, good, poor)
+VITALS = {"lcp": ("Largest Contentful Paint", "ms", 2500, 4000),
+          "inp": ("Interaction to Next Paint", "ms", 200, 500),
+          "cls": ("Cumulative Layout Shift", "", 0.1, 0.25),
+          "ttfb": ("Time to First Byte", "ms", 800, 1800)}
+
+
+def rating(metric: str, value: float | None) -> str | None:
+    """web.dev's rating of a p75: good, needs improvement or poor (None without samples)."""
+    if value is None or value != value:  # NULL or NaN: no samples
+        return None
+    _, _, good, poor = VITALS[metric]
+    return "good" if value <= good else "poor" if value > poor else "needs improvement"
+
+
+def report(f: Filters, name: str, all_pages: bool = False) -> tuple[str, dict[str, Any]]:
+    """A report of REPORTS over ``f``'s range: from its mart when the mart answers exactly (no
+    filter but the dates; web vitals, whose p75 does not add up over days: one day), else its
+    mart's own SQL over the sessions ``f`` keeps and their events, the range counted as one
+    period (every ``session_date`` read as ``$start``). ``all_pages``: web vitals over every
+    page as one (``page_path`` read as "(all pages)": the percentile of all the samples)."""
+    mart, with_events = REPORTS[name]
+    exact = f.only_dates() and (name != "web_vitals" or f.days == 1) and not all_pages
+    if exact:
+        return fill(name, rows=mart), {"start": f.start, "end": f.end}
+    sessions, params = f.sessions()
+    ctes = [f"s AS (SELECT * REPLACE ($start::DATE AS session_date) FROM ({sessions}))"]
+    if with_events:
+        page = "'(all pages)' AS page_path, " if all_pages else ""
+        ctes.append(f"e AS (SELECT * REPLACE ({page}$start::DATE AS session_date) FROM "
+                    "session_events WHERE session_date BETWEEN $start AND $end AND session_id "
+                    "IN (SELECT session_id FROM s))")
+        if name == "web_vitals":  # the mart reads only these: skip the others early
+            ctes[-1] = ctes[-1][:-1] + " AND event_type = 'web_vitals')"
+    body = pipeline_sql.load(f"marts/{mart}")
+    return f"WITH {', '.join(ctes)}\n" + fill(name, rows=f"({body})"), params
 
 
 TOUCH = load("touch")

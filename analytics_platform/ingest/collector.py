@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from analytics_platform.contract import encode_json, encode_records
 from analytics_platform.ingest.core import PATHS, IngestConfig, Ingestor, Prepared
-from analytics_platform.ingest.privacy import utc_day
+from analytics_platform.ingest.privacy import scrub_logs, utc_day
 from analytics_platform.ingest.spool import Spool, describe_error
 from analytics_platform.lake import RawLake
 
@@ -379,4 +379,5 @@ def serve(app: Callable, host: str, port: int) -> None:
     # is the Ingestor's configuration, trusted proxies only (ANALYTICS_CLIENT_IP_HEADER).
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             timeout_graceful_shutdown=10, proxy_headers=False, http=protocol)
+    scrub_logs()  # an exception's message may quote a request (docs/PRIVACY.md)
     uvicorn.Server(config).run()

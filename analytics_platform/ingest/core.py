@@ -6,7 +6,8 @@ of every stored text and the enrichment of CONTRACT §2 (``ingest_ts``, ``user_a
 ``schema_version``, ``consent``, ``country`` from the time zone or CloudFront's header
 (country.py), and ``visitor_hash`` for events without a session id). It reads
 the ``Origin``, ``Content-Type`` and ``User-Agent`` headers (and ``CloudFront-Viewer-Country``
-when configured as behind CloudFront), and the client's address (the peer,
+when configured as behind CloudFront, with the origin secret CloudFront adds when one is
+configured), and the client's address (the peer,
 or a configured header from a trusted proxy) only for ``visitor_hash``: the address is never
 stored, logged or put in an error (privacy.py, docs/PRIVACY.md). The body is the contract's
 (``/v1/events``) or Plausible's (``/api/event``, plausible.py: mapped onto the contract, then
@@ -17,6 +18,7 @@ spool instead.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -56,6 +58,9 @@ from analytics_platform.ingest.privacy import (
 log = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json", "text/plain")  # text/plain: navigator.sendBeacon(string)
+# The header CloudFront adds to every request it forwards to the origin (an origin custom
+# header, infra/modules/ingest): its value is ANALYTICS_ORIGIN_SECRET.
+ORIGIN_SECRET_HEADER = "x-analytics-origin-secret"
 EVENTS_PATH = "/v1/events"  # the contract's endpoint (CONTRACT §1)
 # The paths the handler answers: the contract's, and Plausible's event API (plausible.py), whose
 # bodies become contract events and go through the same checks, scrub and enrichment.
@@ -74,18 +79,28 @@ class Sink(Protocol):
 class IngestConfig:
     """``allowed_origins``: exact origins (``https://www.example.com``) or ``*``.
     ``behind_cloudfront``: the endpoint is reached through CloudFront only, so its
-    ``CloudFront-Viewer-Country`` header can be believed (country.py); otherwise it is ignored."""
+    ``CloudFront-Viewer-Country`` header can be believed (country.py); otherwise it is ignored.
+    ``origin_secret``: what CloudFront adds to each request it forwards (``ORIGIN_SECRET_HEADER``,
+    infra/modules/ingest); a request without it did not come through CloudFront and is refused
+    (403 ``not_through_cloudfront``), so no client can set CloudFront's headers itself."""
 
     allowed_origins: tuple[str, ...] = ("*",)
     max_body_bytes: int = MAX_BODY_BYTES
     behind_cloudfront: bool = False
+    origin_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls) -> IngestConfig:
         raw = os.environ.get("ANALYTICS_ALLOWED_ORIGINS", "*")
         cloudfront = os.environ.get("ANALYTICS_BEHIND_CLOUDFRONT", "").strip().lower()
         return cls(tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip()),
-                   behind_cloudfront=cloudfront in ("1", "true", "yes"))
+                   behind_cloudfront=cloudfront in ("1", "true", "yes"),
+                   origin_secret=os.environ.get("ANALYTICS_ORIGIN_SECRET", "").strip() or None)
+
+    def through_cdn(self, headers: Mapping[str, str]) -> bool:
+        """The request carries the origin secret, or none is configured."""
+        return self.origin_secret is None or hmac.compare_digest(
+            headers.get(ORIGIN_SECRET_HEADER, "").encode(), self.origin_secret.encode())
 
     def allows(self, origin: str | None) -> bool:
         return origin is None or "*" in self.allowed_origins or origin in self.allowed_origins
@@ -250,6 +265,11 @@ class Ingestor:
         answered as Plausible answers)."""
         origin = headers.get("origin")
         method = method.upper()
+        if not self.config.through_cdn(headers):
+            return Prepared(Response.json(403, {
+                "reason": "not_through_cloudfront",
+                "message": "this endpoint is reached through its CloudFront distribution"}), [],
+                ["not_through_cloudfront"])
         if method == "OPTIONS":
             if not self.config.allows(origin):
                 return Prepared(Response.json(403, {"reason": "origin_not_allowed"}), [],

@@ -17,6 +17,7 @@ from typing import Any
 
 from analytics_platform.ingest.core import EVENTS_PATH, IngestConfig, Ingestor, Response
 from analytics_platform.ingest.plausible import PATH as PLAUSIBLE_PATH
+from analytics_platform.ingest.privacy import scrub_logs
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ def _ingestor() -> Ingestor:
     global _INGESTOR
     if _INGESTOR is None:
         import os
+
+        scrub_logs()  # the runtime's log handler: an exception's message may quote a request
 
         from analytics_platform.ingest.privacy import S3Salts, Salts
         from analytics_platform.ingest.sinks import sink_from_env

@@ -42,8 +42,13 @@ PATH = "/api/event"
 # Plausible's own limit on a name (Ingestion.Request: validate_length(:event_name, max: 120)).
 MAX_NAME_CHARS = 120
 # Event names with a type of their own in the contract; every other name is a `custom` event
-# whose props.name is the name ("Outbound Link: Click", "File Download", "404", a goal...).
-EVENT_TYPES = {"pageview": "page_view", "Form: Submission": "form_submit"}
+# whose props.name is the name ("404", a goal...).
+EVENT_TYPES = {"pageview": "page_view", "Form: Submission": "form_submit",
+               "Outbound Link: Click": "outbound", "File Download": "download"}
+# The last segment's extension of a download's path: CONTRACT §1's rule on props.ext (Plausible's
+# tracker sends a "File Download" only for a link whose href, cut at "?", ends in one of its
+# file types).
+_EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,16})$")
 ENGAGEMENT = "engagement"
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 # Plausible's payload keys as its 400 answer names them (its changeset's fields).
@@ -97,11 +102,33 @@ def _props(raw: Any) -> dict[str, Any] | Violation:
         if isinstance(v, (list, dict)):  # Plausible drops these silently; a reason is better
             return Violation("props_bad_value", f"p.{k}",
                              message=f"p.{k} must be a string, a number or a boolean")
-        # the link of "Outbound Link: Click", "File Download" and tagged links: a URL, scrubbed
-        # as page_path and referrer are (no query but UTM tags, no fragment, no user:password@)
-        out[k] = scrub_url(v, max_chars=MAX_PROPS_VALUE_CHARS) if k == "url" and isinstance(
-            v, str) else v
+        out[k] = v
     return out
+
+
+def _link(event_type: str, url: Any) -> dict[str, str] | Violation:
+    """The props of an ``outbound`` or ``download`` event from the link Plausible's tracker sends
+    in ``p.url`` (``Outbound Link: Click``: the link's ``href``; ``File Download``: the ``href``
+    cut at ``?``): the host alone, or the file's extension and path; the rest of the URL (path,
+    query, fragment of an outbound link; the file's host) is not kept (CONTRACT §1)."""
+    if url is None:
+        return Violation("missing", "p.url", message="p.url (the link) is required")
+    if not isinstance(url, str):
+        return Violation("wrong_type", "p.url", message="p.url must be a string")
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if event_type == "outbound":
+        if not host:
+            return Violation("invalid", "p.url", message="p.url must be a URL with a host")
+        return {"host": host}
+    ext = _EXTENSION.search(parts.path.rsplit("/", 1)[-1]) if parts else None
+    if not ext:
+        return Violation("invalid", "p.url", message=(
+            "p.url must be a file's URL, its name ending in an extension (.pdf)"))
+    return {"ext": ext.group(1).lower(), "file": parts.path}
 
 
 def _revenue(raw: Any) -> dict[str, Any] | Violation:
@@ -213,6 +240,15 @@ def to_event(body: Any, arrived: datetime) -> dict[str, Any] | Violation | str:
         return event
 
     event_type = EVENT_TYPES.get(name, "custom")
+    if event_type in ("outbound", "download"):
+        link = _link(event_type, props.pop("url", None))
+        if isinstance(link, Violation):
+            return link
+        props = link | {k: v for k, v in props.items() if k not in link}
+    elif isinstance(props.get("url"), str):
+        # a tagged link's URL: scrubbed as page_path and referrer are (no query but UTM tags,
+        # no fragment, no user:password@)
+        props["url"] = scrub_url(props["url"], max_chars=MAX_PROPS_VALUE_CHARS)
     if event_type == "custom":
         if "name" in props:
             return Violation("reserved_prop", "p.name", message=(

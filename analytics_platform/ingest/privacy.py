@@ -487,7 +487,7 @@ def scrub_props(props: Mapping[str, Any], *, max_key_chars: int,
                 max_value_chars: int) -> dict[str, Any] | None:
     """``props`` as it may be stored (CONTRACT §2): every key and string value scrubbed, a value
     cut to ``max_value_chars``. None when the keys cannot be stored as they are once scrubbed: a
-    key that becomes empty or longer than ``max_key_chars`` (``"x" * 61 + " ::1"``: "(ip)" is
+    key that becomes empty or longer than ``max_key_chars`` (``"x" * 60 + " ::1"``: "(ip)" is
     longer than "::1"), or two keys that become one (``{"a@b.cc": 1, "c@d.ee": 2}``, or a key
     that becomes a required one: ``"na\\u200bme"``): the handler refuses the event
     (``props_bad_key:props``) rather than cut a key or drop a value."""
@@ -519,10 +519,14 @@ class ScrubbingFilter:
         return True
 
 
-def scrub_logs() -> None:
-    """Put a :class:`ScrubbingFilter` on every handler of the root logger (once each)."""
+def scrub_logs(loggers: tuple[str, ...] = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+               ) -> None:
+    """Put a :class:`ScrubbingFilter` on every handler of ``loggers`` (the root's, and uvicorn's,
+    which do not propagate), once each. The collector, the API and the Lambda call it once
+    their logging is configured."""
     import logging
 
-    for h in logging.getLogger().handlers:
-        if not any(isinstance(f, ScrubbingFilter) for f in h.filters):
-            h.addFilter(ScrubbingFilter())
+    for name in loggers:
+        for h in logging.getLogger(name).handlers:
+            if not any(isinstance(f, ScrubbingFilter) for f in h.filters):
+                h.addFilter(ScrubbingFilter())

@@ -40,6 +40,7 @@ from typing import Any
 
 from analytics_platform import settings
 from analytics_platform.config import load_goals
+from analytics_platform.mart_logic import step_condition
 from analytics_platform.query.handwritten import load
 
 
@@ -492,10 +493,7 @@ def _goals_of(path: str, stamp: int) -> dict[str, Any]:
 
 def _goal_condition(goal: Any, prefix: str) -> str:
     """The events that complete ``goal``: the condition of the goals_daily mart and the funnels
-    (defs/marts/funnels.py's step_condition, imported when a goal is first filtered on: that
-    module loads Dagster)."""
-    from analytics_platform.defs.marts.funnels import step_condition
-
+    (``mart_logic.step_condition``)."""
     return step_condition(goal, prefix.rstrip(".") or "session_events")
 
 

@@ -1,4 +1,4 @@
-/*! analytics.js: privacy-first analytics, nothing stored on the device without consent */
+/*! analytics.js: nothing stored without consent */
 /*
  * <script src="https://collector.example.com/analytics.js"
  *         data-endpoint="https://collector.example.com/v1/events" defer></script>

@@ -9,9 +9,11 @@ from analytics_platform.dashboard import queries as Q
 from analytics_platform.dashboard.frame import (
     change,
     comparison,
+    current,
     duration,
     header,
     pct,
+    query,
     show_table,
     stats,
 )
@@ -56,7 +58,14 @@ else:
 left, right = st.columns(2)
 with left:
     st.subheader("Top pages")
-    show_table(stats(Q.top_pages(filters)), key="top_pages")
+    top = stats(Q.top_pages(filters))
+    if "engagement_daily" in current().warehouse.tables:  # an older warehouse has none
+        engaged = query(*Q.report(filters, "engagement"))
+        top = top.merge(engaged[["page_path", "avg_engaged_s"]], on="page_path", how="left")
+    show_table(top, key="top_pages")
+    if "avg_engaged_s" in top.columns:
+        st.caption("Engaged time: seconds the page was visible (not a tab in the background), "
+                   "per session that had it, on average.")
 with right:
     st.subheader("Entry pages")
     show_table(stats(Q.entry_pages(filters)), key="entry_pages")

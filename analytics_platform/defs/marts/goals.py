@@ -3,7 +3,7 @@
 Goals come from ``goals.yaml`` (or ``$ANALYTICS_GOALS_FILE``), declared like funnel steps: an
 event type, optionally a page and a ``props`` value. The statement is ``sql/goals_daily.sql``;
 what depends on the configuration (the goals and the events that match each) is generated here,
-with the funnels' own condition (:func:`~analytics_platform.defs.marts.funnels.step_condition`),
+with the funnels' own condition (:func:`~analytics_platform.mart_logic.step_condition`),
 so a goal and a funnel step with the same keys match the same events.
 """
 
@@ -12,25 +12,14 @@ from datetime import datetime
 import dagster as dg
 import duckdb
 
-from analytics_platform import sql
-from analytics_platform.config import Goal, load_goals
+from analytics_platform.config import load_goals
 from analytics_platform.defs.marts.assets import MartCheck, daily_mart_asset, run_daily
-from analytics_platform.defs.marts.funnels import step_condition
+from analytics_platform.mart_logic import goals_sql
 from analytics_platform.resources import LakeResource, PipelineSettings
 
 CHECKS = [MartCheck("goals_daily_reconcile", "For each goal, the day's rows add up to the day's "
                     "sessions; conversions ≤ sessions, converted visitors ≤ conversions ≤ "
                     "matching events.")]
-
-
-def goals_sql(goals: list[Goal]) -> str:
-    """``goals_daily.sql`` with the goals (in the file's order) and their matching events."""
-    names = " UNION ALL ".join(f"SELECT {k} AS goal_order, {sql.literal(g.name)} AS goal"
-                               for k, g in enumerate(goals, start=1))
-    events = " UNION ALL ".join(
-        f"SELECT {sql.literal(g.name)} AS goal, e.session_id FROM e WHERE {step_condition(g)}"
-        for g in goals)
-    return sql.load("marts/goals_daily", goals=names, goal_events=events)
 
 
 @daily_mart_asset(deps=["sessions", "session_events"],

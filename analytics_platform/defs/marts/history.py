@@ -5,7 +5,6 @@ its statement, ``sql/<mart>.sql`` beside this file (``experiments`` adds its sta
 Python: a handful of rows). A new one is one ``history_mart(...)`` line and its ``.sql`` file.
 """
 
-import math
 import time
 from collections.abc import Callable
 
@@ -16,47 +15,9 @@ from analytics_platform import layout, sql
 from analytics_platform.defs.automation import HISTORY_MARTS, refresh_when_deps_change
 from analytics_platform.defs.metadata import table_metadata
 from analytics_platform.duck import connect
+from analytics_platform.mart_logic import compare_variants
 from analytics_platform.resources import LakeResource
 from analytics_platform.storage import markdown_preview, publish_warehouse
-
-
-def compare_variants(rows: list[tuple[str, str, int, int, float]]) -> pa.Table:
-    """Lift and two-sided two-proportion z-test p-value of each variant against its
-    experiment's baseline (the variant named ``control``, else the first by name). A handful of
-    rows (one per variant), so plain Python."""
-    out: dict[str, list] = {k: [] for k in ("experiment", "variant", "baseline", "sessions",
-                                            "conversions", "conversion_rate", "lift", "p_value")}
-    by_exp: dict[str, list[tuple[str, str, int, int, float]]] = {}
-    for r in rows:
-        by_exp.setdefault(r[0], []).append(r)
-    for exp, variants in by_exp.items():
-        names = sorted(v[1] for v in variants)
-        base_name = "control" if "control" in names else names[0]
-        base = next(v for v in variants if v[1] == base_name)
-        _, _, n0, c0, p0 = base
-        for _, name, n1, c1, p1 in variants:
-            lift = p_value = None
-            if name != base_name:
-                lift = (p1 / p0 - 1) if p0 else None
-                pooled = (c0 + c1) / (n0 + n1)
-                se = math.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
-                if se > 0:
-                    z = (p1 - p0) / se
-                    p_value = math.erfc(abs(z) / math.sqrt(2))
-            for k, v in (("experiment", exp), ("variant", name), ("baseline", base_name),
-                         ("sessions", n1), ("conversions", c1), ("conversion_rate", p1),
-                         ("lift", lift), ("p_value", p_value)):
-                out[k].append(v)
-    return pa.table({
-        "experiment": pa.array(out["experiment"], pa.string()),
-        "variant": pa.array(out["variant"], pa.string()),
-        "baseline": pa.array(out["baseline"], pa.string()),
-        "sessions": pa.array(out["sessions"], pa.int64()),
-        "conversions": pa.array(out["conversions"], pa.int64()),
-        "conversion_rate": pa.array(out["conversion_rate"], pa.float64()),
-        "lift": pa.array(out["lift"], pa.float64()),
-        "p_value": pa.array(out["p_value"], pa.float64()),
-    })
 
 
 def run_history(lake_res: LakeResource, table: str, query: str,

@@ -21,6 +21,16 @@ locals {
   )
   firehose_target = aws_kinesis_firehose_delivery_stream.raw[local.direct_put ? "direct" : "from_stream"]
   account         = data.aws_caller_identity.current.account_id
+  # Behind CloudFront (var.cloudfront): the country from its viewer-country header, the
+  # visitor_hash's address from its viewer-address header (the Lambda's sourceIp is then an edge's),
+  # both believed because a request without the origin secret is refused (CONTRACT §2,
+  # docs/PRIVACY.md "The client's address").
+  cloudfront_env = var.cloudfront ? {
+    ANALYTICS_BEHIND_CLOUDFRONT = "true"
+    ANALYTICS_ORIGIN_SECRET     = var.cloudfront_origin_secret
+    ANALYTICS_CLIENT_IP_HEADER  = "cloudfront-viewer-address"
+    ANALYTICS_TRUSTED_PROXIES   = "0.0.0.0/0,::/0"
+  } : {}
 }
 
 # --- Kinesis (kinesis mode only) -------------------------------------------------------------
@@ -296,7 +306,7 @@ resource "aws_iam_role_policy" "lambda" {
 resource "aws_lambda_function" "ingest" {
   #checkov:skip=CKV_AWS_117:a public endpoint that only reaches AWS APIs needs no VPC (a NAT gateway would cost more than everything else)
   #checkov:skip=CKV_AWS_116:a failed request is retried by the tracker; there is no asynchronous invocation to dead-letter
-  #checkov:skip=CKV_AWS_173:the environment holds stream names, no secrets
+  #checkov:skip=CKV_AWS_173:stream names, and with var.cloudfront the origin secret, which is only a guard against bypassing CloudFront (no data behind it): the AWS-managed key is enough
   #checkov:skip=CKV_AWS_272:code signing needs a signing profile the user may not have; the zip is reproducible instead
   function_name                  = local.function_name
   role                           = aws_iam_role.lambda.arn
@@ -314,13 +324,13 @@ resource "aws_lambda_function" "ingest" {
   }
 
   environment {
-    variables = {
+    variables = merge({
       ANALYTICS_SINK            = local.direct_put ? "firehose" : "kinesis"
       ANALYTICS_FIREHOSE_STREAM = local.direct_put ? aws_kinesis_firehose_delivery_stream.raw["direct"].name : ""
       ANALYTICS_KINESIS_STREAM  = local.direct_put ? "" : aws_kinesis_stream.events[0].name
       ANALYTICS_ALLOWED_ORIGINS = join(",", var.allowed_origins)
       ANALYTICS_SALT_URL        = "s3://${aws_s3_bucket.salts.id}/salts"
-    }
+    }, local.cloudfront_env)
   }
 
   depends_on = [aws_cloudwatch_log_group.lambda]
@@ -414,6 +424,107 @@ resource "aws_lambda_permission" "api" {
   function_name = aws_lambda_function.ingest.function_name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.ingest[0].execution_arn}/*/POST/*"
+}
+
+# --- optional CloudFront in front of the endpoint (var.cloudfront) ---------------------------
+# For the country only (CONTRACT §2): CloudFront computes CloudFront-Viewer-Country from the
+# address it sees, and the origin gets the country, never the address for it. Nothing is cached.
+
+# AWS's managed "CachingDisabled" cache policy (its ID is the same in every account): every event
+# goes to the handler, and the cache key holds no header, cookie or query string.
+locals {
+  caching_disabled = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+  origin_domain = var.endpoint == "function_url" ? (
+    try(split("/", aws_lambda_function_url.ingest[0].function_url)[2], null)) : (
+  try(trimprefix(aws_apigatewayv2_api.ingest[0].api_endpoint, "https://"), null))
+}
+
+# What reaches the handler: the headers it reads and no other. Country and address come from
+# CloudFront (a viewer cannot set CloudFront-* headers); Origin, Content-Type and User-Agent are
+# the viewer's, which the handler needs (CORS allowlist, media type, the stored user agent and
+# the bot filter; CloudFront would replace User-Agent with "Amazon CloudFront"); the two
+# Access-Control-Request-* only for a CORS preflight. No cookie, no query string (the endpoint
+# reads the path and the body alone).
+resource "aws_cloudfront_origin_request_policy" "ingest" {
+  count   = var.cloudfront ? 1 : 0
+  name    = "${var.name}-ingest"
+  comment = "The ingest handler's headers and CloudFront's viewer country; no cookie, no query"
+  cookies_config {
+    cookie_behavior = "none"
+  }
+  query_strings_config {
+    query_string_behavior = "none"
+  }
+  headers_config {
+    header_behavior = "whitelist"
+    headers {
+      items = ["CloudFront-Viewer-Country", "CloudFront-Viewer-Address", "Origin", "Content-Type",
+      "User-Agent", "Access-Control-Request-Method", "Access-Control-Request-Headers"]
+    }
+  }
+}
+
+resource "aws_cloudfront_distribution" "ingest" {
+  #checkov:skip=CKV_AWS_68:a WAF web ACL costs $5 a month plus $0.60 per million requests, more than the whole ingest side; reserved concurrency bounds abuse
+  #checkov:skip=CKV2_AWS_47:idem: no WAF (no Java behind it either: the handler is Python)
+  #checkov:skip=CKV_AWS_86:access logs would hold every visitor's IP address, which this project never stores (docs/PRIVACY.md)
+  #checkov:skip=CKV_AWS_174:the default *.cloudfront.net certificate cannot set a minimum TLS version; a custom domain's ACM certificate can (TLSv1.2_2021)
+  #checkov:skip=CKV2_AWS_42:idem: the default certificate, until you add your own domain
+  #checkov:skip=CKV_AWS_310:one origin: a failover origin would be a second copy of the same Lambda
+  #checkov:skip=CKV_AWS_305:an API, not a site: there is no root object to serve
+  #checkov:skip=CKV2_AWS_32:the answers are JSON to the tracker, no page: the handler sets its own CORS headers
+  #checkov:skip=CKV_AWS_374:events come from every country: counting them is the point
+  count       = var.cloudfront ? 1 : 0
+  enabled     = true
+  comment     = "${var.name} ingest: the viewer's country without its address"
+  price_class = "PriceClass_100"
+  # IPv4 only: CloudFront-Viewer-Address writes an IPv6 viewer as "2001:db8::1:443" (no
+  # brackets), which cannot be told from an address, so the hash would change with the port.
+  is_ipv6_enabled = false
+  http_version    = "http2and3"
+
+  origin {
+    origin_id   = "ingest"
+    domain_name = local.origin_domain
+    custom_origin_config {
+      http_port              = 80
+      https_port             = 443
+      origin_protocol_policy = "https-only"
+      origin_ssl_protocols   = ["TLSv1.2"]
+    }
+    custom_header {
+      name  = "x-analytics-origin-secret"
+      value = var.cloudfront_origin_secret
+    }
+  }
+
+  default_cache_behavior {
+    target_origin_id         = "ingest"
+    viewer_protocol_policy   = "https-only"
+    allowed_methods          = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+    cached_methods           = ["GET", "HEAD"]
+    cache_policy_id          = local.caching_disabled
+    origin_request_policy_id = aws_cloudfront_origin_request_policy.ingest[0].id
+    compress                 = false
+  }
+
+  restrictions {
+    geo_restriction {
+      restriction_type = "none"
+    }
+  }
+
+  viewer_certificate {
+    cloudfront_default_certificate = true
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.cloudfront_origin_secret != null
+      error_message = "cloudfront = true needs cloudfront_origin_secret (openssl rand -hex 32)."
+    }
+  }
+  tags = var.tags
 }
 
 # --- alarms ------------------------------------------------------------------------------------

@@ -109,3 +109,20 @@ variable "tags" {
   type    = map(string)
   default = {}
 }
+
+variable "cloudfront" {
+  description = "Put a CloudFront distribution (price class 100) in front of the endpoint: the handler then takes each event's country from CloudFront-Viewer-Country instead of the browser's time zone (docs/INGEST.md, \"Country\"). Needs cloudfront_origin_secret. At 1M events a month: $0.36, or $0.02 within CloudFront's always-free allowance (docs/INGEST.md)."
+  type        = bool
+  default     = false
+}
+
+variable "cloudfront_origin_secret" {
+  description = "With cloudfront: a random value of 32 to 128 characters (`openssl rand -hex 32`) that CloudFront adds to every request it forwards; the handler refuses requests without it, so nobody can reach the endpoint directly and set CloudFront's headers itself."
+  type        = string
+  default     = null
+  sensitive   = true
+  validation {
+    condition     = var.cloudfront_origin_secret == null || can(regex("^[A-Za-z0-9_-]{32,128}$", var.cloudfront_origin_secret))
+    error_message = "cloudfront_origin_secret: 32 to 128 letters, digits, - or _ (openssl rand -hex 32)."
+  }
+}

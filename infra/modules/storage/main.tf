@@ -1,12 +1,12 @@
 # The bucket that holds the raw lake (raw/), Firehose's error output (errors/) and Athena's query
 # results (athena-results/): private, encrypted, TLS only, with expiry so it never grows forever.
+# With the pipeline, raw/'s new objects are notified to an SQS queue (notifications.tf).
 
 resource "aws_s3_bucket" "lake" {
   #checkov:skip=CKV_AWS_18:access logs would cost more than the events; CloudTrail data events are the audit option
   #checkov:skip=CKV_AWS_144:cross-region replication doubles the cost; raw events can be replayed from the tracker's side only briefly, by design
   #checkov:skip=CKV_AWS_145:SSE-S3 (AES-256) on purpose: a KMS key adds a monthly fee and per-request charges for no gain here
   #checkov:skip=CKV_AWS_21:objects are written once and expire; versioning would keep every expired object's cost
-  #checkov:skip=CKV2_AWS_62:notifications are on with the pipeline only (raw_notifications, notifications.tf: raw/ → SQS); without it nothing would consume them
   bucket        = var.bucket_name
   force_destroy = var.force_destroy
   tags          = var.tags

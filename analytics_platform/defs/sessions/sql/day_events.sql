@@ -24,7 +24,7 @@ WITH read AS NOT MATERIALIZED (
 -- wide rows are never sorted. A row is one line of one object: (raw_key, raw_pos). Copies are
 -- rare (a retried beacon), so only the event_ids read more than once are ranked, as in the
 -- events asset: ranking every row of the window was a sort of ~700k rows a day (issue 21,
--- docs/BENCHMARKS.md). event_id is never NULL (CONTRACT §3.3).
+-- docs/BENCHMARKS.md). event_id is never NULL (a required field, CONTRACT §1).
 narrow AS MATERIALIZED (
     SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts, ingest_ts, event_ts
     FROM read

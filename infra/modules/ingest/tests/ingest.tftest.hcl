@@ -68,6 +68,14 @@ run "firehose_mode_plan" {
     condition     = aws_cloudwatch_metric_alarm.firehose_freshness.metric_name == "DeliveryToS3.DataFreshness" && aws_cloudwatch_metric_alarm.lambda_errors.metric_name == "Errors" && aws_cloudwatch_metric_alarm.lambda_throttles.metric_name == "Throttles"
     error_message = "Alarms on Firehose freshness and Lambda errors and throttles."
   }
+  assert {
+    condition     = length(aws_cloudfront_distribution.ingest) == 0 && length(aws_cloudfront_origin_request_policy.ingest) == 0
+    error_message = "CloudFront is off by default."
+  }
+  assert {
+    condition     = length(setintersection(keys(aws_lambda_function.ingest.environment[0].variables), ["ANALYTICS_BEHIND_CLOUDFRONT", "ANALYTICS_ORIGIN_SECRET", "ANALYTICS_CLIENT_IP_HEADER", "ANALYTICS_TRUSTED_PROXIES"])) == 0
+    error_message = "Without CloudFront the handler ignores CloudFront's headers and hashes the connection's address."
+  }
 }
 
 run "firehose_mode_least_privilege" {
@@ -180,4 +188,95 @@ run "an_origin_is_required" {
     allowed_origins = []
   }
   expect_failures = [var.allowed_origins]
+}
+
+# --- CloudFront in front of the endpoint (var.cloudfront) --------------------------------------
+
+override_resource {
+  target = aws_cloudfront_distribution.ingest
+  values = { domain_name = "d111111abcdef8.cloudfront.net" }
+}
+
+run "cloudfront" {
+  command = apply
+  variables {
+    cloudfront               = true
+    cloudfront_origin_secret = "0123456789abcdef0123456789abcdef"
+  }
+
+  assert {
+    condition     = aws_cloudfront_distribution.ingest[0].price_class == "PriceClass_100"
+    error_message = "Price class 100 (North America, Europe, Israel): the cheapest."
+  }
+  assert {
+    condition     = one(aws_cloudfront_distribution.ingest[0].origin).domain_name == "abc123.lambda-url.us-east-1.on.aws" && one(aws_cloudfront_distribution.ingest[0].origin).custom_origin_config[0].origin_protocol_policy == "https-only"
+    error_message = "The origin is the Function URL, over HTTPS."
+  }
+  assert {
+    condition     = one(aws_cloudfront_distribution.ingest[0].origin).custom_header == toset([{ name = "x-analytics-origin-secret", value = "0123456789abcdef0123456789abcdef" }])
+    error_message = "CloudFront adds the origin secret, the header the handler checks (core.ORIGIN_SECRET_HEADER)."
+  }
+  assert {
+    condition     = aws_cloudfront_origin_request_policy.ingest[0].cookies_config[0].cookie_behavior == "none" && aws_cloudfront_origin_request_policy.ingest[0].query_strings_config[0].query_string_behavior == "none"
+    error_message = "No cookie and no query string reach the handler."
+  }
+  assert {
+    condition = aws_cloudfront_origin_request_policy.ingest[0].headers_config[0].header_behavior == "whitelist" && toset(aws_cloudfront_origin_request_policy.ingest[0].headers_config[0].headers[0].items) == toset([
+      "CloudFront-Viewer-Country", "CloudFront-Viewer-Address", "Origin", "Content-Type", "User-Agent",
+    "Access-Control-Request-Method", "Access-Control-Request-Headers"])
+    error_message = "Exactly the headers the handler reads, and CloudFront's viewer country and address: no Cookie, Referer, X-Forwarded-For or CloudFront-Viewer-City."
+  }
+  assert {
+    condition     = aws_cloudfront_distribution.ingest[0].default_cache_behavior[0].cache_policy_id == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad" && aws_cloudfront_distribution.ingest[0].default_cache_behavior[0].origin_request_policy_id == aws_cloudfront_origin_request_policy.ingest[0].id
+    error_message = "Nothing is cached (Managed-CachingDisabled); the origin request policy above applies."
+  }
+  assert {
+    condition     = contains(aws_cloudfront_distribution.ingest[0].default_cache_behavior[0].allowed_methods, "POST") && aws_cloudfront_distribution.ingest[0].default_cache_behavior[0].viewer_protocol_policy == "https-only"
+    error_message = "Browsers POST events over HTTPS."
+  }
+  assert {
+    condition     = aws_cloudfront_distribution.ingest[0].is_ipv6_enabled == false
+    error_message = "IPv4 only: CloudFront-Viewer-Address of an IPv6 viewer cannot be parsed without ambiguity."
+  }
+  assert {
+    condition = { for k, v in aws_lambda_function.ingest.environment[0].variables : k => v if contains(["ANALYTICS_BEHIND_CLOUDFRONT", "ANALYTICS_ORIGIN_SECRET", "ANALYTICS_CLIENT_IP_HEADER", "ANALYTICS_TRUSTED_PROXIES"], k) } == {
+      ANALYTICS_BEHIND_CLOUDFRONT = "true", ANALYTICS_ORIGIN_SECRET = "0123456789abcdef0123456789abcdef",
+    ANALYTICS_CLIENT_IP_HEADER = "cloudfront-viewer-address", ANALYTICS_TRUSTED_PROXIES = "0.0.0.0/0,::/0" }
+    error_message = "The handler believes CloudFront's country and address, and refuses requests without the secret."
+  }
+  assert {
+    condition     = output.endpoint_url == "https://d111111abcdef8.cloudfront.net/v1/events"
+    error_message = "The tracker posts to CloudFront."
+  }
+}
+
+run "cloudfront_over_the_http_api" {
+  command = apply
+  variables {
+    endpoint                 = "http_api"
+    cloudfront               = true
+    cloudfront_origin_secret = "0123456789abcdef0123456789abcdef"
+  }
+
+  assert {
+    condition     = one(aws_cloudfront_distribution.ingest[0].origin).domain_name == "abc123.execute-api.us-east-1.amazonaws.com"
+    error_message = "The origin is the HTTP API's domain."
+  }
+}
+
+run "cloudfront_needs_the_origin_secret" {
+  command = plan
+  variables {
+    cloudfront = true
+  }
+  expect_failures = [aws_cloudfront_distribution.ingest]
+}
+
+run "a_short_origin_secret_is_refused" {
+  command = plan
+  variables {
+    cloudfront               = true
+    cloudfront_origin_secret = "short"
+  }
+  expect_failures = [var.cloudfront_origin_secret]
 }

@@ -306,7 +306,7 @@ run "raw_notifications_queue" {
 
   assert {
     condition = [for s in jsondecode(aws_iam_role_policy.machine.policy).Statement : s if startswith(s.Action[0], "sqs:")] == [{
-      Sid = "ReadRawNotifications", Effect = "Allow", Action = ["sqs:ReceiveMessage", "sqs:DeleteMessage"]
+      Sid      = "ReadRawNotifications", Effect = "Allow", Action = ["sqs:ReceiveMessage", "sqs:DeleteMessage"]
       Resource = ["arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects"]
     }]
     error_message = "The machine may receive and delete the raw/ notifications of its one queue, nothing else of SQS."

@@ -73,7 +73,7 @@ run "raw_notifications_into_sqs" {
 
   assert {
     condition = [for q in aws_s3_bucket_notification.lake[0].queue : {
-      arn = q.queue_arn, events = q.events, prefix = q.filter_prefix }] == [{
+      arn    = q.queue_arn, events = q.events, prefix = q.filter_prefix }] == [{
       arn    = "arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects"
       events = toset(["s3:ObjectCreated:*"]), prefix = "raw/"
     }]
@@ -93,7 +93,7 @@ run "raw_notifications_into_sqs" {
   }
   assert {
     condition = jsondecode(aws_sqs_queue_policy.raw[0].policy).Statement[0] == {
-      Sid = "S3RawObjectCreated", Effect = "Allow", Principal = { Service = "s3.amazonaws.com" }
+      Sid    = "S3RawObjectCreated", Effect = "Allow", Principal = { Service = "s3.amazonaws.com" }
       Action = ["sqs:SendMessage"], Resource = ["arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects"]
       Condition = {
         ArnEquals    = { "aws:SourceArn" = "arn:aws:s3:::example-com-analytics" }

@@ -1,0 +1,119 @@
+"""The parts of the marts that the dashboard and the API run too, without Dagster: the SQL of a
+funnel step or goal (the events that count for it), of a funnel and of ``goals_daily``, and the
+experiments' statistics.
+
+The marts (``defs/marts/funnels.py``, ``goals.py``, ``history.py``) import them from here, and
+so do the query layer (a "completed goal" filter) and the dashboard (a filtered funnel, goal or
+experiment): one definition, and a reader's process never loads Dagster for them (importing it
+took about 1.7 s the first time a goal was filtered on).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import pyarrow as pa
+
+from analytics_platform import sql
+from analytics_platform.config import Funnel, FunnelStep, Goal
+
+_lit = sql.literal
+
+
+def step_condition(step: FunnelStep, alias: str = "e") -> str:
+    """The SQL condition an event must meet to count for ``step`` (a funnel step or a goal)."""
+    cond = [f"{alias}.event_type = {_lit(step.event_type)}"]
+    if step.page_path is not None:
+        cond.append(f"{alias}.page_path = {_lit(step.page_path)}")
+    if step.prop is not None:
+        value = f"{alias}.props::JSON->>{_lit(step.prop)}"
+        if step.min is not None:
+            cond.append(f"try_cast({value} AS DOUBLE) >= {float(step.min)}")
+        if step.equals is not None:
+            eq = str(step.equals).lower() if isinstance(step.equals, bool) else step.equals
+            cond.append(f"{value} = {_lit(eq)}")
+        if step.min is None and step.equals is None:
+            cond.append(f"{value} IS NOT NULL")
+    return " AND ".join(cond)
+
+
+def funnel_sql(funnel: Funnel) -> str:
+    """Steps reached per session, then counted: date, funnel, step, step_name, sessions, …"""
+    ctes = [f"step1 AS (SELECT e.session_id, min(e.ts) AS t FROM e "
+            f"WHERE {step_condition(funnel.steps[0])} GROUP BY e.session_id)"]
+    for k, step in enumerate(funnel.steps[1:], start=2):
+        ctes.append(
+            f"step{k} AS (SELECT e.session_id, min(e.ts) AS t FROM e "
+            f"JOIN step{k - 1} p ON p.session_id = e.session_id AND e.ts >= p.t "
+            f"WHERE {step_condition(step)} GROUP BY e.session_id)"
+        )
+    counts = " UNION ALL ".join(
+        f"SELECT {k} AS step, {_lit(s.name)} AS step_name, (SELECT count(*) FROM step{k}) "
+        f"AS sessions" for k, s in enumerate(funnel.steps, start=1)
+    )
+    return f"""
+    WITH {", ".join(ctes)},
+    counts AS ({counts})
+    SELECT $date::DATE AS date, {_lit(funnel.name)} AS funnel, step, step_name, sessions,
+           coalesce(sessions / nullif(first(sessions) OVER (ORDER BY step), 0), 0)
+               AS pct_of_start,
+           coalesce(sessions / nullif(lag(sessions, 1, sessions) OVER (ORDER BY step), 0), 0)
+               AS pct_of_previous
+    FROM counts
+    """
+
+
+def funnels_sql(funnels: list[Funnel], day: datetime) -> str:
+    day_lit = _lit(day.date().isoformat())
+    parts = [funnel_sql(f).replace("$date", day_lit) for f in funnels]
+    return " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts) + " ORDER BY funnel, step"
+
+
+def goals_sql(goals: list[Goal]) -> str:
+    """``goals_daily.sql`` with the goals (in the file's order) and their matching events."""
+    names = " UNION ALL ".join(f"SELECT {k} AS goal_order, {_lit(g.name)} AS goal"
+                               for k, g in enumerate(goals, start=1))
+    events = " UNION ALL ".join(
+        f"SELECT {_lit(g.name)} AS goal, e.session_id FROM e WHERE {step_condition(g)}"
+        for g in goals)
+    return sql.load("marts/goals_daily", goals=names, goal_events=events)
+
+
+def compare_variants(rows: list[tuple[str, str, int, int, float]]) -> pa.Table:
+    """Lift and two-sided two-proportion z-test p-value of each variant against its
+    experiment's baseline (the variant named ``control``, else the first by name). A handful of
+    rows (one per variant), so plain Python."""
+    out: dict[str, list] = {k: [] for k in ("experiment", "variant", "baseline", "sessions",
+                                            "conversions", "conversion_rate", "lift", "p_value")}
+    by_exp: dict[str, list[tuple[str, str, int, int, float]]] = {}
+    for r in rows:
+        by_exp.setdefault(r[0], []).append(r)
+    for exp, variants in by_exp.items():
+        names = sorted(v[1] for v in variants)
+        base_name = "control" if "control" in names else names[0]
+        base = next(v for v in variants if v[1] == base_name)
+        _, _, n0, c0, p0 = base
+        for _, name, n1, c1, p1 in variants:
+            lift = p_value = None
+            if name != base_name:
+                lift = (p1 / p0 - 1) if p0 else None
+                pooled = (c0 + c1) / (n0 + n1)
+                se = math.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
+                if se > 0:
+                    z = (p1 - p0) / se
+                    p_value = math.erfc(abs(z) / math.sqrt(2))
+            for k, v in (("experiment", exp), ("variant", name), ("baseline", base_name),
+                         ("sessions", n1), ("conversions", c1), ("conversion_rate", p1),
+                         ("lift", lift), ("p_value", p_value)):
+                out[k].append(v)
+    return pa.table({
+        "experiment": pa.array(out["experiment"], pa.string()),
+        "variant": pa.array(out["variant"], pa.string()),
+        "baseline": pa.array(out["baseline"], pa.string()),
+        "sessions": pa.array(out["sessions"], pa.int64()),
+        "conversions": pa.array(out["conversions"], pa.int64()),
+        "conversion_rate": pa.array(out["conversion_rate"], pa.float64()),
+        "lift": pa.array(out["lift"], pa.float64()),
+        "p_value": pa.array(out["p_value"], pa.float64()),
+    })
