@@ -159,12 +159,15 @@ def streamlit_command(app: Path, host: str, port: int) -> list[str]:
               help="Price the raw-lake sensor listing hour prefixes every tick, without the "
               "stack's S3 notifications queue (the design before it: with --buffer-seconds 180 "
               "--sensor-seconds 30).")
+@click.option("--cloudfront", is_flag=True,
+              help="With CloudFront in front of the endpoint (the stack's ingest_cloudfront: "
+              "the country from CloudFront), its always-free allowance counted.")
 @click.option("--backfill", is_flag=True,
               help="Print the capacity model instead: a year's backfill at 10M / 100M / 1B "
               "events a month on ECS run tasks and on one machine.")
 def cost(events_per_month: int, design: str, mode: str, endpoint: str,
          buffer_seconds: int | None, sensor_seconds: int | None, raw_listing: bool,
-         backfill: bool) -> None:
+         cloudfront: bool, backfill: bool) -> None:
     """The whole stack's monthly AWS bill, line by line (ingest, pipeline, dashboard), with the
     runs a day, the time from an event to the dashboard, every design at 100k / 1M / 10M events,
     and the assumptions and prices it rests on (docs/COSTS.md)."""
@@ -186,11 +189,12 @@ def cost(events_per_month: int, design: str, mode: str, endpoint: str,
         a = replace(a, buffer_seconds=buffer_seconds or a.buffer_seconds,
                     sensor_seconds=sensor_seconds or a.sensor_seconds)
         click.echo(f"{events_per_month:,} events a month, ingest_mode={mode}, "
-                   f"endpoint={endpoint}\n")
-        click.echo(model.monthly_bill(events_per_month, mode, endpoint, a).to_text())
+                   f"endpoint={endpoint}{', behind CloudFront' if cloudfront else ''}\n")
+        click.echo(model.monthly_bill(events_per_month, mode, endpoint, a,
+                                      cloudfront=cloudfront).to_text())
         click.echo("\n" + model.assumptions_text(a))
     else:
-        click.echo(model.stack_text(events_per_month, design, mode, endpoint, p))
+        click.echo(model.stack_text(events_per_month, design, mode, endpoint, p, cloudfront))
 
 
 @main.command("lake-pull")

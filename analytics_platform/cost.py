@@ -50,6 +50,14 @@ class Assumptions:
     # for its size (HEAD), then its bytes (GET) (measured: `python bench/s3_requests.py`, 21
     # HEAD + 21 GET under raw/ for an `events` run of an hour of 21 objects).
     requests_per_raw_read: int = 2
+    # With CloudFront in front (ingest_cloudfront): what goes out to the browser per request (the
+    # handler's answer, `{"accepted":3}`, with its and CloudFront's headers: ~250 B) and what
+    # goes to the origin beyond the body (the forwarded headers of the origin request policy,
+    # the origin secret and CloudFront's own: ~350 B); the body is counted at record_bytes an
+    # event, the stored record, which is larger than what the tracker sends. Estimates, not
+    # measured here (no CloudFront offline).
+    cloudfront_answer_bytes: int = 250
+    cloudfront_header_bytes: int = 350
 
 
 @dataclass
@@ -71,8 +79,10 @@ class Bill:
 
 
 def monthly_bill(events: int, mode: str = "firehose", endpoint: str = "url",
-                 a: Assumptions | None = None, prices: dict | None = None) -> Bill:
-    """The monthly bill for ``events`` events a month."""
+                 a: Assumptions | None = None, prices: dict | None = None,
+                 cloudfront: bool = False) -> Bill:
+    """The monthly bill for ``events`` events a month (``cloudfront``: with a CloudFront
+    distribution in front of the endpoint, infra's ``ingest_cloudfront``)."""
     if mode not in ("firehose", "kinesis"):
         raise ValueError("mode must be firehose or kinesis")
     if endpoint not in ("url", "http-api"):
@@ -87,6 +97,8 @@ def monthly_bill(events: int, mode: str = "firehose", endpoint: str = "url",
                  requests / 1e6 * p["api_gateway_http"]["requests_per_million"])
     else:
         bill.add("Lambda Function URL", "no charge beyond Lambda", 0.0)
+    if cloudfront:
+        _cloudfront_lines(bill, events, requests, a, p["cloudfront"])
     gb_s = requests * a.lambda_ms / 1000 * a.lambda_memory_mb / 1024
     bill.add("Lambda requests", f"{requests:,.0f} requests",
              requests / 1e6 * p["lambda"]["requests_per_million"])
@@ -139,6 +151,22 @@ def monthly_bill(events: int, mode: str = "firehose", endpoint: str = "url",
     bill.add("CloudWatch Logs", f"{logs_gb:,.3f} GB ingested",
              logs_gb * cw["ingest_per_gb"] + logs_gb * cw["storage_gb_month"] * 0.5)
     return bill
+
+
+def _cloudfront_lines(bill: Bill, events: int, requests: float, a: Assumptions,
+                      c: dict) -> None:
+    """Requests and the transfer out to browsers, less the always-free allowance; the transfer
+    to the origin (the events' bodies), which it does not cover. At 1M events: $0.36 at list
+    prices, $0.02 with the allowance (docs/INGEST.md)."""
+    free_requests, free_gb = c["free_requests_month"], c["free_data_out_gb_month"]
+    bill.add("CloudFront requests", f"{requests:,.0f} HTTPS ({free_requests / 1e6:g}M a month "
+             "free)", max(0.0, requests - free_requests) / 10_000 * c["https_requests_per_10k"])
+    out_gb = requests * a.cloudfront_answer_bytes / 1e9
+    bill.add("CloudFront out to browsers", f"{out_gb:,.2f} GB ({free_gb / 1000:g} TB a month free)",
+             max(0.0, out_gb - free_gb) * c["data_out_internet_per_gb"])
+    origin_gb = (events * a.record_bytes + requests * a.cloudfront_header_bytes) / 1e9
+    bill.add("CloudFront out to the origin", f"{origin_gb:,.2f} GB (bodies and headers)",
+             origin_gb * c["data_out_origin_per_gb"])
 
 
 def assumptions_text(a: Assumptions | None = None) -> str:
@@ -466,28 +494,30 @@ SIZES = (100_000, 1_000_000, 10_000_000)
 
 
 def stack_total(events: int, design: str | None, mode: str = "firehose", endpoint: str = "url",
-                p: PipelineAssumptions | None = None) -> float:
+                p: PipelineAssumptions | None = None, cloudfront: bool = False) -> float:
     """Ingest (+ the pipeline and dashboard of ``design``, unless None) a month."""
     p = p or PipelineAssumptions()
     if design is None:  # the pipeline elsewhere: Firehose at its own default buffer
-        return monthly_bill(events, mode, endpoint, Assumptions()).total
-    return (monthly_bill(events, mode, endpoint, ingest_assumptions(p)).total
+        return monthly_bill(events, mode, endpoint, Assumptions(), cloudfront=cloudfront).total
+    return (monthly_bill(events, mode, endpoint, ingest_assumptions(p), cloudfront=cloudfront).total
             + pipeline_bill(events, design, p).total)
 
 
 def design_table(mode: str = "firehose", endpoint: str = "url",
-                 p: PipelineAssumptions | None = None) -> str:
+                 p: PipelineAssumptions | None = None, cloudfront: bool = False) -> str:
     """The whole stack a month, per design, at 100k / 1M / 10M events (Markdown)."""
     p = p or PipelineAssumptions()
     out = ["| design | " + " | ".join(f"{n:,} events" for n in SIZES)
            + " | event → dashboard (typical / worst) |", "|---" + "|---:" * (len(SIZES) + 1) + "|"]
     out.append("| ingest only (the pipeline elsewhere; 300-s buffer) | "
-               + " | ".join(f"${stack_total(n, None, mode, endpoint, p):,.2f}" for n in SIZES)
+               + " | ".join(f"${stack_total(n, None, mode, endpoint, p, cloudfront):,.2f}"
+                            for n in SIZES)
                + " | — |")
     for d in DESIGNS.values():
         typical, worst = latency(d, p)
         out.append(f"| `{d.key}`: {d.title} | "
-                   + " | ".join(f"${stack_total(n, d.key, mode, endpoint, p):,.2f}" for n in SIZES)
+                   + " | ".join(f"${stack_total(n, d.key, mode, endpoint, p, cloudfront):,.2f}"
+                                for n in SIZES)
                    + f" | {typical:.0f} s / {worst:.0f} s |")
     return "\n".join(out)
 
@@ -520,12 +550,13 @@ def alternatives_text(p: PipelineAssumptions | None = None, prices: dict | None 
 
 
 def stack_text(events: int, design: str = "machine", mode: str = "firehose",
-               endpoint: str = "url", p: PipelineAssumptions | None = None) -> str:
+               endpoint: str = "url", p: PipelineAssumptions | None = None,
+               cloudfront: bool = False) -> str:
     """What `analytics-platform cost` prints: the bill line by line, the runs, the latency."""
     p = p or PipelineAssumptions()
     d = DESIGNS[design]
     a = ingest_assumptions(p)
-    ingest = monthly_bill(events, mode, endpoint, a)
+    ingest = monthly_bill(events, mode, endpoint, a, cloudfront=cloudfront)
     pipe = pipeline_bill(events, d, p)
     lines = ingest.lines + pipe.lines
     width = max(len(i) for i, _, _ in lines)
@@ -539,8 +570,9 @@ def stack_text(events: int, design: str = "machine", mode: str = "firehose",
 
     typical, worst = latency(d, p)
     cpu = machine_cpu(events, d, p)
+    behind = ", behind CloudFront" if cloudfront else ""
     out = [f"The whole stack at {events:,} events a month: ingest_mode={mode}, "
-           f"endpoint={endpoint}; pipeline design `{design}`: {d.title}.", ""]
+           f"endpoint={endpoint}{behind}; pipeline design `{design}`: {d.title}.", ""]
     out += block("Ingest (infra/modules/ingest, storage)", ingest)
     out += block("Pipeline and dashboard (infra/modules/pipeline)", pipe)
     out.append(f"  {'total':<{width}}  {'':<{usage}}  ${ingest.total + pipe.total:>7.2f}")
@@ -554,7 +586,8 @@ def stack_text(events: int, design: str = "machine", mode: str = "firehose",
             f"{p.sensor_seconds} s + `events` run + automation tick {p.sensor_seconds} s + the "
             f"day's run, {p.run_wall_seconds:g} s a run"
             + (f" + {p.task_start_seconds:g} s to start a task" if d.ecs_runs else "") + ").",
-            "", "Every design, the whole stack a month:", design_table(mode, endpoint, p), "",
+            "", "Every design, the whole stack a month:",
+            design_table(mode, endpoint, p, cloudfront), "",
             alternatives_text(p), "", assumptions_text(a)]
     return "\n".join(out)
 

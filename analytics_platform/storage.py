@@ -43,6 +43,9 @@ _SAFE = re.compile(r"^[A-Za-z0-9_=\-:.]+$")
 # How every lake file is written. zstd level 1: on a million-event hour it wrote 0.1 s faster
 # than the default level 3, and the file came out no larger (43 MB against 44 MB).
 PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 122880"
+# Lake.existing: at most this many partitions missing from the local cache are asked for with a
+# GET each; more are listed first (a LIST costs what 12.5 GETs do).
+_PROBE_AT_MOST = 12
 
 
 class _Remote:
@@ -66,18 +69,53 @@ class _Remote:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(path))
 
     def fetch(self, path: Path) -> bool:
-        """Download one file into the local cache (atomically); False if S3 has none."""
+        """Download one file into the local cache (atomically); False if S3 has none. One GET
+        (boto3's ``download_file`` sends a HEAD for the size first: two requests a file)."""
+        from botocore.exceptions import ClientError
+
         tmp = self.root / "_tmp" / f"fetch-{uuid.uuid4().hex}.parquet"
         tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.client.download_file(self.bucket, self.key(path), str(tmp))
-        except Exception as e:  # botocore ClientError 404
-            if "404" in str(e) or "Not Found" in str(e) or "NoSuchKey" in str(e):
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(path))["Body"]
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return False
             raise
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, path)
+        try:
+            with body, open(tmp, "wb") as out:
+                shutil.copyfileobj(body, out, 1 << 20)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return True
+
+    # Keys a LIST page returns (S3's maximum; a test lowers it to exercise the paging).
+    page_keys = 1000
+
+    def present(self, paths: list[Path]) -> set[Path]:
+        """Which of ``paths`` S3 holds, from one listing of the key range they span (paged
+        only until past the last of them): the keys from the first path's folder on, under the
+        prefix all of them share."""
+        keys = {self.key(p): p for p in paths}
+        first, last = min(keys), max(keys)
+        same = next((i for i, (a, b) in enumerate(zip(first, last, strict=False))
+                     if a != b), len(first))
+        prefix = first[:same]  # the characters they share: ``lake/events/hour=2026-03-``
+        args = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_keys,
+                # exclusive, and before the first key: its folder (``…/hour=…T13``)
+                "StartAfter": first.rsplit("/", 1)[0]}
+        found: set[Path] = set()
+        while True:
+            page = self.client.list_objects_v2(**args)
+            for item in page.get("Contents", []):
+                if item["Key"] > last:
+                    return found
+                if item["Key"] in keys:
+                    found.add(keys[item["Key"]])
+            if not page.get("IsTruncated"):
+                return found
+            args["ContinuationToken"] = page["NextContinuationToken"]
 
     def tables(self) -> list[str]:
         """The table folders of the lake in S3 (one delimited listing)."""
@@ -132,12 +170,24 @@ class Lake:
 
     def existing(self, table: str, partitions: Iterable[str]) -> list[str]:
         """The files of ``partitions`` that exist (a partition never materialised has none),
-        fetched from S3 into the local cache when need be."""
-        out = []
-        for p in (self.partition_path(table, p) for p in partitions):
-            if p.exists() or (self.remote is not None and self.remote.fetch(p)):
-                out.append(str(p))
-        return out
+        fetched from S3 into the local cache when need be.
+
+        Any partition missing here may have been written to S3 by another machine (an ECS run
+        task, another pipeline host), so S3 is asked, never assumed. How, by price: a GET that
+        finds nothing (404) is billed as a GET ($0.0004 per 1,000), a LIST as a PUT ($0.005 per
+        1,000), 12.5 GETs. So up to _PROBE_AT_MOST missing partitions are asked for one GET each
+        (the GET of a file that exists is its download); more, and one listing of their key
+        range says which exist, and only those are fetched. Measured with
+        ``bench/s3_requests.py`` (docs/BENCHMARKS.md): an ``events`` run on the pipeline
+        machine sent 44 HEADs for partitions never written, a day's run 50."""
+        paths = [self.partition_path(table, p) for p in partitions]
+        missing = [p for p in paths if not p.exists()]
+        if self.remote is not None and missing:
+            wanted = (missing if len(missing) <= _PROBE_AT_MOST
+                      else sorted(self.remote.present(missing)))
+            for p in wanted:
+                self.remote.fetch(p)
+        return [str(p) for p in paths if p.exists()]
 
     def files(self, table: str, partition: str) -> list[str]:
         """Every file of one partition folder (the late-events store has several)."""

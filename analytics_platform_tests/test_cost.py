@@ -24,6 +24,9 @@ PRICES = {
                     "get_per_thousand": 0.0004},
     "cloudwatch_logs": {"ingest_per_gb": 0.50, "storage_gb_month": 0.03},
     "sqs_standard": {"requests_per_million": 0.40},
+    "cloudfront": {"https_requests_per_10k": 0.0100, "data_out_internet_per_gb": 0.085,
+                   "data_out_origin_per_gb": 0.020, "free_requests_month": 10_000_000,
+                   "free_data_out_gb_month": 1000},
 }
 
 
@@ -71,6 +74,32 @@ def test_kinesis_adds_a_shard_and_http_api_adds_requests() -> None:
     assert line(kin, "Kinesis PUT payload units") == pytest.approx(0.014)
     assert kin.total - fh.total == pytest.approx(730 * 0.015 + 0.014)
     assert api.total - fh.total == pytest.approx(1_000_000 / 3 / 1e6 * 1.00)
+
+
+def test_cloudfront_by_hand() -> None:
+    """docs/INGEST.md's figures at 1M events: $0.36 at list prices, $0.02 within the always-free
+    allowance (requests and the transfer to browsers; not the transfer to the origin)."""
+    plain = monthly_bill(1_000_000, "firehose", "url", prices=PRICES)
+    cf = monthly_bill(1_000_000, "firehose", "url", prices=PRICES, cloudfront=True)
+    assert not {i for i, _, _ in plain.lines if i.startswith("CloudFront")}
+    requests = 1_000_000 / 3
+    origin = (1_000_000 * 650 + requests * 350) / 1e9 * 0.020
+    assert line(cf, "CloudFront requests") == 0 and line(cf, "CloudFront out to browsers") == 0
+    assert line(cf, "CloudFront out to the origin") == pytest.approx(origin)
+    assert cf.total - plain.total == pytest.approx(origin) and round(origin, 2) == 0.02
+    no_free = {**PRICES, "cloudfront": {**PRICES["cloudfront"], "free_requests_month": 0,
+                                        "free_data_out_gb_month": 0}}
+    listed = monthly_bill(1_000_000, "firehose", "url", prices=no_free, cloudfront=True)
+    assert listed.total - plain.total == pytest.approx(
+        requests / 10_000 * 0.01 + requests * 250 / 1e9 * 0.085 + origin)
+    assert round(listed.total - plain.total, 2) == 0.36
+    # beyond the allowance: 100M events are 33.3M requests, of which 23.3M are billed
+    big = monthly_bill(100_000_000, "firehose", "url", prices=PRICES, cloudfront=True)
+    assert line(big, "CloudFront requests") == pytest.approx((1e8 / 3 - 1e7) / 10_000 * 0.01)
+    # the whole stack's total moves by the origin transfer only (docs/COSTS.md shows the
+    # command's output with --cloudfront, and without it the default total, unchanged)
+    assert cost.stack_total(1_000_000, "machine", cloudfront=True) - cost.stack_total(
+        1_000_000, "machine") == pytest.approx(origin)
 
 
 def test_cli_prints_the_bill_and_its_assumptions() -> None:
@@ -240,7 +269,7 @@ def test_cost_without_arguments_and_help() -> None:
     assert "Event → dashboard" in r.output and "Not taken" in r.output
     help_text = CliRunner().invoke(main, ["cost", "--help"]).output
     for option in ("--events-per-month", "--design", "--mode", "--endpoint", "--buffer-seconds",
-                   "--sensor-seconds", "--raw-listing", "--backfill"):
+                   "--sensor-seconds", "--raw-listing", "--cloudfront", "--backfill"):
         assert option in help_text
     assert all(param.help for param in main.commands["cost"].params)
 

@@ -120,12 +120,41 @@ def test_the_tracker_event_names_map_onto_the_contracts_types(ingest) -> None:
         ("form_submit", "/pricing", None),
         ("custom", "/pricing", {"name": "Signup", "tier": "pro", "seats": 3,
                                 "revenue_amount": "15.99", "revenue_currency": "EUR"}),
-        ("custom", "/missing", {"name": "404"}),
+        ("not_found", "/missing", None),
         ("scroll_depth", "/pricing", {"depth": 75}),
         ("scroll_depth", "/pricing", {"depth": 100}),
     ]
     assert len({r["visitor_hash"] for r in sink.records}) == 1
     assert all(validate_raw_record(r) == [] for r in sink.records)
+
+
+def test_a_404_becomes_not_found_with_its_referring_page(ingest) -> None:
+    """Plausible's 404 guide: `plausible("404", {props: {path: document.location.pathname}})`
+    on the 404 page. The path is the missing page; a referrer on the same host is the page that
+    linked to it (CONTRACT §2, as for the tracker's own not_found), another site's stays the
+    referrer (not_found_daily counts its host)."""
+    ing, sink = ingest
+    base = {"n": "404", "v": 36, "d": "shop.example",
+            "u": "https://www.shop.example/old-page?utm_source=x&email=ada@example.com#top"}
+    bodies = [
+        base | {"r": "https://www.shop.example/blog/post?id=7#c", "p": {"path": "/old-page"}},
+        # a path other than u's (a site that redirects to its 404 page): the path is the page
+        base | {"r": "https://other.example/links", "p": {"path": "/gone?token=SECRET"}},
+        # without p.path (or blank, dropped as Plausible drops it): u's path; other props kept
+        base | {"r": None, "p": {"path": " ", "section": "docs"}},
+    ]
+    for b in bodies:
+        assert send(ing, b) == (202, "ok"), b
+    got = [(r["event_type"], r["page_path"], r.get("props"), r.get("referrer"), r["utm_source"])
+           for r in sink.records]
+    assert got == [
+        ("not_found", "/old-page", {"from": "/blog/post"}, "https://www.shop.example/blog/post",
+         "x"),
+        ("not_found", "/gone", None, "https://other.example/links", "x"),
+        ("not_found", "/old-page", {"section": "docs"}, None, "x"),
+    ]
+    assert all(validate_raw_record(r) == [] for r in sink.records)
+    assert "SECRET" not in json.dumps(sink.records) and "ada@" not in json.dumps(sink.records)
 
 
 def test_engaged_time_alone_is_answered_ok_and_stores_nothing(ingest) -> None:
@@ -171,6 +200,12 @@ def test_engaged_time_alone_is_answered_ok_and_stores_nothing(ingest) -> None:
      "invalid:p.url", "props"),
     ({"n": "File Download", "u": "https://shop.example/", "p": {"url": "http://[::1/a.pdf"}},
      "invalid:p.url", "props"),
+    ({"n": "404", "u": "https://shop.example/", "p": {"path": 404}}, "wrong_type:p.path",
+     "props"),
+    ({"n": 404, "u": "https://shop.example/", "p": {"path": "missing"}}, "invalid:p.path",
+     "props"),
+    ({"n": "404", "u": "https://shop.example/", "p": {"path": "/" + "a" * 2048}},
+     "too_long:page_path", "url"),
     ({"n": "x", "u": "https://shop.example/", "$": {"amount": "ten", "currency": "USD"}},
      "invalid:revenue", "revenue"),
     ({"n": "x", "u": "https://shop.example/", "revenue": {"amount": 1}}, "invalid:revenue",
@@ -293,7 +328,7 @@ _PROPS = st.one_of(
 
 
 _NAMES = st.sampled_from(["pageview", "engagement", "Outbound Link: Click", "File Download",
-                          "Form: Submission", "Signup", "x" * 121])
+                          "Form: Submission", "404", "Signup", "x" * 121])
 _GOOD_URLS = st.builds(lambda path, q: f"https://www.shop.example/{path}?{q}",
                        st.text(st.characters(codec="ascii"), max_size=20),
                        st.sampled_from(["", "utm_source=x", "a=jamie@example.com"]))
@@ -323,7 +358,8 @@ def plausible_bodies(draw: st.DrawFn) -> bytes:
         body = {"n": draw(_NAMES), "u": draw(_GOOD_URLS), "d": "shop.example",
                 "r": draw(st.one_of(st.none(), _GOOD_URLS)), "v": 36,
                 "p": draw(_GOOD_PROPS) | draw(st.one_of(st.just({}), st.fixed_dictionaries(
-                    {"url": st.one_of(_GOOD_URLS, _URLS, _SCALARS)}))),
+                    {"url": st.one_of(_GOOD_URLS, _URLS, _SCALARS)}), st.fixed_dictionaries(
+                    {"path": st.one_of(st.text(max_size=30).map("/".__add__), _SCALARS)}))),
                 "sd": draw(st.integers(0, 120)),
                 "e": draw(st.integers(0, 10**6)),
                 **{k: body[k] for k in keys[:draw(st.integers(0, 1))]}}
@@ -382,6 +418,16 @@ init({{ domain: "shop.example", endpoint: "{endpoint}", formSubmissions: true,
         logging: false }});
 </script></head><body><form id="f" action="/thanks" method="get">
 <input name="topic" required><button id="send">Send</button></form></body></html>"""
+# A 404 page with the snippet of Plausible's 404 guide (docs/404-error-pages-tracking).
+MISSING = """<!doctype html><html><head><meta charset="utf-8"><title>Not found</title>
+<script type="module">
+import {{ init, track }} from "/js/plausible.js";
+init({{ domain: "shop.example", endpoint: "{endpoint}", logging: false }});
+window.plausible = track;
+</script></head><body><h1>Not found</h1>
+<script>document.addEventListener('DOMContentLoaded', function () {{
+  plausible('404', {{ props: {{ path: document.location.pathname }} }}); }});</script>
+</body></html>"""
 
 
 def site_server(endpoint: str) -> ThreadingHTTPServer:
@@ -394,7 +440,7 @@ def site_server(endpoint: str) -> ThreadingHTTPServer:
 
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
-            ctype, extra = "text/html; charset=utf-8", {}
+            ctype, extra, status = "text/html; charset=utf-8", {}, 200
             if path == "/js/plausible.js":
                 ctype, body = "text/javascript", tracker_js
             elif path == "/files/report.pdf":
@@ -404,10 +450,12 @@ def site_server(endpoint: str) -> ThreadingHTTPServer:
                 body = CONTACT.format(endpoint=endpoint).encode()
             elif path == "/landing":  # the partner's site, which has no tracker
                 body = b"<!doctype html><title>Partner</title><p>Welcome"
+            elif path == "/old-offer":
+                status, body = 404, MISSING.format(endpoint=endpoint).encode()
             else:  # "/" (and "/pricing", should the SPA be reloaded)
                 body = HOME.format(endpoint=endpoint,
                                    other=f"{OTHER}:{self.server.server_address[1]}").encode()
-            self.send_response(200)
+            self.send_response(status)
             for k, v in {"content-type": ctype, "content-length": str(len(body)), **extra}.items():
                 self.send_header(k, v)
             self.end_headers()
@@ -433,8 +481,9 @@ def wait_for(url: str, n: int, timeout: float = 15) -> None:
 
 def shop_visit(collector: str, site_port: int) -> list[Any]:
     """Home (from a news site, with UTM tags), a custom event with revenue, an SPA navigation,
-    a download, an outbound link, then the contact form, sent: each step waits until the
-    collector has its event, so the records' order is the visit's."""
+    a download, an outbound link, then the contact form, sent, and a link from the thank-you
+    page to a page that is gone: each step waits until the collector has its event, so the
+    records' order is the visit's (but for the 404 page's two)."""
     from playwright.sync_api import sync_playwright
 
     site = f"http://{SITE}:{site_port}"
@@ -475,6 +524,9 @@ def shop_visit(collector: str, site_port: int) -> list[Any]:
         page.click("#send")  # Form: Submission, then the thank-you page's pageview
         page.wait_for_url("**/thanks?topic=Our+funnel")
         page.wait_for_function("window.plausible && window.plausible.l === true")
+        wait_for(collector, n := n + 2)  # Form: Submission, pageview /thanks
+        page.goto(f"{site}/old-offer", referer=f"{site}/thanks?topic=Our+funnel")
+        wait_for(collector, n := n + 2)  # pageview /old-offer, 404
         page.wait_for_timeout(500)
         ctx.close()
         browser.close()
@@ -494,7 +546,7 @@ def test_plausibles_tracker_in_chromium_lands_in_sessions(collector_factory) -> 
     finally:
         site.shutdown()
     assert statuses == [202]  # the tracker's callback saw our answer
-    wait_for(c.url, 9)
+    wait_for(c.url, 11)
     c.stop()
 
     records = raw_records(c.data)
@@ -505,7 +557,7 @@ def test_plausibles_tracker_in_chromium_lands_in_sessions(collector_factory) -> 
         (r["event_type"], r["page_path"], r.get("props")) for r in records]
     visit = [(r["event_type"], r["page_path"], r.get("props"))
              for r in records if r["event_type"] != "scroll_depth"]
-    assert visit == [
+    assert visit[:-2] == [
         ("page_view", "/", None),
         ("custom", "/", {"name": "Signup", "tier": "pro", "revenue_amount": 15.99,
                          "revenue_currency": "EUR"}),
@@ -516,6 +568,10 @@ def test_plausibles_tracker_in_chromium_lands_in_sessions(collector_factory) -> 
         ("form_submit", "/contact", None),
         ("page_view", "/thanks", None),
     ]
+    # the 404 page's two requests, in either order: Plausible's "404" is our not_found, the
+    # referring page from the same-host referrer, its query dropped
+    assert sorted(visit[-2:]) == [("not_found", "/old-offer", {"from": "/thanks"}),
+                                  ("page_view", "/old-offer", None)]
     first = records[0]
     assert (first["utm_source"], first["utm_campaign"], first["referrer"]) == (
         "newsletter", "spring", "https://news.example.org/item")
@@ -541,15 +597,17 @@ def test_plausibles_tracker_in_chromium_lands_in_sessions(collector_factory) -> 
     columns = {r[0] for r in con.execute("DESCRIBE events").fetchall()}
     outbound = con.execute("SELECT host, clicks FROM outbound_daily").fetchall()
     downloads = con.execute("SELECT ext, file, downloads FROM downloads_daily").fetchall()
+    not_found = con.execute("SELECT page_path, referrer, hits FROM not_found_daily").fetchall()
     sessions = con.execute("SELECT * FROM sessions").fetchall()
     cols = [d[0] for d in con.description]
     con.close()
     assert (outbound, downloads) == ([(OTHER, 1)], [("pdf", "/files/report.pdf", 1)])
+    assert not_found == [("/old-offer", "/thanks", 1)]
     assert sorted(events) == sorted((r["event_type"], r["page_path"]) for r in records)
     # no session id from Plausible's tracker: the pipeline makes the session from visitor_hash
     # (CONTRACT §4), which `events` keeps
     assert "visitor_hash" in columns
     [s] = [dict(zip(cols, row, strict=True)) for row in sessions]
-    assert (s["pageviews"], s["events"], s["max_scroll_depth"]) == (4, len(records), 100)
-    assert (s["entry_page"], s["exit_page"]) == ("/", "/thanks")
+    assert (s["pageviews"], s["events"], s["max_scroll_depth"]) == (5, len(records), 100)
+    assert (s["entry_page"], s["exit_page"]) == ("/", "/old-offer")
     assert s["interactions"] == 1  # the form's submission

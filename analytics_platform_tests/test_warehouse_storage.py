@@ -61,7 +61,7 @@ def test_stored_tables_hold_the_lake_after_a_backfill_and_an_update(
                   progress=False)
     with dg.DagsterInstance.ephemeral() as instance:
         assert run_backfill(DAY, DAY + timedelta(1), instance=instance,
-                            log=lambda _: None).success
+                            log=print).success
     after_backfill = differences(data)
     assert all(n > 0 for n, _, _ in after_backfill.values()), after_backfill
     assert {t: d[1:] for t, d in after_backfill.items()} == {t: (0, 0) for t in NATIVE_TABLES}
@@ -73,7 +73,7 @@ def test_stored_tables_hold_the_lake_after_a_backfill_and_an_update(
                                      seed=6)), raw, progress=False)
     with dg.DagsterInstance.ephemeral() as instance:
         assert run_backfill(DAY + timedelta(1), DAY + timedelta(2), instance=instance,
-                            log=lambda _: None).success
+                            log=print).success
     after_update = differences(data)
     assert {t: d[1:] for t, d in after_update.items()} == {t: (0, 0) for t in NATIVE_TABLES}
     assert all(after_update[t][0] > after_backfill[t][0] for t in NATIVE_TABLES)
@@ -133,3 +133,49 @@ def test_a_reader_keeps_its_warehouse_while_a_publish_replaces_it(tmp_path: Path
     running.close()
     other.close()
     assert wh.row(query)[0] == new[0] + 5
+
+
+@pytest.mark.s3
+def test_partitions_written_to_s3_by_another_machine_are_seen(
+        tmp_path: Path, s3_bucket: str, moto_endpoint: str) -> None:
+    """Lake.existing on a lake in S3 that other machines write too (ECS run tasks): a partition
+    missing from the local cache is asked of S3, never assumed absent, whether it is probed (a
+    few missing: a GET each) or listed (many: one listing of their key range, paged, then a GET
+    of each that exists); requests counted as the client sends them."""
+    url = f"s3://{s3_bucket}/lake"
+    writer = Lake(tmp_path / "writer", remote_url=url)  # another machine, the same bucket
+    reader = Lake(tmp_path / "reader", remote_url=url)
+    calls: list[str] = []
+    reader.remote.client.meta.events.register(
+        "before-call.s3.*", lambda model, **_: calls.append(model.name))
+    con = connect()
+    hours = [f"hour=2026-03-09T{h:02d}" for h in range(24)] + [
+        f"hour=2026-03-10T{h:02d}" for h in range(24)]
+
+    def write(hour: str) -> None:
+        writer.write(con, "SELECT $h AS hour, range AS n FROM range(3)", "events", hour,
+                     {"h": hour})
+
+    for h in (hours[0], hours[5], hours[30]):
+        write(h)
+    write("hour=2026-03-11T00")  # past the range asked for: the listing stops before it
+    reader.remote.page_keys = 2  # S3 pages 1000 keys; 2 here, so the range takes pages
+    assert reader.existing("events", hours) == [
+        str(reader.partition_path("events", h)) for h in (hours[0], hours[5], hours[30])]
+    assert calls.count("GetObject") == 3 and "HeadObject" not in calls
+    assert 2 <= calls.count("ListObjectsV2") <= 3  # 3 keys in range, 2 a page: never to the end
+
+    # another machine writes one more hour: the reader, whose cache has the three, sees it
+    write(hours[40])
+    calls.clear()
+    assert str(reader.partition_path("events", hours[40])) in reader.existing("events", hours)
+    assert calls.count("GetObject") == 1 and calls.count("ListObjectsV2") >= 1
+    # a few partitions missing: one GET each, no listing; an absent one stays absent
+    write(hours[41])
+    calls.clear()
+    assert reader.existing("events", hours[40:43]) == [
+        str(reader.partition_path("events", h)) for h in hours[40:42]]
+    assert calls == ["GetObject", "GetObject"]
+    # and what is cached is not asked again
+    calls.clear()
+    assert len(reader.existing("events", hours[40:42])) == 2 and calls == []

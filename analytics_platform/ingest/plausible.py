@@ -42,9 +42,12 @@ PATH = "/api/event"
 # Plausible's own limit on a name (Ingestion.Request: validate_length(:event_name, max: 120)).
 MAX_NAME_CHARS = 120
 # Event names with a type of their own in the contract; every other name is a `custom` event
-# whose props.name is the name ("404", a goal...).
+# whose props.name is the name (a goal...). "404" is the name Plausible's guide has a 404 page
+# send, with the missing path in p.path: `plausible("404", {props: {path:
+# document.location.pathname}})` (its tracker has no 404 code of its own).
 EVENT_TYPES = {"pageview": "page_view", "Form: Submission": "form_submit",
-               "Outbound Link: Click": "outbound", "File Download": "download"}
+               "Outbound Link: Click": "outbound", "File Download": "download",
+               "404": "not_found"}
 # The last segment's extension of a download's path: CONTRACT §1's rule on props.ext (Plausible's
 # tracker sends a "File Download" only for a link whose href, cut at "?", ends in one of its
 # file types).
@@ -129,6 +132,20 @@ def _link(event_type: str, url: Any) -> dict[str, str] | Violation:
         return Violation("invalid", "p.url", message=(
             "p.url must be a file's URL, its name ending in an extension (.pdf)"))
     return {"ext": ext.group(1).lower(), "file": parts.path}
+
+
+def _missing_path(path: Any) -> str | Violation | None:
+    """A ``404``'s ``p.path`` (the missing page, ``document.location.pathname`` in Plausible's
+    guide), which becomes ``page_path``; None without one (``u``'s path is then the page)."""
+    if path is None:
+        return None
+    if not isinstance(path, str):
+        return Violation("wrong_type", "p.path", message="p.path must be a string")
+    if not path.startswith("/"):
+        return Violation("invalid", "p.path", message=(
+            "p.path must be the missing page's path, starting with / "
+            "(document.location.pathname)"))
+    return path
 
 
 def _revenue(raw: Any) -> dict[str, Any] | Violation:
@@ -245,7 +262,16 @@ def to_event(body: Any, arrived: datetime) -> dict[str, Any] | Violation | str:
         if isinstance(link, Violation):
             return link
         props = link | {k: v for k, v in props.items() if k not in link}
-    elif isinstance(props.get("url"), str):
+    elif event_type == "not_found":
+        # the missing page (CONTRACT §1, "Plausible's payload"); its referring page, props.from,
+        # is the handler's, from a referrer on the same host, as after the tracker's own
+        # not_found on a page load (core.scrub_event)
+        path = _missing_path(props.pop("path", None))
+        if isinstance(path, Violation):
+            return path
+        if path is not None:
+            event["page_path"] = path
+    if event_type not in ("outbound", "download") and isinstance(props.get("url"), str):
         # a tagged link's URL: scrubbed as page_path and referrer are (no query but UTM tags,
         # no fragment, no user:password@)
         props["url"] = scrub_url(props["url"], max_chars=MAX_PROPS_VALUE_CHARS)

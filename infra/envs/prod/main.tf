@@ -24,6 +24,9 @@ module "ingest" {
   buffering_size_mb    = var.buffering_size_mb
   log_retention_days   = var.log_retention_days
   alarm_actions        = var.alarm_actions
+  # CloudFront in front of the endpoint: each event's country from CloudFront (docs/INGEST.md)
+  cloudfront               = var.ingest_cloudfront
+  cloudfront_origin_secret = var.ingest_cloudfront_origin_secret
 }
 
 module "catalog" {

@@ -1,5 +1,5 @@
 output "endpoint_url" {
-  description = "Where the tracker posts events."
+  description = "Where the tracker posts events (CloudFront's domain with ingest_cloudfront)."
   value       = module.ingest.endpoint_url
 }
 

@@ -40,6 +40,23 @@ variable "endpoint" {
   default = "function_url"
 }
 
+variable "ingest_cloudfront" {
+  description = "Put CloudFront (price class 100) in front of the endpoint, for each event's country from CloudFront-Viewer-Country instead of the browser's time zone; endpoint_url then points at CloudFront. Needs ingest_cloudfront_origin_secret. At 1M events a month: $0.36 list, $0.02 within CloudFront's always-free allowance (`analytics-platform cost --cloudfront`, docs/INGEST.md)."
+  type        = bool
+  default     = false
+}
+
+variable "ingest_cloudfront_origin_secret" {
+  description = "With ingest_cloudfront: 32 to 128 letters, digits, - or _ (`openssl rand -hex 32`), which CloudFront adds to every request; the handler refuses requests without it. Keep it out of terraform.tfvars in git: TF_VAR_ingest_cloudfront_origin_secret."
+  type        = string
+  default     = null
+  sensitive   = true
+  validation {
+    condition     = !var.ingest_cloudfront || can(regex("^[A-Za-z0-9_-]{32,128}$", var.ingest_cloudfront_origin_secret))
+    error_message = "ingest_cloudfront = true needs ingest_cloudfront_origin_secret: 32 to 128 letters, digits, - or _ (openssl rand -hex 32)."
+  }
+}
+
 variable "reserved_concurrency" {
   type    = number
   default = 10
