@@ -309,12 +309,17 @@ def test_the_collector_uses_its_peer_or_a_trusted_header_and_keeps_neither(
 
 # --- the scrub ---------------------------------------------------------------------------------
 
-def sql_scrub(values: list[str]) -> list[str]:
+@functools.cache
+def _macros() -> duckdb.DuckDBPyConnection:
     from analytics_platform.duck import MACROS
 
     con = duckdb.connect()
     con.execute(MACROS)
-    rows = con.execute("SELECT scrub(v) FROM unnest($v) WITH ORDINALITY t(v, i) ORDER BY i",
+    return con
+
+
+def sql_scrub(values: list[str]) -> list[str]:
+    rows = _macros().execute("SELECT scrub(v) FROM unnest($v) WITH ORDINALITY t(v, i) ORDER BY i",
                        {"v": values}).fetchall()
     return [r[0] for r in rows]
 
@@ -483,15 +488,6 @@ def _text(t: tuple[str, str, str, str, str, str]) -> str:
 def _leaks(t: tuple[str, str, str, str, str, str], out: str) -> bool:
     """Whether ``out`` still holds the address, unless the text around it holds it alone."""
     return _leaked(t[2], t[3], out) and not _leaked(t[2], t[3], scrub(t[0] + t[1] + t[4] + t[5]))
-
-
-@functools.cache
-def _macros() -> duckdb.DuckDBPyConnection:
-    from analytics_platform.duck import MACROS
-
-    con = duckdb.connect()
-    con.execute(MACROS)
-    return con
 
 
 def _sql_props(props_json: list[str]) -> list[str]:

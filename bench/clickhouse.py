@@ -41,13 +41,13 @@ SELECT uniqExact(visitor_key) AS visitors, count() AS sessions,
        toInt64(sum(pageviews)) AS pageviews, avgOrNull(toUInt8(is_bounce)) AS bounce_rate,
        avgOrNull(duration_s) AS avg_duration_s, countIf(converted) AS conversions,
        avgOrNull(toUInt8(converted)) AS conversion_rate, count() OVER () AS total_rows
-FROM sessions WHERE session_date BETWEEN {start:Date} AND {end:Date}
+FROM sessions WHERE session_date BETWEEN {start:Date} AND {end:Date} /*s*/
 """
 _SERIES = """
 SELECT session_date AS period, uniqExact(visitor_key) AS visitors, count() AS sessions,
        toInt64(sum(pageviews)) AS pageviews, countIf(converted) AS conversions,
        count() OVER () AS total_rows
-FROM sessions WHERE session_date BETWEEN {start:Date} AND {end:Date}
+FROM sessions WHERE session_date BETWEEN {start:Date} AND {end:Date} /*s*/
 GROUP BY period ORDER BY period ASC, visitors DESC
 """
 _TOP_PAGES = """
@@ -55,20 +55,20 @@ SELECT page_path, count() AS pageviews, uniqExact(visitor_key) AS visitors,
        count() OVER () AS total_rows
 FROM session_events
 WHERE session_date BETWEEN {start:Date} AND {end:Date} AND event_type = 'page_view'
-  AND page_path IS NOT NULL
+  AND page_path IS NOT NULL /*e*/
 GROUP BY page_path ORDER BY pageviews DESC, page_path ASC LIMIT 15
 """
 _ENTRY_PAGES = """
 SELECT entry_page AS page_path, count() AS sessions, avg(toUInt8(is_bounce)) AS bounce_rate,
        count() OVER () AS total_rows
 FROM sessions
-WHERE session_date BETWEEN {start:Date} AND {end:Date} AND entry_page IS NOT NULL
+WHERE session_date BETWEEN {start:Date} AND {end:Date} AND entry_page IS NOT NULL /*s*/
 GROUP BY page_path ORDER BY sessions DESC, page_path ASC LIMIT 10
 """
 _EXIT_PAGES = """
 SELECT exit_page AS page_path, count() AS sessions, count() OVER () AS total_rows
 FROM sessions
-WHERE session_date BETWEEN {start:Date} AND {end:Date} AND exit_page IS NOT NULL
+WHERE session_date BETWEEN {start:Date} AND {end:Date} AND exit_page IS NOT NULL /*s*/
 GROUP BY page_path ORDER BY sessions DESC, page_path ASC LIMIT 10
 """
 _CHOICES = """
@@ -83,6 +83,43 @@ SELECT (SELECT arraySort(groupUniqArray(source)) FROM sessions),
             GROUP BY page_path ORDER BY n DESC, page_path LIMIT 200))
 """
 _RANGE = "SELECT min(session_date), max(session_date) FROM sessions"
+
+
+# The dashboard's filters (bench/dashboard.py passes its ``Filters`` fields): the sessions'
+# column each "any of" filter compares, as analytics_platform.query.stats compiles them
+# (``coalesce(source, '') IN (…)``: a NULL matches the empty string).
+SESSION_FILTERS = {"sources": "source", "mediums": "medium", "campaigns": "campaign",
+                   "countries": "country", "devices": "device_type", "browsers": "browser"}
+
+
+def _filters(filters: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """The conditions ``filters`` add to a query of the sessions (``/*s*/``) and to top pages'
+    query of the events (``/*e*/``), and their parameters. The page filter keeps the sessions
+    that viewed the page (Plausible's ``has_done``); on the events, the session filters keep
+    the events of the sessions they keep: ``session_id IN`` those sessions, as ClickHouse
+    reads it (the dashboard joins the sessions: the same rows, session ids being unique)."""
+    conds: list[str] = []
+    params: dict[str, Any] = {}
+    for name, column in SESSION_FILTERS.items():
+        if filters.get(name):
+            conds.append(f"ifNull({column}, '') IN {{f_{name}:Array(String)}}")
+            # chDB takes a parameter as text: an array as ClickHouse's literal of it
+            params[f"f_{name}"] = "[" + ", ".join(
+                "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+                for v in filters[name]) + "]"
+    viewed = ""
+    if filters.get("page") is not None:
+        params["f_page"] = filters["page"]
+        viewed = ("session_id IN (SELECT session_id FROM session_events WHERE session_date "
+                  "BETWEEN {start:Date} AND {end:Date} AND ifNull(page_path, '') = "
+                  "{f_page:String} AND event_type = 'page_view')")
+    if filters.get("goal") is not None:
+        raise ValueError("the goal filter is not translated here")
+    on_sessions = "".join(f" AND {c}" for c in [*conds, viewed] if c)
+    on_events = ((" AND session_id IN (SELECT session_id FROM sessions WHERE session_date "
+                  "BETWEEN {start:Date} AND {end:Date}" + "".join(f" AND {c}" for c in conds)
+                  + ")") if conds else "") + (f" AND {viewed}" if viewed else "")
+    return on_sessions, on_events, params
 
 
 def parquet_globs(warehouse: Path) -> dict[str, str]:
@@ -158,18 +195,24 @@ def _table(ch: ClickHouse, sql: str, params: dict[str, Any]) -> pd.DataFrame:
     return df
 
 
-def overview(ch: ClickHouse, start: date, end: date, before: tuple[date, date]
-             ) -> dict[str, Callable[[], pd.DataFrame]]:
-    """The Overview's queries, named as bench/dashboard.py names the dashboard's."""
-    now = {"start": start, "end": end}
-    prev = {"start": before[0], "end": before[1]}
+def overview(ch: ClickHouse, start: date, end: date, before: tuple[date, date],
+             filters: dict[str, Any] | None = None) -> dict[str, Callable[[], pd.DataFrame]]:
+    """The Overview's queries, named as bench/dashboard.py names the dashboard's, narrowed by
+    ``filters`` (the dashboard's ``Filters`` fields: ``sources``, ``devices``, ``page``…)."""
+    on_s, on_e, extra = _filters(filters or {})
+    now = {"start": start, "end": end, **extra}
+    prev = {"start": before[0], "end": before[1], **extra}
+
+    def q(sql: str) -> str:
+        return sql.replace("/*s*/", on_s).replace("/*e*/", on_e)
+
     return {
-        "KPIs": lambda: _table(ch, _KPIS, now),
-        "KPIs, previous period": lambda: _table(ch, _KPIS, prev),
-        "daily series": lambda: _table(ch, _SERIES, now),
-        "top pages": lambda: _table(ch, _TOP_PAGES, now),
-        "entry pages": lambda: _table(ch, _ENTRY_PAGES, now),
-        "exit pages": lambda: _table(ch, _EXIT_PAGES, now),
+        "KPIs": lambda: _table(ch, q(_KPIS), now),
+        "KPIs, previous period": lambda: _table(ch, q(_KPIS), prev),
+        "daily series": lambda: _table(ch, q(_SERIES), now),
+        "top pages": lambda: _table(ch, q(_TOP_PAGES), now),
+        "entry pages": lambda: _table(ch, q(_ENTRY_PAGES), now),
+        "exit pages": lambda: _table(ch, q(_EXIT_PAGES), now),
         "filter choices": lambda: ch.df(_CHOICES),
         "date range": lambda: ch.df(_RANGE),
     }

@@ -7,7 +7,11 @@ files), results asserted identical row for row, engines alternating round by rou
 each (issue #21).
 
     python bench/dashboard.py [--sizes 1000000 10000000] [--rounds 50] [--record]
-                              [--without-clickhouse]
+                              [--without-clickhouse] [--filter source=google,device=mobile]
+
+With ``--filter`` the same page is timed a second time with those sidebar filters set (the
+dashboard's URL parameters: source, medium, campaign, country, device, browser, page; a key
+given twice is "any of"), both engines, results asserted identical, in a table of its own.
 
 Each warehouse is built once under bench-dashboard-<events>/ (simulate + backfill) and reused;
 its ClickHouse copy under bench-dashboard-<events>/chdb/, loaded again when the warehouse's
@@ -74,14 +78,30 @@ def dashboard_queries() -> ModuleType:
     raise ImportError(f"none of {QUERY_MODULES} has {NEEDED}")
 
 
-def ours(warehouse: Path, start: date, end: date) -> tuple[Any, dict[str, Callable[[], Any]]]:
+def parse_filter(text: str) -> dict[str, Any]:
+    """``source=google,device=mobile`` → the dashboard's ``Filters`` fields
+    (``{"sources": ("google",), "devices": ("mobile",)}``), named by its URL parameters."""
+    Q = dashboard_queries()
+    field = {param: name for name, param, _ in Q.FILTERS}
+    out: dict[str, Any] = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        if key not in field or not value:
+            raise SystemExit(f"--filter: {part!r}: use key=value, key one of {sorted(field)}")
+        name = field[key]
+        out[name] = value if name in ("page", "goal") else (*out.get(name, ()), value)
+    return out
+
+
+def ours(warehouse: Path, start: date, end: date, filters: dict[str, Any] | None = None
+         ) -> tuple[Any, dict[str, Callable[[], Any]]]:
     """The Overview's queries as the dashboard runs them: the panels through the query layer
-    the dashboard and the API share, the filter choices and the date range as hand-written
-    SQL."""
+    the dashboard and the API share (narrowed by ``filters``, ``Filters`` fields), the filter
+    choices and the date range as hand-written SQL."""
     Q = dashboard_queries()
     wh = Q.Warehouse(warehouse)
     wh.df(f"SET threads = {THREADS}")  # DuckDB's default is a thread per core
-    f = Q.Filters(start, end)
+    f = Q.Filters(start, end, **(filters or {}))
     prev = f.previous()
     return wh, {
         "KPIs": lambda: Q.table(wh, Q.kpis(f)),
@@ -196,9 +216,9 @@ def _p(values: list[float], q: float) -> float:
 
 
 def measure(folder: Path, start: date, end: date, rounds: int, clickhouse: bool,
-            levers: bool = False) -> dict[str, Any]:
+            levers: bool = False, filters: dict[str, Any] | None = None) -> dict[str, Any]:
     load = os.getloadavg()[0]
-    wh, duck = ours(folder / "warehouse.duckdb", start, end)
+    wh, duck = ours(folder / "warehouse.duckdb", start, end, filters)
     threads = int(wh.row("SELECT current_setting('threads')")[0])
     engines: dict[str, dict[str, Callable[[], Any]]] = {"ours": duck}
     if levers:
@@ -213,7 +233,8 @@ def measure(folder: Path, start: date, end: date, rounds: int, clickhouse: bool,
         for table in ("sessions", "session_events"):
             n = (wh.row(f"SELECT count(*) FROM {table}")[0], ch.count(table))
             assert n[0] == n[1], f"{table}: {n[0]} rows in DuckDB, {n[1]} in ClickHouse"
-        engines["ClickHouse"] = CH.overview(ch, start, end, (prev_start, start - timedelta(1)))
+        engines["ClickHouse"] = CH.overview(ch, start, end, (prev_start, start - timedelta(1)),
+                                            filters)
     # warm both (the OS file cache, DuckDB's Parquet metadata), and compare the results
     results = {e: {name: q() for name, q in panels.items()} for e, panels in engines.items()}
     for e in list(engines)[1:]:
@@ -268,13 +289,39 @@ def main() -> None:
     ap.add_argument("--levers", action="store_true",
                     help="also time the same queries on copies of the warehouse laid out "
                          "otherwise (issue #21's levers), and from the daily marts")
+    ap.add_argument("--filter", default="",
+                    help="also time the page with these filters set, e.g. "
+                         "source=google,device=mobile")
     args = ap.parse_args()
+    filters = parse_filter(args.filter)
     clickhouse = not args.without_clickhouse
-    results = []
+    results, narrowed = [], []
     for size in args.sizes:
         folder = (args.root / f"bench-dashboard-{size}").resolve()
         start, end = build(folder, size)
         results.append(measure(folder, start, end, args.rounds, clickhouse, args.levers))
+        if filters:
+            narrowed.append(measure(folder, start, end, args.rounds, clickhouse,
+                                    filters=filters))
+    what, header, rows = overview_table(results, args.rounds, clickhouse)
+    section(what, header, rows, args.record)
+    if filters:
+        what, header, rows = overview_table(narrowed, args.rounds, clickhouse)
+        section(f"With the filter {args.filter} set (the same page, the same rounds, taken after "
+                "the unfiltered ones): " + what, header, rows, args.record)
+    if args.levers:
+        section("Levers (issue #21), the same rounds: the dashboard's own queries on the "
+                "warehouse (its Overview tables stored as native DuckDB tables), on a copy whose "
+                "Overview tables are views over the lake's daily Parquet files (as before) or "
+                "one Parquet file each (sorted as the ClickHouse tables), and the panels the "
+                "daily marts answer exactly; results asserted identical. p50 / p95 in ms, "
+                "(÷ ClickHouse at p50).", *levers_table(results, clickhouse),
+                args.record)
+
+
+def overview_table(results: list[dict[str, Any]], rounds: int, clickhouse: bool
+                   ) -> tuple[str, str, list[str]]:
+    """The description, header and rows of the Overview's table for ``results``."""
     header = "| query |"
     for m in results:
         header += f" ours, {m['events']:,} events |"
@@ -292,7 +339,7 @@ def main() -> None:
         rows.append(row)
     shown = ", ".join(f"{m['shown']:,}" for m in results)
     what = (f"Overview queries (the last 14 days shown: {shown} events), p50 / p95 in ms over "
-            f"{args.rounds} warm rounds, no result cache, through the dashboard's query "
+            f"{rounds} warm rounds, no result cache, through the dashboard's query "
             "functions and `Warehouse` (the file open, a cursor per query; bar: any query's "
             f"p95 ≤ 200 ms on 10M events), {results[0]['threads']} DuckDB threads.")
     if clickhouse:
@@ -302,15 +349,7 @@ def main() -> None:
                  "row, the engines taking turns round by round; ÷: ours ÷ ClickHouse at p50.")
     what += " Load average (1 min) before / after the rounds: " + ", ".join(
         f"{m['load'][0]:.1f} / {m['load'][1]:.1f} ({m['events']:,} events)" for m in results) + "."
-    section(what, header, rows, args.record)
-    if args.levers:
-        section("Levers (issue #21), the same rounds: the dashboard's own queries on the "
-                "warehouse (its Overview tables stored as native DuckDB tables), on a copy whose "
-                "Overview tables are views over the lake's daily Parquet files (as before) or "
-                "one Parquet file each (sorted as the ClickHouse tables), and the panels the "
-                "daily marts answer exactly; results asserted identical. p50 / p95 in ms, "
-                "(÷ ClickHouse at p50).", *levers_table(results, clickhouse),
-                args.record)
+    return what, header, rows
 
 
 def levers_table(results: list[dict[str, Any]], clickhouse: bool) -> tuple[str, list[str]]:
