@@ -62,8 +62,10 @@ MAX_ENGAGED_SECONDS = 86_400
 # single digits).
 MAX_VITAL_MS = 3_600_000
 MAX_CLS = 1_000
-# A host as URL().hostname gives it (IPv6 literals in brackets), a file extension.
-HOST_PATTERN = r"[A-Za-z0-9._:\[\]-]{1,253}"
+# A host as URL().hostname gives it (IPv6 literals in brackets), or an address host after the
+# edge scrub (CONTRACT §2 stores `1.2.3.4` as `(ip)`, `[::1]` as `[(ip)]`): without the second
+# form the pipeline would quarantine an outbound click the edge had accepted. A file extension.
+HOST_PATTERN = r"(?:[A-Za-z0-9._:\[\]-]{1,253}|\[?\(ip\)\]?)"
 EXT_PATTERN = r"[A-Za-z0-9]{1,16}"
 
 # Patterns match the whole value (Python's re.fullmatch, DuckDB's regexp_full_match).

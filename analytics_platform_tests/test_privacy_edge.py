@@ -602,3 +602,15 @@ def test_log_lines_and_tracebacks_are_scrubbed() -> None:
     assert "POST /v1/events failed for (ip)" in text
     assert "Traceback" in text and "invalid literal for int() with base 10: '(email)'" in text
     assert "jamie" not in text and IP not in text
+
+
+@pytest.mark.parametrize("host", ["1.2.3.4", "[2001:db8::1]", "[::ffff:1.2.3.4]", "[::1]"])
+def test_an_outbound_click_to_an_address_is_stored_scrubbed_and_still_valid(
+        tmp_path: Path, host: str) -> None:
+    """The edge accepts a link to an IP address, stores the host as ``(ip)`` (§2), and the
+    record it stored must pass the pipeline's own contract (§1), else the pipeline would
+    quarantine a click the edge had acknowledged."""
+    ing, _ = make(tmp_path, Clock(DAY1))
+    record = send(ing, event_type="outbound", props={"host": host})
+    assert host not in json.dumps(record) and record["props"]["host"] in ("(ip)", "[(ip)]")
+    assert validate_raw_record(record) == []

@@ -68,6 +68,9 @@ props = st.dictionaries(
 @example({}, "web_vitals", {"lcp": None, "cls": 0.05})
 @example({}, "web_vitals", {"ttfb": 3_600_000.5})
 @example({}, "outbound", {"host": "[2001:db8::1]"})
+@example({}, "outbound", {"host": "(ip)"})
+@example({}, "outbound", {"host": "[(ip)]"})
+@example({}, "outbound", {"host": "x(ip)"})
 @example({}, "download", {"ext": "PDF", "file": "/a.pdf"})
 @example({"time_zone": "Europe/Paris"}, "engagement", {"seconds": 86_400})
 def test_sql_and_python_give_the_same_first_reason(
