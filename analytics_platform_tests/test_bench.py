@@ -2,6 +2,7 @@
 
 import importlib
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,14 +58,26 @@ def _bench_module(name: str) -> ModuleType:
     return mod
 
 
-def test_dashboard_bench_runs_against_clickhouse(tmp_path: Path) -> None:
+SIZE = 20_000  # events of the tiny warehouse bench/dashboard.py and bench/api.py run on
+
+
+@pytest.fixture(scope="module")
+def bench_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A --root holding bench/dashboard.py's warehouse of SIZE events, built once (simulate +
+    a 14-day backfill: most of each of the two tests' time) for both benches that read it."""
+    root = tmp_path_factory.mktemp("bench-root")
+    _bench_module("dashboard").build(root / f"bench-dashboard-{SIZE}", SIZE)
+    return root
+
+
+def test_dashboard_bench_runs_against_clickhouse(bench_root: Path) -> None:
     """Both engines answer the Overview's queries on a tiny warehouse, their results identical
     row for row (the script asserts it), and a ClickHouse query that counts something else
     is caught."""
     pytest.importorskip("chdb", reason="chdb (the bench's ClickHouse) is not installed: "
                         "pip install -e '.[bench]'")
-    out = subprocess.run([sys.executable, "bench/dashboard.py", "--sizes", "20000", "--rounds",
-                          "2", "--levers", "--root", str(tmp_path)], cwd=ROOT,
+    out = subprocess.run([sys.executable, "bench/dashboard.py", "--sizes", str(SIZE), "--rounds",
+                          "2", "--levers", "--root", str(bench_root)], cwd=ROOT,
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     lines = [line for line in out.stdout.splitlines() if line.startswith("| ")]
@@ -82,8 +95,8 @@ def test_dashboard_bench_runs_against_clickhouse(tmp_path: Path) -> None:
 
     bench = _bench_module("dashboard")
     ch = importlib.import_module("clickhouse")  # bench/ (on the path now): what measure() runs
-    folder = tmp_path / "bench-dashboard-20000"
-    start, end = bench.build(folder, 20_000)
+    folder = bench_root / f"bench-dashboard-{SIZE}"
+    start, end = bench.build(folder, SIZE)
     # a query that sums every event instead of the page views: the bench must refuse it
     real = ch._KPIS
     try:
@@ -93,6 +106,18 @@ def test_dashboard_bench_runs_against_clickhouse(tmp_path: Path) -> None:
             bench.measure(folder, start, end, 1, clickhouse=True)
     finally:
         ch._KPIS = real
+
+
+def test_api_bench_runs(bench_root: Path) -> None:
+    """bench/api.py at a tiny size (no timing asserted): latency rows and export rows."""
+    out = subprocess.run([sys.executable, "bench/api.py", "--sizes", str(SIZE), "--rounds", "2",
+                          "--export-size", str(SIZE), "--root", str(bench_root)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    assert sum("aggregate" in line and " ms |" in line for line in table) == 1
+    assert sum("`export --table" in line and " MB |" in line for line in table) == 6
+    assert sum("/api/v1/export" in line for line in table) == 2
 
 
 def test_dashboard_bench_compares_row_for_row() -> None:
@@ -115,7 +140,11 @@ def test_dashboard_bench_compares_row_for_row() -> None:
 def test_latency_bench_runs(tmp_path: Path) -> None:
     """The README's flow, end to end: collector → raw lake → `dagster dev` (raw-lake sensor,
     automation sensor) → `events` and `sessions` in the warehouse."""
+    # the sensors at the daemon's own 5-s loop (the local default is 10 s): the flow is the
+    # same, each of its four sensor hops up to 5 s shorter (no timing is asserted)
+    env = {**os.environ, "ANALYTICS_SENSOR_INTERVAL_SECONDS": "5"}
     out = subprocess.run([sys.executable, "bench/latency.py", "--samples", "1", "--root",
-                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+                          str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=900)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "in the `events` view" in out.stdout and "in the `sessions` view" in out.stdout

@@ -26,6 +26,7 @@ bench-cache/ and reused.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -65,6 +66,16 @@ def raw_lake(name: str, days: int, records: int, one_hour: bool = False) -> Path
         write_traffic(traffic, open_raw_lake(data / "raw"), progress=True)
         (data / "raw.done").touch()
     return data
+
+
+def pipeline_fingerprint() -> str:
+    """A digest of the code that decides what the lake holds (the SQL, the contract, the
+    Python around it), so that a lake derived by another version is rebuilt, not reused."""
+    package = ROOT / "analytics_platform"
+    h = hashlib.sha256()
+    for f in sorted([*package.rglob("*.sql"), *package.rglob("*.py")]):
+        h.update(str(f.relative_to(package)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 def step(name: str, data: Path, when: str | None = None) -> dict:
@@ -159,10 +170,13 @@ def main() -> None:
     if "3" not in args.skip:
         n = args.history_days
         data = raw_lake("day", n, args.day_records * n)
-        if not (data / "backfilled").exists():
+        marker = data / "backfilled"
+        if not marker.exists() or marker.read_text() != pipeline_fingerprint():
+            # a lake kept from another version of the pipeline may lack a column the sessions
+            # step now reads (the `country` of issue 19 broke the cached quick lake)
             print(f"backfilling the {n}-day history …", flush=True)
             backfill(data, n)
-            (data / "backfilled").touch()
+            marker.write_text(pipeline_fingerprint())
         for label, day in (("first", START), ("last", START + timedelta(days=n - 1))):
             r = [step("sessions-day", data, f"{day}T00:00") for _ in range(args.repeat)]
             rows.append(f"| 3 | peak RSS, `sessions` on the {label} day of {n} "

