@@ -48,7 +48,8 @@ class Assumptions:
     reconcile_seconds: int = 3600
     # Reading one raw object is two requests billed at the GET rate: boto3's download_file asks
     # for its size (HEAD), then its bytes (GET) (measured: `python bench/s3_requests.py`, 21
-    # HEAD + 21 GET under raw/ for an `events` run of an hour of 21 objects).
+    # HEAD + 21 GET under raw/ for an `events` run of an hour of 21 objects; the same on
+    # 2026-12-06: the raw reader, lake.py's local_paths, still uses download_file).
     requests_per_raw_read: int = 2
     # With CloudFront in front (ingest_cloudfront): what goes out to the browser per request (the
     # handler's answer, `{"accepted":3}`, with its and CloudFront's headers: ~250 B) and what
@@ -270,30 +271,34 @@ class PipelineAssumptions:
     # session_events 46, sessions 7, the marts ~1.
     lake_bytes_per_event: int = 110
     # S3 requests of one run beyond the raw objects it reads, counted on the wire by
-    # `python bench/s3_requests.py` (a moto S3 server counting every request; 3 days of
-    # Firehose objects at 1M events a month backfilled, then one new object and the runs the
-    # automation makes for it). Files written (PUT): an `events` run 1 (its hour; quarantine
-    # writes none when empty), a day's run 15 (one per asset of `daily_job`: sessions,
-    # session_events and 13 daily marts; test_cost holds it to the job's assets), a history
-    # run 3. LIST (billed as PUT): an `events` run 3 (its raw hour twice: to read it and to
-    # record what it read; the lake's table once), a day's run 4, a history run 3. On the
-    # machine (its lake cache persists) a run GETs no lake file, but asks S3 (HEAD, billed as
-    # GET) for every partition of its window it does not hold, those never written included:
-    # 44 for an `events` run, 50 for a day's run, 0 for a history run.
+    # `python bench/s3_requests.py --json counts.json` (a moto S3 server counting every request
+    # by prefix; 3 days of Firehose objects at 1M events a month backfilled, then one new object
+    # and the runs the automation makes for it), run on 2026-12-06 after storage.Lake.existing
+    # and _Remote.fetch changed (a GET a file, no HEAD; S3 asked with GETs or one ranged LIST).
+    # Files written (PUT): an `events` run 1 (its hour; quarantine writes none when empty), a
+    # day's run 15 (one per asset of `daily_job`: sessions, session_events and 13 daily marts;
+    # test_cost holds it to the job's assets), a history run 3. LIST (billed as PUT): an
+    # `events` run 4 (its raw hour twice: to read it and to record what it read; the lake
+    # twice), a day's run 6 (7 in a task), a history run 3. On the machine (its lake cache
+    # persists) a run downloads no lake file, but asks S3 for the partitions of its window it
+    # does not hold, those never written included (Lake.existing: a GET each, a 404 when absent,
+    # up to 12; more, one LIST of their key range): 6 GETs for an `events` run, none for a day's
+    # run (its partitions are listed), none for a history run. DELETE (1 an `events` run) is free.
     files_per_events_run: int = 1
     files_per_daily_run: int = 15
     files_per_history_run: int = 3
-    lists_per_events_run: int = 3
-    lists_per_daily_run: int = 4
+    lists_per_events_run: int = 4
+    lists_per_daily_run: int = 6
     lists_per_history_run: int = 3
-    lake_heads_per_events_run: int = 44
-    lake_heads_per_daily_run: int = 50
-    # A run task starts with an empty cache (same bench, `task`): an `events` run 186 lake
-    # requests (71 GET + 115 HEAD), a day's run 152 (51 + 101), a history run 2 per day of
-    # sessions it pulls (3 days: 3 GET + 3 HEAD), 13 months of days at steady state.
-    ecs_lake_gets_per_events_run: int = 186
-    ecs_lake_gets_per_daily_run: int = 152
-    ecs_lake_gets_per_history_day: int = 2
+    lake_gets_per_events_run: int = 6
+    lake_gets_per_daily_run: int = 0
+    # A run task starts with an empty cache (same bench, `task`): an `events` run 77 lake GETs
+    # and 4 LISTs, a day's run 51 GETs and 7 LISTs, a history run 3 LISTs and a GET per day of
+    # sessions it pulls (3 days: 3 GETs), 13 months of days at steady state. No HEAD.
+    ecs_lake_gets_per_events_run: int = 77
+    ecs_lake_gets_per_daily_run: int = 51
+    ecs_lake_gets_per_history_day: int = 1
+    ecs_lists_per_daily_run: int = 7
     # Logs: ~6 KB of run output per run (measured: 3.8–6.3 KB), plus ~40 lines of 150 B a minute
     # from the daemon and the sensors between runs at 30-s ticks, of which the daemon writes two a
     # tick of each of the two sensors ("Checking for new runs…", "No run requests…"): 32 lines a
@@ -441,12 +446,14 @@ def pipeline_bill(events: int, design: Design | str = "machine",
             + runs.history * p.files_per_history_run) * DAYS_PER_MONTH
     bill.add("S3 PUT (lake files)", f"{puts:,.0f} files written",
              puts / 1000 * s3["put_per_thousand"])
-    # LIST is billed at the PUT rate (bench/s3_requests.py: 3 an `events` run, 4 a day's run).
-    lists = (runs.events * p.lists_per_events_run + runs.daily * p.lists_per_daily_run
+    # LIST is billed at the PUT rate (bench/s3_requests.py: 4 an `events` run, 6 a day's run, 7
+    # in a task).
+    daily_lists = p.ecs_lists_per_daily_run if design.ecs_runs else p.lists_per_daily_run
+    lists = (runs.events * p.lists_per_events_run + runs.daily * daily_lists
              + runs.history * p.lists_per_history_run) * DAYS_PER_MONTH
     bill.add("S3 LIST (runs)", f"{lists:,.0f} requests", lists / 1000 * s3["put_per_thousand"])
     # Each `events` run reads every object of its hour so far (the ingest bill counts one read),
-    # two requests an object; and asks for the lake partitions of its window it does not hold.
+    # two requests an object; and asks S3 for the lake partitions of its window it does not hold.
     a_reads = a.requests_per_raw_read
     per_hour = runs.objects / 24
     rereads = max(0.0, per_hour * (per_hour + 1) / 2 - per_hour) * 24 * a_reads
@@ -456,10 +463,10 @@ def pipeline_bill(events: int, design: Design | str = "machine",
                 + runs.history * p.ecs_lake_gets_per_history_day * a.retention_months
                 * DAYS_PER_MONTH)
     else:
-        lake = runs.events * p.lake_heads_per_events_run + runs.daily * p.lake_heads_per_daily_run
+        lake = runs.events * p.lake_gets_per_events_run + runs.daily * p.lake_gets_per_daily_run
     bill.add("S3 GET (raw re-reads)", f"{rereads * DAYS_PER_MONTH:,.0f} requests",
              rereads * DAYS_PER_MONTH / 1000 * s3["get_per_thousand"])
-    bill.add("S3 GET/HEAD (lake" + (", empty task caches)" if design.ecs_runs else " partitions)"),
+    bill.add("S3 GET (lake" + (", empty task caches)" if design.ecs_runs else " partitions)"),
              f"{lake * DAYS_PER_MONTH:,.0f} requests",
              lake * DAYS_PER_MONTH / 1000 * s3["get_per_thousand"])
 

@@ -156,15 +156,15 @@ def test_machine_bill_by_hand() -> None:
     # 480 events runs × 1 file, 1,440 day runs × 15, 24 history runs × 3, for 30 days
     assert line(b, "S3 PUT (lake files)") == pytest.approx(
         (480 + 1440 * 15 + 24 * 3) * 30 / 1000 * 0.005)
-    # LIST: 3 an events run, 4 a day's run, 3 a history run (bench/s3_requests.py)
+    # LIST: 4 an events run, 6 a day's run, 3 a history run (bench/s3_requests.py)
     assert line(b, "S3 LIST (runs)") == pytest.approx(
-        (480 * 3 + 1440 * 4 + 24 * 3) * 30 / 1000 * 0.005)
+        (480 * 4 + 1440 * 6 + 24 * 3) * 30 / 1000 * 0.005)
     # 20 objects an hour: the k-th run of an hour reads k objects (HEAD + GET each), of which the
     # ingest bill counts the first read of each object
     assert line(b, "S3 GET (raw re-reads)") == pytest.approx(
         (20 * 21 / 2 - 20) * 24 * 2 * 30 / 1000 * 0.0004)
-    assert line(b, "S3 GET/HEAD (lake partitions)") == pytest.approx(
-        (480 * 44 + 1440 * 50) * 30 / 1000 * 0.0004)
+    # the lake: 6 GETs (404s) an events run for partitions never written, none a day's run
+    assert line(b, "S3 GET (lake partitions)") == pytest.approx(480 * 6 * 30 / 1000 * 0.0004)
     assert line(b, "CloudWatch alarm + its metric") == pytest.approx(0.40)
     assert line(b, "CloudWatch PutMetricData") == pytest.approx((480 + 1440 + 24) * 30 * 0.01e-3)
     assert line(b, "Dashboard") == 0.0
@@ -189,6 +189,12 @@ def test_ecs_runs_are_billed_a_minute_at_least() -> None:
         + 1440 * max(60, 65 + per_day / 83_000) * (0.03238 + 4 * 0.00356) * spot
         + 24 * 65 * (0.03238 + 4 * 0.00356) * spot)
     assert line(b, "Fargate Spot run tasks (arm64)") == pytest.approx(expected)
+    # an empty cache a task: the lake's files are downloaded (77 GETs an events run, 51 a day's
+    # run, one a day of the 13 months of sessions a history run pulls); a day's run lists once more
+    assert line(b, "S3 GET (lake, empty task caches)") == pytest.approx(
+        (480 * 77 + 1440 * 51 + 24 * 13 * 30) * 30 / 1000 * 0.0004)
+    assert line(b, "S3 LIST (runs)") == pytest.approx(
+        (480 * 4 + 1440 * 7 + 24 * 3) * 30 / 1000 * 0.005)
     # the machine no longer runs anything: its CPU is the idle processes'
     assert cost.machine_cpu(1_000_000, "ecs", p) == p.idle_vcpu
 

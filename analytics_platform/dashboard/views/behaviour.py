@@ -31,6 +31,14 @@ def rows(name: str, keys: list[str]) -> pd.DataFrame:
     return with_change(now, before, keys, col=now.columns[len(keys)])
 
 
+def bars(df: pd.DataFrame, x: str, y: str, label: str, key: str) -> None:
+    """A horizontal bar per row, the largest on top, as tall as its rows need."""
+    fig = px.bar(df, x=x, y=y, orientation="h", labels={y: "", x: label})
+    fig.update_layout(height=60 + 26 * len(df), margin={"l": 0, "r": 0, "t": 10, "b": 0},
+                      yaxis={"autorange": "reversed"})
+    st.plotly_chart(fig, width="stretch", key=key)
+
+
 if not any(missing_mart(m) for m in ("outbound_daily", "downloads_daily", "not_found_daily")):
     left, right = st.columns(2)
     with left:
@@ -39,13 +47,7 @@ if not any(missing_mart(m) for m in ("outbound_daily", "downloads_daily", "not_f
         if links.empty:
             st.info("No clicks on links to other sites in these sessions.")
         else:
-            top = links.head(10)
-            fig = px.bar(top, x="clicks", y="host", orientation="h",
-                         labels={"host": "", "clicks": "clicks"})
-            fig.update_layout(height=60 + 26 * len(top),
-                              margin={"l": 0, "r": 0, "t": 10, "b": 0},
-                              yaxis={"autorange": "reversed"})
-            st.plotly_chart(fig, width="stretch", key="outbound_chart")
+            bars(links.head(10), "clicks", "host", "clicks", "outbound_chart")
             show_table(links, ["host", "clicks", "change", "sessions"], key="outbound_table")
     with right:
         st.subheader("Downloads")
@@ -55,12 +57,7 @@ if not any(missing_mart(m) for m in ("outbound_daily", "downloads_daily", "not_f
         else:
             by_type = files.groupby("ext", as_index=False).downloads.sum().sort_values(
                 "downloads", ascending=False)
-            fig = px.bar(by_type, x="downloads", y="ext", orientation="h",
-                         labels={"ext": "", "downloads": "downloads by file type"})
-            fig.update_layout(height=60 + 26 * len(by_type),
-                              margin={"l": 0, "r": 0, "t": 10, "b": 0},
-                              yaxis={"autorange": "reversed"})
-            st.plotly_chart(fig, width="stretch", key="downloads_chart")
+            bars(by_type, "downloads", "ext", "downloads by file type", "downloads_chart")
             show_table(files, ["file", "ext", "downloads", "change", "sessions"],
                        key="downloads_table")
     st.subheader("Pages not found (404)")
