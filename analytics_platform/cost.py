@@ -46,11 +46,11 @@ class Assumptions:
     # test_raw_notifications.py counts the messages on moto's SQS).
     raw_queue: bool = False
     reconcile_seconds: int = 3600
-    # Reading one raw object is two requests billed at the GET rate: boto3's download_file asks
-    # for its size (HEAD), then its bytes (GET) (measured: `python bench/s3_requests.py`, 21
-    # HEAD + 21 GET under raw/ for an `events` run of an hour of 21 objects; the same on
-    # 2026-12-06: the raw reader, lake.py's local_paths, still uses download_file).
-    requests_per_raw_read: int = 2
+    # Reading one raw object is one GET (lake.py's local_paths: get_object; boto3's
+    # download_file sent a HEAD first). Measured with `python bench/s3_requests.py` on
+    # 2026-12-06: an `events` run of an hour of 21 objects sent 21 HEAD + 21 GET under raw/
+    # with download_file, 21 GET and no HEAD after.
+    requests_per_raw_read: int = 1
     # With CloudFront in front (ingest_cloudfront): what goes out to the browser per request (the
     # handler's answer, `{"accepted":3}`, with its and CloudFront's headers: ~250 B) and what
     # goes to the origin beyond the body (the forwarded headers of the origin request policy,
@@ -129,7 +129,7 @@ def monthly_bill(events: int, mode: str = "firehose", endpoint: str = "url",
     bill.add("S3 storage (steady state)", f"{stored_gb:,.3f} GB over {a.retention_months:g} "
              "months", stored_gb * s3["storage_gb_month"])
     reads = objects * a.requests_per_raw_read
-    bill.add("S3 GET (pipeline reads)", f"{reads:,.0f} requests (HEAD + GET an object)",
+    bill.add("S3 GET (pipeline reads)", f"{reads:,.0f} requests (one GET an object)",
              reads / 1000 * s3["get_per_thousand"])
     ticks = 30 * 24 * 3600 / a.sensor_seconds
     if a.raw_queue:

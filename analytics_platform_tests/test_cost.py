@@ -159,10 +159,10 @@ def test_machine_bill_by_hand() -> None:
     # LIST: 4 an events run, 6 a day's run, 3 a history run (bench/s3_requests.py)
     assert line(b, "S3 LIST (runs)") == pytest.approx(
         (480 * 4 + 1440 * 6 + 24 * 3) * 30 / 1000 * 0.005)
-    # 20 objects an hour: the k-th run of an hour reads k objects (HEAD + GET each), of which the
+    # 20 objects an hour: the k-th run of an hour reads k objects (one GET each), of which the
     # ingest bill counts the first read of each object
     assert line(b, "S3 GET (raw re-reads)") == pytest.approx(
-        (20 * 21 / 2 - 20) * 24 * 2 * 30 / 1000 * 0.0004)
+        (20 * 21 / 2 - 20) * 24 * 30 / 1000 * 0.0004)
     # the lake: 6 GETs (404s) an events run for partitions never written, none a day's run
     assert line(b, "S3 GET (lake partitions)") == pytest.approx(480 * 6 * 30 / 1000 * 0.0004)
     assert line(b, "CloudWatch alarm + its metric") == pytest.approx(0.40)
