@@ -32,8 +32,14 @@ NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # the server's clock in the tests
 
 @cache
 def warehouse_dir() -> Path:
-    """Three simulated days (300 visitors a day), backfilled: ``<tmp>/data``."""
-    data = Path(tempfile.mkdtemp(prefix="api-test-")) / "data"
+    """Three simulated days (300 visitors a day), backfilled: ``<tmp>/data``, shared read-only
+    by the API tests."""
+    return build_warehouse(Path(tempfile.mkdtemp(prefix="api-test-")) / "data")
+
+
+def build_warehouse(data: Path) -> Path:
+    """The three simulated days of :func:`warehouse_dir`, backfilled into ``data`` (a folder of
+    its own for a test that writes into it, as the dashboard's Realtime test does)."""
     write_traffic(generate(SimConfig(days=3, visitors_per_day=300, start=DAY1, seed=3)),
                   open_raw_lake(data / "raw"), progress=False)
     with pytest.MonkeyPatch.context() as mp, dg.DagsterInstance.ephemeral() as instance:

@@ -16,21 +16,19 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics_platform.backfill import run_backfill
 from analytics_platform.contract import encode_records, format_timestamp, make_raw_record
 from analytics_platform.dashboard import queries as Q
 from analytics_platform.lake import open_raw_lake
 from analytics_platform.query.warehouse import Warehouse
-from analytics_platform.simulate import SimConfig, generate, write_traffic
 from analytics_platform_tests import chromium
 from analytics_platform_tests import oracle as o
+from analytics_platform_tests.apidata import build_warehouse
 
 APP = str(Path(__file__).resolve().parent.parent / "analytics_platform" / "dashboard" / "app.py")
 DAY1, DAY3 = date(2026, 3, 2), date(2026, 3, 4)
@@ -38,14 +36,8 @@ DAY1, DAY3 = date(2026, 3, 2), date(2026, 3, 4)
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("dash") / "data"
-    write_traffic(generate(SimConfig(days=3, visitors_per_day=300, start=DAY1, seed=3)),
-                  open_raw_lake(data / "raw"), progress=False)
-    with pytest.MonkeyPatch.context() as mp, dg.DagsterInstance.ephemeral() as instance:
-        mp.setenv("ANALYTICS_DATA_DIR", str(data))
-        mp.delenv("ANALYTICS_RAW_URL", raising=False)
-        assert run_backfill(DAY1, DAY3, instance=instance, log=lambda _: None).success
-    return data
+    # its own copy: the Realtime test writes raw objects into it
+    return build_warehouse(tmp_path_factory.mktemp("dash") / "data")
 
 
 @pytest.fixture()
