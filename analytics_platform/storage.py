@@ -38,6 +38,7 @@ import duckdb
 
 from analytics_platform import layout, settings, sql
 from analytics_platform.lake import parse_s3_url, s3_client
+from analytics_platform.query import rollups
 
 _SAFE = re.compile(r"^[A-Za-z0-9_=\-:.]+$")
 # How every lake file is written. zstd level 1: on a million-event hour it wrote 0.1 s faster
@@ -385,7 +386,7 @@ NATIVE_TABLES = {
     "session_events": ("session_date", "event_type, page_path"),
     "pages_daily": ("date", "page_path"),
 }
-STORE = "_store"
+STORE = rollups.STORE  # "_store"
 # Which file each stored day came from (inode, size, mtime: a replaced partition is a new file).
 _FILES = f"{STORE}.stored_files"
 # A warehouse file whose free blocks (left by days stored again) pass this share of its blocks is
@@ -489,6 +490,7 @@ def _base(lake: Lake) -> Path | None:
 
 
 def _drop_store(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    rollups.drop(con, table)
     con.execute(f"DROP TABLE IF EXISTS {STORE}.{table}_rows")
     con.execute(f"DELETE FROM {_FILES} WHERE table_name = ?", [table])
 
@@ -498,19 +500,31 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, s
 
 
 def _store_table(con: duckdb.DuckDBPyConnection, table: str, snapshot: Path) -> bool:
+    """:func:`_store_rows`, then the table's rollups (query/rollups.py) brought in step with
+    its stored rows (dropped with them: :func:`_drop_store`)."""
+    stored = _store_rows(con, table, snapshot)
+    if stored is None:
+        return False
+    rollups.refresh(con, table, f"{STORE}.{table}_rows", *stored)
+    return True
+
+
+def _store_rows(con: duckdb.DuckDBPyConnection, table: str, snapshot: Path
+                ) -> tuple[list[str], list[str], list[str]] | None:
     """Bring the stored rows of ``table`` in step with the files of its snapshot folder (links:
     they do not change while read): the days whose file is new, changed or gone are deleted and
     the new files' rows inserted, each day sorted by NATIVE_TABLES' columns; unchanged days stay
-    as they are. The whole table is stored again when its columns changed. False (and nothing
-    stored) when the table is not one file per ``date=`` day whose rows all have that date: its
-    view then reads the snapshot, as any other table's."""
+    as they are. The whole table is stored again when its columns changed. Returns the days
+    stored now, those stored again (or new) and those gone; None (and nothing stored) when the
+    table is not one file per ``date=`` day whose rows all have that date: its view then reads
+    the snapshot, as any other table's."""
     date_col, order = NATIVE_TABLES[table]
     days: dict[str, Path] = {}
     for f in snapshot.glob("*.parquet"):
         found = re.fullmatch(rf"{layout.DAY}=(\d{{4}}-\d{{2}}-\d{{2}})\.parquet", f.name)
         if found is None:
             _drop_store(con, table)
-            return False
+            return None
         days[found.group(1)] = f
     now = {d: (st.st_ino, st.st_size, st.st_mtime_ns) for d, st in (
         (d, p.stat()) for d, p in days.items())}
@@ -519,12 +533,12 @@ def _store_table(con: duckdb.DuckDBPyConnection, table: str, snapshot: Path) -> 
                             "hive_partitioning = false)")
     if date_col not in {c for c, _ in columns}:
         _drop_store(con, table)
-        return False
+        return None
     rows = f"{STORE}.{table}_rows"
     exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND "
                          "table_name = ? AND database_name = current_database()",
                          [STORE, f"{table}_rows"]).fetchall()[0][0]
-    if not exists or _columns(con, rows) != columns:
+    if not exists or _columns(con, rows) != columns:  # its rollups go too: made again
         _drop_store(con, table)
         con.execute(f"CREATE TABLE {rows} AS SELECT * FROM read_parquet({files}, "
                     "union_by_name = true, hive_partitioning = false) LIMIT 0")
@@ -545,11 +559,11 @@ def _store_table(con: duckdb.DuckDBPyConnection, table: str, snapshot: Path) -> 
                             "$d::DATE", {"d": d}).fetchall()[0][0]
         if other:  # a day's rows could not be told apart by their date: no store
             _drop_store(con, table)
-            return False
+            return None
         con.execute(f"INSERT INTO {rows} BY NAME SELECT * FROM {src} ORDER BY {order}")
         con.execute(f"INSERT INTO {_FILES} VALUES ($t, $d, $i, $s, $m)",
                     {"t": table, "d": d, "i": now[d][0], "s": now[d][1], "m": now[d][2]})
-    return True
+    return sorted(now), changed, sorted(set(known) - set(now))
 
 
 def publish_warehouse(lake: Lake) -> list[str]:

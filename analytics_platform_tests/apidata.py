@@ -1,10 +1,14 @@
 """What the API's tests share: a small warehouse built from simulated traffic (once per test
-process), the lake's Parquet files read with pandas (the oracle's input, not the query layer),
-the API served by uvicorn on 127.0.0.1 in a thread, and a plain HTTP client."""
+session, whichever worker asks first), the lake's Parquet files read with pandas (the oracle's
+input, not the query layer), the API served by uvicorn on 127.0.0.1 in a thread, and a plain
+HTTP client."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import shutil
 import tempfile
 import threading
 import time
@@ -24,6 +28,7 @@ import pytest
 from analytics_platform.backfill import run_backfill
 from analytics_platform.lake import open_raw_lake
 from analytics_platform.simulate import SimConfig, generate, write_traffic
+from analytics_platform.storage import Lake, publish_warehouse
 from analytics_platform_tests.test_collector import free_port
 
 DAY1, DAY3 = date(2026, 3, 2), date(2026, 3, 4)
@@ -33,13 +38,43 @@ NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # the server's clock in the tests
 @cache
 def warehouse_dir() -> Path:
     """Three simulated days (300 visitors a day), backfilled: ``<tmp>/data``, shared read-only
-    by the API tests."""
-    return build_warehouse(Path(tempfile.mkdtemp(prefix="api-test-")) / "data")
+    by the API tests. Built once per test session: under pytest-xdist the first worker to ask
+    builds it in the session's shared folder (conftest.py's ``shared_across_workers``), the
+    others wait on its lock file, then read it; a backfill of these days took 15-58 s of CPU,
+    once per worker and file before."""
+    shared = os.environ.get("TESTS_SHARED_DIR")
+    if shared is None:  # outside pytest
+        return _backfill(Path(tempfile.mkdtemp(prefix="api-test-")) / "data")
+    root = Path(shared) / "apidata"
+    root.mkdir(exist_ok=True)
+    data, done = root / "data", root / "built"
+    with (root / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not done.exists():
+            shutil.rmtree(data, ignore_errors=True)  # what a worker that failed left
+            _backfill(data)
+            done.touch()
+    return data
 
 
 def build_warehouse(data: Path) -> Path:
-    """The three simulated days of :func:`warehouse_dir`, backfilled into ``data`` (a folder of
-    its own for a test that writes into it, as the dashboard's Realtime test does)."""
+    """The warehouse of :func:`warehouse_dir` in ``data``, a folder of its own for a test that
+    writes into it (as the dashboard's Realtime test does): a copy of its raw objects and lake
+    files, and the warehouse published from the copy (as the backfill's last run published it),
+    so that its views read the copy's files."""
+    # not the warehouse files and their snapshots (they name the shared folder's files), nor
+    # DuckDB's spill folder (a reader of the shared folder may be using it)
+    shutil.copytree(warehouse_dir(), data, ignore=shutil.ignore_patterns(
+        ".duckdb_tmp", "_published", ".warehouse", ".warehouse-*", "warehouse.duckdb"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ANALYTICS_DATA_DIR", str(data))
+        mp.delenv("ANALYTICS_RAW_URL", raising=False)
+        publish_warehouse(Lake(data, remote_url=""))
+    return data
+
+
+def _backfill(data: Path) -> Path:
+    """The three simulated days, backfilled through Dagster into ``data``."""
     write_traffic(generate(SimConfig(days=3, visitors_per_day=300, start=DAY1, seed=3)),
                   open_raw_lake(data / "raw"), progress=False)
     with pytest.MonkeyPatch.context() as mp, dg.DagsterInstance.ephemeral() as instance:

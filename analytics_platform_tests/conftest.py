@@ -36,6 +36,18 @@ def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return name
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_across_workers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every pytest-xdist worker of this session sees (the parent of their own
+    temporary folders; pytest keeps the last three sessions'), in ``$TESTS_SHARED_DIR``: where
+    apidata.py builds its warehouse once for the session."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    os.environ["TESTS_SHARED_DIR"] = str(shared)
+    return shared
+
+
 @pytest.fixture()
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """ANALYTICS_DATA_DIR in a scratch folder, with ANALYTICS_RAW_URL left to its default."""

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from analytics_platform_tests import chromium
 
@@ -33,6 +34,37 @@ def wait_until_up(url: str, timeout: float = 90.0) -> None:
         time.sleep(0.3)
 
 
+def open_view(page: Any, view: str) -> None:
+    """Click the navigation's link to ``view`` (st.navigation, in the sidebar) and wait until
+    its run is over."""
+    page.get_by_test_id("stSidebarNavLink").filter(has_text=view).first.click()
+    wait_for_view(page, view)
+
+
+def wait_for_view(page: Any, view: str) -> None:
+    """Wait until the run that draws ``view`` is over."""
+    page.wait_for_selector(f'h2:has-text("{view}")', timeout=60_000)
+    # the previous view's elements stay, greyed, until this run is over
+    page.wait_for_function("!document.querySelector('[data-stale=\"true\"]')",
+                           timeout=60_000)
+
+
+def sidebar_filters(page: Any) -> dict[str, str]:
+    """What the sidebar shows: the date range (``2026/03/03–2026/03/04``) and each filter's
+    chosen values (``Device: desktop``), as the reader sees them."""
+    def text(box: Any) -> tuple[str, str]:
+        label = box.get_by_test_id("stWidgetLabel").inner_text().strip()
+        return label, box.inner_text().strip()[len(label):]
+
+    sidebar = page.get_by_test_id("stSidebar")
+    label, dates = text(sidebar.get_by_test_id("stDateInput"))
+    shown = {"Dates": "".join(dates.split())}
+    for box in sidebar.get_by_test_id("stMultiSelect").all():
+        label, chosen = text(box)
+        shown[label] = ", ".join(chosen.split())
+    return shown
+
+
 def capture(url: str, out_dir: Path, views: list[str], address: str = "") -> dict[str, dict]:
     """For each view: its screenshot path, the metrics shown, the number of charts and the
     page's address. ``address``: a query string (``?source=google``) the first page opens
@@ -48,13 +80,7 @@ def capture(url: str, out_dir: Path, views: list[str], address: str = "") -> dic
         page.goto(url + address, wait_until="networkidle")
         page.wait_for_selector('[data-testid="stSidebar"]', timeout=90_000)
         for view in views:
-            # the navigation's link to the view (st.navigation, in the sidebar)
-            page.get_by_test_id("stSidebarNavLink").filter(has_text=view).first.click()
-            page.wait_for_selector(f'h2:has-text("{view}")',
-                                   timeout=60_000)
-            # the previous view's elements stay, greyed, until this run is over
-            page.wait_for_function("!document.querySelector('[data-stale=\"true\"]')",
-                                   timeout=60_000)
+            open_view(page, view)
             if view in CHARTED:
                 page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
             page.wait_for_timeout(800)  # let the charts draw

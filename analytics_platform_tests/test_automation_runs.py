@@ -192,19 +192,44 @@ def day_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return raw
 
 
+@pytest.fixture(scope="module")
+def backfilled_once(tmp_path_factory: pytest.TempPathFactory, day_lake: Path
+                    ) -> tuple[Path, Path, str | None]:
+    """DAY backfilled into a data folder and a Dagster home (SQLite storage) of their own, and
+    the downstream sensor's first tick done (nothing to do: the backfill's daily run came after
+    its events): (data folder, Dagster home, cursor). Made once for the tests below, which each
+    start from a copy of both (a backfill was most of each test's time)."""
+    base = tmp_path_factory.mktemp("backfilled")
+    data, home = base / "data", base / "dagster_home"
+    shutil.copytree(day_lake, data / "raw")
+    home.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ANALYTICS_DATA_DIR", str(data))
+        mp.delenv("ANALYTICS_RAW_URL", raising=False)
+        mp.delenv("ANALYTICS_LATE_ARRIVAL_HOURS", raising=False)
+        with dg.instance_for_test(temp_dir=str(home)) as instance:
+            assert run_backfill(DAY, DAY, instance=instance, log=lambda _: None).success
+            requests, cursor = tick("downstream_automation", instance, None)
+            assert requests == []
+    return data, home, cursor
+
+
 @pytest.fixture()
-def backfilled(tmp_path: Path, day_lake: Path, monkeypatch: pytest.MonkeyPatch):
-    """DAY backfilled into a fresh data folder and instance; the downstream sensor's first tick
-    done (nothing to do: the backfill's daily run came after its events)."""
-    shutil.copytree(day_lake, tmp_path / "raw")
-    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(tmp_path))
+def backfilled(tmp_path: Path, backfilled_once: tuple[Path, Path, str | None],
+               monkeypatch: pytest.MonkeyPatch):
+    """A copy of :func:`backfilled_once`'s data folder and instance, for one test to change:
+    (data folder, the instance, the sensor's cursor after its first tick)."""
+    data0, home0, cursor = backfilled_once
+    data, home = tmp_path / "data", tmp_path / "dagster_home"
+    shutil.copytree(data0, data)
+    shutil.copytree(home0, home)
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(data))
     monkeypatch.delenv("ANALYTICS_RAW_URL", raising=False)
     monkeypatch.delenv("ANALYTICS_LATE_ARRIVAL_HOURS", raising=False)
-    with dg.instance_for_test() as instance:
-        assert run_backfill(DAY, DAY, instance=instance, log=lambda _: None).success
-        requests, cursor = tick("downstream_automation", instance, None)
-        assert requests == []
-        yield tmp_path, instance, cursor
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        # the copy holds the backfill's runs and materialisations, as the original does
+        assert len(instance.get_runs()) == 3
+        yield data, instance, cursor
 
 
 def session_days_of(instance: dg.DagsterInstance, key: str) -> list[str]:

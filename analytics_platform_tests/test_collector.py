@@ -162,6 +162,26 @@ def test_health_metrics_tracker_and_demo_page(collector_factory) -> None:
     c.stop()
 
 
+def test_metrics_stay_bounded_whatever_props_keys_clients_make_up(collector_factory) -> None:
+    """A refusal's reason quotes the client's props key: 250 made-up keys give 200 labels in
+    /metrics, and the other 50 refusals are still counted, together."""
+    from analytics_platform.ingest.collector import MAX_REASON_LABELS, OTHER_REASONS
+
+    c = collector_factory()
+    for batch in range(5):
+        events = [good(event_id=str(uuid.uuid4()), props={f"k{batch}x{i}": [1]})
+                  for i in range(50)]
+        assert post(c.url, events).status_code == 400
+    assert post(c.url, [good(event_id=str(uuid.uuid4()), props={"k0x0": [1]})]
+                ).status_code == 400
+    rejected = httpx.get(f"{c.url}/metrics").json()["rejected"]
+    assert len(rejected) == MAX_REASON_LABELS + 1 == 201
+    assert rejected[OTHER_REASONS] == 250 - MAX_REASON_LABELS == 50
+    assert rejected["props_bad_value:props.k0x0"] == 2  # a known label keeps counting
+    assert sum(rejected.values()) == 251
+    c.stop()
+
+
 class _SlowLake:
     """A raw lake whose writes take a while, and that says when one has begun."""
 

@@ -4,11 +4,13 @@ the numbers shown are the marts' numbers."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections import defaultdict
 from dataclasses import replace
@@ -318,6 +320,128 @@ def test_the_running_dashboard_in_a_real_browser(data: Path, tmp_path: Path) -> 
                  "Goals", "Funnel", "Journeys", "Cohorts"):
         assert shots[view]["charts"] >= 1, view
     assert set(shots["Web vitals"]["metrics"]) == {"LCP p75", "INP p75", "CLS p75", "TTFB p75"}
+
+
+def test_every_run_tells_the_browser_the_filters(data: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run sends each sidebar widget's value to the browser, not only the run that set it
+    from the address: a run cut off by a click may have set it without the browser getting the
+    widget, and a browser left with the default showed "no device" beside numbers filtered on
+    desktop, and sent that back with its next click (the CI failure of the browser test)."""
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(data))
+    monkeypatch.delenv("ANALYTICS_RAW_URL", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in {"from": str(DAY1 + timedelta(days=1)), "to": str(DAY3),
+                 "device": "desktop"}.items():
+        at.query_params[k] = v
+    at.run()
+    for view in ("Overview", "Sources"):
+        show(at, view)  # a run of the same view, then one of another
+        sb = at.sidebar
+        widgets = [sb.date_input(key="dates"), *sb.selectbox, *sb.multiselect]
+        assert [w.key for w in widgets if not w.proto.set_value] == [], view
+        assert list(sb.multiselect(key="devices").proto.raw_values) == ["desktop"], view
+        assert sb.date_input(key="dates").value == (DAY1 + timedelta(days=1), DAY3), view
+        assert at.query_params["device"] == "desktop", view
+
+
+class PipedGoals:
+    """goals.yaml read through named pipes, a new one for each of the first ``reads`` reads,
+    then the file itself: ``opened[i]`` is set when read ``i`` has begun, and it gets the file
+    when ``released[i]`` is set (read 0 waits for it, the others get it at once). The
+    dashboard reads the goals (the Goal filter's options) in the sidebar, just before it sets
+    the filters from the address: a run can be held there, and seen to get there."""
+
+    def __init__(self, path: Path, text: str, reads: int = 2) -> None:
+        self.path, self.text, self.reads = path, text, reads
+        self.opened = [threading.Event() for _ in range(reads)]
+        self.released = [threading.Event() for _ in range(reads)]
+        for e in self.released[1:]:
+            e.set()
+        self.threads: list[threading.Thread] = []
+        os.mkfifo(path)
+        self._start(0)
+
+    def _start(self, i: int) -> None:
+        self.threads.append(threading.Thread(target=self._serve, args=(i,), daemon=True))
+        self.threads[-1].start()
+
+    def _serve(self, i: int) -> None:
+        with contextlib.suppress(BrokenPipeError), open(self.path, "w") as pipe:
+            # open() returned: read i has opened the pipe; the next read finds the next one
+            nxt = self.path.with_suffix(".next")
+            if i + 1 < self.reads:
+                os.mkfifo(nxt)
+            else:
+                nxt.write_text(self.text)
+            os.replace(nxt, self.path)
+            if i + 1 < self.reads:
+                self._start(i + 1)
+            self.opened[i].set()
+            self.released[i].wait()
+            pipe.write(self.text)
+
+    def close(self) -> None:
+        for e in self.released:
+            e.set()
+        if self.threads[-1].is_alive():  # a pipe nothing read: be its reader, so open() returns
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+            self.threads[-1].join(timeout=10)
+            os.close(fd)
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+@pytest.mark.skipif(not chromium.available(), reason=chromium.MISSING)
+def test_a_click_during_the_first_run_keeps_the_shared_filters(data: Path,
+                                                               tmp_path: Path) -> None:
+    """A shared link's first run, held at the sidebar while the reader clicks Sources (a click
+    empties the address of what no widget is bound to, and cuts the run off): Sources, and the
+    view after it, keep the link's dates and device, in the address and in the sidebar. Before
+    the fix Sources showed the warehouse's default dates and no device."""
+    from playwright.sync_api import sync_playwright
+
+    from analytics_platform_tests import screenshots as sh
+    from analytics_platform_tests.test_collector import free_port
+
+    goals = PipedGoals(tmp_path / "goals.yaml",
+                       (Path(APP).parents[1] / "goals.yaml").read_text())
+    port, start = free_port(), DAY1 + timedelta(days=1)
+    env = {**os.environ, "ANALYTICS_DATA_DIR": str(data), "ANALYTICS_GOALS_FILE": str(goals.path)}
+    env.pop("ANALYTICS_RAW_URL", None)
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("analytics-platform")),
+                             "dashboard", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        sh.wait_until_up(url)
+        with sync_playwright() as p:
+            browser = chromium.launch(p)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(f"{url}/?from={start}&to={DAY3}&device=desktop")
+            assert goals.opened[0].wait(timeout=90)  # the first run is held at the sidebar
+            page.get_by_test_id("stSidebarNavLink").filter(has_text="Sources").first.click()
+            # Streamlit starts the click's run at once (runner.fastReruns), beside the first
+            assert goals.opened[1].wait(timeout=90)  # it has reached the sidebar
+            goals.released[0].set()  # the first run goes on, and stops: it was replaced
+            shown = {}
+            for view in ("Sources", "Devices"):
+                if view == "Sources":
+                    sh.wait_for_view(page, view)
+                else:
+                    sh.open_view(page, view)
+                f = sh.sidebar_filters(page)
+                shown[view] = (page.url.split("?")[-1], f["Dates"], f["Device"],
+                               page.locator("h2").first.inner_text())
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        goals.close()
+    for view, got in shown.items():
+        assert got[:3] == (f"from={start}&to={DAY3}&device=desktop",
+                           f"{start:%Y/%m/%d}–{DAY3:%Y/%m/%d}", "desktop"), (view, got)
+        assert got[3].endswith(f"{start:%d %b} – {DAY3:%d %b %Y}"), (view, got)
 
 
 # --- every filter the sidebar offers, against the oracle ----------------------------------------

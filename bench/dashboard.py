@@ -93,13 +93,14 @@ def parse_filter(text: str) -> dict[str, Any]:
     return out
 
 
-def ours(warehouse: Path, start: date, end: date, filters: dict[str, Any] | None = None
-         ) -> tuple[Any, dict[str, Callable[[], Any]]]:
+def ours(warehouse: Path, start: date, end: date, filters: dict[str, Any] | None = None,
+         rollups: bool = True) -> tuple[Any, dict[str, Callable[[], Any]]]:
     """The Overview's queries as the dashboard runs them: the panels through the query layer
     the dashboard and the API share (narrowed by ``filters``, ``Filters`` fields), the filter
-    choices and the date range as hand-written SQL."""
+    choices and the date range as hand-written SQL. ``rollups`` False: the warehouse's rollups
+    (analytics_platform/query/rollups.py) hidden from the layer, every panel from the rows."""
     Q = dashboard_queries()
-    wh = Q.Warehouse(warehouse)
+    wh = Q.Warehouse(warehouse) if rollups else _without_rollups(Q.Warehouse(warehouse))
     wh.df(f"SET threads = {THREADS}")  # DuckDB's default is a thread per core
     f = Q.Filters(start, end, **(filters or {}))
     prev = f.previous()
@@ -113,6 +114,11 @@ def ours(warehouse: Path, start: date, end: date, filters: dict[str, Any] | None
         "filter choices": lambda: wh.df(Q.CHOICES),
         "date range": lambda: wh.df(Q.RANGE),
     }
+
+
+def _without_rollups(wh: Any) -> Any:
+    """The dashboard's ``Warehouse`` ``wh`` with no rollup to answer from."""
+    return type("RowsOnly", (type(wh),), {"rollups": frozenset()})(wh.path)
 
 
 def _plain(v: Any) -> Any:
@@ -154,10 +160,12 @@ def difference(name: str, a: pd.DataFrame, b: pd.DataFrame, names: bool) -> str 
 
 # Levers of issue #21, measured with the dashboard's own queries (no change to the dashboard):
 # the same Overview on a copy of the warehouse laid out otherwise. The warehouse itself stores
-# the Overview's tables as native DuckDB tables (analytics_platform/storage.py NATIVE_TABLES);
-# the first lever is how it read them before: views over the lake's daily Parquet files.
+# the Overview's tables as native DuckDB tables (analytics_platform/storage.py NATIVE_TABLES)
+# and two rollups of them (analytics_platform/query/rollups.py); the levers are how it read
+# them before: views over the lake's daily Parquet files, one sorted Parquet file per table,
+# and the stored tables without the rollups.
 LEVERS = ("views over the daily Parquet files (before)", "one sorted Parquet file per table")
-ROLLUPS = "the daily marts (rollups)"
+ROWS_ONLY = "native tables, no rollups"
 
 
 def lever_warehouse(folder: Path, lever: str) -> Path:
@@ -196,20 +204,6 @@ def lever_warehouse(folder: Path, lever: str) -> Path:
     return out / "warehouse.duckdb"
 
 
-def rollups(wh: Any, start: date, end: date) -> dict[str, Callable[[], Any]]:
-    """The Overview's panels the pipeline's daily marts answer exactly (asserted): the daily
-    series from ``kpis_daily`` (a day's distinct visitors are its own), exit pages from
-    ``pages_daily.exits``. The others need a count of distinct visitors over the range
-    (KPIs, top pages) or a bounce rate per entry page, which no mart keeps."""
-    p = {"start": start, "end": end}
-    series = ("SELECT date::TIMESTAMP AS period, visitors, sessions, pageviews, conversions "
-              "FROM kpis_daily WHERE date BETWEEN $start AND $end ORDER BY period")
-    exits = ("SELECT page_path, sum(exits)::BIGINT AS sessions FROM pages_daily "
-             "WHERE date BETWEEN $start AND $end AND exits > 0 GROUP BY page_path "
-             "ORDER BY sessions DESC, page_path LIMIT 10")
-    return {"daily series": lambda: wh.df(series, p), "exit pages": lambda: wh.df(exits, p)}
-
-
 def _p(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[round(q * (len(s) - 1))] * 1e3
@@ -224,7 +218,7 @@ def measure(folder: Path, start: date, end: date, rounds: int, clickhouse: bool,
     if levers:
         for lever in LEVERS:
             engines[lever] = ours(lever_warehouse(folder, lever), start, end)[1]
-        engines[ROLLUPS] = rollups(wh, start, end)
+        engines[ROWS_ONLY] = ours(folder / "warehouse.duckdb", start, end, rollups=False)[1]
     if clickhouse:
         import clickhouse as CH
 
@@ -311,12 +305,13 @@ def main() -> None:
                 "the unfiltered ones): " + what, header, rows, args.record)
     if args.levers:
         section("Levers (issue #21), the same rounds: the dashboard's own queries on the "
-                "warehouse (its Overview tables stored as native DuckDB tables), on a copy whose "
-                "Overview tables are views over the lake's daily Parquet files (as before) or "
-                "one Parquet file each (sorted as the ClickHouse tables), and the panels the "
-                "daily marts answer exactly; results asserted identical. p50 / p95 in ms, "
-                "(÷ ClickHouse at p50).", *levers_table(results, clickhouse),
-                args.record)
+                "warehouse (its Overview tables stored as native DuckDB tables, the daily "
+                "series and top pages answered from its rollups, analytics_platform/query/"
+                "rollups.py), on a copy whose Overview tables are views over the lake's daily "
+                "Parquet files (as before) or one Parquet file each (sorted as the ClickHouse "
+                "tables), and on the warehouse with its rollups unused (every panel from the "
+                "rows); results asserted identical. p50 / p95 in ms, (÷ ClickHouse at p50).",
+                *levers_table(results, clickhouse), args.record)
 
 
 def overview_table(results: list[dict[str, Any]], rounds: int, clickhouse: bool
@@ -353,8 +348,8 @@ def overview_table(results: list[dict[str, Any]], rounds: int, clickhouse: bool
 
 
 def levers_table(results: list[dict[str, Any]], clickhouse: bool) -> tuple[str, list[str]]:
-    engines = ["ours", *LEVERS, ROLLUPS] + (["ClickHouse"] if clickhouse else [])
-    label = {"ours": "native tables in the warehouse (now)"}
+    engines = ["ours", *LEVERS, ROWS_ONLY] + (["ClickHouse"] if clickhouse else [])
+    label = {"ours": "native tables and rollups (now)"}
     header = "| warehouse | query | " + " | ".join(label.get(e, e) for e in engines) + " |"
     rows = []
     for m in results:

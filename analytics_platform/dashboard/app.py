@@ -35,6 +35,8 @@ VIEWS = [
 ]
 
 frame.set_page_config()
+# before anything can be clicked: a click on the navigation empties the address (keep_address)
+frame.keep_address()
 # expanded: every view listed (Streamlit folds a list of more than ten behind "View more")
 chosen = st.navigation({"Analytics": [v.page() for v in VIEWS]}, expanded=True)
 frame.draw(next(v for v in VIEWS if v.title == chosen.title))

@@ -9,7 +9,9 @@ only when it is drawn by the entrypoint (a widget drawn in a page gets an id of 
 the chosen dates and filters must stay as they are when the reader goes from Overview to Sources.
 They are drawn on every view, even one they do not apply to (Streamlit forgets the value of a
 widget a run does not draw), and written to the address (``?from=…&to=…&source=…``) on every
-run, so a view can be bookmarked and shared; an address opened later sets them. A view says
+run, so a view can be bookmarked and shared; an address opened later sets them (see
+:func:`keep_address` and :func:`sidebar_filters` for why a click during the first run cannot
+lose them). A view says
 which filters it cannot honour and why (:attr:`View.off`): the frame clears those before the
 view sees them and shows them as off, with the reason, beside the others. A view reads what the
 frame prepared with :func:`current`.
@@ -32,7 +34,9 @@ from analytics_platform.dashboard import queries as Q
 from analytics_platform.query.stats import Query, configured_goals, freeze
 
 _FRAME = "_frame"  # the session-state key of this run's Frame
-_URL_READ = "_url_read"  # the address has set the filters of this session
+_ADDRESS = "_address"  # the query parameters the session opened with (keep_address)
+_CHOSEN = "_chosen"  # the sidebar's values by widget key: the session's own record of them
+_IGNORED = "_ignored"  # what the address asked for that the warehouse cannot apply
 DATES = "dates"  # the date range, in View.off (the other keys: Q.FILTERS' field names)
 ALL_FILTERS = frozenset({DATES, *(name for name, _, _ in Q.FILTERS)})
 ANY_PAGE, ANY_GOAL = "All pages", "Any (no goal filter)"
@@ -127,37 +131,96 @@ COUNTRY_MISSING = ("Not in this warehouse yet: its sessions have no country (CON
                    "backfill with the current version to add it.")
 
 
-def _from_address(lo: date, hi: date, options: dict[str, list[str]]) -> list[str]:
-    """Set the widgets from the page's address (once a session, before they are drawn); what
-    it cannot use is returned, to be said."""
-    qp = st.query_params
+def keep_address() -> None:
+    """Keep the query parameters the session opened with, once, before the navigation is drawn.
+
+    A click on the navigation starts a run of the new page at once (Streamlit's
+    ``runner.fastReruns``), beside the run under way, which stops at its next ``st`` call
+    (every ``st.session_state`` access is one), and with an address Streamlit has emptied (it
+    carries only parameters bound to widgets). A click before the first run's sidebar had read
+    the address lost a shared link's dates and filters (test_dashboard's held-run test shows
+    it). Nothing can be clicked before the navigation is drawn, so the address kept here is
+    there for whichever run draws the sidebar.
+    """
+    if _ADDRESS not in st.session_state:
+        qp = st.query_params
+        st.session_state[_ADDRESS] = {k: qp.get_all(k) for k in qp}
+
+
+def _from_address(address: dict[str, list[str]], lo: date, hi: date,
+                  options: dict[str, list[str]]) -> tuple[dict[str, Any], list[str]]:
+    """The sidebar's values an address (query parameter → values) sets, by widget key, and
+    what it asks for that cannot be used, to be said."""
+    one = {k: v[-1] for k, v in address.items() if v}
+    values: dict[str, Any] = {}
     ignored = []
     try:
-        start = date.fromisoformat(qp["from"]) if "from" in qp else None
-        end = date.fromisoformat(qp["to"]) if "to" in qp else None
+        start = date.fromisoformat(one["from"]) if "from" in one else None
+        end = date.fromisoformat(one["to"]) if "to" in one else None
     except ValueError:
-        ignored.append(f"dates {qp.get('from')} – {qp.get('to')} (not YYYY-MM-DD)")
+        ignored.append(f"dates {one.get('from')} – {one.get('to')} (not YYYY-MM-DD)")
         start = end = None
     if start or end:
         start, end = max(lo, start or lo), min(hi, end or hi)
         if start <= end:
-            st.session_state[DATES] = (start, end)
+            values[DATES] = (start, end)
         else:
-            ignored.append(f"dates {qp.get('from')} – {qp.get('to')} (no data then)")
+            ignored.append(f"dates {one.get('from')} – {one.get('to')} (no data then)")
     for name, param, label in Q.FILTERS:
-        values = qp.get_all(param)
-        if not values:
-            continue
-        known = [v for v in values if v in options[name]]
+        asked = address.get(param, [])
+        known = [v for v in asked if v in options[name]]
         why = ("this warehouse has no country yet" if name == "countries" and not options[name]
                else "not in this warehouse")
-        ignored += [f"{label.lower()} “{v}” ({why})" for v in values if v not in options[name]]
-        if name in ("page", "goal"):
-            if known:
-                st.session_state[name] = known[0]
-        elif known:
-            st.session_state[name] = known
-    return ignored
+        ignored += [f"{label.lower()} “{v}” ({why})" for v in asked if v not in options[name]]
+        if known:
+            values[name] = known[0] if name in ("page", "goal") else known
+    return values, ignored
+
+
+def _valid(key: str, value: Any, lo: date, hi: date, opts: dict[str, list[str]]) -> Any:
+    """``value`` as the widget ``key`` can show it now: the warehouse's range and the options
+    can change under a session (a backfill, a file swapped in)."""
+    if key == DATES:
+        return tuple(min(hi, max(lo, d)) for d in value)
+    if key == "page":
+        return value if value in opts["page"] else ANY_PAGE
+    if key == "goal":
+        return value if value in opts["goal"] else ANY_GOAL
+    return [v for v in value if v in opts[key]]
+
+
+def _kept_values(lo: date, hi: date, opts: dict[str, list[str]]) -> dict[str, Any]:
+    """The sidebar's values this session chose, by widget key, kept in plain session state and
+    written into the widgets before they are drawn, on every run.
+
+    The widgets' own state is not enough. A run interrupted by a click (see
+    :func:`keep_address`) may have set a widget's value without the browser ever getting it:
+    the next run drew the widget with its old value, not re-sent, so the browser showed "no
+    device" beside a page filtered on desktop, and sent that back with the next click, which
+    dropped the filter (CI's browser test: Overview kept ``device=desktop``, Sources did not).
+    Written on every run, the value goes with every widget drawn.
+
+    A value the browser sends that differs from the kept one is the reader's change, taken on;
+    compared at every run, not in an ``on_change`` callback, which a click can cut off too.
+    The kept values are written whole, in one write, so a run stopped part way leaves them
+    as they were (or not set: the next run sets them from the kept address)."""
+    if _CHOSEN not in st.session_state:
+        keep_address()
+        values, ignored = _from_address(st.session_state[_ADDRESS], lo, hi, opts)
+        st.session_state[_IGNORED] = ignored
+        st.session_state[_CHOSEN] = {
+            DATES: (max(lo, hi - timedelta(days=13)), hi), "page": ANY_PAGE, "goal": ANY_GOAL,
+            **{name: [] for name, _, _ in Q.FILTERS if name not in ("page", "goal")},
+            **values}
+    kept: dict[str, Any] = dict(st.session_state[_CHOSEN])
+    for key in kept:
+        if key in st.session_state and st.session_state[key] != kept[key]:
+            kept[key] = st.session_state[key]
+        kept[key] = _valid(key, kept[key], lo, hi, opts)
+    st.session_state[_CHOSEN] = kept
+    for key, value in kept.items():
+        st.session_state[key] = value
+    return kept
 
 
 def sidebar_filters(wh: Q.Warehouse, view: View, lo: date, hi: date) -> Q.Filters:
@@ -174,16 +237,10 @@ def sidebar_filters(wh: Q.Warehouse, view: View, lo: date, hi: date) -> Q.Filter
     opts["countries"] = list(found) if found is not None else []
     opts["goal"] = list(configured_goals())
     sb = st.sidebar
-    if not st.session_state.get(_URL_READ):
-        st.session_state[_URL_READ] = True
-        ignored = _from_address(lo, hi, opts)
-        if ignored:
-            st.session_state["_ignored"] = ignored
-    if st.session_state.get("_ignored"):
-        sb.warning("Not applied from the address: " + "; ".join(st.session_state["_ignored"]))
+    _kept_values(lo, hi, opts)
+    if st.session_state.get(_IGNORED):
+        sb.warning("Not applied from the address: " + "; ".join(st.session_state[_IGNORED]))
     first_default = max(lo, hi - timedelta(days=13))
-    if DATES not in st.session_state:
-        st.session_state[DATES] = (first_default, hi)
     picked = sb.date_input("Dates (UTC)", min_value=lo, max_value=hi, key=DATES)
     start, end = (picked if isinstance(picked, tuple) and len(picked) == 2
                   else (first_default, hi))

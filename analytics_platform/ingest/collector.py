@@ -85,6 +85,10 @@ def _json_error(status: int, reason: str, message: str,
                         headers=dict(headers or {}))
 
 
+MAX_REASON_LABELS = 200  # the contract's rules × fields are ~120; the rest are props keys
+OTHER_REASONS = "(other reasons)"
+
+
 def create_app(lake: RawLake, spool_dir: Path, config: IngestConfig | None = None,
                flush_seconds: float = 10.0, flush_bytes: int = 8 * 1024 * 1024,
                limits: CollectorLimits | None = None) -> Callable:
@@ -141,6 +145,11 @@ def create_app(lake: RawLake, spool_dir: Path, config: IngestConfig | None = Non
     def count(prepared: Prepared) -> None:
         counters["requests"] += 1
         for reason in prepared.rejected_reasons:
+            # A reason can name a client's props key (``props_bad_value:props.<key>``), so the
+            # set of labels is the clients' to grow: past MAX_REASON_LABELS distinct labels the
+            # new ones are counted together, and the collector's memory stays bounded.
+            if reason not in rejected and len(rejected) >= MAX_REASON_LABELS:
+                reason = OTHER_REASONS
             rejected[reason] += 1
 
     async def events(request: Request) -> Response:  # OPTIONS (preflight)

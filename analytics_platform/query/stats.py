@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from analytics_platform import settings
 from analytics_platform.config import load_goals
@@ -549,6 +551,7 @@ class Compiled:
     params: dict[str, Any]
     dimensions: tuple[str, ...]
     metrics: tuple[str, ...]
+    rollup: str | None = None  # the rollup it reads (query/rollups.py), if any
 
 
 @dataclass
@@ -641,12 +644,17 @@ def default_order(q: Query) -> tuple[tuple[str, str], ...]:
     return (*((t, "asc") for t in time), (q.metrics[0], "desc"))
 
 
-def compile_query(q: Query) -> Compiled:
+def compile_query(q: Query, rollups: Collection[str] = ()) -> Compiled:
     """The statement that answers ``q``: its result has a column ``d<i>`` per dimension, one
-    per metric (named as the metric) and ``total_rows`` (the rows before the page)."""
+    per metric (named as the metric) and ``total_rows`` (the rows before the page). From one
+    of the warehouse's ``rollups`` (``query/rollups.py``) when one answers ``q`` exactly."""
+    # imported here: the rollups are made from METRICS (an import at the top would be a cycle)
+    from analytics_platform.query import rollups as rollup
+
     validate(q)
     params = _Params({"start": q.start, "end": q.end})
     ds = list(enumerate(dimension(d) for d in q.dimensions))
+    fast = rollup.part(q, rollups) if rollups else None
     goal = "event:goal" in q.dimensions or any(_is_goal_filter(f) for f in q.filters)
     event_level = _event_level([d for _, d in ds], q.filters)
     touch = False
@@ -673,6 +681,9 @@ def compile_query(q: Query) -> Compiled:
         either.append(("visitors_", _prefixed(m.event_sql if level == "event" else
                                               m.session_sql or "", e="e.", s="")))
     main_ctx = _Ctx(params, level, needs_join=timed)
+    if fast is not None:  # every metric is in ``either``: the rollup's part is all there is
+        parts.append(_Part("p_main", fast[1], [a for a, _ in either]))
+        either, session_only = [], []
     if either:
         parts.append(_Part("p_main", _part_sql(level, q.filters, ds, either, main_ctx),
                            [a for a, _ in either]))
@@ -734,7 +745,9 @@ def compile_query(q: Query) -> Compiled:
             select.append(f"visitors_ / nullif({totals[name][0]}.total_, 0) AS {name}")
         else:
             select.append(name)
-    select.append("count(*) OVER () AS total_rows")
+    # without a dimension every part is one aggregate row: one row (no window to plan; the
+    # KPIs of an empty range, all fixed cost, took 2.8 ms of CPU against 3.5 with it)
+    select.append("count(*) OVER () AS total_rows" if dim_cols else "1::BIGINT AS total_rows")
     alias = {d: f"d{i}" for i, d in enumerate(q.dimensions)}
     order = list(q.order_by or default_order(q))
     order += [(d, "asc") for d in q.dimensions if d not in {k for k, _ in order}]
@@ -745,7 +758,8 @@ def compile_query(q: Query) -> Compiled:
         sql += f" LIMIT {params.add(int(q.limit))}"
     if q.offset:
         sql += f" OFFSET {params.add(int(q.offset))}"
-    return Compiled(sql, params.values, q.dimensions, q.metrics)
+    return Compiled(sql, params.values, q.dimensions, q.metrics,
+                    fast[0] if fast is not None else None)
 
 
 @dataclass
@@ -774,20 +788,32 @@ def missing_columns(warehouse: Any, names: Iterable[str]) -> dict[str, str]:
     return {n: c for n, c in wanted.items() if c not in have}
 
 
-def run(warehouse: Any, q: Query) -> Result:
-    """``q`` on ``warehouse`` (a :class:`~analytics_platform.query.warehouse.Warehouse`)."""
+def run(warehouse: Any, q: Query, rollups: bool = True) -> Result:
+    """``q`` on ``warehouse`` (a :class:`~analytics_platform.query.warehouse.Warehouse`), from
+    its rollups when one answers ``q`` (``rollups`` False: always from the rows)."""
     missing = missing_columns(warehouse, used_dimensions(q))
     if missing:
         raise QueryError("; ".join(
             f"Dimension `{n}` is not in this warehouse yet: its sessions have no `{c}` column "
             "(backfill with the current version)" for n, c in missing.items()) + ".")
-    c = compile_query(q)
-    df = warehouse.df(c.sql, c.params)
+    c = compile_query(q, getattr(warehouse, "rollups", ()) if rollups else ())
+    try:
+        df = warehouse.df(c.sql, c.params)
+    except duckdb.CatalogException:
+        if c.rollup is None:
+            raise
+        # the file was swapped between the question and the query, for one without it
+        c = compile_query(q)
+        df = warehouse.df(c.sql, c.params)
     total = int(df["total_rows"].iloc[0]) if len(df) else 0
     if not len(df) and q.offset:  # past the last page: count the rows all the same
         total = int(warehouse.df(*_count(c)).iloc[0, 0])
-    df = df.drop(columns=[c for c in df.columns if c == "total_rows" or c.endswith("_total_")])
-    df = df.rename(columns={f"d{i}": d for i, d in enumerate(q.dimensions)})
+    # in place (the frame is this call's own): a drop and a rename, each a copy, were 1.4 ms of
+    # CPU a query, a third of the KPIs' over an empty range
+    for col in [c for c in df.columns if c == "total_rows" or c.endswith("_total_")]:
+        del df[col]
+    names = {f"d{i}": d for i, d in enumerate(q.dimensions)}
+    df.columns = [names.get(c, c) for c in df.columns]
     return Result(df, total)
 
 

@@ -19,13 +19,17 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-_OPEN: dict[str, tuple[tuple[int, int], duckdb.DuckDBPyConnection]] = {}
+from analytics_platform.query.rollups import available
+
+# path → (the file's inode and mtime, the connection it is attached to, its current rollups)
+_OPEN: dict[str, tuple[tuple[int, int], duckdb.DuckDBPyConnection, frozenset[str]]] = {}
 _OPEN_LOCK = threading.Lock()
 
 
-def _cursor(path: Path) -> duckdb.DuckDBPyConnection:
-    """A cursor on the open warehouse ``path``, reopened when the pipeline has swapped in a new
-    file (it writes a new file and renames it over the old one: a new inode)."""
+def _open(path: Path) -> tuple[duckdb.DuckDBPyConnection, frozenset[str]]:
+    """The connection the warehouse ``path`` is attached to, reopened when the pipeline has
+    swapped in a new file (it writes a new file and renames it over the old one: a new inode),
+    and the rollups that file holds (query/rollups.py), asked once per file."""
     st = path.stat()
     key = (st.st_ino, st.st_mtime_ns)
     with _OPEN_LOCK:
@@ -35,9 +39,14 @@ def _cursor(path: Path) -> duckdb.DuckDBPyConnection:
             # its cursors; it goes (and lets go of the old file) when the last of them ends.
             con = duckdb.connect()
             con.execute("ATTACH ? AS warehouse (READ_ONLY)", [str(path)])
-            known = (key, con)
+            known = (key, con, available(con, "warehouse"))
             _OPEN[str(path)] = known
-    cur = known[1].cursor()
+    return known[1], known[2]
+
+
+def _cursor(path: Path) -> duckdb.DuckDBPyConnection:
+    """A cursor on the open warehouse ``path`` (:func:`_open`)."""
+    cur = _open(path)[0].cursor()
     cur.execute("USE warehouse")
     return cur
 
@@ -57,6 +66,11 @@ class Warehouse:
         with _cursor(self.path) as con:
             return {r[0] for r in con.execute(
                 "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+
+    @property
+    def rollups(self) -> frozenset[str]:
+        """The rollups of the file open now (stats.run answers from them when it can)."""
+        return _open(self.path)[1] if self.path.exists() else frozenset()
 
     @property
     def ready(self) -> bool:

@@ -34,7 +34,6 @@ from analytics_platform.defs.events.user_agents import classify_table, warm_up
 from analytics_platform.defs.events.validation import (
     EXTRACTED,
     field_text_sql,
-    field_type_sql,
     validated_sql,
 )
 from analytics_platform.defs.metadata import table_metadata
@@ -60,11 +59,12 @@ BATCH_HOURS = 48
 @lru_cache(maxsize=1)
 def _checked_sql() -> str:
     """checked.sql over records.sql, with the contract's validation generated between them
-    (``{field}``: the text of each field checked.sql keeps)."""
+    (``{field}``: the text of each field checked.sql keeps; props come scrubbed, once per
+    distinct value, from the validation's pass over the distinct props)."""
     wanted = sql.placeholders("events/checked")
     return sql.load("events/checked",
-                    validated=validated_sql(f"({sql.load('events/records')})", raw=True),
-                    t_props=field_type_sql("props"),
+                    validated=validated_sql(f"({sql.load('events/records')})", raw=True,
+                                            per_props={"props_scrubbed": "scrub_props(p_text)"}),
                     **{f.name: field_text_sql(f.name) for f in EXTRACTED if f.name in wanted})
 
 

@@ -2,7 +2,8 @@
 -- once per chunk (CREATE ... AS for the first, INSERT for the rest).
 -- reads:  {validated}: records.sql wrapped in the validation generated from the contract
 --         (defs/events/validation.py); `{field}` stands for that field's value as text
---         (validation.field_text_sql), {t_props} for the JSON type of props
+--         (validation.field_text_sql); `props_scrubbed` is props scrubbed (the macro
+--         scrub_props), computed there once per distinct props (validation.validated_sql)
 -- writes: the temp table `checked` (a bad record keeps its reason and text, a good one its
 --         cleaned columns)
 -- `ts` corrects the device clock with sent_ts: the error cancels out, and an event cannot happen
@@ -33,7 +34,7 @@ WITH typed AS (
         try_cast({screen_height} AS INTEGER) AS screen_height,
         coalesce({user_agent}, '') AS user_agent,
         {country} AS country, {country_source} AS country_source,
-        CASE WHEN {t_props} = 'OBJECT' THEN {props} END AS props,
+        props_scrubbed AS props,
         raw_hour, obj, raw_pos
     FROM ({validated})
 )
@@ -64,6 +65,6 @@ SELECT
     t.screen_width, t.screen_height,
     t.user_agent,
     t.country, t.country_source,  -- CONTRACT §2: set at ingest, never from an address
-    scrub_props(t.props) AS props,
+    t.props,
     t.raw_hour, t.obj, t.raw_pos
 FROM typed t
