@@ -13,6 +13,7 @@ import sys
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -287,26 +288,33 @@ def test_sessions_of_an_older_version_ask_for_a_rebuild(data: Path, tmp_path: Pa
     assert "older version" in at.warning[0].value and "backfill" in at.warning[0].value
 
 
-@pytest.mark.skipif(not chromium.available(), reason=chromium.MISSING)
-def test_the_running_dashboard_in_a_real_browser(data: Path, tmp_path: Path) -> None:
-    from analytics_platform_tests.screenshots import capture
+@contextlib.contextmanager
+def running_dashboard(data: Path, **env: str) -> Iterator[str]:
+    """The CLI's `dashboard` on ``data`` (and ``env``) on a free port of 127.0.0.1: its URL."""
     from analytics_platform_tests.test_collector import free_port
 
     port = free_port()
-    env = {**os.environ, "ANALYTICS_DATA_DIR": str(data)}
-    env.pop("ANALYTICS_RAW_URL", None)
+    full = {**os.environ, "ANALYTICS_DATA_DIR": str(data), **env}
+    full.pop("ANALYTICS_RAW_URL", None)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("analytics-platform")),
-                             "dashboard", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "dashboard", "--port", str(port)], env=full,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        views = ["Overview", "Sources", "Devices", "Locations", "Behaviour", "Web vitals",
-                 "Goals", "Funnel", "Journeys", "Cohorts", "Experiments", "SQL"]
-        # opened from a shared address with a filter: every view keeps it
-        shots = capture(f"http://127.0.0.1:{port}", tmp_path, views,
-                        f"?from={DAY1}&to={DAY3}&device=desktop")
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.skipif(not chromium.available(), reason=chromium.MISSING)
+def test_the_running_dashboard_in_a_real_browser(data: Path, tmp_path: Path) -> None:
+    from analytics_platform_tests.screenshots import capture
+
+    views = ["Overview", "Sources", "Devices", "Locations", "Behaviour", "Web vitals",
+             "Goals", "Funnel", "Journeys", "Cohorts", "Experiments", "SQL"]
+    with running_dashboard(data) as url:
+        # opened from a shared address with a filter: every view keeps it
+        shots = capture(url, tmp_path, views, f"?from={DAY1}&to={DAY3}&device=desktop")
     [desktop] = mart(data, "SELECT sum(sessions) AS s FROM devices_daily WHERE dimension = "
                            "'device_type' AND value = 'desktop'")
     for view in views:
@@ -402,20 +410,14 @@ def test_a_click_during_the_first_run_keeps_the_shared_filters(data: Path,
     from playwright.sync_api import sync_playwright
 
     from analytics_platform_tests import screenshots as sh
-    from analytics_platform_tests.test_collector import free_port
 
     goals = PipedGoals(tmp_path / "goals.yaml",
                        (Path(APP).parents[1] / "goals.yaml").read_text())
-    port, start = free_port(), DAY1 + timedelta(days=1)
-    env = {**os.environ, "ANALYTICS_DATA_DIR": str(data), "ANALYTICS_GOALS_FILE": str(goals.path)}
-    env.pop("ANALYTICS_RAW_URL", None)
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("analytics-platform")),
-                             "dashboard", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    start = DAY1 + timedelta(days=1)
     try:
-        sh.wait_until_up(url)
-        with sync_playwright() as p:
+        with running_dashboard(data, ANALYTICS_GOALS_FILE=str(goals.path)) as url, \
+                sync_playwright() as p:
+            sh.wait_until_up(url)
             browser = chromium.launch(p)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(f"{url}/?from={start}&to={DAY3}&device=desktop")
@@ -435,8 +437,6 @@ def test_a_click_during_the_first_run_keeps_the_shared_filters(data: Path,
                                page.locator("h2").first.inner_text())
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         goals.close()
     for view, got in shown.items():
         assert got[:3] == (f"from={start}&to={DAY3}&device=desktop",

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from collector import free_port  # noqa: E402
 from dashboard import CLI, build  # noqa: E402
-from report import data_env, section  # noqa: E402
+from report import data_env, section, vm_hwm  # noqa: E402
 
 from analytics_platform.query.warehouse import Warehouse  # noqa: E402
 
@@ -109,16 +109,6 @@ def export_rss(folder: Path, table: str, fmt: str) -> tuple[int, float, float, i
             raise RuntimeError(err or "export failed")
         rows = int(err.split()[0].replace(",", ""))
         return rows, seconds, peak / 1024, out.stat().st_size
-
-
-def vm_hwm(pid: int) -> int:
-    """Peak RSS of a running process so far, in kB (0 once it is gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) for line in status.splitlines()
-                 if line.startswith("VmHWM")), 0)
 
 
 def http_export_rss(port: int, key: str, pid: int, table: str, fmt: str) -> tuple[int, float]:

@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: the environment of a data folder, "median (min–max)", and
-the markdown section printed and optionally appended to docs/BENCHMARKS.md."""
+"""What the benchmark scripts share: the environment of a data folder, a process's peak RSS,
+"median (min–max)", and the markdown section printed and optionally appended to
+docs/BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ def data_env(folder: Path) -> dict[str, str]:
     env.pop("ANALYTICS_RAW_URL", None)
     env.pop("ANALYTICS_LAKE_URL", None)
     return env
+
+
+def vm_hwm(pid: int) -> int:
+    """Peak RSS of a running process so far (``VmHWM``), in kB (0 once it is gone). Not
+    ``ru_maxrss``: Linux carries the parent's RSS at the fork into a child across the exec, so a
+    step started by bench/pipeline.py right after it simulated the 1M-record hour reported the
+    simulator's 1,860 MB (the same step from a small parent: 1,335 MB)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines()
+                 if line.startswith("VmHWM")), 0)
 
 
 def med(values: list[float], fmt: str = "{:.2f}") -> str:

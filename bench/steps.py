@@ -13,6 +13,7 @@ line (seconds, peak RSS in MB, rows). Called by bench/pipeline.py:
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import sys
@@ -27,20 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from report import vm_hwm  # noqa: E402
 
 _T0: list[float] = []
 _CPU0: list[float] = []
-
-
-def peak_rss_mb() -> float:
-    """This process image's peak RSS (``VmHWM``), in MB. Not ``ru_maxrss``: Linux carries the
-    parent's RSS at the fork into it across the exec, so a step started by bench/pipeline.py
-    right after it simulated the 1M-record hour reported the simulator's 1,860 MB (the same
-    step from a small parent: 1,335 MB)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
 
 
 def _cpu() -> float:
@@ -234,7 +225,7 @@ def main() -> None:
         rows = {"events-hour": events_hour, "bare-hour": bare_hour, "floor-hour": floor_hour,
                 "pandas-hour": pandas_hour, "sessions-day": sessions_day}[step](data, when)
     seconds = time.perf_counter() - _T0[0]
-    rss = peak_rss_mb()
+    rss = vm_hwm(os.getpid()) / 1024  # MB: this process image's own peak (report.vm_hwm)
     # CPU seconds from the same start (all threads): on a loaded machine the wall clock
     # measures the neighbours too, this does not
     cpu = _cpu() - _CPU0[0]
