@@ -41,9 +41,11 @@ def _sql_between_parens(text: str, start: int) -> str:
 
 def pipeline_sql() -> tuple[str, str]:
     """(the referrer-host regex of the events SQL, the ref_map CTE of the sessions SQL)."""
-    checked = (PKG / "defs/events/sql/checked.sql").read_text()
-    host = re.search(r"regexp_extract\(t\.referrer,\s*'((?:[^']|'')*)',\s*1\)", checked)
-    assert host, "checked.sql no longer extracts referrer_host as this test expects"
+    # the events step cleans every page and source text in one expression (clean_text.sql)
+    clean = (PKG / "defs/events/sql/clean_text.sql").read_text()
+    host = re.search(r"WHEN 'referrer' THEN regexp_replace\(lower\(regexp_extract\(v,"
+                     r"\s*'((?:[^']|'')*)',\s*1\)\), '\^www\\\.', ''\)", clean)
+    assert host, "clean_text.sql no longer extracts the referrer's host as this test expects"
     sessions = (PKG / "defs/sessions/sql/sessions.sql").read_text()
     at = sessions.find("ref_map AS (")
     assert at >= 0, "sessions.sql has no ref_map CTE"

@@ -34,13 +34,14 @@ SETTINGS = f"SETTINGS max_threads = {THREADS}"
 
 # Each query as the dashboard writes it (see analytics_platform/query/stats.py's compile_query
 # for the same query in DuckDB SQL). ``count() OVER ()`` is the layer's total_rows (the rows
-# before the page), computed there on every query, so here too. avgOrNull: DuckDB's avg of no
-# rows is NULL, ClickHouse's avg nan.
+# before the page), computed there on every query with a dimension, so here too; a query
+# without one (the KPIs) is one aggregate row, with no total_rows and no order in either.
+# avgOrNull: DuckDB's avg of no rows is NULL, ClickHouse's avg nan.
 _KPIS = """
 SELECT uniqExact(visitor_key) AS visitors, count() AS sessions,
        toInt64(sum(pageviews)) AS pageviews, avgOrNull(toUInt8(is_bounce)) AS bounce_rate,
        avgOrNull(duration_s) AS avg_duration_s, countIf(converted) AS conversions,
-       avgOrNull(toUInt8(converted)) AS conversion_rate, count() OVER () AS total_rows
+       avgOrNull(toUInt8(converted)) AS conversion_rate
 FROM sessions WHERE session_date BETWEEN {start:Date} AND {end:Date} /*s*/
 """
 _SERIES = """
@@ -189,7 +190,7 @@ class ClickHouse:
 
 def _table(ch: ClickHouse, sql: str, params: dict[str, Any]) -> pd.DataFrame:
     """As the dashboard's ``table()``: total_rows dropped, the period a datetime."""
-    df = ch.df(sql, params).drop(columns=["total_rows"])
+    df = ch.df(sql, params).drop(columns=["total_rows"], errors="ignore")
     if "period" in df.columns:
         df["period"] = pd.to_datetime(df["period"])
     return df

@@ -17,9 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from analytics_platform.query.rollups import available
+
+# DuckDB's types of the layer's aggregates → the pandas dtype ``.df()`` gives a column of them
+# without a NULL and with one (Warehouse.aggregate)
+_NUMBERS = {"BIGINT": ("int64", "Int64"), "INTEGER": ("int32", "Int32"),
+            "DOUBLE": ("float64", "float64")}
 
 # path → (the file's inode and mtime, the connection it is attached to, its current rollups)
 _OPEN: dict[str, tuple[tuple[int, int], duckdb.DuckDBPyConnection, frozenset[str]]] = {}
@@ -90,6 +96,29 @@ class Warehouse:
         used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}
         with _cursor(self.path) as con:
             return con.execute(sql, used).df()
+
+    def aggregate(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """The result of ``sql``, an aggregate of numbers (one row: the KPIs), as :meth:`df`
+        gives it, built from its tuple when every column is of :data:`_NUMBERS`: DuckDB's
+        ``.df()`` of the KPIs' row took 1.8 ms of CPU over ``fetchall()``; the dashboard's
+        KPIs of a range without data, 4.0 ms in all, took 3.2 this way (``test_query_shapes.py``
+        holds the two frames equal)."""
+        used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}
+        with _cursor(self.path) as con:
+            res = con.execute(sql, used)
+            names = [d[0] for d in res.description]
+            types = [str(d[1]) for d in res.description]
+            if len(set(names)) < len(names) or not all(t in _NUMBERS for t in types):
+                return res.df()
+            rows = res.fetchall()
+        cols = {}
+        for i, (name, t) in enumerate(zip(names, types, strict=True)):
+            values = [r[i] for r in rows]  # one row (an aggregate): no loop over data
+            plain, nullable = _NUMBERS[t]
+            cols[name] = (np.array(values, dtype=plain) if None not in values else
+                          pd.array(values, dtype=nullable) if nullable != plain else
+                          np.array([np.nan if v is None else v for v in values], dtype=plain))
+        return pd.DataFrame(cols)
 
     def row(self, sql: str, params: dict[str, Any] | None = None) -> tuple[Any, ...]:
         used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}

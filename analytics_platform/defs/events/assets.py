@@ -56,15 +56,23 @@ BATCH_BYTES = 256 * 1024 * 1024
 BATCH_HOURS = 48
 
 
+# The page and source texts checked.sql keeps cleaned (clean_text.sql), once per distinct text.
+CLEANED_TEXTS = ("page_path", "page_host", "page_title", "referrer", "utm_source", "utm_medium",
+                 "utm_campaign", "utm_content", "utm_term")
+
+
 @lru_cache(maxsize=1)
 def _checked_sql() -> str:
     """checked.sql over records.sql, with the contract's validation generated between them
     (``{field}``: the text of each field checked.sql keeps; props come scrubbed, once per
-    distinct value, from the validation's pass over the distinct props)."""
+    distinct value, from the validation's pass over the distinct props, and the page and source
+    texts cleaned, once per distinct text)."""
     wanted = sql.placeholders("events/checked")
     return sql.load("events/checked",
                     validated=validated_sql(f"({sql.load('events/records')})", raw=True,
-                                            per_props={"props_scrubbed": "scrub_props(p_text)"}),
+                                            per_props={"props_scrubbed": "scrub_props(p_text)"},
+                                            per_text=(CLEANED_TEXTS,
+                                                      sql.load("events/clean_text").strip())),
                     **{f.name: field_text_sql(f.name) for f in EXTRACTED if f.name in wanted})
 
 

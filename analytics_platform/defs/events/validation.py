@@ -7,7 +7,7 @@ violation found by SQL is the first one Python reports (a property test holds th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from analytics_platform.contract import (
     FIELDS,
@@ -31,18 +31,20 @@ EXTRACTED: tuple[Field, ...] = FIELDS + RAW_FIELDS
 _INDEX = {f.name: i + 1 for i, f in enumerate(EXTRACTED)}  # DuckDB lists are 1-based
 _PATHS = "[" + ", ".join(f"'$.{f.name}'" for f in EXTRACTED) + ", '$']"
 _ROOT = len(EXTRACTED) + 1
+# Every field's text, for json_transform (see validated_sql).
+_TEXTS = "'{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in EXTRACTED) + "}'"
 
 
 def field_type_sql(name: str) -> str:
     """The JSON type of field ``name`` (``VARCHAR``, ``BIGINT``, ``OBJECT``, ``NULL``…; NULL when
-    absent), from the ``t`` list of :func:`validated_sql`."""
+    absent), from the ``t`` list of one parse of the record (see :func:`typed_columns_sql`)."""
     return f"t[{_INDEX[name]}]"
 
 
 def field_text_sql(name: str) -> str:
-    """The value of field ``name`` as text (a string unquoted, a number or object as JSON), from
-    the ``s`` list of :func:`validated_sql`."""
-    return f"s[{_INDEX[name]}]"
+    """The value of field ``name`` as text (a string unquoted, a number or object as JSON): the
+    column ``s_<name>`` of :func:`validated_sql`'s rows."""
+    return f"s_{name}"
 
 
 _NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
@@ -54,7 +56,7 @@ def typed_columns_sql() -> str:
     """Each field's JSON type (``t_<field>``) and text (``s_<field>``) as columns of their own,
     for the rules to compare."""
     return ", ".join(
-        f"{field_type_sql(f.name)} AS t_{f.name}, {field_text_sql(f.name)} AS s_{f.name}"
+        f"{field_type_sql(f.name)} AS t_{f.name}, s[{_INDEX[f.name]}] AS s_{f.name}"
         for f in EXTRACTED
     )
 
@@ -157,24 +159,54 @@ _PROPS_KEY = ("s_event_type", "t_props", "p_text")
 
 
 def validated_sql(source: str, raw: bool = False,
-                  per_props: Mapping[str, str] | None = None) -> str:
+                  per_props: Mapping[str, str] | None = None,
+                  per_text: tuple[Sequence[str], str] | None = None) -> str:
     """``source``'s rows (which have a VARCHAR column ``text``: the record, NULL when it is not
-    text) with ``t`` and ``s`` (every field's JSON type and text, see :func:`field_type_sql`) and
-    ``reason``: NULL for a valid event, else the reason code of its first violation.
+    text) with ``s_<field>`` for every field but props (its text, see :func:`field_text_sql`),
+    ``t_props`` and ``reason``: NULL for a valid event, else the reason code of its first
+    violation.
 
-    The props rules are evaluated on the distinct (event type, props type, props text) of the
-    records and joined back: the same rules, so the same first reason (the props rules come after
-    every client field's and before the ingest fields', as in :func:`reason_sql`).
+    The record is parsed once (``stage``, held for the second pass below), and the rules of the
+    fields are evaluated there, in two parts: those before the props rules and those after them
+    (:func:`reason_sql`'s order). The props rules are evaluated on the distinct (event type,
+    props type, props text) of the records and joined back, and the first reason is the first
+    part's, else the props', else the second part's: the same as :func:`reason_sql`.
     ``per_props`` adds columns computed in that same pass, once per distinct props: SQL
     expressions over ``p_text`` (props as text when it is an object, else NULL). Evaluating a
     function per distinct value also keeps its input dense: DuckDB ran ``scrub_props``'s
     rewriting branch as if on every row of a vector of which it had selected a seventh (6.4
-    CPU-s per 200k records against 1.2 on the same props as rows of their own)."""
+    CPU-s per 200k records against 1.2 on the same props as rows of their own).
+    ``per_text``, (fields, an SQL expression over ``field``, a field's name, and ``v``, its
+    text), adds ``clean_<field>`` for each of those fields, evaluated once per distinct (field,
+    text) of the records: a single use of the expression for all the fields.
+
+    Held between the passes are the parsed fields, not the lists of the parse: the distinct
+    props were read from ``parsed`` and the record parsed a second time for them before,
+    ~1 CPU-s per 195k-record chunk of measure 1's hour (profiler, docs/BENCHMARKS.md).
+
+    The texts come from ``json_transform`` to a struct of VARCHARs, 0.46 CPU-s per 195k records
+    against 0.74 for ``json_extract_string`` of the list of paths (the types still come from
+    ``json_type``'s). The two write a number that is a DOUBLE differently (``1e+300``, not
+    ``1e300``), and alike every other value (objects too, whatever they hold): no field may be a
+    DOUBLE (each field's rules start with its type), so such a record is refused for its type
+    and its texts are never kept."""
     per_props = per_props or {}
+    fields, clean = per_text or ((), "")
     extra = "".join(f", {expr} AS {name}" for name, expr in per_props.items())
+    texts = f""",
+    texts AS (
+        SELECT field, v, {clean} AS clean FROM (
+            SELECT DISTINCT field, v FROM (
+                UNPIVOT (SELECT {", ".join(f"s_{f} AS {f}" for f in fields)} FROM stage)
+                ON {", ".join(fields)} INTO NAME field VALUE v))
+    )""" if fields else ""
+    cleaned = "".join(f"c_{f}.clean AS clean_{f}, " for f in fields)
+    text_joins = "".join(f"\n    LEFT JOIN texts c_{f} ON c_{f}.field = {_lit(f)} "
+                         f"AND c_{f}.v = x.s_{f}" for f in fields)
     carried = "".join(f"pc.{name}, " for name in per_props)
     key = " AND ".join(f"x.{k} IS NOT DISTINCT FROM pc.key_{k}" for k in _PROPS_KEY)
     typed = ", ".join(f"t_{f.name}, s_{f.name}" for f in EXTRACTED)
+    kept = ", ".join(f"s_{f.name}" for f in EXTRACTED if f.name != "props")
     return f"""
     WITH parsed AS (
         SELECT *, coalesce(json_valid(text), false) AS is_json FROM {source}
@@ -182,24 +214,38 @@ def validated_sql(source: str, raw: bool = False,
     extracted AS (
         -- CASE evaluates its branch on the valid rows only: invalid JSON is never parsed again
         SELECT *, CASE WHEN is_json THEN json_type(text, {_PATHS}) END AS t,
-               CASE WHEN is_json THEN json_extract_string(text, {_PATHS}) END AS s
+               CASE WHEN is_json THEN json_transform(text, {_TEXTS}) END AS s
         FROM parsed
     ),
     typed AS (
-        SELECT *, {typed_columns_sql()},
-               CASE WHEN t[{_INDEX["props"]}] = 'OBJECT' THEN s[{_INDEX["props"]}] END AS p_text
+        SELECT *, {", ".join(f"{field_type_sql(f.name)} AS t_{f.name}, s.{f.name} AS s_{f.name}"
+                             for f in EXTRACTED)}
         FROM extracted
+    ),
+    stage AS MATERIALIZED (
+        SELECT * EXCLUDE (is_json, t, s, {typed}), {kept}, t_props,
+               CASE WHEN t_props = 'OBJECT' THEN s_props END AS p_text,
+               {_case(_before_props_whens())} AS reason_before,
+               {_case(_after_props_whens(raw))} AS reason_after
+        FROM typed
     ),
     props_checked AS (
         SELECT {", ".join(f"{k} AS key_{k}" for k in _PROPS_KEY)},
                {props_reason_sql()} AS props_reason{extra}
         FROM (SELECT *, p_text::JSON AS p, try_cast(p_text::JSON AS MAP(VARCHAR, JSON)) AS pm
-              FROM (SELECT DISTINCT {", ".join(_PROPS_KEY)} FROM typed))
-    )
-    SELECT x.* EXCLUDE (is_json, p_text, {typed}),
-           {carried}{reason_sql(raw, props_reason="pc.props_reason")} AS reason
-    FROM typed x LEFT JOIN props_checked pc ON {key}
+              FROM (SELECT DISTINCT {", ".join(_PROPS_KEY)} FROM stage))
+    ){texts}
+    SELECT x.* EXCLUDE (p_text, reason_before, reason_after), {carried}{cleaned}
+           coalesce(x.reason_before, pc.props_reason, x.reason_after) AS reason
+    FROM stage x LEFT JOIN props_checked pc ON {key}{text_joins}
     """
+
+
+def _case(whens: list[tuple[str, str]]) -> str:
+    if not whens:
+        return "NULL::VARCHAR"
+    body = "\n        ".join(f"WHEN {cond} THEN {code}" for cond, code in whens)
+    return f"CASE\n        {body}\n    END"
 
 
 def props_reason_sql() -> str:
@@ -215,27 +261,37 @@ def _props_whens() -> list[tuple[str, str]]:
             for cond, code in _props_rules()]
 
 
-def reason_sql(raw: bool = False, props_reason: str | None = None) -> str:
-    """A SQL expression: NULL for a valid event, else the reason code of its first violation
-    (``missing:event_id``, ``too_long:page_path``, …). It reads the columns that
-    :func:`validated_sql` puts in scope: ``is_json``, ``t`` and the ``t_``/``s_`` columns of
-    :func:`typed_columns_sql`, and for the props rules ``p`` (props as JSON) and ``pm`` (props as
-    a map), or, given ``props_reason``, that expression (:func:`props_reason_sql` evaluated
-    elsewhere) in their place. With ``raw``, the ingest fields of a stored record are checked
-    too (``validate_raw_record``)."""
+def _before_props_whens() -> list[tuple[str, str]]:
+    """The rules checked before the props rules: the record's own, then every client field's."""
     whens = [("NOT is_json", "'invalid_json'"),
              (f"t[{_ROOT}] <> 'OBJECT'", "'not_an_object'")]
     for f in FIELDS:
         whens += [(cond, _lit(code)) for cond, code in _field_rules(f)]
-    if props_reason is None:
-        whens += _props_whens()
-    else:
-        whens.append((f"{props_reason} IS NOT NULL", props_reason))
+    return whens
+
+
+def _after_props_whens(raw: bool) -> list[tuple[str, str]]:
+    """The rules checked after the props rules: with ``raw``, the ingest fields of a stored
+    record (``validate_raw_record``), each field's own, then the rules across fields."""
+    whens: list[tuple[str, str]] = []
     if raw:
         for f in RAW_FIELDS:
             whens += [(cond, _lit(code)) for cond, code in _field_rules(f)]
         for r in RECORD_RULES:  # across fields, after each field's own rules
             present = " OR ".join(f"coalesce(t_{name}, 'NULL') <> 'NULL'" for name in r.fields)
             whens.append((f"NOT ({present})", _lit(f"{r.rule}:{r.field}")))
-    body = "\n        ".join(f"WHEN {cond} THEN {code}" for cond, code in whens)
-    return f"CASE\n        {body}\n    END"
+    return whens
+
+
+def reason_sql(raw: bool = False, props_reason: str | None = None) -> str:
+    """A SQL expression: NULL for a valid event, else the reason code of its first violation
+    (``missing:event_id``, ``too_long:page_path``, …), one record at a time: the simple form of
+    what :func:`validated_sql` evaluates in parts. It reads ``is_json``, ``t`` (the JSON types
+    of :func:`typed_columns_sql`'s parse) and the ``t_``/``s_`` columns of
+    :func:`typed_columns_sql`, and for the props rules ``p`` (props as JSON) and ``pm`` (props
+    as a map), or, given ``props_reason``, that expression (:func:`props_reason_sql` evaluated
+    elsewhere) in their place. With ``raw``, the ingest fields of a stored record are checked
+    too (``validate_raw_record``)."""
+    props = (_props_whens() if props_reason is None
+             else [(f"{props_reason} IS NOT NULL", props_reason)])
+    return _case(_before_props_whens() + props + _after_props_whens(raw))

@@ -3,7 +3,9 @@
 -- reads:  {validated}: records.sql wrapped in the validation generated from the contract
 --         (defs/events/validation.py); `{field}` stands for that field's value as text
 --         (validation.field_text_sql); `props_scrubbed` is props scrubbed (the macro
---         scrub_props), computed there once per distinct props (validation.validated_sql)
+--         scrub_props), computed there once per distinct props (validation.validated_sql);
+--         `clean_<field>` the page and source texts as kept (clean_text.sql), computed there
+--         once per distinct text
 -- writes: the temp table `checked` (a bad record keeps its reason and text, a good one its
 --         cleaned columns)
 -- `ts` corrects the device clock with sent_ts: the error cancels out, and an event cannot happen
@@ -23,13 +25,9 @@ WITH typed AS (
         -- CONTRACT §2: true when the event came with the tracker's consented visitor_id; a record
         -- stored before issue 18 has no consent field, and had consent when it had a visitor_id
         coalesce(try_cast({consent} AS BOOLEAN), {visitor_id} IS NOT NULL) AS consent,
-        {page_path} AS page_path,
-        {page_host} AS page_host,
-        {page_title} AS page_title,
-        {referrer} AS referrer,
-        {utm_source} AS utm_source, {utm_medium} AS utm_medium,
-        {utm_campaign} AS utm_campaign, {utm_content} AS utm_content,
-        {utm_term} AS utm_term,
+        clean_page_path, clean_page_host, clean_page_title, clean_referrer,
+        clean_utm_source, clean_utm_medium, clean_utm_campaign, clean_utm_content,
+        clean_utm_term,
         try_cast({screen_width} AS INTEGER) AS screen_width,
         try_cast({screen_height} AS INTEGER) AS screen_height,
         coalesce({user_agent}, '') AS user_agent,
@@ -53,15 +51,13 @@ SELECT
     t.visitor_id,
     t.visitor_hash,
     t.consent,
-    clean_path(t.page_path) AS page_path,
-    scrub(lower(t.page_host)) AS page_host,
-    scrub(t.page_title) AS page_title,
-    nullif(scrub(regexp_replace(lower(regexp_extract(t.referrer,
-        '^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^/?#@]*@)?([^/?#:]+)', 1)), '^www\.', '')), '')
-        AS referrer_host,
-    scrub(t.utm_source) AS utm_source, scrub(t.utm_medium) AS utm_medium,
-    scrub(t.utm_campaign) AS utm_campaign, scrub(t.utm_content) AS utm_content,
-    scrub(t.utm_term) AS utm_term,
+    t.clean_page_path AS page_path,
+    t.clean_page_host AS page_host,
+    t.clean_page_title AS page_title,
+    nullif(t.clean_referrer, '') AS referrer_host,
+    t.clean_utm_source AS utm_source, t.clean_utm_medium AS utm_medium,
+    t.clean_utm_campaign AS utm_campaign, t.clean_utm_content AS utm_content,
+    t.clean_utm_term AS utm_term,
     t.screen_width, t.screen_height,
     t.user_agent,
     t.country, t.country_source,  -- CONTRACT §2: set at ingest, never from an address

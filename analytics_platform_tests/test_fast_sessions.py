@@ -1,0 +1,208 @@
+"""Issue 21: the `sessions` step's faster statements write the same files as a simple one.
+
+``sessions/day_events.sql`` ranks only the event_ids read more than once (copies are rare) and
+makes sessions only for the hashes with an event on the day; ``sessions.sql`` parses props only
+on the rows an aggregate uses them for. The simple formulation below ranks every row of the
+window, makes sessions for every hash it reads, and parses props on every row. Both run through
+the real events and sessions steps on simulated traffic with more copies, late and very late
+deliveries than the defaults, and one events file written before issue 18 (no visitor_hash or
+consent), and must write byte-identical ``sessions`` and ``session_events`` files, day by day,
+whether the days are built together or one alone.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from analytics_platform import sql
+from analytics_platform.config import load_referrers
+from analytics_platform.defs.events.assets import process_hours
+from analytics_platform.defs.sessions.assets import build_day
+from analytics_platform.defs.sessions.inputs import day_inputs
+from analytics_platform.duck import connect
+from analytics_platform.lake import hours_between, open_raw_lake
+from analytics_platform.resources import PipelineSettings
+from analytics_platform.simulate import SimConfig, generate, write_traffic
+from analytics_platform.storage import FIRST_COPY_ORDER, Lake
+
+START = date(2026, 3, 2)
+DAYS = 3
+
+# The simple statement: every row of the window ranked, every hash's sessions (what the step ran
+# before issue 21).
+SIMPLE_DAY_EVENTS = """
+CREATE OR REPLACE TEMP TABLE day_events AS
+WITH read AS NOT MATERIALIZED ({sources}),
+winners AS (
+    SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts FROM read
+    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY {first_copy_order}) = 1
+),
+hash_gaps AS (
+    SELECT raw_key, raw_pos, visitor_hash, event_id, ts,
+           coalesce(ts - lag(ts) OVER w > to_minutes($inactivity_minutes::BIGINT), true)::INTEGER
+               AS starts
+    FROM winners WHERE session_id IS NULL
+    WINDOW w AS (PARTITION BY visitor_hash ORDER BY ts, event_id)
+),
+hash_runs AS (
+    SELECT *, sum(starts) OVER (PARTITION BY visitor_hash ORDER BY ts, event_id
+                                ROWS UNBOUNDED PRECEDING) AS run
+    FROM hash_gaps
+),
+kept AS (
+    SELECT raw_key, raw_pos, session_id, ts FROM winners WHERE session_id IS NOT NULL
+    UNION ALL
+    SELECT raw_key, raw_pos,
+           hash_session_id(visitor_hash, first(event_id) OVER (
+               PARTITION BY visitor_hash, run ORDER BY ts, event_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) AS session_id, ts
+    FROM hash_runs
+),
+earlier AS (
+    SELECT session_id FROM (SELECT session_id, ts FROM kept {before})
+    WHERE ts >= $day::TIMESTAMP - INTERVAL 27 HOURS AND ts < $day::TIMESTAMP
+),
+day_sessions AS (
+    SELECT DISTINCT session_id FROM kept
+    WHERE ts >= $day::TIMESTAMP AND ts < $day::TIMESTAMP + INTERVAL 1 DAY
+      AND session_id NOT IN (SELECT session_id FROM earlier WHERE session_id IS NOT NULL)
+),
+day_rows AS (
+    SELECT k.raw_key, k.raw_pos, k.session_id
+    FROM kept k SEMI JOIN day_sessions s USING (session_id)
+    WHERE k.ts >= $day::TIMESTAMP AND k.ts < $day::TIMESTAMP + INTERVAL 2 DAYS
+)
+SELECT r.* REPLACE (d.session_id AS session_id), $day::DATE AS session_date,
+       visitor_key(visitor_of(r.visitor_id, r.visitor_hash, d.session_id)) AS visitor_key
+FROM read r JOIN day_rows d USING (raw_key, raw_pos)
+"""
+
+
+def simple_sessions() -> str:
+    """sessions.sql with props parsed on every row, as an aggregate's FILTER reads it."""
+    text = sql._statement("sessions/sessions")
+    text, n = re.subn(
+        r"max\(CASE WHEN event_type = '(\w+)'\s+THEN (try_cast\(props::JSON->>'\w+' AS DOUBLE\))"
+        r" END\)", r"max(\2) FILTER (event_type = '\1')", text)
+    assert n == 2, "sessions.sql no longer has the gated props this test undoes"
+    text, n = re.subn(r"first\(exp ORDER BY ts, event_id\) FILTER \(exp IS NOT NULL\)",
+                      "first({'experiment': props::JSON->>'experiment', 'variant': "
+                      "props::JSON->>'variant'} ORDER BY ts, event_id) "
+                      "FILTER (props::JSON->>'experiment' IS NOT NULL)", text)
+    assert n == 1, "sessions.sql no longer has the gated experiment this test undoes"
+    return text
+
+
+def simple_build_day(con, lake: Lake, day: datetime, pipeline: PipelineSettings) -> None:
+    window, late, window_end, before = day_inputs(lake, day, pipeline.late_arrival_hours)
+    folder = f"date={day:%Y-%m-%d}"
+    sources = []
+    params: dict = {"day": day.date().isoformat(), "inactivity_minutes": 30}
+    if window:
+        sources.append("SELECT * FROM read_parquet($window, union_by_name = true, "
+                       "hive_partitioning = false)")
+        params["window"] = window
+    if late:
+        sources.append("SELECT * FROM read_parquet($late, union_by_name = true, "
+                       "hive_partitioning = false) WHERE raw_hour > $window_end::TIMESTAMP")
+        params |= {"late": late, "window_end": window_end.replace(tzinfo=None)}
+    sources.append("SELECT NULL::VARCHAR AS visitor_hash, NULL::BOOLEAN AS consent WHERE false")
+    if before:
+        params["before"] = before
+    con.execute(SIMPLE_DAY_EVENTS.replace("{sources}", " UNION ALL BY NAME ".join(sources))
+                .replace("{first_copy_order}", FIRST_COPY_ORDER)
+                .replace("{before}", "UNION ALL SELECT session_id, ts FROM read_parquet("
+                         "$before, hive_partitioning = false)" if before else ""), params)
+    lake.write(con, "SELECT * FROM day_events ORDER BY session_id, ts, event_id",
+               "session_events", folder)
+    lake.write(con, simple_sessions(), "sessions", folder)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """Three days of events, with many copies and late deliveries, hash sessions and ids, and
+    the second day's noon hour rewritten as a file from before issue 18."""
+    data = tmp_path_factory.mktemp("fast")
+    traffic = generate(SimConfig(days=DAYS, visitors_per_day=150, start=START, seed=21,
+                                 duplicate_share=0.05, late_share=0.05, very_late_share=0.01))
+    raw = open_raw_lake(data / "raw")
+    write_traffic(traffic, raw)
+    first = datetime(START.year, START.month, START.day, tzinfo=UTC)
+    out = Lake(data, remote_url="")
+    process_hours(connect(), raw, out, hours_between(first, first + timedelta(days=DAYS + 2)),
+                  PipelineSettings().late_arrival_hours)
+    old = out.partition_path("events", f"hour={first + timedelta(days=1, hours=12):%Y-%m-%dT%H}")
+    con = connect()
+    con.execute(f"COPY (SELECT * EXCLUDE (visitor_hash, consent) FROM '{old}') "
+                f"TO '{old}.tmp' (FORMAT parquet)")
+    Path(f"{old}.tmp").replace(old)
+    return out
+
+
+def build(lake: Lake, into: Path, days: list[int], simple: bool = False) -> None:
+    pipeline = PipelineSettings()
+    con = connect()
+    con.register("referrers", load_referrers(pipeline.referrers_file))
+    start = datetime(START.year, START.month, START.day, tzinfo=UTC)
+    for table in ("sessions", "session_events"):
+        shutil.rmtree(lake.table_dir(table), ignore_errors=True)
+    for i in days:
+        (simple_build_day if simple else build_day)(con, lake, start + timedelta(days=i),
+                                                    pipeline)
+    for table in ("sessions", "session_events"):
+        shutil.copytree(lake.table_dir(table), into / table)
+
+
+def same_files(con, a: Path, b: Path) -> None:
+    # rows and their order (EXCEPT ALL both ways, numbered), then the bytes themselves
+    numbered = "SELECT *, row_number() OVER () AS n FROM read_parquet('{}')"
+    diff = con.execute(f"SELECT count(*) FROM ({numbered.format(a)} EXCEPT ALL "
+                       f"{numbered.format(b)}) UNION ALL SELECT count(*) FROM "
+                       f"({numbered.format(b)} EXCEPT ALL {numbered.format(a)})").fetchall()
+    assert diff == [(0,), (0,)], a
+    assert con.execute(f"SELECT count(*) FROM '{a}'").fetchall()[0][0] > 0, a
+    assert a.read_bytes() == b.read_bytes(), a
+
+
+def test_fast_sessions_write_the_simple_files(lake: Lake, tmp_path: Path) -> None:
+    con = connect()
+    events = lake.glob("events")
+    # the data exercises what the fast statements do differently: copies of an event in two
+    # hours, sessions from hashes (some of whose visits cross midnight), late events read from
+    # the late-events files, a file without visitor_hash
+    copies, hashed, across = con.execute(
+        "SELECT (SELECT count(*) FROM (SELECT event_id FROM read_parquet($f) GROUP BY 1 "
+        "HAVING count(DISTINCT raw_hour) > 1)), count(*) FILTER (session_id IS NULL), "
+        "(SELECT count(*) FROM (SELECT visitor_hash FROM read_parquet($f, union_by_name = true) "
+        " WHERE session_id IS NULL GROUP BY 1 HAVING count(DISTINCT ts::DATE) > 1)) "
+        "FROM read_parquet($f, union_by_name = true)", {"f": events}).fetchall()[0]
+    assert copies >= 10 and hashed >= 1000 and across >= 1, (copies, hashed, across)
+    assert lake.has_data("late_events")
+
+    build(lake, tmp_path / "fast", list(range(DAYS)))
+    build(lake, tmp_path / "simple", list(range(DAYS)), simple=True)
+    build(lake, tmp_path / "alone", [1])  # a partial range: the middle day on its own
+    files = sorted(p.relative_to(tmp_path / "simple")
+                   for p in (tmp_path / "simple").rglob("*.parquet"))
+    assert len(files) == 2 * DAYS
+    assert files == sorted(p.relative_to(tmp_path / "fast")
+                           for p in (tmp_path / "fast").rglob("*.parquet"))
+    for f in files:
+        same_files(con, tmp_path / "fast" / f, tmp_path / "simple" / f)
+    alone = sorted(p.relative_to(tmp_path / "alone")
+                   for p in (tmp_path / "alone").rglob("*.parquet"))
+    assert len(alone) == 2
+    for f in alone:
+        same_files(con, tmp_path / "alone" / f, tmp_path / "simple" / f)
+    # the late events the sessions read from the late-events files are counted
+    late = con.execute("SELECT count(*) FROM read_parquet($f) WHERE raw_hour > "
+                       "window_end(ts::DATE, $h)",
+                       {"f": [str(p) for p in (tmp_path / "fast").rglob("*.parquet")
+                              if "session_events" in str(p)],
+                        "h": PipelineSettings().late_arrival_hours}).fetchall()[0][0]
+    assert late >= 1
