@@ -141,7 +141,10 @@ CREATE OR REPLACE MACRO utf8_lossy(b) AS decode(unhex(regexp_replace(replace(
 
 # The macros every pipeline statement may use.
 MACROS = _SCRUB + _SCRUB_PROPS + r"""
-CREATE OR REPLACE MACRO utc(x) AS try_cast(x AS TIMESTAMPTZ) AT TIME ZONE 'UTC';
+-- A timestamp text as naive UTC: the instant's microseconds read as a TIMESTAMP, which is what
+-- AT TIME ZONE 'UTC' gives, at 0.03 CPU-s for the three timestamps of 195k records against 0.08
+-- (NULL, not year 9999, for "infinity", which the contract's rules refuse anyway).
+CREATE OR REPLACE MACRO utc(x) AS make_timestamp(epoch_us(try_cast(x AS TIMESTAMPTZ)));
 -- A page path as kept (CONTRACT §3.5): cut at the first "?" or "#", whatever follows it (a line
 -- break included: "/signup?token=SECRET\n&x" is "/signup"), then scrubbed. The Realtime view
 -- shows raw records through it too (the events step cuts, then scrubs with its other texts).

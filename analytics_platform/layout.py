@@ -62,12 +62,6 @@ def hour_name(hour_text: str) -> str:
     return f"{HOUR}={hour_text}"
 
 
-def folder_values(parts: tuple[str, ...]) -> dict[str, str]:
-    """``{"ts_date": "2026-02-01", …}`` from ``key=value`` folder names (as DuckDB's
-    ``PARTITION_BY`` writes them)."""
-    return dict(part.split("=", 1) for part in parts)
-
-
 def is_table(name: str) -> bool:
     """Whether a folder under ``lake/`` is a table the warehouse publishes (its name is then
     the view's: a plain SQL identifier)."""

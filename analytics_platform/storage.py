@@ -30,7 +30,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -244,46 +244,6 @@ class Lake:
         if self.remote is None:
             return {}
         return {table: self.pull(table) for table in self.remote.tables()}
-
-    def write_partitioned(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        query: str,
-        by: list[str],
-        target: Callable[[dict[str, str]], Path],
-        params: dict | None = None,
-    ) -> list[Path]:
-        """Write ``query`` split by the columns ``by`` in one pass, then move each partition's
-        file to ``target(values)`` with an atomic rename. Returns the files written."""
-        tmp = self.root / "_tmp" / uuid.uuid4().hex
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        cols = ", ".join(by)
-        try:
-            con.execute(
-                f"COPY ({query}) TO '{tmp}' ({PARQUET}, PARTITION_BY ({cols}))",
-                params or {},
-            ).fetchall()
-            written = []
-            folders = {p.parent for p in tmp.rglob("*.parquet")}
-            for folder in sorted(folders):
-                values = layout.folder_values(folder.relative_to(tmp).parts)
-                dest = target(values)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                files = sorted(folder.glob("*.parquet"))
-                if len(files) == 1:
-                    os.replace(files[0], dest)
-                else:  # several writer threads: merge into one file first
-                    merged = tmp / f"{uuid.uuid4().hex}.merged"
-                    con.execute(f"COPY (SELECT * FROM read_parquet("
-                                f"{sql.literal_list(map(str, files))}, hive_partitioning = false))"
-                                f" TO '{merged}' ({PARQUET})").fetchall()
-                    os.replace(merged, dest)
-                if self.remote is not None:
-                    self.remote.push(dest)
-                written.append(dest)
-            return written
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def remove(self, table: str, partition: str, name: str = "part") -> None:
         """Drop a partition's file (re-materialising an empty partition leaves nothing stale)."""

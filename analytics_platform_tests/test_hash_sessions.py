@@ -129,3 +129,58 @@ def test_a_rerun_gives_the_same_session_ids(tmp_path: Path) -> None:
     again = sessions_of(tmp_path / "b", list(reversed(recs)))
     assert [r[len(COMPARED)] for r in first] == [r[len(COMPARED)] for r in again]
     assert len(first) == 4
+
+
+# the reconcile check's count before issue 21 (a correlated EXISTS), kept as a second formulation
+OLD_RECOUNT = (
+    "WITH e AS (SELECT * FROM (SELECT NULL::VARCHAR AS visitor_hash WHERE false) "
+    "UNION ALL BY NAME SELECT * FROM read_parquet($src, union_by_name = true, "
+    "hive_partitioning = false)), s AS (SELECT * FROM read_parquet($f, hive_partitioning = false)) "
+    "SELECT count(DISTINCT event_id) FROM e "
+    "WHERE (session_id IN (SELECT session_id FROM s) OR (session_id IS NULL AND EXISTS ("
+    "SELECT 1 FROM s WHERE s.visitor_hash = e.visitor_hash "
+    "AND e.ts BETWEEN s.session_start AND s.session_end))) "
+    "AND ts >= $day::TIMESTAMP AND ts < $day::TIMESTAMP + INTERVAL 2 DAYS")
+
+
+def test_the_reconcile_check_recounts_both_kinds_and_fails_on_a_wrong_session(
+        tmp_path: Path) -> None:
+    """The sessions check recounts the day's events from the events files: it agrees with the
+    records sent (one of them twice) and with its former formulation, and fails when a session
+    with ids claims one event more, or a hashed session ends before its last event."""
+    from analytics_platform import sql
+    from analytics_platform.defs.sessions.checks import reconcile
+    from analytics_platform.defs.sessions.inputs import day_inputs
+
+    evs = visits([(3600, [0, 60, 60, 2000]), (7200, [0, 1801]), (9000, [0, 5, 5])])
+    hashed = records(evs[:2], consent=False)
+    for r in hashed:  # ids apart from the consented visitor's
+        r["event_id"] = str(uuid.UUID(int=uuid.UUID(r["event_id"]).int | 1 << 127))
+    retry = {**hashed[1], "ingest_ts": fmt(evs[0][1][0] + timedelta(hours=1))}
+    recs = hashed + records(evs[2:], consent=True) + [retry]
+    sessions_of(tmp_path, recs)
+    lake, con, pipeline = Lake(tmp_path, remote_url=""), connect(), PipelineSettings()
+    part = lake.existing("sessions", ["date=2026-03-02"])[0]
+    inputs = day_inputs(lake, DAY, pipeline.late_arrival_hours)
+    params = {"src": inputs.window + inputs.late, "f": [part], "day": DAY.date()}
+    recount = sql.load("sessions/reconcile")
+    assert con.execute(recount, params).fetchall() == con.execute(OLD_RECOUNT, params).fetchall(
+        ) == [(len(recs) - 1,)]
+    check = reconcile(con, lake, [DAY], pipeline)
+    assert check.passed and check.metadata["days_checked"].value == 1
+    con.execute("CREATE TEMP TABLE good AS SELECT * FROM read_parquet($f, hive_partitioning = "
+                "false)", {"f": part})
+
+    def tampered(change: str) -> list[str]:
+        con.execute(f"COPY (SELECT * REPLACE ({change}) FROM good) TO '{part}' (FORMAT parquet)")
+        check = reconcile(con, lake, [DAY], pipeline)
+        assert not check.passed
+        return check.metadata["mismatches"].text.split(": ", 1)[1:]
+
+    consented = "events + (visitor_hash IS NULL)::INT AS events"
+    assert tampered(consented) == [f"sessions say {len(recs)}, events {len(recs) - 1}"]
+    # the hash's first session (3 events) ends a millisecond before its last event
+    cut = ("CASE WHEN visitor_hash IS NOT NULL AND events = 3 "
+           "THEN session_end - INTERVAL 1 MILLISECOND ELSE session_end END AS session_end")
+    assert tampered(cut) == [f"sessions say {len(recs) - 1}, events {len(recs) - 2}"]
+    con.close()

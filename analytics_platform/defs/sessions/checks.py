@@ -7,6 +7,7 @@ from datetime import datetime
 import dagster as dg
 import duckdb
 
+from analytics_platform import sql
 from analytics_platform.defs.sessions.inputs import day_inputs
 from analytics_platform.layout import day_folder
 from analytics_platform.resources import PipelineSettings
@@ -35,21 +36,9 @@ def reconcile(con: duckdb.DuckDBPyConnection, lake: Lake, days: list[datetime],
         in_sessions = con.execute(
             "SELECT coalesce(sum(events), 0) FROM read_parquet($f, hive_partitioning = false)",
             {"f": files}).fetchall()[0][0]
-        # a session counts its events of its day and the next (CONTRACT §4)
-        # a session made from a visitor_hash (CONTRACT §4) holds that hash's events from its
-        # start to its end (two sessions of one hash are more than 30 minutes apart)
-        in_events = con.execute(
-            "WITH e AS (SELECT * FROM (SELECT NULL::VARCHAR AS visitor_hash WHERE false) "
-            "UNION ALL BY NAME SELECT * FROM read_parquet($src, union_by_name = true, "
-            "hive_partitioning = false)), "
-            "s AS (SELECT * FROM read_parquet($f, hive_partitioning = false)) "
-            "SELECT count(DISTINCT event_id) FROM e "
-            "WHERE (session_id IN (SELECT session_id FROM s) OR (session_id IS NULL AND EXISTS ("
-            "SELECT 1 FROM s WHERE s.visitor_hash = e.visitor_hash "
-            "AND e.ts BETWEEN s.session_start AND s.session_end))) "
-            "AND ts >= $day::TIMESTAMP AND ts < $day::TIMESTAMP + INTERVAL 2 DAYS",
-            {"src": sources, "f": files, "day": day.date()},
-        ).fetchall()[0][0]
+        # recounted from the events files (sql/reconcile.sql: CONTRACT §4's rules, one join)
+        in_events = con.execute(sql.load("sessions/reconcile"),
+                                {"src": sources, "f": files, "day": day.date()}).fetchall()[0][0]
         checked += 1
         if in_sessions != in_events:
             mismatches.append(f"{day:%Y-%m-%d}: sessions say {in_sessions}, events {in_events}")
