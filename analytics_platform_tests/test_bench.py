@@ -47,6 +47,9 @@ def test_pipeline_bench_runs_every_measure() -> None:
     assert any("`events` ÷ floor" in line for line in table)
     assert any("events step at its floor" in line for line in table)
     assert any("Dagster's share" in line for line in table)
+    # the sessions step's yardstick that makes sessions as the contract does (bench/steps.py)
+    assert any("30-minute rule per visitor_hash" in line and "SESSIONS_RULE_STEPS" in line
+               for line in table)
     assert any("s per day" in line for line in table)
 
 

@@ -17,18 +17,18 @@ import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from analytics_platform import sql
 from analytics_platform.config import load_referrers
 from analytics_platform.defs.events.assets import process_hours
 from analytics_platform.defs.sessions.assets import build_day
-from analytics_platform.defs.sessions.inputs import day_inputs
 from analytics_platform.duck import connect
 from analytics_platform.lake import hours_between, open_raw_lake
 from analytics_platform.resources import PipelineSettings
 from analytics_platform.simulate import SimConfig, generate, write_traffic
-from analytics_platform.storage import FIRST_COPY_ORDER, Lake
+from analytics_platform.storage import Lake
 
 START = date(2026, 3, 2)
 DAYS = 3
@@ -98,29 +98,17 @@ def simple_sessions() -> str:
     return text
 
 
-def simple_build_day(con, lake: Lake, day: datetime, pipeline: PipelineSettings) -> None:
-    window, late, window_end, before = day_inputs(lake, day, pipeline.late_arrival_hours)
-    folder = f"date={day:%Y-%m-%d}"
-    sources = []
-    params: dict = {"day": day.date().isoformat(), "inactivity_minutes": 30}
-    if window:
-        sources.append("SELECT * FROM read_parquet($window, union_by_name = true, "
-                       "hive_partitioning = false)")
-        params["window"] = window
-    if late:
-        sources.append("SELECT * FROM read_parquet($late, union_by_name = true, "
-                       "hive_partitioning = false) WHERE raw_hour > $window_end::TIMESTAMP")
-        params |= {"late": late, "window_end": window_end.replace(tzinfo=None)}
-    sources.append("SELECT NULL::VARCHAR AS visitor_hash, NULL::BOOLEAN AS consent WHERE false")
-    if before:
-        params["before"] = before
-    con.execute(SIMPLE_DAY_EVENTS.replace("{sources}", " UNION ALL BY NAME ".join(sources))
-                .replace("{first_copy_order}", FIRST_COPY_ORDER)
-                .replace("{before}", "UNION ALL SELECT session_id, ts FROM read_parquet("
-                         "$before, hive_partitioning = false)" if before else ""), params)
-    lake.write(con, "SELECT * FROM day_events ORDER BY session_id, ts, event_id",
-               "session_events", folder)
-    lake.write(con, simple_sessions(), "sessions", folder)
+def simple_load(name: str, **placeholders: str) -> str:
+    """sql.load with the simple statements in place of the step's two: the step's own code
+    (sessions/assets.build_day) runs them, so only the statements differ."""
+    if name == "sessions/day_events":
+        return sql._PLACEHOLDER.sub(lambda m: placeholders[m.group(1)], SIMPLE_DAY_EVENTS)
+    if name == "sessions/sessions":
+        return simple_sessions()
+    return REAL_LOAD(name, **placeholders)
+
+
+REAL_LOAD = sql.load
 
 
 @pytest.fixture(scope="module")
@@ -151,14 +139,16 @@ def build(lake: Lake, into: Path, days: list[int], simple: bool = False) -> None
     start = datetime(START.year, START.month, START.day, tzinfo=UTC)
     for table in ("sessions", "session_events"):
         shutil.rmtree(lake.table_dir(table), ignore_errors=True)
-    for i in days:
-        (simple_build_day if simple else build_day)(con, lake, start + timedelta(days=i),
-                                                    pipeline)
+    with pytest.MonkeyPatch.context() as mp:
+        if simple:
+            mp.setattr(sql, "load", simple_load)
+        for i in days:
+            build_day(con, lake, start + timedelta(days=i), pipeline)
     for table in ("sessions", "session_events"):
         shutil.copytree(lake.table_dir(table), into / table)
 
 
-def same_files(con, a: Path, b: Path) -> None:
+def same_files(con: duckdb.DuckDBPyConnection, a: Path, b: Path) -> None:
     # rows and their order (EXCEPT ALL both ways, numbered), then the bytes themselves
     numbered = "SELECT *, row_number() OVER () AS n FROM read_parquet('{}')"
     diff = con.execute(f"SELECT count(*) FROM ({numbered.format(a)} EXCEPT ALL "

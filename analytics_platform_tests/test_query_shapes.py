@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import duckdb
 import pandas as pd
 import pytest
 
 from analytics_platform.dashboard import queries as Q
 from analytics_platform.query.stats import Query, compile_query, run
-from analytics_platform.query.warehouse import Warehouse
+from analytics_platform.query.warehouse import Warehouse, frame_of_numbers, numbers_only
 from analytics_platform_tests.apidata import DAY1, DAY3, warehouse_dir
 
 RANGES = [(DAY1, DAY1), (DAY1, DAY3), (DAY3, DAY3), (DAY1 - timedelta(3), DAY1 - timedelta(1)),
@@ -88,3 +89,15 @@ def test_an_aggregate_row_is_the_frame_duckdb_makes(wh: Warehouse) -> None:
         want, got = wh.df(sql), wh.aggregate(sql)
         pd.testing.assert_frame_equal(got, want, check_exact=True)
         assert got.columns.dtype == want.columns.dtype and got.index.equals(want.index), sql
+    # the KPIs' kind of row is made by frame_of_numbers, not by a silent fall back to .df()
+    con = duckdb.connect()
+    for sql in ("SELECT 1::BIGINT a, NULL::BIGINT b, 1.5::DOUBLE c, NULL::DOUBLE d, "
+                "2::INTEGER e, NULL::INTEGER f",
+                "SELECT count(*) AS n, avg(x) AS d FROM (VALUES (1.0::DOUBLE)) t(x) WHERE false"):
+        res = con.execute(sql)
+        names, types = [d[0] for d in res.description], [str(d[1]) for d in res.description]
+        assert numbers_only(names, types), (sql, types)
+        pd.testing.assert_frame_equal(frame_of_numbers(names, types, res.fetchall()),
+                                      con.execute(sql).df(), check_exact=True)
+    assert not numbers_only(["a", "b"], ["VARCHAR", "BIGINT"])
+    assert not numbers_only(["a", "a"], ["BIGINT", "BIGINT"])

@@ -183,6 +183,9 @@ SESSIONS_RULE_STEPS = [
                                    "sessionized GROUP BY sid")
                           .replace("SELECT session_id,", "SELECT sid AS session_id,"),
 ]
+# the same GROUP BY as the bare step, over the sessionized rows (an edit of it must keep both)
+assert "sessionized GROUP BY sid" in SESSIONS_RULE_STEPS[-1]
+assert "SELECT sid AS session_id," in SESSIONS_RULE_STEPS[-1]
 
 
 def bare_all(data: Path) -> dict[str, float]:

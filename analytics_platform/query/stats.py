@@ -735,13 +735,16 @@ def compile_query(q: Query, rollups: Collection[str] = (), single: bool = True) 
     if touch:
         base.append(f" LEFT JOIN ({load('session_touch')}) t USING (session_id)")
     base.append(where)
-    if single and not ds and not totals and len(parts) == 1:
+    if single and not ds and not totals and len(parts) == 1 and fast is None:
         # One aggregate row (the KPIs): the part is the statement (its columns are the
         # metrics), with no CTE of it, no order, no total_rows (always 1: run() knows). DuckDB
         # binds and plans even a query of no data in ~2.5 ms of CPU; this shape took 2.2
         # against 3.0 ms on the KPIs of an empty range (bench-dashboard-1000000, interleaved).
         head, sep, rest = parts[0].sql.partition(" FROM s")
-        if sep and not touch and (not rest or rest.startswith(" WHERE ")):
+        # only the shape _part_sql makes of session rows: no other FROM before it (a metric's
+        # subquery), nothing but the conditions after it (not " FROM session_events …")
+        if (sep and not touch and " FROM " not in head
+                and (not rest or rest.startswith(" WHERE "))):
             # session rows: from `sessions` itself, the range a condition of the statement
             sql = f"{head} FROM sessions{where}{rest.replace(' WHERE ', ' AND ', 1)}"
         else:

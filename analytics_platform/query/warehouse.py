@@ -27,6 +27,25 @@ from analytics_platform.query.rollups import available
 _NUMBERS = {"BIGINT": ("int64", "Int64"), "INTEGER": ("int32", "Int32"),
             "DOUBLE": ("float64", "float64")}
 
+def numbers_only(names: list[str], types: list[str]) -> bool:
+    """Whether :func:`frame_of_numbers` makes the frame of a result with these columns (distinct
+    names, every type in :data:`_NUMBERS`)."""
+    return len(set(names)) == len(names) and all(t in _NUMBERS for t in types)
+
+
+def frame_of_numbers(names: list[str], types: list[str], rows: list[tuple]) -> pd.DataFrame:
+    """The frame DuckDB's ``.df()`` makes of ``rows`` (columns ``names`` of DuckDB ``types``, all
+    of :data:`_NUMBERS`): its dtypes, a column with a NULL nullable (a count) or NaN (a mean)."""
+    cols: dict[str, Any] = {}
+    for i, (name, t) in enumerate(zip(names, types, strict=True)):
+        values = [r[i] for r in rows]  # one row (an aggregate): no loop over data
+        plain, nullable = _NUMBERS[t]
+        cols[name] = (np.array(values, dtype=plain) if None not in values else
+                      pd.array(values, dtype=nullable) if nullable != plain else
+                      np.array([np.nan if v is None else v for v in values], dtype=plain))
+    return pd.DataFrame(cols)
+
+
 # path → (the file's inode and mtime, the connection it is attached to, its current rollups)
 _OPEN: dict[str, tuple[tuple[int, int], duckdb.DuckDBPyConnection, frozenset[str]]] = {}
 _OPEN_LOCK = threading.Lock()
@@ -108,17 +127,9 @@ class Warehouse:
             res = con.execute(sql, used)
             names = [d[0] for d in res.description]
             types = [str(d[1]) for d in res.description]
-            if len(set(names)) < len(names) or not all(t in _NUMBERS for t in types):
+            if not numbers_only(names, types):
                 return res.df()
-            rows = res.fetchall()
-        cols = {}
-        for i, (name, t) in enumerate(zip(names, types, strict=True)):
-            values = [r[i] for r in rows]  # one row (an aggregate): no loop over data
-            plain, nullable = _NUMBERS[t]
-            cols[name] = (np.array(values, dtype=plain) if None not in values else
-                          pd.array(values, dtype=nullable) if nullable != plain else
-                          np.array([np.nan if v is None else v for v in values], dtype=plain))
-        return pd.DataFrame(cols)
+            return frame_of_numbers(names, types, res.fetchall())
 
     def row(self, sql: str, params: dict[str, Any] | None = None) -> tuple[Any, ...]:
         used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}

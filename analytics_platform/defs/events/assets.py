@@ -250,7 +250,7 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, lake: Lake, source: str, by: l
     file is of values that have rows)."""
     written: set[Path] = set()
     cols = ", ".join(by)
-    where = " AND ".join(f"{c} = ${c}" for c in by)
+    where = " AND ".join(f"{c} IS NOT DISTINCT FROM ${c}" for c in by)
     for values in con.execute(f"SELECT DISTINCT {cols} FROM {source}").fetchall():
         table, partition, name = place(values)
         written.add(lake.write(
@@ -281,10 +281,12 @@ def _write_late_events(con: duckdb.DuckDBPyConnection, lake: Lake, folders: list
     con.execute("CREATE OR REPLACE TEMP TABLE late AS " + sql.load(
         "events/late_events", hour_format=sql.literal(layout.HOUR_FORMAT)),
         {"late_hours": late_hours})
-    late_written = _write_sorted(
-        con, lake, "late", ["ts_date", "part"], "ts, event_id",
-        lambda v: (layout.LATE_EVENTS, layout.late_folder(v[0]), layout.hour_name(v[1])))
-    con.execute("DROP TABLE late")
+    try:
+        late_written = _write_sorted(
+            con, lake, "late", ["ts_date", "part"], "ts, event_id",
+            lambda v: (layout.LATE_EVENTS, layout.late_folder(v[0]), layout.hour_name(v[1])))
+    finally:
+        con.execute("DROP TABLE late")
     for stale in lake.named(layout.LATE_EVENTS, {f"{folder}.parquet" for folder in folders}):
         if stale not in late_written:
             lake.delete(stale)

@@ -24,9 +24,11 @@ from analytics_platform.contract import (
 )
 from analytics_platform.sql import literal as _lit
 
-# Every field's JSON type and text are read in two parses of the record (``json_type`` and
-# ``json_extract_string`` each take the whole list of paths); the rules then compare those small
-# values, never parsing the record again. The record's own type is the list's last element.
+# Every field's JSON type and text are read in two parses of the record (``json_type`` of the
+# whole list of paths, and ``json_transform`` to a struct of texts); the rules then compare those
+# small values, never parsing the record again. The record's own type is the list's last element.
+# (The simple, per-record form of the same, ``typed_columns_sql`` and ``reason_sql``, reads the
+# texts with ``json_extract_string`` of the list: test_fast_paths.py holds the two equal.)
 EXTRACTED: tuple[Field, ...] = FIELDS + RAW_FIELDS
 _INDEX = {f.name: i + 1 for i, f in enumerate(EXTRACTED)}  # DuckDB lists are 1-based
 _PATHS = "[" + ", ".join(f"'$.{f.name}'" for f in EXTRACTED) + ", '$']"
@@ -37,13 +39,14 @@ _TEXTS = "'{" + ", ".join(f'"{f.name}": "VARCHAR"' for f in EXTRACTED) + "}'"
 
 def field_type_sql(name: str) -> str:
     """The JSON type of field ``name`` (``VARCHAR``, ``BIGINT``, ``OBJECT``, ``NULL``…; NULL when
-    absent), from the ``t`` list of one parse of the record (see :func:`typed_columns_sql`)."""
+    absent), from the ``t`` list of ``json_type``'s parse of the record."""
     return f"t[{_INDEX[name]}]"
 
 
 def field_text_sql(name: str) -> str:
     """The value of field ``name`` as text (a string unquoted, a number or object as JSON): the
-    column ``s_<name>`` of :func:`validated_sql`'s rows."""
+    column ``s_<name>`` of :func:`validated_sql`'s rows (every field but props, which they carry
+    as ``t_props`` and, scrubbed, in the ``per_props`` columns)."""
     return f"s_{name}"
 
 
@@ -54,7 +57,9 @@ _FLAT_TYPES = "('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN')"
 
 def typed_columns_sql() -> str:
     """Each field's JSON type (``t_<field>``) and text (``s_<field>``) as columns of their own,
-    for the rules to compare."""
+    from the lists ``t`` (``json_type``) and ``s`` (``json_extract_string`` of the same paths):
+    the simple, per-record form :func:`reason_sql` reads, which ``test_fast_paths.py`` holds
+    :func:`validated_sql`'s parse to."""
     return ", ".join(
         f"{field_type_sql(f.name)} AS t_{f.name}, s[{_INDEX[f.name]}] AS s_{f.name}"
         for f in EXTRACTED
