@@ -33,54 +33,23 @@ from analytics_platform.storage import Lake
 START = date(2026, 3, 2)
 DAYS = 3
 
-# The simple statement: every row of the window ranked, every hash's sessions (what the step ran
-# before issue 21).
-SIMPLE_DAY_EVENTS = """
-CREATE OR REPLACE TEMP TABLE day_events AS
-WITH read AS NOT MATERIALIZED ({sources}),
-winners AS (
+def simple_day_events() -> str:
+    """day_events.sql with its two fast parts undone: every row of the window ranked (not only
+    the event_ids read more than once), and every hash's sessions made (not only those of the
+    hashes with an event on the day), as the step ran before issue 21. The rest of the
+    statement is the step's own."""
+    text = sql._statement("sessions/day_events")
+    start, end = text.index("narrow AS MATERIALIZED ("), text.index("hash_gaps AS (")
+    text = text[:start] + """winners AS (
     SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts FROM read
     QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY {first_copy_order}) = 1
 ),
-hash_gaps AS (
-    SELECT raw_key, raw_pos, visitor_hash, event_id, ts,
-           coalesce(ts - lag(ts) OVER w > to_minutes($inactivity_minutes::BIGINT), true)::INTEGER
-               AS starts
-    FROM winners WHERE session_id IS NULL
-    WINDOW w AS (PARTITION BY visitor_hash ORDER BY ts, event_id)
-),
-hash_runs AS (
-    SELECT *, sum(starts) OVER (PARTITION BY visitor_hash ORDER BY ts, event_id
-                                ROWS UNBOUNDED PRECEDING) AS run
-    FROM hash_gaps
-),
-kept AS (
-    SELECT raw_key, raw_pos, session_id, ts FROM winners WHERE session_id IS NOT NULL
-    UNION ALL
-    SELECT raw_key, raw_pos,
-           hash_session_id(visitor_hash, first(event_id) OVER (
-               PARTITION BY visitor_hash, run ORDER BY ts, event_id
-               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) AS session_id, ts
-    FROM hash_runs
-),
-earlier AS (
-    SELECT session_id FROM (SELECT session_id, ts FROM kept {before})
-    WHERE ts >= $day::TIMESTAMP - INTERVAL 27 HOURS AND ts < $day::TIMESTAMP
-),
-day_sessions AS (
-    SELECT DISTINCT session_id FROM kept
-    WHERE ts >= $day::TIMESTAMP AND ts < $day::TIMESTAMP + INTERVAL 1 DAY
-      AND session_id NOT IN (SELECT session_id FROM earlier WHERE session_id IS NOT NULL)
-),
-day_rows AS (
-    SELECT k.raw_key, k.raw_pos, k.session_id
-    FROM kept k SEMI JOIN day_sessions s USING (session_id)
-    WHERE k.ts >= $day::TIMESTAMP AND k.ts < $day::TIMESTAMP + INTERVAL 2 DAYS
-)
-SELECT r.* REPLACE (d.session_id AS session_id), $day::DATE AS session_date,
-       visitor_key(visitor_of(r.visitor_id, r.visitor_hash, d.session_id)) AS visitor_key
-FROM read r JOIN day_rows d USING (raw_key, raw_pos)
-"""
+""" + text[end:]
+    text, n = re.subn(r"FROM winners SEMI JOIN day_hashes USING \(visitor_hash\) "
+                      r"WHERE session_id IS NULL", "FROM winners WHERE session_id IS NULL", text)
+    assert n == 1, "day_events.sql no longer has the day's hashes this test undoes"
+    assert "day_hashes" not in text and "copied" not in text
+    return text
 
 
 def simple_sessions() -> str:
@@ -102,7 +71,7 @@ def simple_load(name: str, **placeholders: str) -> str:
     """sql.load with the simple statements in place of the step's two: the step's own code
     (sessions/assets.build_day) runs them, so only the statements differ."""
     if name == "sessions/day_events":
-        return sql._PLACEHOLDER.sub(lambda m: placeholders[m.group(1)], SIMPLE_DAY_EVENTS)
+        return sql._PLACEHOLDER.sub(lambda m: placeholders[m.group(1)], simple_day_events())
     if name == "sessions/sessions":
         return simple_sessions()
     return REAL_LOAD(name, **placeholders)
