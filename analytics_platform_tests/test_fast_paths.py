@@ -21,6 +21,7 @@ from analytics_platform.defs.events.assets import CLEANED_TEXTS
 from analytics_platform.duck import connect
 from analytics_platform.lake import RawLake, open_raw_lake
 from analytics_platform.storage import Lake
+from analytics_platform_tests.raw_events import event, iso
 
 # The events step checks the props rules, and scrubs props, once per distinct (event type, props
 # type, props text), cleans the page and source texts once per distinct text, and joins the
@@ -169,12 +170,7 @@ def test_props_checked_once_per_distinct_value_agree_with_every_record() -> None
 # BATCH_HOURS); how the hours fall into batches must not change a byte of what it writes.
 # (An hour cleaned alone takes another path, events.sql straight to its file, whose Parquet
 # schema marks fewer columns REQUIRED: DuckDB decides that from the statistics it has.)
-UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 DAY = datetime(2026, 3, 5, tzinfo=UTC)
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _raw_hours(raw: RawLake, hours: int, per_hour: int) -> list[datetime]:
@@ -190,16 +186,12 @@ def _raw_hours(raw: RawLake, hours: int, per_hour: int) -> list[datetime]:
             late = i % 4 == 0
             ts = (hour - timedelta(days=1 + i % 3, seconds=i % 7 * 61) if late
                   else hour + timedelta(seconds=(i * 37) % 3600))
-            e = {"event_type": "page_view", "event_id": f"00000000-0000-4000-8000-{n:012d}",
-                 "session_id": f"00000000-0000-4000-9000-{n % 97:012d}",
-                 "page_path": f"/p{n % 5}", "page_host": "example.com",
-                 "event_ts": _iso(ts), "ingest_ts": _iso(hour + timedelta(seconds=i)),
-                 "schema_version": 1, "user_agent": UA}
+            e = event(n, n % 97, ts, hour + timedelta(seconds=i) - ts)
             lines.append(json.dumps(e))
             if i % 50 == 0:  # a retried beacon, in this hour and in the next
                 lines.append(json.dumps(e))
                 if h + 1 < hours:
-                    e = {**e, "ingest_ts": _iso(hour + timedelta(hours=1, seconds=i))}
+                    e = {**e, "ingest_ts": iso(hour + timedelta(hours=1, seconds=i))}
                     lines.append(json.dumps(e))
             if i % 60 == 0:
                 lines += ['{"event_type": "page_view"', json.dumps({**e, "event_type": "nope"})]

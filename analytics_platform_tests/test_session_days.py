@@ -26,23 +26,10 @@ from analytics_platform.lake import floor_hour, open_raw_lake
 from analytics_platform.resources import PipelineSettings
 from analytics_platform.storage import Lake
 from analytics_platform_tests import oracle as o
+from analytics_platform_tests.raw_events import event
 
 DAY0 = datetime(2026, 3, 2, tzinfo=UTC)
 LATE_HOURS = 4
-UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
-
-
-def iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def event(n: int, session: int, ts: datetime, delay: timedelta) -> dict:
-    return {"event_type": "page_view", "event_id": f"00000000-0000-4000-8000-{n:012d}",
-            "session_id": f"00000000-0000-4000-9000-{session:012d}", "page_path": f"/p{n % 3}",
-            "page_host": "example.com", "utm_source": "news", "event_ts": iso(ts),
-            "ingest_ts": iso(ts + delay), "schema_version": 1, "user_agent": UA}
-
-
 def run(tmp: Path, events: list[dict]) -> tuple[list[tuple], list[tuple], list]:
     """The events through both steps; (pipeline's sessions, oracle's sessions, hour stats)."""
     raw = open_raw_lake(tmp / "raw")

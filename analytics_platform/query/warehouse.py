@@ -27,23 +27,30 @@ from analytics_platform.query.rollups import available
 _NUMBERS = {"BIGINT": ("int64", "Int64"), "INTEGER": ("int32", "Int32"),
             "DOUBLE": ("float64", "float64")}
 
-def numbers_only(names: list[str], types: list[str]) -> bool:
-    """Whether :func:`frame_of_numbers` makes the frame of a result with these columns (distinct
-    names, every type in :data:`_NUMBERS`)."""
-    return len(set(names)) == len(names) and all(t in _NUMBERS for t in types)
+def numbers_only(description: list[tuple[Any, ...]]) -> bool:
+    """Whether :func:`frame_of_numbers` makes the frame of a result of this ``description``
+    (DuckDB's: distinct names, every type in :data:`_NUMBERS`)."""
+    names = [d[0] for d in description]
+    return len(set(names)) == len(names) and all(str(d[1]) in _NUMBERS for d in description)
 
 
-def frame_of_numbers(names: list[str], types: list[str], rows: list[tuple]) -> pd.DataFrame:
-    """The frame DuckDB's ``.df()`` makes of ``rows`` (columns ``names`` of DuckDB ``types``, all
-    of :data:`_NUMBERS`): its dtypes, a column with a NULL nullable (a count) or NaN (a mean)."""
+def frame_of_numbers(description: list[tuple[Any, ...]], rows: list[tuple]) -> pd.DataFrame:
+    """The frame DuckDB's ``.df()`` makes of ``rows`` (a result of this ``description``, every
+    column of :data:`_NUMBERS`): its dtypes, a column with a NULL nullable (a count) or NaN (a
+    mean)."""
     cols: dict[str, Any] = {}
-    for i, (name, t) in enumerate(zip(names, types, strict=True)):
+    for i, d in enumerate(description):
         values = [r[i] for r in rows]  # one row (an aggregate): no loop over data
-        plain, nullable = _NUMBERS[t]
-        cols[name] = (np.array(values, dtype=plain) if None not in values else
+        plain, nullable = _NUMBERS[str(d[1])]
+        cols[d[0]] = (np.array(values, dtype=plain) if None not in values else
                       pd.array(values, dtype=nullable) if nullable != plain else
                       np.array([np.nan if v is None else v for v in values], dtype=plain))
     return pd.DataFrame(cols)
+
+
+def _used(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The parameters ``sql`` names (DuckDB refuses extra ones)."""
+    return {k: v for k, v in (params or {}).items() if f"${k}" in sql}
 
 
 # path → (the file's inode and mtime, the connection it is attached to, its current rollups)
@@ -111,10 +118,8 @@ class Warehouse:
                 "AND column_name = 'visitor_key'").fetchall()[0][0]
 
     def df(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        # A query gets the parameters it names (DuckDB refuses extra ones).
-        used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}
         with _cursor(self.path) as con:
-            return con.execute(sql, used).df()
+            return con.execute(sql, _used(sql, params)).df()
 
     def aggregate(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """The result of ``sql``, an aggregate of numbers (one row: the KPIs), as :meth:`df`
@@ -122,16 +127,12 @@ class Warehouse:
         ``.df()`` of the KPIs' row took 1.8 ms of CPU over ``fetchall()``; the dashboard's
         KPIs of a range without data, 4.0 ms in all, took 3.2 this way (``test_query_shapes.py``
         holds the two frames equal)."""
-        used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}
         with _cursor(self.path) as con:
-            res = con.execute(sql, used)
-            names = [d[0] for d in res.description]
-            types = [str(d[1]) for d in res.description]
-            if not numbers_only(names, types):
+            res = con.execute(sql, _used(sql, params))
+            if not numbers_only(res.description):
                 return res.df()
-            return frame_of_numbers(names, types, res.fetchall())
+            return frame_of_numbers(res.description, res.fetchall())
 
     def row(self, sql: str, params: dict[str, Any] | None = None) -> tuple[Any, ...]:
-        used = {k: v for k, v in (params or {}).items() if f"${k}" in sql}
         with _cursor(self.path) as con:
-            return con.execute(sql, used).fetchall()[0]
+            return con.execute(sql, _used(sql, params)).fetchall()[0]

@@ -55,13 +55,15 @@ _INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
 _FLAT_TYPES = "('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN')"
 
 
-def typed_columns_sql() -> str:
+def typed_columns_sql(struct: bool = False) -> str:
     """Each field's JSON type (``t_<field>``) and text (``s_<field>``) as columns of their own,
-    from the lists ``t`` (``json_type``) and ``s`` (``json_extract_string`` of the same paths):
-    the simple, per-record form :func:`reason_sql` reads, which ``test_fast_paths.py`` holds
-    :func:`validated_sql`'s parse to."""
+    from the list ``t`` (``json_type``) and ``s``: the list of ``json_extract_string`` of the
+    same paths (the simple, per-record form :func:`reason_sql` reads, which
+    ``test_fast_paths.py`` holds :func:`validated_sql`'s parse to), or with ``struct`` the
+    struct of ``json_transform`` (:func:`validated_sql`)."""
     return ", ".join(
-        f"{field_type_sql(f.name)} AS t_{f.name}, s[{_INDEX[f.name]}] AS s_{f.name}"
+        f"{field_type_sql(f.name)} AS t_{f.name}, "
+        f"{f's.{f.name}' if struct else f's[{_INDEX[f.name]}]'} AS s_{f.name}"
         for f in EXTRACTED
     )
 
@@ -223,8 +225,7 @@ def validated_sql(source: str, raw: bool = False,
         FROM parsed
     ),
     typed AS (
-        SELECT *, {", ".join(f"{field_type_sql(f.name)} AS t_{f.name}, s.{f.name} AS s_{f.name}"
-                             for f in EXTRACTED)}
+        SELECT *, {typed_columns_sql(struct=True)}
         FROM extracted
     ),
     stage AS MATERIALIZED (
