@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics_platform import duck, sql
+from analytics_platform import duck, layout, sql
 from analytics_platform.defs.events import assets, validation
 from analytics_platform.defs.events.assets import CLEANED_TEXTS
 from analytics_platform.duck import connect
@@ -213,18 +213,26 @@ def test_batching_hours_differently_writes_the_same_files(
     # many hours of few records: DuckDB's partitioned COPY lost the ORDER BY of late_events.sql on
     # these (455 of their 6,400 rows out of order), not on fewer, larger hours
     hours = _raw_hours(raw, hours=32, per_hour=200)
-    written = {}
-    for name, batch_hours in (("halves", len(hours) // 2), ("all", len(hours))):
+    written, counted, parallel = {}, {}, []
+    # the quarters are cleaned by the two workers at once (assets.WORKERS), each in its own
+    # connection; the whole in the caller's connection
+    monkeypatch.setattr(assets, "_in_parallel",
+                        lambda *a, _real=assets._in_parallel: parallel.append(1) or _real(*a))
+    for name, batch_hours in (("quarters", len(hours) // 4), ("all", len(hours))):
         monkeypatch.setattr(assets, "BATCH_HOURS", batch_hours)
         lake = Lake(tmp_path / name, remote_url="")
-        stats = assets.process_hours(connect(), raw, lake, hours, 4)
-        written[name] = _files(lake.root)
+        reported: list = []
+        stats = assets.process_hours(connect(), raw, lake, hours, 4, reported.extend)
+        assert sorted(s.hour for s in reported) == [s.hour for s in stats] == hours
+        written[name], counted[name] = _files(lake.root), [vars(s) for s in stats]
+    assert parallel == [1]  # the quarters only
+    assert counted["quarters"] == counted["all"]
     tables = {f.split("/")[0] for f in written["all"]}
     assert tables == {"events", "quarantine", "late_events"}, tables
     assert sum(s.late_events for s in stats) > 0 and sum(s.quarantined for s in stats) > 0
     assert sum(s.duplicates for s in stats) > 0
-    assert written["halves"].keys() == written["all"].keys()
-    differ = [f for f in written["all"] if written["halves"][f] != written["all"][f]]
+    assert written["quarters"].keys() == written["all"].keys()
+    differ = [f for f in written["all"] if written["quarters"][f] != written["all"][f]]
     assert not differ, differ
     # and each late_events file is in its stated order, (ts, event_id), with ties on ts
     con = connect()
@@ -237,3 +245,20 @@ def test_batching_hours_differently_writes_the_same_files(
               FROM read_parquet({files}, filename = true, file_row_number = true)
               WINDOW w AS (PARTITION BY filename ORDER BY file_row_number))""").fetchone()
     assert (unsorted, ties > 0) == (0, True)
+
+
+def test_a_failing_worker_fails_the_hours_and_stops_the_other(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch that fails (its hour's folder cannot be made: a file is in the way) fails
+    process_hours with its own error, once both workers have stopped, and no batch starts after
+    it."""
+    raw = open_raw_lake(tmp_path / "raw")
+    hours = _raw_hours(raw, hours=16, per_hour=100)
+    monkeypatch.setattr(assets, "BATCH_HOURS", 2)  # 8 batches for the two workers
+    lake = Lake(tmp_path / "out", remote_url="")
+    blocked = lake.partition_path("events", layout.hour_folder(hours[5])).parent
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("in the way")
+    with pytest.raises(FileExistsError, match=re.escape(blocked.name)):
+        assets.process_hours(connect(), raw, lake, hours, 4)
+    assert not lake.partition_path("events", layout.hour_folder(hours[-1])).exists()

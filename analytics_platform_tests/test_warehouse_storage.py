@@ -226,3 +226,36 @@ def test_partitions_written_to_s3_by_another_machine_are_seen(
     # and what is cached is not asked again
     calls.clear()
     assert len(reader.existing("events", hours[40:42])) == 2 and calls == []
+
+
+def test_publish_once_holds_the_publishes_of_its_steps_until_it_ends(tmp_path: Path) -> None:
+    """Inside storage.publish_once (the CLI backfill's runs) a step's publish waits for its end,
+    which publishes each lake once, with everything its steps wrote, even when one of them
+    failed; outside it, a step publishes at once (runs launched by the daemon)."""
+    lake = Lake(tmp_path)
+    con = connect()
+
+    def step(x: int) -> None:
+        lake.write(con, f"SELECT {x} AS x, DATE '2026-03-09' AS date", "demo_daily",
+                   "date=2026-03-09")
+        storage.publish_after_step(lake)
+
+    def published() -> tuple[int, list[int]]:
+        made = {f.stem for f in storage.snapshot_root(lake).iterdir()
+                if f.suffix in (".duckdb", ".retired")}
+        with duckdb.connect(str(lake.warehouse_path), read_only=True) as w:
+            return len(made), [x for (x,) in w.execute("SELECT x FROM demo_daily").fetchall()]
+
+    with pytest.raises(RuntimeError, match="a later step failed"), \
+            storage.publish_once() as seconds:
+        step(1)
+        step(2)
+        assert not lake.warehouse_path.exists()
+        raise RuntimeError("a later step failed")
+    assert list(seconds) == [lake.data_dir] and seconds[lake.data_dir] > 0
+    assert published() == (1, [2])
+    step(3)
+    assert published() == (2, [3])
+    with storage.publish_once() as seconds:  # a run that wrote nothing publishes nothing
+        pass
+    assert seconds == {} and published() == (2, [3])

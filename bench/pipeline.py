@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -100,16 +101,18 @@ def step(name: str, data: Path, when: str | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def backfill(data: Path, days: int) -> float:
-    """The CLI's backfill of every asset, in a fresh process, on a fresh lake; seconds."""
-    for sub in ("lake", "dagster_home", "warehouse.duckdb", ".duckdb_tmp"):
+def backfill(data: Path, days: int) -> tuple[float, float]:
+    """The CLI's backfill of every asset, in a fresh process, on a fresh lake: its seconds, and
+    those of its runs' warehouse publishes (once per run, after its steps: the CLI prints them)."""
+    for sub in ("lake", "dagster_home", "warehouse.duckdb", ".duckdb_tmp", ".warehouse"):
         p = data / sub
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    subprocess.run([CLI, "backfill", "--from", str(START),
-                    "--to", str(START + timedelta(days=days - 1))],
-                   env=data_env(data), check=True, capture_output=True)
-    return time.perf_counter() - t0
+    out = subprocess.run([CLI, "backfill", "--from", str(START),
+                          "--to", str(START + timedelta(days=days - 1))],
+                         env=data_env(data), check=True, capture_output=True, text=True).stdout
+    seconds = time.perf_counter() - t0
+    return seconds, sum(float(x) for x in re.findall(r"warehouse published in ([0-9.]+) s", out))
 
 
 def main() -> None:
@@ -209,7 +212,7 @@ def main() -> None:
     if "2" not in args.skip:
         data = raw_lake("backfill", args.backfill_days, args.backfill_records)
         bare = step("bare-all", data)
-        seconds = backfill(data, args.backfill_days)
+        seconds, publish = backfill(data, args.backfill_days)
         import duckdb
 
         con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
@@ -219,8 +222,10 @@ def main() -> None:
         total = sum(bare["steps"].values())
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in bare["steps"].items())
         floor = total - bare["steps"]["events"] + bare["floor_events"]
-        steps = step("dagster-steps", data)["steps"]
+        recorded = step("dagster-steps", data)
+        steps = recorded["steps"]
         in_steps = sum(steps.values())
+        records = sum(recorded["records"].values())
         slowest = ", ".join(f"`{k}` {v:.1f} s" for k, v in
                             sorted(steps.items(), key=lambda kv: -kv[1])[:3])
         rows += [
@@ -231,9 +236,10 @@ def main() -> None:
             f"| 2 | the same with the events step at its floor (de-duplicated and sorted once per "
             f"raw hour: {bare['floor_events']:.1f} s) | {floor:.1f} s, "
             f"{floor / total:.2f}× the bare steps | — |",
-            f"| 2 | the backfill's steps ({len(steps)}; {slowest}) / Dagster's share (the rest: "
-            f"runs, processes, events between steps) | {in_steps:.1f} s / "
-            f"{seconds - in_steps:.1f} s | — |",
+            f"| 2 | the backfill's steps ({len(steps)}; {slowest}) / the warehouse published "
+            f"once after each of its 3 runs / Dagster's share (the rest: runs, processes, events "
+            f"between steps) | {in_steps:.1f} s / {publish:.1f} s / "
+            f"{seconds - in_steps - publish:.1f} s | — |",
             # issue 21's bars, part by part
             f"| 2 | `events` in the backfill ÷ its floor summed over the hours | "
             f"{steps['events']:.1f} s ÷ {bare['floor_events']:.1f} s = "
@@ -242,14 +248,16 @@ def main() -> None:
             f"{bare['steps']['sessions']:.1f} s; with the 30-minute rule per visitor_hash and "
             f"the session-sorted events written, bench/steps.py SESSIONS_RULE_STEPS: {rule:.1f} s)"
             f" | {steps['sessions']:.1f} s | ≤ 10 s (#21) |",
-            f"| 2 | Dagster's own share of the backfill | {seconds - in_steps:.1f} s | "
-            f"≤ 8 s (#21) |",
+            f"| 2 | Dagster's own share of the backfill | {seconds - in_steps - publish:.1f} s "
+            f"between and around the steps; {records:.1f} s more inside them, writing one "
+            f"materialization record per partition once their work is done (`events` "
+            f"{recorded['records'].get('events', 0):.1f} s) | ≤ 8 s (#21) |",
         ]
 
     if "7" not in args.skip:
         top = max(args.scaling_days)
         data = raw_lake("scaling", top, args.scaling_records_per_day * top)
-        points = [(d, backfill(data, d)) for d in args.scaling_days]
+        points = [(d, backfill(data, d)[0]) for d in args.scaling_days]
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         mx, my = statistics.mean(xs), statistics.mean(ys)
         slope = (sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))

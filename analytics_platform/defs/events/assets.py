@@ -5,6 +5,8 @@ hour_events, late_events); the contract's rules are generated (``validation.py``
 """
 
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,7 +30,7 @@ from analytics_platform.defs.events.checks import (
     UNIQUE_IDS_DESCRIPTION,
     events_check_results,
 )
-from analytics_platform.defs.events.reader import chunks, read_lines
+from analytics_platform.defs.events.reader import CHUNK_GZ_BYTES, chunks, read_lines
 from analytics_platform.defs.events.stats import HourStats, total
 from analytics_platform.defs.events.user_agents import classify_table, warm_up
 from analytics_platform.defs.events.validation import (
@@ -41,7 +43,12 @@ from analytics_platform.duck import connect
 from analytics_platform.lake import RawLake, RawObject
 from analytics_platform.partitions import hourly, hours_of
 from analytics_platform.resources import LakeResource, PipelineSettings, RawLakeResource
-from analytics_platform.storage import FIRST_COPY_ORDER, Lake, markdown_table, publish_warehouse
+from analytics_platform.storage import (
+    FIRST_COPY_ORDER,
+    Lake,
+    markdown_table,
+    publish_after_step,
+)
 
 QUARANTINE_TEXT_CHARS = 4096
 
@@ -51,12 +58,25 @@ _PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-prefetch")
 
 
 # A batch of hours is cleaned in one pass (statement overheads paid once per batch, not per
-# hour), up to this much raw text. 48 hours of 20k records (985k, 2026-12-06, 5 paired runs):
-# 256 MB (4 batches) 27.6-33.4 CPU-s, peak 1,069-1,096 MB; 512 MB (2 batches) 1.9 CPU-s less
-# (median of the pairs), peak 1,214-1,249 MB; 1 GB (one batch of 48 hours) no cheaper than
-# 512 MB, peak 1,375-1,411 MB, near measure 3's 1.5 GB.
-BATCH_BYTES = 512 * 1024 * 1024
+# hour), up to this much raw text. 48 hours of 20k records (985k, 2026-12-06, 5 paired runs, one
+# connection): 256 MB (4 batches) 27.6-33.4 CPU-s, peak 1,069-1,096 MB; 512 MB 1.9 CPU-s less,
+# peak 1,214-1,249 MB. Two or more batches are cleaned by WORKERS at once (below), which holds
+# each to a smaller share of the memory.
+BATCH_BYTES = 256 * 1024 * 1024
 BATCH_HOURS = 48
+# Batches cleaned at once, each on a thread with a DuckDB connection of its own (one DuckDB
+# thread, WORKER_MEMORY, chunks of WORKER_CHUNK_GZ_BYTES). One connection keeps only ~1.65 of the
+# 2 cores busy: part of each chunk's work is single-threaded (planning, Arrow, Python), and two
+# workers fill those gaps. 192 hours of the 30-day lake (3.95M records, 2026-12-06, idle
+# machine, two pairs, each worker taking the next batch): 71.2 s (67.9, 74.5) with one
+# connection at 512 MB batches and 24 MB chunks, 61.5 s (61.0, 61.9) with two workers, -14 %,
+# for 2 % more CPU, peak RSS 1,259-1,281 -> 1,028-1,069 MB; the same files and counts. Two
+# workers of two DuckDB threads each were slower (the cores oversubscribed), and a worker's
+# batch per 48-hour call left one idle while the other finished: no gain.
+WORKERS = 2
+WORKER_MEMORY = "400MB"
+WORKER_THREADS = 1
+WORKER_CHUNK_GZ_BYTES = 8 * 1024 * 1024
 
 
 # The page and source texts checked.sql keeps cleaned (clean_text.sql), once per distinct text.
@@ -85,10 +105,29 @@ def _events_sql() -> str:
 
 def process_hours(
     con: duckdb.DuckDBPyConnection, raw_lake: RawLake, lake: Lake, hours: list[datetime],
-    late_hours: int,
+    late_hours: int, progress: Callable[[list[HourStats]], None] | None = None,
 ) -> list[HourStats]:
-    """Clean raw hours and write their ``events``, ``quarantine`` and late-event partitions."""
-    out: list[HourStats] = []
+    """Clean raw hours and write their ``events``, ``quarantine`` and late-event partitions;
+    their stats in the order of ``hours``. ``progress`` is called on this thread with the stats
+    of each batch done.
+
+    A single batch (one large hour, a few small ones) is cleaned in ``con``; more are cleaned
+    ``WORKERS`` at a time, each worker in a connection of its own (see WORKERS)."""
+    batches = list(_batches(raw_lake, hours))
+    if WORKERS < 2 or len(batches) < 2:
+        out: list[HourStats] = []
+        for batch in batches:
+            out += _process_batch(con, raw_lake, lake, batch, late_hours, _PREFETCH)
+            if progress is not None:
+                progress(out[-len(batch):])
+        return out
+    return _in_parallel(raw_lake, lake, batches, late_hours, progress)
+
+
+def _batches(raw_lake: RawLake, hours: list[datetime],
+             ) -> Iterator[list[tuple[datetime, list[RawObject]]]]:
+    """Consecutive hours with their objects, in batches of at most ``BATCH_HOURS`` hours and
+    about ``BATCH_BYTES`` of text (an hour larger than that is a batch of its own)."""
     batch: list[tuple[datetime, list[RawObject]]] = []
     size = 0
     for hour in hours:
@@ -96,16 +135,84 @@ def process_hours(
         batch.append((hour, objects))
         size += sum(o.size for o in objects) * 10  # gzip'd JSON inflates about tenfold
         if size >= BATCH_BYTES or len(batch) >= BATCH_HOURS:
-            out += _process_batch(con, raw_lake, lake, batch, late_hours)
+            yield batch
             batch, size = [], 0
     if batch:
-        out += _process_batch(con, raw_lake, lake, batch, late_hours)
-    return out
+        yield batch
+
+
+def _in_parallel(raw_lake: RawLake, lake: Lake,
+                 batches: list[list[tuple[datetime, list[RawObject]]]], late_hours: int,
+                 progress: Callable[[list[HourStats]], None] | None,
+                 ) -> list[HourStats]:
+    """The batches on ``WORKERS`` threads, each with its own connection (``WORKER_MEMORY``,
+    ``WORKER_THREADS``, a spill folder of its own) and prefetch thread, taking the next batch
+    when done with one. This thread reports each batch done to ``progress``; the first error
+    stops the other workers (their statement interrupted, no batch started after it) and is
+    raised here once they have stopped."""
+    results: list[list[HourStats] | None] = [None] * len(batches)
+    todo = iter(range(len(batches)))
+    lock = threading.Lock()
+    cons: list[duckdb.DuckDBPyConnection] = []
+    errors: list[BaseException] = []
+    done: queue.Queue[int | None] = queue.Queue()
+
+    def work(worker: int) -> None:
+        try:
+            with lock:
+                if errors:
+                    return
+                con = connect()
+                cons.append(con)
+            spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+            (spill / f"events-{worker}").mkdir(parents=True, exist_ok=True)
+            con.execute(f"SET temp_directory = {sql.literal(str(spill / f'events-{worker}'))}")
+            con.execute(f"SET memory_limit = {sql.literal(WORKER_MEMORY)}")
+            con.execute(f"SET threads = {WORKER_THREADS}")
+            with ThreadPoolExecutor(1, thread_name_prefix=f"raw-prefetch-{worker}") as prefetch:
+                while True:
+                    with lock:
+                        i = None if errors else next(todo, None)
+                    if i is None:
+                        return
+                    results[i] = _process_batch(con, raw_lake, lake, batches[i], late_hours,
+                                                prefetch, WORKER_CHUNK_GZ_BYTES)
+                    done.put(i)
+        except BaseException as e:  # raised on the calling thread, below
+            with lock:
+                first = not errors
+                errors.append(e)
+                others = list(cons)
+            if first:
+                for other in others:
+                    other.interrupt()
+        finally:
+            done.put(None)  # this worker has stopped
+
+    threads = [threading.Thread(target=work, args=(w,), name=f"events-worker-{w}", daemon=True)
+               for w in range(min(WORKERS, len(batches)))]
+    for t in threads:
+        t.start()
+    running = len(threads)
+    while running:
+        i = done.get()
+        if i is None:
+            running -= 1
+        elif progress is not None and not errors:
+            progress(results[i] or [])
+    for t in threads:
+        t.join()
+    for c in cons:
+        c.close()
+    if errors:
+        raise errors[0]
+    return [s for r in results if r is not None for s in r]
 
 
 def _process_batch(
     con: duckdb.DuckDBPyConnection, raw_lake: RawLake, lake: Lake,
     batch: list[tuple[datetime, list[RawObject]]], late_hours: int,
+    prefetch: ThreadPoolExecutor, chunk_gz_bytes: int = CHUNK_GZ_BYTES,
 ) -> list[HourStats]:
     """One batch of raw hours: check every record, then write each hour's files and count."""
     objects = [o for _, objs in batch for o in objs]
@@ -117,7 +224,7 @@ def _process_batch(
         "key": pa.array(keys, pa.string()),
         "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o in objects], pa.timestamp("us")),
     }))
-    corrupt, warm = _check_records(con, raw_lake, objects)
+    corrupt, warm = _check_records(con, raw_lake, objects, prefetch, chunk_gz_bytes)
     _quarantine(con, corrupt)
     # User agents are parsed once per distinct value (the libraries are Python).
     warm.result()
@@ -140,6 +247,7 @@ def _process_batch(
 
 
 def _check_records(con: duckdb.DuckDBPyConnection, raw_lake: RawLake, objects: list[RawObject],
+                   prefetch: ThreadPoolExecutor, chunk_gz_bytes: int,
                    ) -> tuple[list[tuple[RawObject, str, int]], Future]:
     """Fill the table ``checked`` (checked.sql), chunk by chunk; returns the objects that could
     not be decompressed to their end (with the error and the line their unreadable part starts
@@ -149,22 +257,22 @@ def _check_records(con: duckdb.DuckDBPyConnection, raw_lake: RawLake, objects: l
     threads while DuckDB checks this one (the first is read while the statement is prepared).
     An hour without objects still runs once, so that its tables exist (and its stale files go).
     """
-    groups = list(chunks(objects)) or [[]]
-    pending: Future | None = _PREFETCH.submit(read_lines, raw_lake, objects, groups[0])
+    groups = list(chunks(objects, chunk_gz_bytes)) or [[]]
+    pending: Future | None = prefetch.submit(read_lines, raw_lake, objects, groups[0])
     checked = _checked_sql()
     corrupt: list[tuple[RawObject, str, int]] = []
     warm: Future | None = None
     for n in range(len(groups)):
         assert pending is not None
         raw = pending.result()
-        pending = (_PREFETCH.submit(read_lines, raw_lake, objects, groups[n + 1])
+        pending = (prefetch.submit(read_lines, raw_lake, objects, groups[n + 1])
                    if n + 1 < len(groups) else None)
         corrupt += raw.corrupt
         con.register("raw_lines", raw.lines)
         if warm is None:
             # ua-parser compiles its rules on its first parse (0.15 s in a fresh step process):
             # done while DuckDB checks this chunk, not after.
-            warm = _PREFETCH.submit(warm_up)
+            warm = prefetch.submit(warm_up)
         con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {checked}" if n == 0
                     else f"INSERT INTO checked {checked}")
         con.unregister("raw_lines")
@@ -365,15 +473,21 @@ def events(
     fingerprints = raw_fingerprints(raw, hours)  # for the automation: before reading
     con = connect()
     t0 = time.perf_counter()
-    rows: list[HourStats] = []
-    for i in range(0, len(hours), BATCH_HOURS):
-        rows += process_hours(con, raw, out, hours[i : i + BATCH_HOURS],
-                              pipeline.late_arrival_hours)
-        done = sum(s.records for s in rows)
-        context.log.info(f"events: {len(rows)}/{len(hours)} hours, {done:,} records, "
-                         f"{done / (time.perf_counter() - t0):,.0f} records/s")
+    done: list[HourStats] = []
+    logged = [0]
+
+    def progress(batch: list[HourStats]) -> None:
+        # a line per BATCH_HOURS hours done (each line is an event Dagster stores)
+        done.extend(batch)
+        if len(done) - logged[0] >= BATCH_HOURS or len(done) == len(hours):
+            logged[0] = len(done)
+            records = sum(s.records for s in done)
+            context.log.info(f"events: {len(done)}/{len(hours)} hours, {records:,} records, "
+                             f"{records / (time.perf_counter() - t0):,.0f} records/s")
+
+    rows = process_hours(con, raw, out, hours, pipeline.late_arrival_hours, progress)
     seconds = time.perf_counter() - t0
-    publish_warehouse(out)
+    publish_after_step(out)
     sums = total(rows)
     folders = [layout.hour_folder(h) for h in hours]
     checks = events_check_results(con, out, hours, rows, pipeline.quarantine_warn_share)

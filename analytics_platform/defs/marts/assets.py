@@ -22,7 +22,7 @@ from analytics_platform.duck import connect
 from analytics_platform.layout import day_folder
 from analytics_platform.partitions import daily, day_of
 from analytics_platform.resources import LakeResource
-from analytics_platform.storage import Lake, markdown_preview, publish_warehouse
+from analytics_platform.storage import Lake, markdown_preview, publish_after_step
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def run_daily(
                         f"{sql.literal_list(e_files)}, hive_partitioning = false)")
         written.append(str(lake.write(con, build(con, day), table, folder, params)))
         _run_checks(con, checks, day, written[-1], params, failures)
-    publish_warehouse(lake)
+    publish_after_step(lake)
     preview = markdown_preview(con, "SELECT * FROM read_parquet($f)", {"f": written}) if (
         written) else "no sessions in these days"
     con.close()

@@ -17,7 +17,7 @@ from analytics_platform.defs.metadata import table_metadata
 from analytics_platform.duck import connect
 from analytics_platform.mart_logic import compare_variants
 from analytics_platform.resources import LakeResource
-from analytics_platform.storage import markdown_preview, publish_warehouse
+from analytics_platform.storage import markdown_preview, publish_after_step
 
 
 def run_history(lake_res: LakeResource, table: str, query: str,
@@ -40,7 +40,7 @@ def run_history(lake_res: LakeResource, table: str, query: str,
     path = lake.write(con, query, table, layout.ALL)
     preview = markdown_preview(con, "SELECT * FROM read_parquet($p)", {"p": str(path)})
     con.close()
-    publish_warehouse(lake)
+    publish_after_step(lake)
     table_meta = table_metadata([path])
     return dg.MaterializeResult(metadata={
         "rows": table_meta["dagster/row_count"], "seconds": round(time.perf_counter() - t0, 2),

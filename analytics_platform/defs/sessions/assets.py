@@ -32,7 +32,7 @@ from analytics_platform.storage import (
     FIRST_COPY_ORDER,
     Lake,
     markdown_preview,
-    publish_warehouse,
+    publish_after_step,
 )
 
 
@@ -129,7 +129,7 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, pipeline: Pi
         for k, v in build_day(con, out, day, pipeline).items():
             totals[k] += v
         context.log.info(f"sessions: {i}/{len(days)} days, {totals['sessions']:,} sessions")
-    publish_warehouse(out)
+    publish_after_step(out)
     check = reconcile(con, out, days, pipeline)
     seconds = round(time.perf_counter() - t0, 2)
     preview = ""
