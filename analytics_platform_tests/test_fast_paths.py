@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -261,4 +262,24 @@ def test_a_failing_worker_fails_the_hours_and_stops_the_other(
     blocked.write_text("in the way")
     with pytest.raises(FileExistsError, match=re.escape(blocked.name)):
         assets.process_hours(connect(), raw, lake, hours, 4)
+    assert not lake.partition_path("events", layout.hour_folder(hours[-1])).exists()
+
+
+def test_a_stopped_run_stops_the_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dagster stops a run by raising in its thread, here while it waits for the workers (in
+    ``progress``): they are interrupted and waited for, and start no batch after it."""
+    raw = open_raw_lake(tmp_path / "raw")
+    hours = _raw_hours(raw, hours=16, per_hour=100)
+    monkeypatch.setattr(assets, "BATCH_HOURS", 2)
+    lake = Lake(tmp_path / "out", remote_url="")
+
+    class Stopped(BaseException):
+        pass
+
+    def stop(batch: list) -> None:
+        raise Stopped
+
+    with pytest.raises(Stopped):
+        assets.process_hours(connect(), raw, lake, hours, 4, stop)
+    assert not [t for t in threading.enumerate() if t.name.startswith("events-worker")]
     assert not lake.partition_path("events", layout.hour_folder(hours[-1])).exists()

@@ -64,17 +64,17 @@ _PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-prefetch")
 # each to a smaller share of the memory.
 BATCH_BYTES = 256 * 1024 * 1024
 BATCH_HOURS = 48
-# Batches cleaned at once, each on a thread with a DuckDB connection of its own (one DuckDB
-# thread, WORKER_MEMORY, chunks of WORKER_CHUNK_GZ_BYTES). One connection keeps only ~1.65 of the
-# 2 cores busy: part of each chunk's work is single-threaded (planning, Arrow, Python), and two
-# workers fill those gaps. 192 hours of the 30-day lake (3.95M records, 2026-12-06, idle
-# machine, two pairs, each worker taking the next batch): 71.2 s (67.9, 74.5) with one
-# connection at 512 MB batches and 24 MB chunks, 61.5 s (61.0, 61.9) with two workers, -14 %,
-# for 2 % more CPU, peak RSS 1,259-1,281 -> 1,028-1,069 MB; the same files and counts. Two
-# workers of two DuckDB threads each were slower (the cores oversubscribed), and a worker's
-# batch per 48-hour call left one idle while the other finished: no gain.
+# Batches cleaned at once, each on a thread with a DuckDB connection of its own (one DuckDB thread,
+# WORKER_MEMORY_SHARE of the memory, chunks of WORKER_CHUNK_GZ_BYTES). One connection keeps only
+# ~1.65 of the 2 cores busy: part of each chunk's work is single-threaded (planning, Arrow,
+# Python), and two workers fill those gaps. 192 hours of the 30-day lake (3.95M records,
+# 2026-12-06, idle machine, two pairs, each worker taking the next batch): 71.2 s (67.9, 74.5) with
+# one connection at 512 MB batches and 24 MB chunks, 61.5 s (61.0, 61.9) with two workers, -14 %,
+# for 2 % more CPU, peak RSS 1,259-1,281 -> 1,028-1,069 MB; the same files and counts. Two workers
+# of two DuckDB threads each were slower (the cores oversubscribed), and a worker's batch per
+# 48-hour call left one idle while the other finished: no gain.
 WORKERS = 2
-WORKER_MEMORY = "400MB"
+WORKER_MEMORY_SHARE = 0.4  # of the step's DuckDB memory ($ANALYTICS_DUCKDB_MEMORY): 400 MB of 1 GB
 WORKER_THREADS = 1
 WORKER_CHUNK_GZ_BYTES = 8 * 1024 * 1024
 
@@ -145,7 +145,7 @@ def _in_parallel(raw_lake: RawLake, lake: Lake,
                  batches: list[list[tuple[datetime, list[RawObject]]]], late_hours: int,
                  progress: Callable[[list[HourStats]], None] | None,
                  ) -> list[HourStats]:
-    """The batches on ``WORKERS`` threads, each with its own connection (``WORKER_MEMORY``,
+    """The batches on ``WORKERS`` threads, each with its own connection (``WORKER_MEMORY_SHARE``,
     ``WORKER_THREADS``, a spill folder of its own) and prefetch thread, taking the next batch
     when done with one. This thread reports each batch done to ``progress``; the first error
     stops the other workers (their statement interrupted, no batch started after it) and is
@@ -167,7 +167,7 @@ def _in_parallel(raw_lake: RawLake, lake: Lake,
             spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
             (spill / f"events-{worker}").mkdir(parents=True, exist_ok=True)
             con.execute(f"SET temp_directory = {sql.literal(str(spill / f'events-{worker}'))}")
-            con.execute(f"SET memory_limit = {sql.literal(WORKER_MEMORY)}")
+            con.execute(f"SET memory_limit = '{_worker_memory(con)}B'")
             con.execute(f"SET threads = {WORKER_THREADS}")
             with ThreadPoolExecutor(1, thread_name_prefix=f"raw-prefetch-{worker}") as prefetch:
                 while True:
@@ -194,19 +194,40 @@ def _in_parallel(raw_lake: RawLake, lake: Lake,
     for t in threads:
         t.start()
     running = len(threads)
-    while running:
-        i = done.get()
-        if i is None:
-            running -= 1
-        elif progress is not None and not errors:
-            progress(results[i] or [])
-    for t in threads:
-        t.join()
-    for c in cons:
-        c.close()
+    try:
+        while running:
+            i = done.get()
+            if i is None:
+                running -= 1
+            elif progress is not None and not errors:
+                progress(results[i] or [])
+    except BaseException as e:  # the run was stopped (Dagster raises here), or progress failed
+        with lock:
+            errors.append(e)
+            others = list(cons)
+        for other in others:
+            other.interrupt()
+        raise
+    finally:
+        for t in threads:
+            t.join()
+        for c in cons:
+            c.close()
     if errors:
         raise errors[0]
     return [s for r in results if r is not None for s in r]
+
+
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def _worker_memory(con: duckdb.DuckDBPyConnection) -> int:
+    """A worker's memory limit in bytes: WORKER_MEMORY_SHARE of ``con``'s (as DuckDB shows it,
+    "953.6 MiB")."""
+    shown = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    number, unit = shown.split()
+    return int(float(number) * _UNITS[unit] * WORKER_MEMORY_SHARE)
 
 
 def _process_batch(
