@@ -640,7 +640,7 @@ def publish_once() -> Iterator[dict[Path, float]]:
     publish builds a new warehouse file from a copy of the current one, which holds the stored
     tables: 2.3 s a step on the 30-day backfill's 1.5 GB file (copying it 0.7 s, dropping the
     one it replaces 0.5 s, opening and checkpointing the copy 1.1 s), 17 daily marts × 2.3 s =
-    39 of the run's 553 s, to show states no one reads before the run ends (issue 21,
+    39 of the backfill's 553 s, to show states no one reads before the run ends (issue 21,
     docs/BENCHMARKS.md). A run launched by Dagster's daemon publishes after every step, so the
     dashboard follows the run as it goes."""
     held: dict[Path, Lake] = {}
