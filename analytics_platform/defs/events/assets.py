@@ -157,6 +157,16 @@ def _in_parallel(raw_lake: RawLake, lake: Lake,
     errors: list[BaseException] = []
     done: queue.Queue[int | None] = queue.Queue()
 
+    def stop(e: BaseException) -> None:
+        """Keep the first error, and interrupt every worker's statement on it."""
+        with lock:
+            first = not errors
+            errors.append(e)
+            others = list(cons)
+        if first:
+            for other in others:
+                other.interrupt()
+
     def work(worker: int) -> None:
         try:
             with lock:
@@ -179,13 +189,7 @@ def _in_parallel(raw_lake: RawLake, lake: Lake,
                                                 prefetch, WORKER_CHUNK_GZ_BYTES)
                     done.put(i)
         except BaseException as e:  # raised on the calling thread, below
-            with lock:
-                first = not errors
-                errors.append(e)
-                others = list(cons)
-            if first:
-                for other in others:
-                    other.interrupt()
+            stop(e)
         finally:
             done.put(None)  # this worker has stopped
 
@@ -202,11 +206,7 @@ def _in_parallel(raw_lake: RawLake, lake: Lake,
             elif progress is not None and not errors:
                 progress(results[i] or [])
     except BaseException as e:  # the run was stopped (Dagster raises here), or progress failed
-        with lock:
-            errors.append(e)
-            others = list(cons)
-        for other in others:
-            other.interrupt()
+        stop(e)
         raise
     finally:
         for t in threads:
@@ -494,16 +494,16 @@ def events(
     fingerprints = raw_fingerprints(raw, hours)  # for the automation: before reading
     con = connect()
     t0 = time.perf_counter()
-    done: list[HourStats] = []
-    logged = [0]
+    done = records = logged = 0
 
     def progress(batch: list[HourStats]) -> None:
         # a line per BATCH_HOURS hours done (each line is an event Dagster stores)
-        done.extend(batch)
-        if len(done) - logged[0] >= BATCH_HOURS or len(done) == len(hours):
-            logged[0] = len(done)
-            records = sum(s.records for s in done)
-            context.log.info(f"events: {len(done)}/{len(hours)} hours, {records:,} records, "
+        nonlocal done, records, logged
+        done += len(batch)
+        records += sum(s.records for s in batch)
+        if done - logged >= BATCH_HOURS or done == len(hours):
+            logged = done
+            context.log.info(f"events: {done}/{len(hours)} hours, {records:,} records, "
                              f"{records / (time.perf_counter() - t0):,.0f} records/s")
 
     rows = process_hours(con, raw, out, hours, pipeline.late_arrival_hours, progress)
