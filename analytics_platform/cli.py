@@ -226,10 +226,12 @@ def build_lambda(out: Path) -> None:
                f"handler {HANDLER}")
 
 
-# The local Dagster instance: no telemetry (a privacy-first product does not phone home), and a
+# The local Dagster instance: no telemetry (a privacy-first product does not phone home), a
 # run queue that starts a queued run within a second (Dagster's default looks every 5 s) and
-# runs two at a time (each run's DuckDB is memory-capped; two of them fit a laptop).
-LOCAL_INSTANCE_YAML = """\
+# runs two at a time (each run's DuckDB is memory-capped; two of them fit a laptop), and the
+# SQLite event log that writes a ranged step's materialisation records in one go
+# (analytics_platform/event_log.py; the same files as Dagster's default, so no history is lost).
+LOCAL_INSTANCE_YAML = f"""\
 telemetry:
   enabled: false
 run_coordinator:
@@ -238,7 +240,16 @@ run_coordinator:
   config:
     dequeue_interval_seconds: 1
     max_concurrent_runs: 2
+event_log_storage:
+  module: {settings.SQLITE_EVENT_LOG_STORAGE["module"]}
+  class: {settings.SQLITE_EVENT_LOG_STORAGE["class"]}
 """
+# What earlier versions of the CLI wrote: a dagster.yaml that is exactly one of these was never
+# edited by its user, and is brought up to date; any other is the user's and left alone.
+EARLIER_LOCAL_INSTANCE_YAMLS = (
+    "telemetry:\n  enabled: false\n",
+    LOCAL_INSTANCE_YAML.split("event_log_storage:")[0],
+)
 
 
 def _dagster_home() -> str:
@@ -247,7 +258,7 @@ def _dagster_home() -> str:
     home = str(settings.dagster_home())
     Path(home).mkdir(parents=True, exist_ok=True)
     config = Path(home) / "dagster.yaml"
-    if not config.exists():
+    if not config.exists() or config.read_text() in EARLIER_LOCAL_INSTANCE_YAMLS:
         config.write_text(LOCAL_INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = home
     return home

@@ -84,8 +84,9 @@ def instance_config(template: Path, postgres: bool,
 
     - Without PostgreSQL (``postgres`` False: no ``DAGSTER_POSTGRES_HOST``), the ``storage``
       section goes and Dagster keeps its run history in SQLite under ``$DAGSTER_HOME`` (one
-      small machine). The ECS run launcher cannot work that way (a run task could not reach
-      that file), so that is an error.
+      small machine), its event log written by ``settings.SQLITE_EVENT_LOG_STORAGE`` (a ranged
+      step's records in batches) unless the template names its own storages. The ECS run
+      launcher cannot work that way (a run task could not reach that file), so that is an error.
     - With the ECS run launcher, ``network`` (``ANALYTICS_ECS_SUBNETS`` and
       ``ANALYTICS_ECS_SECURITY_GROUPS``) becomes the tasks' network configuration, and
       ``capacity_provider`` (``FARGATE_SPOT``) their capacity: lists, which Dagster's config
@@ -102,6 +103,8 @@ def instance_config(template: Path, postgres: bool,
             raise ValueError(f"{template} launches runs on ECS: it needs PostgreSQL "
                              "(set DAGSTER_POSTGRES_HOST and the other DAGSTER_POSTGRES_*)")
         config.pop("storage", None)
+        if not {"run_storage", "event_log_storage", "schedule_storage"} & config.keys():
+            config["event_log_storage"] = dict(settings.SQLITE_EVENT_LOG_STORAGE)
     if ecs:
         kwargs = launcher["config"].setdefault("run_task_kwargs", {})
         if network:

@@ -37,7 +37,8 @@ def simple_day_events() -> str:
     """day_events.sql with its two fast parts undone: every row of the window ranked (not only
     the event_ids read more than once), and every hash's sessions made (not only those of the
     hashes with an event on the day), as the step ran before issue 21. The rest of the
-    statement is the step's own."""
+    statement is the step's own; and visitor_key hashed on every row (not once per visitor).
+    """
     text = sql._statement("sessions/day_events")
     start, end = text.index("narrow AS MATERIALIZED ("), text.index("hash_gaps AS (")
     text = text[:start] + """winners AS (
@@ -49,6 +50,13 @@ def simple_day_events() -> str:
                       r"WHERE session_id IS NULL", "FROM winners WHERE session_id IS NULL", text)
     assert n == 1, "day_events.sql no longer has the day's hashes this test undoes"
     assert "day_hashes" not in text and "copied" not in text
+    # visitor_key hashed on every row, not once per distinct visitor
+    text, n = re.subn(r"SELECT k\.raw_key, k\.raw_pos, k\.session_id, v\.visitor_key\s+FROM keyed k"
+                      r"\s+JOIN \(SELECT visitor, visitor_key\(visitor\) AS visitor_key FROM "
+                      r"\(SELECT DISTINCT visitor FROM keyed\)\) v\s+USING \(visitor\)",
+                      "SELECT raw_key, raw_pos, session_id, visitor_key(visitor) AS visitor_key "
+                      "FROM keyed", text)
+    assert n == 1, "day_events.sql no longer hashes each visitor once, as this test undoes"
     return text
 
 

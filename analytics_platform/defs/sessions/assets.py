@@ -66,13 +66,19 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
         params["window_end"] = window_end.replace(tzinfo=None)
     if before:
         params["before"] = before
+    union = "\n    UNION ALL BY NAME\n    ".join(sources)
     con.execute(sql.load(
-        "sessions/day_events", first_copy_order=FIRST_COPY_ORDER,
-        sources="\n    UNION ALL BY NAME\n    ".join(sources),
+        "sessions/day_events", first_copy_order=FIRST_COPY_ORDER, sources=union,
         before="UNION ALL SELECT session_id, ts FROM read_parquet($before, "
                "hive_partitioning = false)" if before else ""), params)
-    lake.write(con, "SELECT * FROM day_events ORDER BY session_id, ts, event_id",
-               "session_events", folder)
+    # session_events is written from the files and read back for what follows (the sessions,
+    # the counts): see session_events.sql for what that saves
+    written = lake.write(con, sql.load("sessions/session_events", sources=union),
+                         "session_events", folder,
+                         {k: v for k, v in params.items() if k in ("day", "window", "late",
+                                                                   "window_end")})
+    con.execute("CREATE OR REPLACE TEMP VIEW day_events AS SELECT * FROM read_parquet('"
+                + str(written).replace("'", "''") + "', hive_partitioning = false)")
     lake.write(con, sql.load("sessions/sessions"), "sessions", folder)
     # late: the one definition (duck.py's is_late, CONTRACT §4), as the events asset counts it
     n_sessions, n_events, n_late = con.execute(

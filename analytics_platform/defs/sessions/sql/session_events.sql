@@ -1,0 +1,15 @@
+-- The day's events in full, sorted as session_events/date=…/part.parquet stores them: the rows of
+-- `day_keys` (day_events.sql) read again from the window's files, with their session and
+-- visitor_key. Written straight from the files, not from a temp table of the wide rows: filling
+-- one (~490k rows a day of the 30-day benchmark lake, which spilled ~160 MB under the 1 GB limit)
+-- and scanning it cost more than this second read (issue 21, docs/BENCHMARKS.md). `day_keys` is a
+-- table so that session_id and visitor_key, never NULL, are written as REQUIRED columns, as from
+-- the wide table (DuckDB knows no NULL in an expression's result, only in a table's statistics).
+-- reads:  {sources} (as in day_events.sql), `day_keys`, $day
+-- writes: the rows of session_events/date=…/part.parquet (sessions/assets.build_day)
+WITH read AS NOT MATERIALIZED (
+    {sources}
+)
+SELECT r.* REPLACE (d.session_id AS session_id), $day::DATE AS session_date, d.visitor_key
+FROM read r JOIN day_keys d USING (raw_key, raw_pos)
+ORDER BY session_id, ts, event_id
