@@ -292,7 +292,8 @@ def test_a_stopped_run_stops_the_workers(tmp_path: Path, monkeypatch: pytest.Mon
 # object's text: JSON, which json() needs.)
 KEPT_CANDIDATES = [
     '{}', '{"cls":0.025}', '{"cls": 0.025}', '{"lcp":2500,"cls":1.50,"ttfb":841.3}',
-    '{"lcp":2500,"cls":1.5,"ttfb":841.3}', '{"a":1e300}', '{"a":1E5}', '{"a":-0}', '{"a":1.0}', '{"a":12345678901234567890}',
+    '{"lcp":2500,"cls":1.5,"ttfb":841.3}', '{"a":1e300}', '{"a":1E5}', '{"a":-0}', '{"a":1.0}',
+    '{"a":12345678901234567890}',
     '{"a":true,"b":null,"c":[1,"x"],"d":{"e":"f"}}', '{"n":{"ip":"10.1.2.3"}}',
     '{"a":1,"a":2}', '{"a":"x","a":"jamie@example.com"}', '{"a":"x@y.org"}',
     '{"jamie@example.com":1}', '{"v":"1.2.3.4"}', '{"t":"10:30"}', '{"h":"fe80::1"}',
@@ -318,3 +319,49 @@ def test_props_kept_only_where_scrub_props_keeps_them() -> None:
     by_text = {p: bool(k) for p, k, _ in rows}
     assert by_text['{"cls":0.025}'] and by_text['{"lcp":2500,"cls":1.5,"ttfb":841.3}']
     assert not any(by_text[p] for p, _, s in rows if s != p)
+
+
+def test_refused_texts_read_again_are_the_texts_carried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events step leaves every record's text out of the validation's stage and reads the
+    refused records' texts again after each chunk (refused_texts.sql). Carrying the text through
+    the stage, as before, must write the same quarantine (and events) files: bad JSON, an unknown
+    event type, bytes that are not UTF-8, records glued together, an address in props."""
+    raw = open_raw_lake(tmp_path / "raw")
+    hours = _raw_hours(raw, hours=3, per_hour=150)
+    good = event(90_000, 1, hours[1] + timedelta(minutes=5), timedelta(seconds=2))
+    glued = (json.dumps(good) + json.dumps({**good, "event_id": "glued-2", "event_type": "x"}))
+    bad = [b'{"event_type": "page_view", "page": "caf\xe9"}', glued.encode(),
+           json.dumps({**good, "event_id": "p1", "props": {"mail": "me@example.org", "n": []}})
+           .encode(), b"[1, 2]", b"not json at all"]
+    raw.write_records(hours[1], gzip.compress(b"".join(x + b"\n" for x in bad)), object_id="bad")
+
+    def carried_checked() -> str:
+        monkeypatch.setattr(assets, "validated_sql", lambda *a, **k: validation.validated_sql(
+            *a, **{**k, "keep_text": True}))
+        text = assets._checked_sql.__wrapped__()
+        monkeypatch.undo()
+        text, n = re.subn(r"NULL::VARCHAR AS text, line,",
+                          "CASE WHEN reason IS NOT NULL THEN text END AS text, line,", text)
+        text, m = re.subn(r"CASE WHEN line IS NOT NULL THEN 'invalid_json:utf8'",
+                          "CASE WHEN text IS NULL THEN 'invalid_json:utf8'", text)
+        assert (n, m) == (1, 1), "checked.sql no longer leaves the text out as this test undoes"
+        return text
+
+    carried = carried_checked()
+    written = {}
+    for name in ("read again", "carried"):
+        if name == "carried":
+            monkeypatch.setattr(assets, "_checked_sql", lambda: carried)
+            monkeypatch.setattr(assets, "_refused_texts_sql",
+                                lambda: "UPDATE checked SET text = text WHERE false")
+        lake = Lake(tmp_path / name.replace(" ", "_"), remote_url="")
+        stats = assets.process_hours(connect(), raw, lake, hours, 4)
+        written[name] = _files(lake.root)
+    assert sum(s.quarantined for s in stats) >= 10
+    quarantine = [f for f in written["carried"] if f.startswith("quarantine/")]
+    texts = connect().execute(
+        f"SELECT count(*), count(raw_text) FROM read_parquet("
+        f"{sql.literal_list(str(lake.root / f) for f in quarantine)})").fetchone()
+    assert texts[0] >= 10 and texts[1] == texts[0]
+    assert written["read again"] == written["carried"]

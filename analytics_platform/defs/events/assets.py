@@ -91,6 +91,16 @@ PROPS_SCRUBBED = (f"CASE WHEN {props_kept_sql('p_text', 'pm')} THEN p_text "
 
 
 @lru_cache(maxsize=1)
+def _refused_texts_sql() -> str:
+    """refused_texts.sql: the refused records' texts read again, records.sql over their lines
+    only."""
+    lines = ("(SELECT l.* FROM raw_lines l SEMI JOIN (SELECT DISTINCT obj, raw_pos // 1000 AS pos "
+             "FROM checked WHERE reason IS NOT NULL AND line IS NULL AND text IS NULL) b "
+             "USING (obj, pos))")
+    return sql.load("events/refused_texts", records=sql.load("events/records", lines=lines))
+
+
+@lru_cache(maxsize=1)
 def _checked_sql() -> str:
     """checked.sql over records.sql, with the contract's validation generated between them
     (``{field}``: the text of each field checked.sql keeps; props come scrubbed, once per
@@ -98,7 +108,8 @@ def _checked_sql() -> str:
     texts cleaned, once per distinct text)."""
     wanted = sql.placeholders("events/checked")
     return sql.load("events/checked",
-                    validated=validated_sql(f"({sql.load('events/records')})", raw=True,
+                    validated=validated_sql(f"({sql.load('events/records', lines='raw_lines')})",
+                                            raw=True, keep_text=False,
                                             per_props={"props_scrubbed": PROPS_SCRUBBED},
                                             per_text=(CLEANED_TEXTS,
                                                       sql.load("events/clean_text").strip())),
@@ -287,6 +298,7 @@ def _check_records(con: duckdb.DuckDBPyConnection, raw_lake: RawLake, objects: l
     groups = list(chunks(objects, chunk_gz_bytes)) or [[]]
     pending: Future | None = prefetch.submit(read_lines, raw_lake, objects, groups[0])
     checked = _checked_sql()
+    refused = _refused_texts_sql()
     corrupt: list[tuple[RawObject, str, int]] = []
     warm: Future | None = None
     for n in range(len(groups)):
@@ -302,6 +314,7 @@ def _check_records(con: duckdb.DuckDBPyConnection, raw_lake: RawLake, objects: l
             warm = prefetch.submit(warm_up)
         con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {checked}" if n == 0
                     else f"INSERT INTO checked {checked}")
+        con.execute(refused)
         con.unregister("raw_lines")
         del raw
     assert warm is not None

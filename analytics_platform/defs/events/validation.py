@@ -167,11 +167,14 @@ _PROPS_KEY = ("s_event_type", "t_props", "p_text")
 
 def validated_sql(source: str, raw: bool = False,
                   per_props: Mapping[str, str] | None = None,
-                  per_text: tuple[Sequence[str], str] | None = None) -> str:
+                  per_text: tuple[Sequence[str], str] | None = None,
+                  keep_text: bool = True) -> str:
     """``source``'s rows (which have a VARCHAR column ``text``: the record, NULL when it is not
     text) with ``s_<field>`` for every field but props (its text, see :func:`field_text_sql`),
     ``t_props`` and ``reason``: NULL for a valid event, else the reason code of its first
-    violation.
+    violation. Without ``keep_text`` the rows come without ``text``: the stage does not hold
+    every record's text for the few refused ones (the events step reads theirs again,
+    refused_texts.sql), ~5 % of checked.sql's CPU on measure 1's hour (docs/BENCHMARKS.md).
 
     The record is parsed once (``stage``, held for the second pass below), and the rules of the
     fields are evaluated there, in two parts: those before the props rules and those after them
@@ -219,6 +222,7 @@ def validated_sql(source: str, raw: bool = False,
     key = " AND ".join(f"x.{k} IS NOT DISTINCT FROM pc.key_{k}" for k in _PROPS_KEY)
     typed = ", ".join(f"t_{f.name}, s_{f.name}" for f in EXTRACTED)
     kept = ", ".join(f"s_{f.name}" for f in EXTRACTED if f.name != "props")
+    dropped = "" if keep_text else ", text"
     return f"""
     WITH parsed AS (
         SELECT *, coalesce(json_valid(text), false) AS is_json FROM {source}
@@ -234,7 +238,7 @@ def validated_sql(source: str, raw: bool = False,
         FROM extracted
     ),
     stage AS MATERIALIZED (
-        SELECT * EXCLUDE (is_json, t, s, {typed}), {kept}, t_props,
+        SELECT * EXCLUDE (is_json, t, s, {typed}{dropped}), {kept}, t_props,
                CASE WHEN t_props = 'OBJECT' THEN s_props END AS p_text,
                {_case(_before_props_whens())} AS reason_before,
                {_case(_after_props_whens(raw))} AS reason_after

@@ -6,14 +6,16 @@
 --         scrub_props), computed there once per distinct props (validation.validated_sql);
 --         `clean_<field>` the page and source texts as kept (clean_text.sql), computed there
 --         once per distinct text
--- writes: the temp table `checked` (a bad record keeps its reason and text, a good one its
---         cleaned columns)
+-- writes: the temp table `checked` (a bad record keeps its reason, and its text once
+--         refused_texts.sql has read it again; a good one its cleaned columns)
 -- `ts` corrects the device clock with sent_ts: the error cancels out, and an event cannot happen
 -- after it arrived.
 WITH typed AS (
     SELECT
-        CASE WHEN text IS NULL THEN 'invalid_json:utf8' ELSE reason END AS reason,
-        CASE WHEN reason IS NOT NULL THEN text END AS text, line,
+        -- `line` is kept exactly where the bytes are not UTF-8, i.e. where `text` is NULL
+        -- (records.sql); the validation does not carry `text` (validation.validated_sql)
+        CASE WHEN line IS NOT NULL THEN 'invalid_json:utf8' ELSE reason END AS reason,
+        NULL::VARCHAR AS text, line,
         {event_id} AS event_id,
         {event_type} AS event_type,
         utc({event_ts}) AS event_ts,

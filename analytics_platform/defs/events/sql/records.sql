@@ -1,5 +1,6 @@
 -- Raw records, one per line. Run by the events asset for each chunk of raw objects.
--- reads:  raw_lines (Arrow: obj, pos, line: one raw line with its newline), raw_objects (obj, key, raw_hour)
+-- reads:  {lines}: raw_lines (Arrow: obj, pos, line: one raw line with its newline), or some of
+--         its rows (refused_texts.sql); raw_objects (obj, key, raw_hour)
 -- writes: nothing (a SELECT, the `source` of the contract's validation in checked.sql)
 -- Each line still ends with its newline, which JSON allows; records written back to back with no
 -- newline ("}{", as Firehose does when nothing appends one) are split apart, each piece then
@@ -9,7 +10,7 @@
 -- and only the rest is split. `line` is kept only where the bytes are not UTF-8, for the
 -- quarantine to show them.
 WITH decoded AS (
-    SELECT obj, pos, line, try(decode(line)) AS text FROM raw_lines
+    SELECT obj, pos, line, try(decode(line)) AS text FROM {lines}
 ),
 checked AS (
     SELECT obj, pos, CASE WHEN text IS NULL THEN line END AS line, text,
