@@ -36,6 +36,7 @@ from dagster._config import Field, StringSource
 from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
+from dagster._core.instance.ref import _event_logs_directory
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData
@@ -56,12 +57,12 @@ ROWS_PER_INSERT = 140
 
 def default_base_dir() -> str:
     """Where Dagster's default SQLite storage keeps its event log: ``$DAGSTER_HOME/history/runs``
-    (``InstanceRef.config_defaults``)."""
+    (Dagster's own ``_event_logs_directory``, which ``InstanceRef.config_defaults`` uses)."""
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         raise DagsterInvariantViolationError(
             "BatchedSqliteEventLogStorage needs base_dir in its config or DAGSTER_HOME set")
-    return os.path.join(os.path.abspath(os.path.expanduser(home)), "history", "runs", "")
+    return _event_logs_directory(os.path.abspath(os.path.expanduser(home)))
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):

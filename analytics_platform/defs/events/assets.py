@@ -94,10 +94,8 @@ PROPS_SCRUBBED = (f"CASE WHEN {props_kept_sql('p_text', 'pm')} THEN p_text "
 def _refused_texts_sql() -> str:
     """refused_texts.sql: the refused records' texts read again, records.sql over their lines
     only."""
-    lines = ("(SELECT l.* FROM raw_lines l SEMI JOIN (SELECT DISTINCT obj, raw_pos // 1000 AS pos "
-             "FROM checked WHERE reason IS NOT NULL AND line IS NULL AND text IS NULL) b "
-             "USING (obj, pos))")
-    return sql.load("events/refused_texts", records=sql.load("events/records", lines=lines))
+    return sql.load("events/refused_texts",
+                    records=sql.load("events/records", lines="refused_lines"))
 
 
 @lru_cache(maxsize=1)

@@ -57,13 +57,14 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
     # events files written before issue 18 have no visitor_hash or consent: NULL there (last:
     # UNION BY NAME keeps the first query's column order)
     sources.append("SELECT NULL::VARCHAR AS visitor_hash, NULL::BOOLEAN AS consent WHERE false")
-    params: dict = {"day": day.date().isoformat(),
-                    "inactivity_minutes": SESSION_INACTIVITY_MINUTES}
+    # the parameters of the sources and the day (session_events.sql), then day_events.sql's own
+    read: dict = {"day": day.date().isoformat()}
     if window:
-        params["window"] = window
+        read["window"] = window
     if late:
-        params["late"] = late
-        params["window_end"] = window_end.replace(tzinfo=None)
+        read["late"] = late
+        read["window_end"] = window_end.replace(tzinfo=None)
+    params: dict = {**read, "inactivity_minutes": SESSION_INACTIVITY_MINUTES}
     if before:
         params["before"] = before
     union = "\n    UNION ALL BY NAME\n    ".join(sources)
@@ -74,11 +75,9 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
     # session_events is written from the files and read back for what follows (the sessions,
     # the counts): see session_events.sql for what that saves
     written = lake.write(con, sql.load("sessions/session_events", sources=union),
-                         "session_events", folder,
-                         {k: v for k, v in params.items() if k in ("day", "window", "late",
-                                                                   "window_end")})
-    con.execute("CREATE OR REPLACE TEMP VIEW day_events AS SELECT * FROM read_parquet('"
-                + str(written).replace("'", "''") + "', hive_partitioning = false)")
+                         "session_events", folder, read)
+    con.execute("CREATE OR REPLACE TEMP VIEW day_events AS SELECT * FROM read_parquet("
+                f"{sql.literal(str(written))}, hive_partitioning = false)")
     lake.write(con, sql.load("sessions/sessions"), "sessions", folder)
     # late: the one definition (duck.py's is_late, CONTRACT §4), as the events asset counts it
     n_sessions, n_events, n_late = con.execute(
