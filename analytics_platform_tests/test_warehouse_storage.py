@@ -4,6 +4,7 @@ update, and a reader holding the warehouse open keeps working while a publish sw
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -259,3 +260,131 @@ def test_publish_once_holds_the_publishes_of_its_steps_until_it_ends(tmp_path: P
     with storage.publish_once() as seconds:  # a run that wrote nothing publishes nothing
         pass
     assert seconds == {} and published() == (2, [3])
+
+
+def write_store_day(lake: Lake, con: duckdb.DuckDBPyConnection, day: date, n: int,
+                    seed: int) -> None:
+    """One day of each stored table (NATIVE_TABLES), ``n`` session_events rows in no order (a
+    day above 122,880 rows spans two of the stored table's row groups)."""
+    p = {"d": day, "s": seed}
+
+    def pick(k: int, *values: str) -> str:
+        return f"[{', '.join(values)}][1 + (hash(range, $s, {k}) % {len(values)})::INT]"
+
+    event, source = pick(1, "'page_view'", "'click'", "'scroll'"), pick(1, "'ads'", "NULL")
+    device = pick(3, "'mobile'", "'desktop'")
+    lake.write(con, f"SELECT $d::DATE AS session_date, hash(range, $s) % 1000 AS visitor_key, "
+               f"{event} AS event_type, '/p' || hash(range, $s, 2) % 40 AS page_path, "
+               f"range AS n FROM range({n})", "session_events", f"date={day}", p)
+    lake.write(con, f"SELECT $d::DATE AS session_date, {source} AS source, "
+               f"{device} AS device_type, '/p' || hash(range, $s, 2) % "
+               f"40 AS entry_page, range AS n FROM range({n // 9})", "sessions", f"date={day}", p)
+    lake.write(con, "SELECT $d::DATE AS date, '/p' || range AS page_path, hash(range, $s) % 99 "
+               "AS views FROM range(40)", "pages_daily", f"date={day}", p)
+
+
+def stored_differences(a: Path, b: Path) -> dict[str, tuple[int, int, int, int]]:
+    """Per stored table of two warehouse files: (rows of a, rows of b, rows of a not in b, rows
+    of b not in a), duplicates counted (EXCEPT ALL)."""
+    con = duckdb.connect()
+    con.execute("ATTACH ? AS a (READ_ONLY)", [str(a)])
+    con.execute("ATTACH ? AS b (READ_ONLY)", [str(b)])
+    out = {}
+    for t in NATIVE_TABLES:
+        x, y = f"a.{STORE}.{t}_rows", f"b.{STORE}.{t}_rows"
+        out[t] = tuple(con.execute(
+            f"SELECT (FROM {x} SELECT count(*)), (FROM {y} SELECT count(*)), "
+            f"(SELECT count(*) FROM (FROM {x} EXCEPT ALL FROM {y})), "
+            f"(SELECT count(*) FROM (FROM {y} EXCEPT ALL FROM {x}))").fetchall()[0])
+    con.close()
+    return out
+
+
+def days_out_of_place(path: Path) -> dict[str, int]:
+    """Per stored table: the days whose rows are not one run of the table (by ``rowid``, the
+    order the table holds them in) sorted by the table's columns (NATIVE_TABLES): the k-th row
+    of a day by ``rowid`` has the sort key of its k-th by ``ORDER BY``, NULLs as it puts them."""
+    out = {}
+    with duckdb.connect(str(path), read_only=True) as con:
+        for t, (day, order) in NATIVE_TABLES.items():
+            out[t] = con.execute(
+                f"WITH r AS (SELECT {day} AS d, rowid, struct_pack({order}) AS k, "
+                f"row_number() OVER (PARTITION BY {day} ORDER BY rowid) AS by_row, "
+                f"row_number() OVER (PARTITION BY {day} ORDER BY {order}) AS by_key "
+                f"FROM {STORE}.{t}_rows) "
+                "SELECT count(DISTINCT d) FROM (SELECT d FROM r GROUP BY d "
+                "HAVING max(rowid) - min(rowid) + 1 <> count(*) UNION ALL SELECT a.d FROM r a "
+                "JOIN r b ON a.d = b.d AND a.by_row = b.by_key WHERE a.k IS DISTINCT FROM b.k)"
+                ).fetchall()[0][0]
+    return out
+
+
+def test_days_stored_on_two_cursors_are_what_one_cursor_stores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The changed days are inserted by storage.STORE_WORKERS cursors at once: the stored
+    tables hold exactly what one cursor stores (and the lake's files hold), each day one sorted
+    run, from nothing and after a day's file is replaced and a day removed; a fault in one
+    worker's day (a damaged page of a day's file) fails the publish and leaves the warehouse it
+    would have replaced, and no file of its own."""
+    lake = Lake(tmp_path / "data", remote_url="")
+    con = connect()
+    for i, n in enumerate((125_000, 8_000, 30_000, 2_000, 12_000)):
+        write_store_day(lake, con, DAY + timedelta(i), n, seed=i)
+    parallel = tmp_path / "parallel.duckdb"
+
+    def publish(workers: int, from_nothing: bool = False) -> None:
+        if from_nothing:
+            lake.warehouse_path.unlink(missing_ok=True)
+            shutil.rmtree(storage.snapshot_root(lake), ignore_errors=True)
+        monkeypatch.setattr(storage, "STORE_WORKERS", workers)
+        publish_warehouse(lake)
+
+    def same_as_sequential() -> None:
+        """The warehouse just published by 2 cursors against one stored from nothing by 1."""
+        shutil.copyfile(lake.warehouse_path, parallel)
+        assert days_out_of_place(parallel) == {t: 0 for t in NATIVE_TABLES}
+        assert {t: d[1:] for t, d in differences(lake.data_dir).items()} == {
+            t: (0, 0) for t in NATIVE_TABLES}
+        publish(1, from_nothing=True)
+        found = stored_differences(parallel, lake.warehouse_path)
+        assert all(a == b > 0 and extra == missing == 0
+                   for a, b, extra, missing in found.values()), found
+
+    publish(2, from_nothing=True)
+    same_as_sequential()
+
+    # two days' files replaced (other rows), one day gone: only those are stored again
+    before = stored_files(lake.data_dir)
+    write_store_day(lake, con, DAY, 20_000, seed=7)
+    write_store_day(lake, con, DAY + timedelta(2), 3_000, seed=8)
+    for t in NATIVE_TABLES:
+        lake.remove(t, f"date={DAY + timedelta(3)}")
+    publish(2)
+    now = stored_files(lake.data_dir)
+    assert {k for k in now if now[k] != before.get(k)} == {
+        (t, f"{DAY + timedelta(i)}") for t in NATIVE_TABLES for i in (0, 2)}
+    assert set(before) - set(now) == {(t, f"{DAY + timedelta(3)}") for t in NATIVE_TABLES}
+    same_as_sequential()
+
+    # a damaged page of one day's file (its footer whole: the damage is met in the insert),
+    # another day changed too: the publish fails, and what it would have replaced stays
+    held = lake.warehouse_path.stat().st_ino
+    kept, files = stored_files(lake.data_dir), sorted(storage.snapshot_root(lake).iterdir())
+    write_store_day(lake, con, DAY + timedelta(4), 9_000, seed=9)
+    write_store_day(lake, con, DAY + timedelta(1), 8_000, seed=1)
+    bad = lake.partition_path("session_events", f"date={DAY + timedelta(1)}")
+    offset, size = con.execute(
+        "SELECT data_page_offset, total_compressed_size FROM parquet_metadata(?) WHERE "
+        "path_in_schema = 'page_path'", [str(bad)]).fetchall()[0]
+    with open(bad, "r+b") as f:
+        f.seek(offset)
+        f.write(bytes(range(256)) * (size // 256) + bytes(size % 256))
+    with pytest.raises(duckdb.Error):
+        publish(2)
+    assert lake.warehouse_path.stat().st_ino == held and stored_files(lake.data_dir) == kept
+    assert sorted(storage.snapshot_root(lake).iterdir()) == files  # no file of its own left
+    assert not list(lake.data_dir.glob(".warehouse-*"))
+    write_store_day(lake, con, DAY + timedelta(1), 8_000, seed=1)  # mended: stored
+    publish(2)
+    assert {t: d[1:] for t, d in differences(lake.data_dir).items()} == {
+        t: (0, 0) for t in NATIVE_TABLES}
