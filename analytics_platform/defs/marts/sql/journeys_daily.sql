@@ -4,24 +4,25 @@
 -- reads:  s (the day's sessions), e (their events); $min_visitors (k, the resource's
 --         journey_min_visitors)
 -- writes: journeys_daily/date=…/part.parquet
+-- A session's page views in one ordered list, a view of the page just viewed dropped (a reload),
+-- then the first five: one grouping, no window. Two windows (lag, then row_number over the views
+-- kept) wrote the same files with 15-25 % more CPU on the 30-day lake (issue 21,
+-- docs/BENCHMARKS.md); test_fast_marts.py holds the two to the same bytes.
 WITH views AS (
-    SELECT session_id, page_path, ts, event_id,
-           lag(page_path) OVER (PARTITION BY session_id ORDER BY ts, event_id) AS previous
+    SELECT session_id, list(page_path ORDER BY ts, event_id) AS seq
     FROM e
     WHERE event_type = 'page_view'
+    GROUP BY session_id
 ),
 steps AS (
-    SELECT session_id, page_path,
-           row_number() OVER (PARTITION BY session_id ORDER BY ts, event_id) AS step
+    -- the first view's previous is NULL, as lag's is (a NULL page_path first is dropped)
+    SELECT session_id,
+           list_filter(seq, lambda p, i: p IS DISTINCT FROM CASE WHEN i > 1 THEN seq[i - 1] END)
+               AS pages
     FROM views
-    WHERE previous IS DISTINCT FROM page_path
 ),
 journeys AS (
-    SELECT session_id, list(page_path ORDER BY step) AS pages
-    FROM steps
-    WHERE step <= 5
-    GROUP BY session_id
-    HAVING count(*) >= 2
+    SELECT session_id, pages[1:5] AS pages FROM steps WHERE len(pages) >= 2
 ),
 -- each session counts once for every prefix of its journey: a path's count is the sessions
 -- whose journey starts with it (what a Sankey diagram's links need)
