@@ -53,6 +53,15 @@ def _sql(pattern: str) -> str:
     return "'" + pattern.replace("'", "''") + "'"
 
 
+def scrub_maybe_sql(x: str) -> str:
+    """SQL: false or NULL only when ``scrub(x)`` is ``x`` itself: the scans and the prefilter
+    (_MAYBE) of scrub's first two branches, without its passes, whose expansion (a dozen
+    regular expressions) costs ~40 ms to plan and compile in every statement that holds it
+    (test_fast_paths.py holds the two together)."""
+    return (f"((contains({x}, '.') OR contains({x}, ':') OR strlen({x}) <> length({x})) "
+            f"AND regexp_matches({x}, {_sql(_MAYBE)}))")
+
+
 # An e-mail address with format characters inside it (ja\u200bmie@…): they join its letters, as
 # at the edge (privacy.py's _JOIN).
 _EMAIL_JOINED = (rf"[\pL\pM\pN._%+\-\x{{fffd}}{_FORMAT_RE2}]*{_AT}"

@@ -134,7 +134,8 @@ def test_props_checked_once_per_distinct_value_agree_with_every_record() -> None
     source = "(SELECT unnest($lines) AS text, generate_subscripts($lines, 1) AS n)"
     fast = validation.validated_sql(source, raw=True,
                                     per_props={"props": "scrub_props(p_text)"},
-                                    per_text=(CLEANED_TEXTS, sql.load("events/clean_text")))
+                                    per_text=(CLEANED_TEXTS,
+                                              f"scrub({sql.load('events/clean_text')})"))
     cleaned = ", ".join(f"nullif(clean_{f}, '')" if f == "referrer" else f"clean_{f}"
                         for f in CLEANED_TEXTS)
     got = con.execute(f"SELECT n, reason, props, {cleaned}, CASE WHEN reason IS NULL THEN "
@@ -159,6 +160,16 @@ def test_props_checked_once_per_distinct_value_agree_with_every_record() -> None
     assert {"/account", "/a", "example.org", "google.com", "evil.example"} <= cleaned_texts
     assert {"(email)", "(ip)"} <= {w for v in cleaned_texts
                                    for w in re.findall(r"\(email\)|\(ip\)", v)}
+    # the events step scrubs a cleaned text later, once per batch, only where
+    # duck.scrub_maybe_sql says scrub could change it: where it does not, scrub keeps the text
+    cut = con.execute(
+        "SELECT clean, scrub(clean), coalesce(" + duck.scrub_maybe_sql("clean") + ", false) "
+        "FROM (SELECT DISTINCT " + sql.load("events/clean_text") + " AS clean FROM ("
+        "SELECT f.field, json_extract_string(l, '$.' || f.field) AS v FROM "
+        "(SELECT unnest($lines) AS l) JOIN (SELECT unnest($fields) AS field) f ON true "
+        "WHERE json_valid(l)))", {"lines": lines, "fields": list(CLEANED_TEXTS)}).fetchall()
+    assert all(a == b for a, b, maybe in cut if not maybe)
+    assert sum(a != b for a, b, _ in cut) >= 5 and ("example.org", "example.org", False) in cut
     assert {None, "wrong_type:props", "props_bad_value:props.nested", "props_too_many_keys:props",
             "props_invalid:props.depth", "props_missing:props.name",
             "props_experiment_without_variant:props", "unknown_event_type:event_type",
@@ -365,3 +376,80 @@ def test_refused_texts_read_again_are_the_texts_carried(
         f"{sql.literal_list(str(lake.root / f) for f in quarantine)})").fetchone()
     assert texts[0] >= 10 and texts[1] == texts[0]
     assert written["read again"] == written["carried"]
+
+
+def test_props_and_texts_scrubbed_once_per_batch_write_what_scrubbing_every_chunk_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The events step leaves scrub_props and scrub out of each chunk's statement and scrubs the
+    props and the page and source texts that need it once per batch, after its chunks
+    (props_scrubbed.sql, texts_scrubbed.sql), and skips quarantine.sql for a batch that refused
+    nothing. Scrubbing every distinct props and text with the macros in each chunk's statement,
+    and running quarantine.sql for every batch, as before, must write the same files: batches
+    of two hours (with refused records) and of one (without; an hour alone is written straight
+    from events.sql), an object a chunk, props and texts with addresses and escapes, repeated
+    across chunks and hours, among kept ones (a referrer whose host the scrub empties)."""
+    raw = open_raw_lake(tmp_path / "raw")
+    hours = [DAY + timedelta(hours=h) for h in range(3)]
+    props = [{"note": "jamie@example.com", "ip": "10.1.2.3"}, {"a": "x\ny", "v": "1.2.3.4"},
+             {"cls": 0.025, "lcp": 2500}, {"h": "fe80::1", "t": "10:30"}, {}]
+    texts = [{"page_path": "/u/jamie@example.com?x=1", "referrer": "https://10.0.0.1/a"},
+             {"page_title": "v1.2.3 of 10:30", "utm_term": "fe80::1", "page_host": "Ex.COM"},
+             {"referrer": "https://\u200b/x"}, {"utm_campaign": "a%40b.org"},
+             {"page_path": "/docs/v1.2", "utm_content": "x@y.org"}, {}]
+    for h, hour in enumerate(hours):
+        for k in range(2):  # the same props in two chunks of the hour, the second's compact
+            lines = [json.dumps({**event(10_000 + h * 100 + k * 10 + i, 5, hour, timedelta(0)),
+                                 "props": p, **texts[(i + h) % len(texts)]},
+                                separators=(",", ":") if k else None)
+                     for i, p in enumerate(props)]
+            if h < 2:
+                lines.append('{"event_type": "page_view"')  # a refused record
+            raw.write_records(hour, gzip.compress("".join(x + "\n" for x in lines).encode()),
+                              object_id=f"props{k}")
+    monkeypatch.setattr(assets, "BATCH_HOURS", 2)
+    monkeypatch.setattr(assets, "WORKER_CHUNK_GZ_BYTES", 1)
+
+    def run(name: str) -> Lake:
+        lake = Lake(tmp_path / name.replace(" ", "_"), remote_url="")
+        stats = assets.process_hours(connect(), raw, lake, hours, 4)
+        written[name], counted[name] = _files(lake.root), [vars(s) for s in stats]
+        return lake
+
+    written: dict[str, dict[str, bytes]] = {}
+    counted: dict[str, list[dict]] = {}
+    load = sql.load
+    lake = run("per batch")
+    monkeypatch.setattr(assets, "PROPS_CHECKED",
+                        {"props_text": "scrub_props(p_text)", "props_unscrubbed": "false"})
+    monkeypatch.setattr(assets, "TEXTS_CHECKED", ("texts_unscrubbed", "false"))
+    clean = sql.load("events/clean_text")
+    monkeypatch.setattr(sql, "load", lambda name, **kw: (
+        f"scrub({clean})" if name == "events/clean_text" else load(name, **kw)))
+    every_chunk = assets._checked_sql.__wrapped__()
+    monkeypatch.setattr(sql, "load", load)
+    monkeypatch.setattr(assets, "_checked_sql", lambda: every_chunk)
+    quarantine = assets._quarantine
+    monkeypatch.setattr(assets, "_quarantine",
+                        lambda con, corrupt: quarantine(con, corrupt, skip_empty=False))
+    run("every chunk")
+    assert counted["per batch"] == counted["every chunk"]
+    assert [s["quarantined"] for s in counted["per batch"]] == [2, 2, 0]
+    assert written["per batch"].keys() == written["every chunk"].keys()
+    assert written["per batch"] == written["every chunk"]
+    # the props were scrubbed, in both of the batches, and the kept ones kept
+    kept = connect().execute(
+        f"SELECT list(DISTINCT props ORDER BY props), count(DISTINCT raw_hour) FILTER "
+        f"(WHERE props LIKE '%(email)%') FROM read_parquet("
+        f"{sql.literal_list(str(lake.root / f) for f in written['per batch'] if 'events/' in f)}"
+        f") WHERE props IS NOT NULL").fetchone()
+    assert kept[1] == 3, kept
+    assert '{"cls":0.025,"lcp":2500}' in kept[0] and not any("jamie" in p for p in kept[0])
+    # and the texts, with a referrer's host emptied by the scrub left NULL
+    got = connect().execute(
+        f"SELECT list(DISTINCT page_path ORDER BY page_path), "
+        f"list(DISTINCT referrer_host ORDER BY referrer_host), count(*) FILTER (WHERE "
+        f"utm_term = '(ip)' AND page_title = 'v1.2.3 of 10:30') FROM read_parquet("
+        f"{sql.literal_list(str(lake.root / f) for f in written['per batch'] if 'events/' in f)})"
+        ).fetchone()
+    assert got[0] == ["/docs/v1.2", "/p0", "/p1", "/p2", "/u/(email)"], got
+    assert got[1] == ["(ip)", None] and got[2] >= 3, got

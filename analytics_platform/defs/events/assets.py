@@ -39,7 +39,7 @@ from analytics_platform.defs.events.validation import (
     validated_sql,
 )
 from analytics_platform.defs.metadata import table_metadata
-from analytics_platform.duck import connect, props_kept_sql
+from analytics_platform.duck import connect, props_kept_sql, scrub_maybe_sql
 from analytics_platform.lake import RawLake, RawObject
 from analytics_platform.partitions import hourly, hours_of
 from analytics_platform.resources import LakeResource, PipelineSettings, RawLakeResource
@@ -76,18 +76,34 @@ BATCH_HOURS = 48
 WORKERS = 2
 WORKER_MEMORY_SHARE = 0.4  # of the step's DuckDB memory ($ANALYTICS_DUCKDB_MEMORY): 400 MB of 1 GB
 WORKER_THREADS = 1
+# 16 MB, measured again once the chunk's statement lost its scrubs (96 hours, 1.98M records,
+# 2026-12-07, 6 runs each, alternating): 40.6-51.5 CPU-s against 39.9-54.2 at 8 MB (medians 45.9
+# and 46.3, within the machine's noise), peak RSS 1,167-1,222 MB against 937-977: not taken.
 WORKER_CHUNK_GZ_BYTES = 8 * 1024 * 1024
 
 
-# The page and source texts checked.sql keeps cleaned (clean_text.sql), once per distinct text.
+# The page and source texts checked.sql keeps cleaned (clean_text.sql), once per distinct text,
+# with whether scrub could change them (TEXTS_CHECKED, duck.scrub_maybe_sql): those are scrubbed
+# once per batch (texts_scrubbed.sql), not in every chunk's statement, whose plan held the
+# macro's dozen regular expressions: a chunk of an hour of the 30-day lake (32k records, one
+# thread, the two forms interleaved in one process, 2026-12-07) 0.406-0.590 -> 0.375-0.547
+# CPU-s, an empty one 0.078-0.108 -> 0.048-0.069; no record of its 96 hours needs the scrub.
 CLEANED_TEXTS = ("page_path", "page_host", "page_title", "referrer", "utm_source", "utm_medium",
                  "utm_campaign", "utm_content", "utm_term")
+TEXTS_CHECKED = ("texts_unscrubbed", scrub_maybe_sql("clean"))
 
-# props scrubbed once per distinct value; a props that scrub_props would only write again the same
-# (duck.props_kept_sql) is kept as it is: 0.26-0.32 -> 0.155 CPU-s per 195k-record chunk of
-# measure 1's hour (27k distinct props, nearly all web vitals' numbers; docs/BENCHMARKS.md).
-PROPS_SCRUBBED = (f"CASE WHEN {props_kept_sql('p_text', 'pm')} THEN p_text "
-                  "ELSE scrub_props(p_text) END")
+# props as they came, and whether scrub_props could change them, once per distinct value (see
+# validation.validated_sql's per_props): a props that scrub_props would only write again the same
+# (duck.props_kept_sql) is kept as it is (0.26-0.32 -> 0.155 CPU-s per 195k-record chunk of
+# measure 1's hour: 27k distinct props, nearly all web vitals' numbers). The others, few, are
+# scrubbed once per batch after its chunks (props_scrubbed.sql): the macro in the chunk's
+# statement cost 0.10-0.14 CPU-s to plan and compile in every chunk, rows or none (an empty
+# chunk's statement 0.18-0.28 -> 0.12-0.20 CPU-s, 2026-12-07, loaded machine).
+PROPS_CHECKED = {
+    "props_text": "p_text",
+    "props_unscrubbed": f"p_text IS NOT NULL AND NOT coalesce({props_kept_sql('p_text', 'pm')}, "
+                        "false)",
+}
 
 
 @lru_cache(maxsize=1)
@@ -101,16 +117,18 @@ def _refused_texts_sql() -> str:
 @lru_cache(maxsize=1)
 def _checked_sql() -> str:
     """checked.sql over records.sql, with the contract's validation generated between them
-    (``{field}``: the text of each field checked.sql keeps; props come scrubbed, once per
-    distinct value, from the validation's pass over the distinct props, and the page and source
-    texts cleaned, once per distinct text)."""
+    (``{field}``: the text of each field checked.sql keeps; props come with whether they need
+    scrub_props (PROPS_CHECKED), once per distinct value, from the validation's pass over the
+    distinct props, and the page and source texts cleaned but for their scrub, with whether
+    it could change them (TEXTS_CHECKED), once per distinct text)."""
     wanted = sql.placeholders("events/checked")
     return sql.load("events/checked",
                     validated=validated_sql(f"({sql.load('events/records', lines='raw_lines')})",
                                             raw=True, keep_text=False,
-                                            per_props={"props_scrubbed": PROPS_SCRUBBED},
+                                            per_props=PROPS_CHECKED,
                                             per_text=(CLEANED_TEXTS,
-                                                      sql.load("events/clean_text").strip())),
+                                                      sql.load("events/clean_text").strip()),
+                                            text_flag=TEXTS_CHECKED),
                     **{f.name: field_text_sql(f.name) for f in EXTRACTED if f.name in wanted})
 
 
@@ -285,9 +303,10 @@ def _process_batch(
 def _check_records(con: duckdb.DuckDBPyConnection, raw_lake: RawLake, objects: list[RawObject],
                    prefetch: ThreadPoolExecutor, chunk_gz_bytes: int,
                    ) -> tuple[list[tuple[RawObject, str, int]], Future]:
-    """Fill the table ``checked`` (checked.sql), chunk by chunk; returns the objects that could
-    not be decompressed to their end (with the error and the line their unreadable part starts
-    at) and the user-agent parser's warm-up.
+    """Fill the table ``checked`` (checked.sql), chunk by chunk, then scrub the props and texts
+    that need it (props_scrubbed.sql, texts_scrubbed.sql); returns the objects that could not be
+    decompressed to their end (with the error and the line their unreadable part starts at) and
+    the user-agent parser's warm-up.
 
     Memory follows the chunk, not the batch: the next chunk is read and decompressed on other
     threads while DuckDB checks this one (the first is read while the statement is prepared).
@@ -315,14 +334,25 @@ def _check_records(con: duckdb.DuckDBPyConnection, raw_lake: RawLake, objects: l
         con.execute(refused)
         con.unregister("raw_lines")
         del raw
+    props, texts = con.execute(
+        "SELECT bool_or(props_unscrubbed), bool_or(texts_unscrubbed) FROM checked").fetchall()[0]
+    if props:
+        con.execute(sql.load("events/props_scrubbed")).fetchall()
+    if texts:
+        con.execute(sql.load("events/texts_scrubbed")).fetchall()
     assert warm is not None
     return corrupt, warm
 
 
 def _quarantine(con: duckdb.DuckDBPyConnection,
-                corrupt: list[tuple[RawObject, str, int]]) -> None:
+                corrupt: list[tuple[RawObject, str, int]], skip_empty: bool = True) -> None:
     """The table ``quarantined``: bad records and the unreadable parts of damaged objects
-    (quarantine.sql)."""
+    (quarantine.sql).
+
+    A batch with neither gets the table empty (quarantine_empty.sql's columns; ``skip_empty``
+    False runs the statement anyway, as test_fast_paths.py does to compare) without running
+    quarantine.sql, whose scrubs cost ~0.15 CPU-s to plan and compile, rows or none: the 30-day
+    backfill quarantines nothing in any of its 51 batches."""
     con.register("corrupt_objects", pa.table({
         "key": pa.array([o.key for o, _, _ in corrupt], pa.string()),
         "error": pa.array([e for _, e, _ in corrupt], pa.string()),
@@ -330,6 +360,11 @@ def _quarantine(con: duckdb.DuckDBPyConnection,
         "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o, _, _ in corrupt],
                              pa.timestamp("us")),
     }))
+    if skip_empty and not corrupt and not con.execute(
+            "SELECT bool_or(reason IS NOT NULL) FROM checked").fetchall()[0][0]:
+        con.execute("CREATE OR REPLACE TEMP TABLE quarantined AS "
+                    + sql.load("events/quarantine_empty"))
+        return
     con.execute(sql.load("events/quarantine", max_chars=str(QUARANTINE_TEXT_CHARS)))
 
 

@@ -168,7 +168,8 @@ _PROPS_KEY = ("s_event_type", "t_props", "p_text")
 def validated_sql(source: str, raw: bool = False,
                   per_props: Mapping[str, str] | None = None,
                   per_text: tuple[Sequence[str], str] | None = None,
-                  keep_text: bool = True) -> str:
+                  keep_text: bool = True,
+                  text_flag: tuple[str, str] | None = None) -> str:
     """``source``'s rows (which have a VARCHAR column ``text``: the record, NULL when it is not
     text) with ``s_<field>`` for every field but props (its text, see :func:`field_text_sql`),
     ``t_props`` and ``reason``: NULL for a valid event, else the reason code of its first
@@ -188,7 +189,9 @@ def validated_sql(source: str, raw: bool = False,
     CPU-s per 200k records against 1.2 on the same props as rows of their own).
     ``per_text``, (fields, an SQL expression over ``field``, a field's name, and ``v``, its
     text), adds ``clean_<field>`` for each of those fields, evaluated once per distinct (field,
-    text) of the records: a single use of the expression for all the fields.
+    text) of the records: a single use of the expression for all the fields. ``text_flag``,
+    (a name, an SQL expression over ``clean``), adds that column: true when the expression is
+    true of any of the row's cleaned texts (evaluated in the same pass), else false.
 
     Held between the passes are the parsed fields, not the lists of the parse: the distinct
     props were read from ``parsed`` and the record parsed a second time for them before,
@@ -209,13 +212,17 @@ def validated_sql(source: str, raw: bool = False,
     sets = ", ".join(f"(s_{f})" for f in fields)
     texts = f""",
     texts AS (
+        SELECT *{f", coalesce({text_flag[1]}, false) AS flag" if text_flag else ""} FROM (
         SELECT field, v, {clean} AS clean FROM (
             SELECT DISTINCT field, v FROM (
                 UNPIVOT (SELECT {", ".join(f"s_{f} AS {f}" for f in fields)} FROM stage
                          GROUP BY GROUPING SETS ({sets}))
-                ON {", ".join(fields)} INTO NAME field VALUE v))
+                ON {", ".join(fields)} INTO NAME field VALUE v)))
     )""" if fields else ""
     cleaned = "".join(f"c_{f}.clean AS clean_{f}, " for f in fields)
+    if text_flag and fields:
+        cleaned += (f"coalesce({' OR '.join(f'c_{f}.flag' for f in fields)}, false) "
+                    f"AS {text_flag[0]}, ")
     text_joins = "".join(f"\n    LEFT JOIN texts c_{f} ON c_{f}.field = {_lit(f)} "
                          f"AND c_{f}.v = x.s_{f}" for f in fields)
     carried = "".join(f"pc.{name}, " for name in per_props)

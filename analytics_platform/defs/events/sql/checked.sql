@@ -2,12 +2,17 @@
 -- once per chunk (CREATE ... AS for the first, INSERT for the rest).
 -- reads:  {validated}: records.sql wrapped in the validation generated from the contract
 --         (defs/events/validation.py); `{field}` stands for that field's value as text
---         (validation.field_text_sql); `props_scrubbed` is props scrubbed (the macro
---         scrub_props), computed there once per distinct props (validation.validated_sql);
---         `clean_<field>` the page and source texts as kept (clean_text.sql), computed there
---         once per distinct text
+--         (validation.field_text_sql); `props_text` is props as it came and
+--         `props_unscrubbed` true where scrub_props could change it (duck.props_kept_sql
+--         could not show otherwise), computed there once per distinct props
+--         (validation.validated_sql); props_scrubbed.sql scrubs those once per batch;
+--         `clean_<field>` the page and source texts as kept before their scrub
+--         (clean_text.sql), computed there once per distinct text, and `texts_unscrubbed` true
+--         where scrub could change one of them (duck.scrub_maybe_sql); texts_scrubbed.sql
+--         scrubs those once per batch
 -- writes: the temp table `checked` (a bad record keeps its reason, and its text once
---         refused_texts.sql has read it again; a good one its cleaned columns)
+--         refused_texts.sql has read it again; a good one its cleaned columns, props and texts
+--         once props_scrubbed.sql and texts_scrubbed.sql have scrubbed those that need it)
 -- `ts` corrects the device clock with sent_ts: the error cancels out, and an event cannot happen
 -- after it arrived.
 WITH typed AS (
@@ -29,12 +34,12 @@ WITH typed AS (
         coalesce(try_cast({consent} AS BOOLEAN), {visitor_id} IS NOT NULL) AS consent,
         clean_page_path, clean_page_host, clean_page_title, clean_referrer,
         clean_utm_source, clean_utm_medium, clean_utm_campaign, clean_utm_content,
-        clean_utm_term,
+        clean_utm_term, texts_unscrubbed,
         try_cast({screen_width} AS INTEGER) AS screen_width,
         try_cast({screen_height} AS INTEGER) AS screen_height,
         coalesce({user_agent}, '') AS user_agent,
         {country} AS country, {country_source} AS country_source,
-        props_scrubbed AS props,
+        props_text AS props, props_unscrubbed,
         raw_hour, obj, raw_pos
     FROM ({validated})
 )
@@ -59,10 +64,10 @@ SELECT
     nullif(t.clean_referrer, '') AS referrer_host,
     t.clean_utm_source AS utm_source, t.clean_utm_medium AS utm_medium,
     t.clean_utm_campaign AS utm_campaign, t.clean_utm_content AS utm_content,
-    t.clean_utm_term AS utm_term,
+    t.clean_utm_term AS utm_term, t.texts_unscrubbed,
     t.screen_width, t.screen_height,
     t.user_agent,
     t.country, t.country_source,  -- CONTRACT §2: set at ingest, never from an address
-    t.props,
+    t.props, t.props_unscrubbed,
     t.raw_hour, t.obj, t.raw_pos
 FROM typed t
