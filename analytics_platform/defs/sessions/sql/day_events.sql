@@ -6,18 +6,12 @@
 -- day after, so no event is counted on two days, however many days a client keeps sending one
 -- session_id. The copy of each event that counts is chosen on narrow rows, then only the day's
 -- winners are read in full (twice as fast as sorting the wide rows: 7.1 -> 3.7 s on a 1M-event
--- day). `visitor_key`: see the macro in duck.py. The visitor (visitor_of) rides on the narrow
--- rows: reading visitor_id again and joining the window's ~1M rows back on (raw_key, raw_pos)
--- cost ~0.1 CPU-s a day more (issue 21).
+-- day). `visitor_key`: see the macro in duck.py.
 -- Events without a session_id (no consent) are given one first, over everything the window reads
 -- (CONTRACT §4): per visitor_hash, in (ts, event_id) order, a session starts at the first event
 -- and after every gap of more than $inactivity_minutes; its id is hash_session_id (duck.py) of
--- the hash and its first event, hashed on that first event's row only and carried to the rest of
--- the session by one running window (last_value IGNORE NULLS): a run number (sum of the starts)
--- and first_value over each run were two more sorts and an MD5 per event, ~0.4 of ~2.8 CPU-s
--- a day (issue 21, docs/BENCHMARKS.md). A hash is of one UTC day of arrival and every event
--- arrives after it happens, so all of a hash's events are in the window of any day they can start
--- a session on.
+-- the hash and its first event. A hash is of one UTC day of arrival and every event arrives after
+-- it happens, so all of a hash's events are in the window of any day they can start a session on.
 -- reads:  {sources}: the events files of the day's window (and late events); {before}: session
 --         ids and ts of the hours before it; $day; $inactivity_minutes
 --         (contract.SESSION_INACTIVITY_MINUTES)
@@ -33,16 +27,15 @@ WITH read AS NOT MATERIALIZED (
 -- events asset: ranking every row of the window was a sort of ~700k rows a day (issue 21,
 -- docs/BENCHMARKS.md). event_id is never NULL (a required field, CONTRACT §1).
 narrow AS MATERIALIZED (
-    SELECT raw_key, raw_pos, session_id, visitor_id, visitor_hash, event_id, ts, ingest_ts,
-           event_ts
+    SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts, ingest_ts, event_ts
     FROM read
 ),
 copied AS (SELECT event_id FROM narrow GROUP BY event_id HAVING count(*) > 1),
 winners AS (
-    SELECT raw_key, raw_pos, session_id, visitor_id, visitor_hash, event_id, ts
+    SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts
     FROM narrow ANTI JOIN copied USING (event_id)
     UNION ALL
-    SELECT raw_key, raw_pos, session_id, visitor_id, visitor_hash, event_id, ts FROM (
+    SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts FROM (
         SELECT * FROM narrow SEMI JOIN copied USING (event_id)
         QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY {first_copy_order}) = 1)
 ),
@@ -55,22 +48,25 @@ day_hashes AS (
     WHERE session_id IS NULL AND ts >= $day::TIMESTAMP AND ts < $day::TIMESTAMP + INTERVAL 1 DAY
 ),
 hash_gaps AS (
-    SELECT raw_key, raw_pos, visitor_id, visitor_hash, event_id, ts,
+    SELECT raw_key, raw_pos, visitor_hash, event_id, ts,
            coalesce(ts - lag(ts) OVER w > to_minutes($inactivity_minutes::BIGINT), true)::INTEGER
                AS starts
     FROM winners SEMI JOIN day_hashes USING (visitor_hash) WHERE session_id IS NULL
     WINDOW w AS (PARTITION BY visitor_hash ORDER BY ts, event_id)
 ),
+hash_runs AS (
+    SELECT *, sum(starts) OVER (PARTITION BY visitor_hash ORDER BY ts, event_id
+                                ROWS UNBOUNDED PRECEDING) AS run
+    FROM hash_gaps
+),
 kept AS (
-    SELECT raw_key, raw_pos, session_id, ts, visitor_id, visitor_hash
-    FROM winners WHERE session_id IS NOT NULL
+    SELECT raw_key, raw_pos, session_id, ts FROM winners WHERE session_id IS NOT NULL
     UNION ALL
     SELECT raw_key, raw_pos,
-           last_value(CASE WHEN starts = 1 THEN hash_session_id(visitor_hash, event_id) END
-                      IGNORE NULLS) OVER (PARTITION BY visitor_hash ORDER BY ts, event_id
-                                          ROWS UNBOUNDED PRECEDING) AS session_id,
-           ts, visitor_id, visitor_hash
-    FROM hash_gaps
+           hash_session_id(visitor_hash, first(event_id) OVER (
+               PARTITION BY visitor_hash, run ORDER BY ts, event_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) AS session_id, ts
+    FROM hash_runs
 ),
 earlier AS (  -- sessions with an event in the 27 hours before the day: an earlier day's
     SELECT session_id FROM (SELECT session_id, ts FROM kept {before})
@@ -81,11 +77,15 @@ day_sessions AS (
     WHERE ts >= $day::TIMESTAMP AND ts < $day::TIMESTAMP + INTERVAL 1 DAY
       AND session_id NOT IN (SELECT session_id FROM earlier WHERE session_id IS NOT NULL)
 ),
-keyed AS MATERIALIZED (
-    SELECT k.raw_key, k.raw_pos, k.session_id,
-           visitor_of(k.visitor_id, k.visitor_hash, k.session_id) AS visitor
+day_rows AS (
+    SELECT k.raw_key, k.raw_pos, k.session_id
     FROM kept k SEMI JOIN day_sessions s USING (session_id)
     WHERE k.ts >= $day::TIMESTAMP AND k.ts < $day::TIMESTAMP + INTERVAL 2 DAYS
+),
+keyed AS MATERIALIZED (
+    SELECT r.raw_key, r.raw_pos, d.session_id,
+           visitor_of(r.visitor_id, r.visitor_hash, d.session_id) AS visitor
+    FROM read r JOIN day_rows d USING (raw_key, raw_pos)
 )
 -- visitor_key (an MD5) once per visitor, not per event: ~0.3 of ~4.5 CPU-s a day for ~490k
 -- events of ~27k visitors (issue 21). `visitor` is never NULL (the session_id is not).
