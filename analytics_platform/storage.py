@@ -28,11 +28,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ import duckdb
 from analytics_platform import layout, settings, sql
 from analytics_platform.lake import parse_s3_url, s3_client
 from analytics_platform.query import rollups
+from analytics_platform.workers import Worker, run_jobs
 
 _SAFE = re.compile(r"^[A-Za-z0-9_=\-:.]+$")
 # How every lake file is written. zstd level 1: on a million-event hour it wrote 0.1 s faster
@@ -541,7 +541,7 @@ STORE_WORKERS = 2
 
 def _insert_days(con: duckdb.DuckDBPyConnection, plans: list[_Plan]) -> None:
     """Insert the changed days of every plan, on STORE_WORKERS cursors of ``con``'s database
-    (``con.cursor()``, one thread each), each taking the next day from one queue (the largest
+    (``con.cursor()``, one thread each: workers.run_jobs), each taking the next day (the largest
     files first, so no cursor is left with a big day at the end) and committing its days in one
     transaction of its own. Each day is one ``INSERT … SELECT … ORDER BY``: its rows stay
     contiguous and sorted in the table whichever cursor took it. The first error stops the
@@ -565,60 +565,19 @@ def _insert_days(con: duckdb.DuckDBPyConnection, plans: list[_Plan]) -> None:
     two, every row group held one day (120 of 120 in a publish of this code)."""
     jobs = sorted(((plan.days[d].stat().st_size, plan, d) for plan in plans
                    for d in plan.changed), key=lambda j: (-j[0], j[1].table, j[2]))
-    todo = iter(jobs)
-    lock = threading.Lock()
-    errors: list[BaseException] = []
-    cursors: list[duckdb.DuckDBPyConnection] = []
 
-    def stop(e: BaseException) -> None:
-        """Keep the first error, and interrupt every cursor's statement on it."""
-        with lock:
-            first = not errors
-            errors.append(e)
-            others = list(cursors)
-        if first:
-            for other in others:
-                other.interrupt()
+    def insert(cur: duckdb.DuckDBPyConnection, job: tuple[int, _Plan, str]) -> None:
+        _, plan, day = job
+        src = f"read_parquet({sql.literal(str(plan.days[day]))}, hive_partitioning = false)"
+        cur.execute(f"INSERT INTO {plan.rows} BY NAME SELECT * FROM {src} "
+                    f"ORDER BY {NATIVE_TABLES[plan.table][1]}")
 
-    def work() -> None:
-        try:
-            with lock:
-                if errors:
-                    return
-                cur = con.cursor()
-                cursors.append(cur)
-            cur.execute("BEGIN")
-            while True:
-                with lock:
-                    job = None if errors else next(todo, None)
-                if job is None:
-                    break
-                _, plan, day = job
-                src = f"read_parquet({sql.literal(str(plan.days[day]))}, hive_partitioning = false)"
-                cur.execute(f"INSERT INTO {plan.rows} BY NAME SELECT * FROM {src} "
-                            f"ORDER BY {NATIVE_TABLES[plan.table][1]}")
-            if not errors:
-                cur.execute("COMMIT")
-        except BaseException as e:  # raised on the calling thread, below
-            stop(e)
+    def start(worker: int, stack: ExitStack) -> Worker:
+        cur = con.cursor()
+        cur.execute("BEGIN")
+        return Worker(cur, lambda job: insert(cur, job), finish=lambda: cur.execute("COMMIT"))
 
-    threads = [threading.Thread(target=work, name=f"warehouse-store-{w}", daemon=True)
-               for w in range(min(STORE_WORKERS, len(jobs)))]
-    for t in threads:
-        t.start()
-    try:
-        for t in threads:
-            t.join()
-    except BaseException as e:  # the run was stopped (Dagster raises here)
-        stop(e)
-        raise
-    finally:
-        for t in threads:
-            t.join()
-        for c in cursors:
-            c.close()  # an uncommitted transaction rolls back
-    if errors:
-        raise errors[0]
+    run_jobs(jobs, STORE_WORKERS, start, name="warehouse-store")
 
 
 def publish_warehouse(lake: Lake) -> list[str]:

@@ -5,11 +5,10 @@ hour_events, late_events); the contract's rules are generated (``validation.py``
 """
 
 
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -49,6 +48,7 @@ from analytics_platform.storage import (
     markdown_table,
     publish_after_step,
 )
+from analytics_platform.workers import Worker, run_jobs
 
 QUARANTINE_TEXT_CHARS = 4096
 
@@ -178,77 +178,25 @@ def _in_parallel(raw_lake: RawLake, lake: Lake,
                  batches: list[list[tuple[datetime, list[RawObject]]]], late_hours: int,
                  progress: Callable[[list[HourStats]], None] | None,
                  ) -> list[HourStats]:
-    """The batches on ``WORKERS`` threads, each with its own connection (``WORKER_MEMORY_SHARE``,
-    ``WORKER_THREADS``, a spill folder of its own) and prefetch thread, taking the next batch
-    when done with one. This thread reports each batch done to ``progress``; the first error
-    stops the other workers (their statement interrupted, no batch started after it) and is
-    raised here once they have stopped."""
-    results: list[list[HourStats] | None] = [None] * len(batches)
-    todo = iter(range(len(batches)))
-    lock = threading.Lock()
-    cons: list[duckdb.DuckDBPyConnection] = []
-    errors: list[BaseException] = []
-    done: queue.Queue[int | None] = queue.Queue()
+    """The batches on ``WORKERS`` threads (workers.run_jobs), each with its own connection
+    (``WORKER_MEMORY_SHARE``, ``WORKER_THREADS``, a spill folder of its own) and prefetch
+    thread, taking the next batch when done with one. This thread reports each batch done to
+    ``progress``; the first error stops the other workers and is raised here."""
 
-    def stop(e: BaseException) -> None:
-        """Keep the first error, and interrupt every worker's statement on it."""
-        with lock:
-            first = not errors
-            errors.append(e)
-            others = list(cons)
-        if first:
-            for other in others:
-                other.interrupt()
+    def start(worker: int, stack: ExitStack) -> Worker:
+        con = connect()
+        spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+        (spill / f"events-{worker}").mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = {sql.literal(str(spill / f'events-{worker}'))}")
+        con.execute(f"SET memory_limit = '{_worker_memory(con)}B'")
+        con.execute(f"SET threads = {WORKER_THREADS}")
+        prefetch = stack.enter_context(
+            ThreadPoolExecutor(1, thread_name_prefix=f"raw-prefetch-{worker}"))
+        return Worker(con, lambda batch: _process_batch(con, raw_lake, lake, batch, late_hours,
+                                                        prefetch, WORKER_CHUNK_GZ_BYTES))
 
-    def work(worker: int) -> None:
-        try:
-            with lock:
-                if errors:
-                    return
-                con = connect()
-                cons.append(con)
-            spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
-            (spill / f"events-{worker}").mkdir(parents=True, exist_ok=True)
-            con.execute(f"SET temp_directory = {sql.literal(str(spill / f'events-{worker}'))}")
-            con.execute(f"SET memory_limit = '{_worker_memory(con)}B'")
-            con.execute(f"SET threads = {WORKER_THREADS}")
-            with ThreadPoolExecutor(1, thread_name_prefix=f"raw-prefetch-{worker}") as prefetch:
-                while True:
-                    with lock:
-                        i = None if errors else next(todo, None)
-                    if i is None:
-                        return
-                    results[i] = _process_batch(con, raw_lake, lake, batches[i], late_hours,
-                                                prefetch, WORKER_CHUNK_GZ_BYTES)
-                    done.put(i)
-        except BaseException as e:  # raised on the calling thread, below
-            stop(e)
-        finally:
-            done.put(None)  # this worker has stopped
-
-    threads = [threading.Thread(target=work, args=(w,), name=f"events-worker-{w}", daemon=True)
-               for w in range(min(WORKERS, len(batches)))]
-    for t in threads:
-        t.start()
-    running = len(threads)
-    try:
-        while running:
-            i = done.get()
-            if i is None:
-                running -= 1
-            elif progress is not None and not errors:
-                progress(results[i] or [])
-    except BaseException as e:  # the run was stopped (Dagster raises here), or progress failed
-        stop(e)
-        raise
-    finally:
-        for t in threads:
-            t.join()
-        for c in cons:
-            c.close()
-    if errors:
-        raise errors[0]
-    return [s for r in results if r is not None for s in r]
+    results = run_jobs(batches, WORKERS, start, progress, name="events-worker")
+    return [s for r in results for s in r]
 
 
 _UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
