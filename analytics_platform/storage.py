@@ -563,7 +563,7 @@ def _insert_days(con: duckdb.DuckDBPyConnection, plans: list[_Plan]) -> None:
     thread a cursor, 28 of the 120 row groups of ``session_events``' 30 days held two days'
     rows (a day's rows are then no longer alone in the row groups a date filter reads); with
     two, every row group held one day (120 of 120 in a publish of this code)."""
-    jobs = sorted(((plan.days[d].stat().st_size, plan, d) for plan in plans
+    jobs = sorted(((plan.stat[d][1], plan, d) for plan in plans
                    for d in plan.changed), key=lambda j: (-j[0], j[1].table, j[2]))
 
     def insert(cur: duckdb.DuckDBPyConnection, job: tuple[int, _Plan, str]) -> None:

@@ -91,6 +91,22 @@ WORKER_CHUNK_GZ_BYTES = 8 * 1024 * 1024
 CLEANED_TEXTS = ("page_path", "page_host", "page_title", "referrer", "utm_source", "utm_medium",
                  "utm_campaign", "utm_content", "utm_term")
 TEXTS_CHECKED = ("texts_unscrubbed", scrub_maybe_sql("clean"))
+# checked's column of each cleaned text: of a referrer only its host is kept (checked.sql)
+_TEXT_COLUMNS = tuple("referrer_host" if f == "referrer" else f for f in CLEANED_TEXTS)
+
+
+@lru_cache(maxsize=1)
+def _texts_scrubbed_sql() -> str:
+    """texts_scrubbed.sql over checked's columns of the cleaned texts (a referrer's host that
+    the scrub empties is NULL, as checked.sql makes an empty one)."""
+    cols = _TEXT_COLUMNS
+    return sql.load(
+        "events/texts_scrubbed", columns=", ".join(cols),
+        assignments=", ".join(f"{c} = s.{c}" for c in cols),
+        scrubbed=", ".join(f"nullif(c_{c}.clean, '') AS {c}" if c == "referrer_host"
+                           else f"c_{c}.clean AS {c}" for c in cols),
+        joins="\n    ".join(f"LEFT JOIN texts c_{c} ON c_{c}.field = {sql.literal(c)} "
+                            f"AND c_{c}.v = f.{c}" for c in cols))
 
 # props as they came, and whether scrub_props could change them, once per distinct value (see
 # validation.validated_sql's per_props): a props that scrub_props would only write again the same
@@ -287,7 +303,7 @@ def _check_records(con: duckdb.DuckDBPyConnection, raw_lake: RawLake, objects: l
     if props:
         con.execute(sql.load("events/props_scrubbed")).fetchall()
     if texts:
-        con.execute(sql.load("events/texts_scrubbed")).fetchall()
+        con.execute(_texts_scrubbed_sql()).fetchall()
     assert warm is not None
     return corrupt, warm
 
