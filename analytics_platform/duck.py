@@ -219,3 +219,15 @@ def connect() -> duckdb.DuckDBPyConnection:
     con.execute("SET TimeZone = 'UTC'")
     con.execute(MACROS)
     return con
+
+
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """``con``'s memory limit in bytes (DuckDB shows it as, e.g., "953.6 MiB")."""
+    shown = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    number, unit = shown.split()
+    return int(float(number) * _UNITS[unit])
+

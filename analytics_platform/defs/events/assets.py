@@ -38,7 +38,7 @@ from analytics_platform.defs.events.validation import (
     validated_sql,
 )
 from analytics_platform.defs.metadata import table_metadata
-from analytics_platform.duck import connect, props_kept_sql, scrub_maybe_sql
+from analytics_platform.duck import connect, memory_limit_bytes, props_kept_sql, scrub_maybe_sql
 from analytics_platform.lake import RawLake, RawObject
 from analytics_platform.partitions import hourly, hours_of
 from analytics_platform.resources import LakeResource, PipelineSettings, RawLakeResource
@@ -215,16 +215,9 @@ def _in_parallel(raw_lake: RawLake, lake: Lake,
     return [s for r in results for s in r]
 
 
-_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
-          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-
-
 def _worker_memory(con: duckdb.DuckDBPyConnection) -> int:
-    """A worker's memory limit in bytes: WORKER_MEMORY_SHARE of ``con``'s (as DuckDB shows it,
-    "953.6 MiB")."""
-    shown = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    number, unit = shown.split()
-    return int(float(number) * _UNITS[unit] * WORKER_MEMORY_SHARE)
+    """A worker's memory limit in bytes: WORKER_MEMORY_SHARE of ``con``'s."""
+    return int(memory_limit_bytes(con) * WORKER_MEMORY_SHARE)
 
 
 def _process_batch(

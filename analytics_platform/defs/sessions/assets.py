@@ -24,7 +24,7 @@ from analytics_platform.defs.automation import SESSIONS, refresh_when_deps_chang
 from analytics_platform.defs.metadata import table_metadata
 from analytics_platform.defs.sessions.checks import RECONCILE_DESCRIPTION, reconcile
 from analytics_platform.defs.sessions.inputs import day_inputs
-from analytics_platform.duck import connect
+from analytics_platform.duck import connect, memory_limit_bytes
 from analytics_platform.layout import day_folder
 from analytics_platform.partitions import daily, day_of, session_window_mapping
 from analytics_platform.resources import LakeResource, PipelineSettings
@@ -48,11 +48,13 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
         return {"sessions": 0, "events": 0, "late_events": 0, "input_files": 0}
     sources = []
     if window:
-        sources.append("SELECT * FROM read_parquet($window, union_by_name = true, "
+        sources.append("SELECT *, file_index::INTEGER AS file_no, file_row_number AS file_row "
+                       "FROM read_parquet($window, union_by_name = true, "
                        "hive_partitioning = false)")
     if late:
         # only what arrived after the window: the rest is in the window's files already
-        sources.append("SELECT * FROM read_parquet($late, union_by_name = true, "
+        sources.append(f"SELECT *, (file_index + {len(window)})::INTEGER AS file_no, "
+                       "file_row_number AS file_row FROM read_parquet($late, union_by_name = true, "
                        "hive_partitioning = false) WHERE raw_hour > $window_end::TIMESTAMP")
     # events files written before issue 18 have no visitor_hash or consent: NULL there (last:
     # UNION BY NAME keeps the first query's column order)
@@ -74,8 +76,19 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
                "hive_partitioning = false)" if before else ""), params)
     # session_events is written from the files and read back for what follows (the sessions,
     # the counts): see session_events.sql for what that saves
-    written = lake.write(con, sql.load("sessions/session_events", sources=union),
-                         "session_events", folder, read)
+    # the write joins the wide rows to day_keys and sorts them: on a big day, in two statements
+    # (see joined_first)
+    rows = con.execute("SELECT count(*) FROM day_keys").fetchall()[0][0]
+    if joined_first(rows, memory_limit_bytes(con)):
+        con.execute("CREATE OR REPLACE TEMP TABLE day_wide AS " + sql.load(
+            "sessions/session_events", sources=union, order_by=""), read)
+        written = lake.write(con, f"SELECT * FROM day_wide {SESSION_EVENTS_ORDER}",
+                             "session_events", folder)
+        con.execute("DROP TABLE day_wide")
+    else:
+        written = lake.write(con, sql.load("sessions/session_events", sources=union,
+                                           order_by=SESSION_EVENTS_ORDER),
+                             "session_events", folder, read)
     con.execute("CREATE OR REPLACE TEMP VIEW day_events AS SELECT * FROM read_parquet("
                 f"{sql.literal(str(written))}, hive_partitioning = false)")
     lake.write(con, sql.load("sessions/sessions"), "sessions", folder)
@@ -87,6 +100,31 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
     ).fetchall()[0]
     return {"sessions": n_sessions, "events": n_events, "late_events": n_late,
             "input_files": len(window) + len(late) + len(before)}
+
+
+# How session_events/date=…/part.parquet is sorted (session_events.sql's {order_by}).
+SESSION_EVENTS_ORDER = "ORDER BY session_id, ts, event_id"
+# What a session_events row takes in DuckDB's sort, measured: 1,474,466 rows of the first day of
+# the 7-day benchmark history (bench-cache/day-7d-80000v) sorted ~750 MB in memory and spilled
+# (2026-12-07).
+SORT_ROW_BYTES = 530
+
+
+def joined_first(rows: int, memory_bytes: int) -> bool:
+    """Whether the ``session_events`` write of a day of ``rows`` events joins the wide rows to
+    ``day_keys`` into a temp table first and sorts them in a second statement: when the sort
+    needs more than half the step's memory.
+
+    In one statement the hash table of the day's keys is held while the sort takes the joined
+    rows, and DuckDB 2.0's sort did not spill in time beside it on a 1.47M-event day: out of
+    memory at the default 1 GB in 5 of 12 runs on two threads (3 of 5 with the write at 750 MB),
+    and on one thread in the 7-day history's backfill (its sixth day) though 18 runs alone
+    passed. Joined first, the table is released before the sort: 12 of 12 runs alone, 7 days on
+    one connection and that history's backfill passed; +3-4 CPU-s on that day. A day of the
+    30-day benchmark (489k events, 2.1-2.5 s) never failed in one statement and keeps it
+    (docs/BENCHMARKS.md, issue 21's early-morning round).
+    """
+    return rows * SORT_ROW_BYTES > memory_bytes / 2
 
 
 # A day reads the hours of its session window: the mapping is that window in whole days (as

@@ -15,28 +15,36 @@
 -- reads:  {sources}: the events files of the day's window (and late events); {before}: session
 --         ids and ts of the hours before it; $day; $inactivity_minutes
 --         (contract.SESSION_INACTIVITY_MINUTES)
--- writes: the temp table `day_keys`: the row (raw_key, raw_pos) of each of the day's events, its
---         session and visitor_key (then session_events.sql)
+-- writes: the temp table `day_keys`: the row (file_no, file_row: see below) of each of the day's
+--         events, its session and visitor_key (then session_events.sql)
 CREATE OR REPLACE TEMP TABLE day_keys AS
 WITH read AS NOT MATERIALIZED (
     {sources}
 ),
+-- A row is named by where it is read: (file_no, file_row), its file among the sources' (window
+-- files first, then the late files: sessions/assets.build_day) and its row in that file, two
+-- integers DuckDB's reader gives for free. Not (raw_key, raw_pos), which names the same row: the
+-- raw_key is ~105 characters, and with it the write's hash table of the day's keys was 294 MB
+-- and this table 240 MB of the step's 1 GB on a 1.47M-event day, against 136 MB and ~90 MB
+-- (issue 21, docs/BENCHMARKS.md).
 -- Which copy of each event counts (the earliest arrival), decided on a few narrow columns: the
--- wide rows are never sorted. A row is one line of one object: (raw_key, raw_pos). Copies are
--- rare (a retried beacon), so only the event_ids read more than once are ranked, as in the
--- events asset: ranking every row of the window was a sort of ~700k rows a day (issue 21,
--- docs/BENCHMARKS.md). event_id is never NULL (a required field, CONTRACT §1).
+-- wide rows are never sorted. Copies are rare (a retried beacon), so only the event_ids read
+-- more than once are ranked, as in the events asset (ranking every row of the window was a sort
+-- of ~700k rows a day), and only their rows read the raw_key and raw_pos the ranking orders by.
+-- event_id is never NULL (a required field, CONTRACT §1).
 narrow AS MATERIALIZED (
-    SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts, ingest_ts, event_ts
+    SELECT file_no, file_row, session_id, visitor_hash, event_id, ts, ingest_ts, event_ts
     FROM read
 ),
 copied AS (SELECT event_id FROM narrow GROUP BY event_id HAVING count(*) > 1),
 winners AS (
-    SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts
+    SELECT file_no, file_row, session_id, visitor_hash, event_id, ts
     FROM narrow ANTI JOIN copied USING (event_id)
     UNION ALL
-    SELECT raw_key, raw_pos, session_id, visitor_hash, event_id, ts FROM (
-        SELECT * FROM narrow SEMI JOIN copied USING (event_id)
+    SELECT file_no, file_row, session_id, visitor_hash, event_id, ts FROM (
+        SELECT n.*, r.raw_key, r.raw_pos
+        FROM narrow n SEMI JOIN copied USING (event_id)
+        JOIN (SELECT file_no, file_row, raw_key, raw_pos FROM read) r USING (file_no, file_row)
         QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY {first_copy_order}) = 1)
 ),
 -- Sessions are made only for the hashes with an event dated $day: a hash's sessions depend on
@@ -48,7 +56,7 @@ day_hashes AS (
     WHERE session_id IS NULL AND ts >= $day::TIMESTAMP AND ts < $day::TIMESTAMP + INTERVAL 1 DAY
 ),
 hash_gaps AS (
-    SELECT raw_key, raw_pos, visitor_hash, event_id, ts,
+    SELECT file_no, file_row, visitor_hash, event_id, ts,
            coalesce(ts - lag(ts) OVER w > to_minutes($inactivity_minutes::BIGINT), true)::INTEGER
                AS starts
     FROM winners SEMI JOIN day_hashes USING (visitor_hash) WHERE session_id IS NULL
@@ -60,9 +68,9 @@ hash_runs AS (
     FROM hash_gaps
 ),
 kept AS (
-    SELECT raw_key, raw_pos, session_id, ts FROM winners WHERE session_id IS NOT NULL
+    SELECT file_no, file_row, session_id, ts FROM winners WHERE session_id IS NOT NULL
     UNION ALL
-    SELECT raw_key, raw_pos,
+    SELECT file_no, file_row,
            hash_session_id(visitor_hash, first(event_id) OVER (
                PARTITION BY visitor_hash, run ORDER BY ts, event_id
                ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) AS session_id, ts
@@ -78,18 +86,18 @@ day_sessions AS (
       AND session_id NOT IN (SELECT session_id FROM earlier WHERE session_id IS NOT NULL)
 ),
 day_rows AS (
-    SELECT k.raw_key, k.raw_pos, k.session_id
+    SELECT k.file_no, k.file_row, k.session_id
     FROM kept k SEMI JOIN day_sessions s USING (session_id)
     WHERE k.ts >= $day::TIMESTAMP AND k.ts < $day::TIMESTAMP + INTERVAL 2 DAYS
 ),
 keyed AS MATERIALIZED (
-    SELECT r.raw_key, r.raw_pos, d.session_id,
+    SELECT r.file_no, r.file_row, d.session_id,
            visitor_of(r.visitor_id, r.visitor_hash, d.session_id) AS visitor
-    FROM read r JOIN day_rows d USING (raw_key, raw_pos)
+    FROM read r JOIN day_rows d USING (file_no, file_row)
 )
 -- visitor_key (an MD5) once per visitor, not per event: ~0.3 of ~4.5 CPU-s a day for ~490k
 -- events of ~27k visitors (issue 21). `visitor` is never NULL (the session_id is not).
-SELECT k.raw_key, k.raw_pos, k.session_id, v.visitor_key
+SELECT k.file_no, k.file_row, k.session_id, v.visitor_key
 FROM keyed k
 JOIN (SELECT visitor, visitor_key(visitor) AS visitor_key FROM (SELECT DISTINCT visitor FROM keyed)) v
   USING (visitor)

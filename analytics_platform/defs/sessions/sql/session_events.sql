@@ -5,11 +5,15 @@
 -- and scanning it cost more than this second read (issue 21, docs/BENCHMARKS.md). `day_keys` is a
 -- table so that session_id and visitor_key, never NULL, are written as REQUIRED columns, as from
 -- the wide table (DuckDB knows no NULL in an expression's result, only in a table's statistics).
+-- The rows are joined on (file_no, file_row), the sources' own names for them (day_events.sql).
+-- {order_by}: sessions/assets.SESSION_EVENTS_ORDER, or nothing on a big day, whose joined rows go
+-- to a temp table and are sorted from there (sessions/assets.joined_first).
 -- reads:  {sources} (as in day_events.sql), `day_keys`, $day
 -- writes: the rows of session_events/date=…/part.parquet (sessions/assets.build_day)
 WITH read AS NOT MATERIALIZED (
     {sources}
 )
-SELECT r.* REPLACE (d.session_id AS session_id), $day::DATE AS session_date, d.visitor_key
-FROM read r JOIN day_keys d USING (raw_key, raw_pos)
-ORDER BY session_id, ts, event_id
+SELECT r.* EXCLUDE (file_no, file_row) REPLACE (d.session_id AS session_id),
+       $day::DATE AS session_date, d.visitor_key
+FROM read r JOIN day_keys d USING (file_no, file_row)
+{order_by}
