@@ -1,9 +1,10 @@
 """Issue 21: the `sessions` step's faster statements write the same files as a simple one.
 
-``sessions/day_events.sql`` ranks only the event_ids read more than once (copies are rare) and
-makes sessions only for the hashes with an event on the day; ``sessions.sql`` parses props only
-on the rows an aggregate uses them for. The simple formulation below ranks every row of the
-window, makes sessions for every hash it reads, and parses props on every row. Both run through
+``sessions/day_events.sql`` ranks only the event_ids read more than once (copies are rare),
+makes sessions only for the hashes with an event on the day, and hashes a hash session's id once
+and carries it along; ``sessions.sql`` parses props only on the rows an aggregate uses them for.
+The simple formulation below ranks every row of the window, makes sessions for every hash it
+reads (a run number, then each run's first event), and parses props on every row. Both run through
 the real events and sessions steps on simulated traffic with more copies, late and very late
 deliveries than the defaults, and one events file written before issue 18 (no visitor_hash or
 consent), and must write byte-identical ``sessions`` and ``session_events`` files, day by day,
@@ -39,7 +40,8 @@ DAYS = 3
 def simple_day_events() -> str:
     """day_events.sql with its fast parts undone: every row of the window ranked (not only
     the event_ids read more than once), and every hash's sessions made (not only those of the
-    hashes with an event on the day), as the step ran before issue 21; visitor_key hashed on
+    hashes with an event on the day), as the step ran before issue 21; each hash session's id
+    from a run number and a window over the run, hashed on every row; visitor_key hashed on
     every row (not once per visitor); and the rows named by their (raw_key, raw_pos), not by the
     reader's (file_no, file_row). The rest of the statement is the step's own.
     """
@@ -54,6 +56,25 @@ def simple_day_events() -> str:
                       r"WHERE session_id IS NULL", "FROM winners WHERE session_id IS NULL", text)
     assert n == 1, "day_events.sql no longer has the day's hashes this test undoes"
     assert "day_hashes" not in text and "copied" not in text
+    # the hash sessions as first written: a run number, then each run's first event_id by a
+    # window over the run, hashed on every row (not hashed once and carried along)
+    fast_kept = text[text.index("kept AS ("):text.index("earlier AS (")]
+    assert "IGNORE NULLS" in fast_kept, "day_events.sql no longer carries the session id"
+    text = text.replace(fast_kept, """hash_runs AS (
+    SELECT *, sum(starts) OVER (PARTITION BY visitor_hash ORDER BY ts, event_id
+                                ROWS UNBOUNDED PRECEDING) AS run
+    FROM hash_gaps
+),
+kept AS (
+    SELECT raw_key, raw_pos, session_id, ts FROM winners WHERE session_id IS NOT NULL
+    UNION ALL
+    SELECT raw_key, raw_pos,
+           hash_session_id(visitor_hash, first(event_id) OVER (
+               PARTITION BY visitor_hash, run ORDER BY ts, event_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) AS session_id, ts
+    FROM hash_runs
+),
+""")
     # visitor_key hashed on every row, not once per distinct visitor
     text, n = re.subn(r"SELECT k\.raw_key, k\.raw_pos, k\.session_id, v\.visitor_key\s+FROM keyed k"
                       r"\s+JOIN \(SELECT visitor, visitor_key\(visitor\) AS visitor_key FROM "

@@ -10,8 +10,11 @@
 -- Events without a session_id (no consent) are given one first, over everything the window reads
 -- (CONTRACT §4): per visitor_hash, in (ts, event_id) order, a session starts at the first event
 -- and after every gap of more than $inactivity_minutes; its id is hash_session_id (duck.py) of
--- the hash and its first event. A hash is of one UTC day of arrival and every event arrives after
--- it happens, so all of a hash's events are in the window of any day they can start a session on.
+-- the hash and its first event, hashed on that first event's row only and carried to the rest of
+-- the session by one running window (last_value IGNORE NULLS): a run number (a running sum of
+-- the starts) and a first_value over each run were two more sorts and an MD5 per event (issue
+-- 21, docs/BENCHMARKS.md). A hash is of one UTC day of arrival and every event arrives after it
+-- happens, so all of a hash's events are in the window of any day they can start a session on.
 -- reads:  {sources}: the events files of the day's window (and late events); {before}: session
 --         ids and ts of the hours before it; $day; $inactivity_minutes
 --         (contract.SESSION_INACTIVITY_MINUTES)
@@ -62,19 +65,14 @@ hash_gaps AS (
     FROM winners SEMI JOIN day_hashes USING (visitor_hash) WHERE session_id IS NULL
     WINDOW w AS (PARTITION BY visitor_hash ORDER BY ts, event_id)
 ),
-hash_runs AS (
-    SELECT *, sum(starts) OVER (PARTITION BY visitor_hash ORDER BY ts, event_id
-                                ROWS UNBOUNDED PRECEDING) AS run
-    FROM hash_gaps
-),
 kept AS (
     SELECT file_no, file_row, session_id, ts FROM winners WHERE session_id IS NOT NULL
     UNION ALL
     SELECT file_no, file_row,
-           hash_session_id(visitor_hash, first(event_id) OVER (
-               PARTITION BY visitor_hash, run ORDER BY ts, event_id
-               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) AS session_id, ts
-    FROM hash_runs
+           last_value(CASE WHEN starts = 1 THEN hash_session_id(visitor_hash, event_id) END
+                      IGNORE NULLS) OVER (PARTITION BY visitor_hash ORDER BY ts, event_id
+                                          ROWS UNBOUNDED PRECEDING) AS session_id, ts
+    FROM hash_gaps
 ),
 earlier AS (  -- sessions with an event in the 27 hours before the day: an earlier day's
     SELECT session_id FROM (SELECT session_id, ts FROM kept {before})
