@@ -82,13 +82,12 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
     if joined_first(rows, memory_limit_bytes(con)):
         con.execute("CREATE OR REPLACE TEMP TABLE day_wide AS " + sql.load(
             "sessions/session_events", sources=union, order_by=""), read)
-        written = lake.write(con, f"SELECT * FROM day_wide {SESSION_EVENTS_ORDER}",
-                             "session_events", folder)
-        con.execute("DROP TABLE day_wide")
+        query, query_params = f"SELECT * FROM day_wide {SESSION_EVENTS_ORDER}", None
     else:
-        written = lake.write(con, sql.load("sessions/session_events", sources=union,
-                                           order_by=SESSION_EVENTS_ORDER),
-                             "session_events", folder, read)
+        query = sql.load("sessions/session_events", sources=union, order_by=SESSION_EVENTS_ORDER)
+        query_params = read
+    written = lake.write(con, query, "session_events", folder, query_params)
+    con.execute("DROP TABLE IF EXISTS day_wide")
     con.execute("CREATE OR REPLACE TEMP VIEW day_events AS SELECT * FROM read_parquet("
                 f"{sql.literal(str(written))}, hive_partitioning = false)")
     lake.write(con, sql.load("sessions/sessions"), "sessions", folder)
