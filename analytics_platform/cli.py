@@ -288,9 +288,9 @@ def backfill(first: date, last: date, verbose: bool) -> None:
     ev = report.phases[0]
     click.echo(
         f"Done in {report.seconds:.1f} s: {report.records:,} raw records → "
-        f"{ev.metadata.get('events_out', 0):,} events "
+        f"{ev.metadata.get('run_events_out', 0):,} events "
         f"({report.records / report.seconds:,.0f} records/s end to end; events step "
-        f"{ev.metadata.get('records_per_second', 0):,} records/s)."
+        f"{ev.metadata.get('run_records_per_second', 0):,} records/s)."
     )
     click.echo(f"Warehouse: {settings.data_dir() / 'warehouse.duckdb'}")
 

@@ -712,13 +712,13 @@ def publish_once() -> Iterator[dict[Path, float]]:
     at the end, whether the steps succeeded or not (what they wrote is in the lake either way);
     yields ``{data dir: seconds}`` of those publishes, filled when it ends.
 
-    For a run of many steps in this process (``execute_in_process``: the CLI's backfill). Each
-    publish builds a new warehouse file from a copy of the current one, which holds the stored
-    tables: 2.3 s a step on the 30-day backfill's 1.5 GB file (copying it 0.7 s, dropping the
-    one it replaces 0.5 s, opening and checkpointing the copy 1.1 s), 17 daily marts × 2.3 s =
-    39 of the backfill's 553 s, to show states no one reads before the run ends (issue 21,
-    docs/BENCHMARKS.md). A run launched by Dagster's daemon publishes after every step, so the
-    dashboard follows the run as it goes."""
+    For runs of many steps in this process (``execute_in_process``: the CLI's backfill, around
+    its three runs). Each publish builds a new warehouse file from a copy of the current one,
+    which holds the stored tables: 2.3 s a step on the 30-day backfill's 1.5 GB file (copying it
+    0.7 s, dropping the one it replaces 0.5 s, opening and checkpointing the copy 1.1 s), 17
+    daily marts × 2.3 s = 39 of the backfill's 553 s, to show states no one reads before the run
+    ends (issue 21, docs/BENCHMARKS.md). A run launched by Dagster's daemon publishes after
+    every step, so the dashboard follows the run as it goes."""
     held: dict[Path, Lake] = {}
     seconds: dict[Path, float] = {}
     token = _HELD.set(held)

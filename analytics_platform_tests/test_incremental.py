@@ -215,3 +215,34 @@ def test_two_runs_at_once_do_not_fail_on_a_lock(
         assert p.returncode == 0, err[-2000:]
     assert snapshot(data)["sessions"]
 
+
+
+def test_a_backfill_whose_run_fails_still_publishes_what_the_runs_before_it_wrote(
+        base_raw: Path, tmp_path: Path, env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backfill publishes once, after its runs (backfill.run_backfill): when its second run
+    fails, the error names that run, and the warehouse still shows the events the first run
+    wrote, with no sessions."""
+    from analytics_platform.defs.sessions import assets as sessions_assets
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise ValueError("sessions broke")
+
+    monkeypatch.setattr(sessions_assets, "build_day", broken)
+    shutil.copytree(base_raw, tmp_path / "raw")
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(tmp_path))
+    logged: list[str] = []
+    with dg.DagsterInstance.ephemeral() as instance, \
+            pytest.raises(RuntimeError, match=r"daily_job failed: .*sessions broke"):
+        run_backfill(DAY, DAY, instance=instance, log=logged.append)
+    assert not any("published" in line for line in logged)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+        events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+    finally:
+        con.close()
+    expected = duckdb.sql(
+        "SELECT count(DISTINCT event_id) FROM read_parquet($f)",  # the view drops later copies
+        params={"f": str(tmp_path / "lake" / "events" / "*" / "*.parquet")}).fetchall()[0][0]
+    assert events == expected > 0
+    assert "sessions" not in views

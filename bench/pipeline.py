@@ -103,7 +103,7 @@ def step(name: str, data: Path, when: str | None = None) -> dict:
 
 def backfill(data: Path, days: int) -> tuple[float, float]:
     """The CLI's backfill of every asset, in a fresh process, on a fresh lake: its seconds, and
-    those of its runs' warehouse publishes (once per run, after its steps: the CLI prints them)."""
+    those of its warehouse publish (once, after its runs: the CLI prints it)."""
     for sub in ("lake", "dagster_home", "warehouse.duckdb", ".duckdb_tmp", ".warehouse"):
         p = data / sub
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
@@ -237,7 +237,7 @@ def main() -> None:
             f"raw hour: {bare['floor_events']:.1f} s) | {floor:.1f} s, "
             f"{floor / total:.2f}× the bare steps | — |",
             f"| 2 | the backfill's steps ({len(steps)}; {slowest}) / the warehouse published "
-            f"once after each of its 3 runs / Dagster's share (the rest: runs, processes, events "
+            f"once after its 3 runs / Dagster's share (the rest: runs, processes, events "
             f"between steps) | {in_steps:.1f} s / {publish:.1f} s / "
             f"{seconds - in_steps - publish:.1f} s | — |",
             # issue 21's bars, part by part

@@ -37,9 +37,9 @@ from analytics_platform.defs.events.validation import (
     field_text_sql,
     validated_sql,
 )
-from analytics_platform.defs.metadata import table_metadata
+from analytics_platform.defs.metadata import column_schema, record_partitions
 from analytics_platform.duck import connect, memory_limit_bytes, props_kept_sql, scrub_maybe_sql
-from analytics_platform.lake import RawLake, RawObject
+from analytics_platform.lake import RawLake, RawObject, partition_key
 from analytics_platform.partitions import hourly, hours_of
 from analytics_platform.resources import LakeResource, PipelineSettings, RawLakeResource
 from analytics_platform.storage import (
@@ -448,6 +448,54 @@ def _count_events(con: duckdb.DuckDBPyConnection, stats: dict[datetime, HourStat
             st.corrupt_objects = n
 
 
+def hour_figures(stats: HourStats) -> tuple[dict[str, object], dict[str, object]]:
+    """What one hour's ``events`` and ``quarantine`` partitions record of it: its own figures,
+    whatever run cleaned it (a run of one hour or the backfill's run of hundreds)."""
+    events = {
+        "records_in": stats.records,
+        "events_out": stats.events,
+        "quarantined": stats.quarantined,
+        "corrupt_objects": stats.corrupt_objects,
+        "bot_events": stats.bots,
+        "duplicates_removed": stats.duplicates,
+        "late_events": stats.late_events,
+        "raw_objects": stats.objects,
+        "raw_mb": round(stats.raw_bytes / 1e6, 2),
+        "dagster/row_count": stats.events,
+    }
+    quarantine = {
+        "quarantined": stats.quarantined,
+        "corrupt_objects": stats.corrupt_objects,
+        "reasons": dg.MetadataValue.json(stats.reasons),
+        "dagster/row_count": stats.quarantined,
+    }
+    return events, quarantine
+
+
+def run_metadata(rows: list[HourStats], sums: HourStats, seconds: float) -> dict[str, object]:
+    """The run's summary, recorded on its last hour only (metadata.record_partitions), each hour
+    its own figures (:func:`hour_figures`): 3.2 KB an `events` partition, against 12.4 KB when
+    every hour carried the run's metadata; the step's records on the 30-day backfill of a small
+    lake (771 hours, 17k records, old and new code alternating) 1.51-1.82 -> 0.98-1.04 s
+    (2026-12-07)."""
+    return {
+        "run_hours": len(rows),
+        "run_records_in": sums.records,
+        "run_events_out": sums.events,
+        "run_quarantined": sums.quarantined,
+        "run_corrupt_objects": sums.corrupt_objects,
+        "run_bot_events": sums.bots,
+        "run_duplicates_removed": sums.duplicates,
+        "run_late_events": sums.late_events,
+        "run_raw_objects": sums.objects,
+        "run_raw_mb": round(sums.raw_bytes / 1e6, 2),
+        "run_quarantine_reasons": dg.MetadataValue.json(sums.reasons),
+        "run_seconds": round(seconds, 2),
+        "run_records_per_second": round(sums.records / seconds) if seconds else 0,
+        "run_per_hour": dg.MetadataValue.md(_markdown(rows)),
+    }
+
+
 def _markdown(rows: list[HourStats], limit: int = 48) -> str:
     return markdown_table(
         ["hour", "objects", "records", "events", "quarantined", "bots", "duplicates", "late"],
@@ -523,33 +571,17 @@ def events(
     checks = events_check_results(con, out, hours, rows, pipeline.quarantine_warn_share)
     # each hour's objects and the days its events can change (defs/automation/records.py)
     days = session_days(con, out, hours, pipeline.late_arrival_hours, datetime.now(UTC))
-    for key, meta in hour_metadata(fingerprints, days).items():
-        context.add_asset_metadata(meta, asset_key="events", partition_key=key)
     con.close()
-    yield dg.MaterializeResult(
-        asset_key="quarantine",
-        metadata={"quarantined": sums.quarantined, "corrupt_objects": sums.corrupt_objects,
-                  "reasons": dg.MetadataValue.json(sums.reasons),
-                  **table_metadata(out.existing("quarantine", folders))},
-    )
-    yield dg.MaterializeResult(
-        asset_key="events",
-        metadata={
-            "hours": len(hours),
-            "raw_objects": sums.objects,
-            "raw_mb": round(sums.raw_bytes / 1e6, 2),
-            "records_in": sums.records,
-            "events_out": sums.events,
-            "quarantined": sums.quarantined,
-            "corrupt_objects": sums.corrupt_objects,
-            "bot_events": sums.bots,
-            "duplicates_removed": sums.duplicates,
-            "late_events": sums.late_events,
-            "quarantine_reasons": dg.MetadataValue.json(sums.reasons),
-            "seconds": round(seconds, 2),
-            "records_per_second": round(sums.records / seconds) if seconds else 0,
-            "per_hour": dg.MetadataValue.md(_markdown(rows)),
-            **table_metadata(out.existing("events", folders), sums.events),
-        },
-    )
+    keys = [partition_key(r.hour) for r in rows]
+    figures = [hour_figures(r) for r in rows]
+    automation = hour_metadata(fingerprints, days)
+    record_partitions(
+        context, {k: f[0] | automation[k] for k, f in zip(keys, figures, strict=True)},
+        run_metadata(rows, sums, seconds) | column_schema(out.existing("events", folders)[-1:]),
+        asset_key="events")
+    record_partitions(
+        context, {k: f[1] for k, f in zip(keys, figures, strict=True)},
+        column_schema(out.existing("quarantine", folders)[-1:]), asset_key="quarantine")
+    yield dg.MaterializeResult(asset_key="quarantine")
+    yield dg.MaterializeResult(asset_key="events")
     yield from checks

@@ -14,13 +14,14 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import pyarrow.parquet as pq
 
 from analytics_platform import sql
 from analytics_platform.defs.automation import DAILY_MARTS, refresh_when_deps_change
-from analytics_platform.defs.metadata import table_metadata
+from analytics_platform.defs.metadata import column_schema, record_partitions
 from analytics_platform.duck import connect
 from analytics_platform.layout import day_folder
-from analytics_platform.partitions import daily, day_of
+from analytics_platform.partitions import daily, day_key, day_of
 from analytics_platform.resources import LakeResource
 from analytics_platform.storage import Lake, markdown_preview, publish_after_step
 
@@ -63,6 +64,7 @@ def run_daily(
     t0 = time.perf_counter()
     days = sorted(day_of(k) for k in context.partition_keys)
     written: list[str] = []
+    rows: dict[str, int] = {}  # by partition key: each day's rows (0: no sessions, no file)
     params = params or {}
     failures: dict[str, list[str]] = {c.name: [] for c in checks}
     for day in days:
@@ -70,6 +72,7 @@ def run_daily(
         s_files = lake.existing("sessions", [folder])
         if not s_files:
             lake.remove(table, folder)
+            rows[day_key(day)] = 0
             continue
         con.execute(f"CREATE OR REPLACE TEMP VIEW s AS SELECT * FROM read_parquet("
                     f"{sql.literal_list(s_files)}, hive_partitioning = false)")
@@ -78,18 +81,18 @@ def run_daily(
             con.execute(f"CREATE OR REPLACE TEMP VIEW e AS SELECT * FROM read_parquet("
                         f"{sql.literal_list(e_files)}, hive_partitioning = false)")
         written.append(str(lake.write(con, build(con, day), table, folder, params)))
+        rows[day_key(day)] = pq.ParquetFile(written[-1]).metadata.num_rows
         _run_checks(con, checks, day, written[-1], params, failures)
     publish_after_step(lake)
     preview = markdown_preview(con, "SELECT * FROM read_parquet($f)", {"f": written}) if (
         written) else "no sessions in these days"
     con.close()
-    table_meta = table_metadata(written)
-    return dg.MaterializeResult(metadata={
-        "days": len(days), "days_with_data": len(written),
-        "rows": table_meta["dagster/row_count"],
-        "seconds": round(time.perf_counter() - t0, 2), "preview": dg.MetadataValue.md(preview),
-        **table_meta,
-    }, check_results=[
+    # each day its rows, the run's summary and columns on its last day (record_partitions)
+    record_partitions(context, {k: {"dagster/row_count": n} for k, n in rows.items()}, {
+        "run_days": len(days), "run_days_with_data": len(written),
+        "run_rows": sum(rows.values()), "run_seconds": round(time.perf_counter() - t0, 2),
+        "run_preview": dg.MetadataValue.md(preview), **column_schema(written[-1:])})
+    return dg.MaterializeResult(check_results=[
         dg.AssetCheckResult(check_name=c.name, asset_key=table, passed=not failures[c.name],
                             description=c.description,
                             metadata={"days_checked": len(written),

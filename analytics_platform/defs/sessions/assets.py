@@ -21,12 +21,12 @@ from analytics_platform import settings, sql
 from analytics_platform.config import load_referrers
 from analytics_platform.contract import SESSION_INACTIVITY_MINUTES
 from analytics_platform.defs.automation import SESSIONS, refresh_when_deps_change
-from analytics_platform.defs.metadata import table_metadata
+from analytics_platform.defs.metadata import column_schema, record_partitions
 from analytics_platform.defs.sessions.checks import RECONCILE_DESCRIPTION, reconcile
 from analytics_platform.defs.sessions.inputs import day_inputs
 from analytics_platform.duck import connect, memory_limit_bytes
 from analytics_platform.layout import day_folder
-from analytics_platform.partitions import daily, day_of, session_window_mapping
+from analytics_platform.partitions import daily, day_key, day_of, session_window_mapping
 from analytics_platform.resources import LakeResource, PipelineSettings
 from analytics_platform.storage import (
     FIRST_COPY_ORDER,
@@ -167,8 +167,10 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, pipeline: Pi
     t0 = time.perf_counter()
     days = sorted(day_of(k) for k in context.partition_keys)
     totals = {"sessions": 0, "events": 0, "late_events": 0, "input_files": 0}
+    per_day: dict[str, dict[str, int]] = {}
     for i, day in enumerate(days, 1):
-        for k, v in build_day(con, out, day, pipeline).items():
+        per_day[day_key(day)] = counts = build_day(con, out, day, pipeline)
+        for k, v in counts.items():
             totals[k] += v
         context.log.info(f"sessions: {i}/{len(days)} days, {totals['sessions']:,} sessions")
     publish_after_step(out)
@@ -185,15 +187,21 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, pipeline: Pi
             {"f": files}, limit=31,
         )
     con.close()
-    yield dg.MaterializeResult(
-        asset_key="sessions",
-        metadata={"days": len(days), **totals, "seconds": seconds,
-                  "preview": dg.MetadataValue.md(preview),
-                  **table_metadata(files, totals["sessions"])},
-    )
+    # each day its own counts, the run's totals, preview and columns on its last day
+    # (metadata.record_partitions)
+    record_partitions(
+        context, {k: {**c, "dagster/row_count": c["sessions"]} for k, c in per_day.items()},
+        {"run_days": len(days), **{f"run_{k}": v for k, v in totals.items()},
+         "run_seconds": seconds, "run_preview": dg.MetadataValue.md(preview),
+         **column_schema(files[-1:])},
+        asset_key="sessions")
     event_files = out.existing("session_events", [day_folder(d) for d in days])
-    yield dg.MaterializeResult(
-        asset_key="session_events",
-        metadata={"days": len(days), "events": totals["events"],
-                  **table_metadata(event_files, totals["events"])})
+    record_partitions(
+        context, {k: {"events": c["events"], "dagster/row_count": c["events"]}
+                  for k, c in per_day.items()},
+        {"run_days": len(days), "run_events": totals["events"],
+         **column_schema(event_files[-1:])},
+        asset_key="session_events")
+    yield dg.MaterializeResult(asset_key="sessions")
+    yield dg.MaterializeResult(asset_key="session_events")
     yield check
