@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -136,16 +137,20 @@ def run_backfill(
     planned_before = os.environ.get(PLANNED_SUBSET_ENV)
     os.environ[PLANNED_SUBSET_ENV] = "true"
     report = BackfillReport(phases)
+    published: dict[Path, float] = {}
     try:
         # the warehouse is published once, when the runs are over, whether they succeeded or
         # not: what they wrote is in the lake either way (storage.publish_once)
-        with publish_once() as published:
-            for phase in phases:
-                _run_phase(definitions, phase, instance, backfill_id, run_config, run_ids, log)
-            log("→ the warehouse, published once for the three runs")
-        report.publish_seconds = sum(published.values())
-        if published:
-            log(f"  the warehouse published in {report.publish_seconds:.1f} s")
+        try:
+            with publish_once() as published:
+                for phase in phases:
+                    _run_phase(definitions, phase, instance, backfill_id, run_config, run_ids,
+                               log)
+                log("→ the warehouse, published once for the three runs")
+        finally:
+            report.publish_seconds = sum(published.values())
+            if published:
+                log(f"  the warehouse published in {report.publish_seconds:.1f} s")
     finally:
         if planned_before is None:
             os.environ.pop(PLANNED_SUBSET_ENV, None)
