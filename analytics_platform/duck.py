@@ -230,4 +230,3 @@ def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int:
     shown = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     number, unit = shown.split()
     return int(float(number) * _UNITS[unit])
-

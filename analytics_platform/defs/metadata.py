@@ -13,11 +13,10 @@ import dagster as dg
 import pyarrow.parquet as pq
 
 
-def table_metadata(files: Sequence[str | Path], rows: int | None = None) -> dict[str, Any]:
-    """Row count (``rows``, else from the files' footers) and column schema of ``files``; a run
-    that wrote no file reports 0 rows and no schema."""
-    if rows is None:
-        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+def table_metadata(files: Sequence[str | Path]) -> dict[str, Any]:
+    """Row count (from the files' footers) and column schema of ``files``; a run that wrote no
+    file reports 0 rows and no schema."""
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     return {"dagster/row_count": int(rows), **column_schema(files[:1])}
 
 

@@ -572,15 +572,14 @@ def events(
     # each hour's objects and the days its events can change (defs/automation/records.py)
     days = session_days(con, out, hours, pipeline.late_arrival_hours, datetime.now(UTC))
     con.close()
-    keys = [partition_key(r.hour) for r in rows]
-    figures = [hour_figures(r) for r in rows]
+    figures = {partition_key(r.hour): hour_figures(r) for r in rows}
     automation = hour_metadata(fingerprints, days)
     record_partitions(
-        context, {k: f[0] | automation[k] for k, f in zip(keys, figures, strict=True)},
+        context, {k: events_meta | automation[k] for k, (events_meta, _) in figures.items()},
         run_metadata(rows, sums, seconds) | column_schema(out.existing("events", folders)[-1:]),
         asset_key="events")
     record_partitions(
-        context, {k: f[1] for k, f in zip(keys, figures, strict=True)},
+        context, {k: quarantine_meta for k, (_, quarantine_meta) in figures.items()},
         column_schema(out.existing("quarantine", folders)[-1:]), asset_key="quarantine")
     yield dg.MaterializeResult(asset_key="quarantine")
     yield dg.MaterializeResult(asset_key="events")
