@@ -148,8 +148,8 @@ def _checked_sql() -> str:
                     **{f.name: field_text_sql(f.name) for f in EXTRACTED if f.name in wanted})
 
 
-def _events_sql() -> str:
-    return sql.load("events/events", first_copy_order=FIRST_COPY_ORDER)
+def _later_copies_sql() -> str:
+    return sql.load("events/later_copies", first_copy_order=FIRST_COPY_ORDER)
 
 
 def process_hours(
@@ -253,7 +253,8 @@ def _process_batch(
 
     for name in ("raw_objects", "corrupt_objects", "user_agents"):
         con.unregister(name)
-    con.execute("DROP VIEW batch_events; DROP TABLE checked; DROP TABLE quarantined")
+    con.execute("DROP VIEW batch_events; DROP TABLE checked; DROP TABLE quarantined; "
+                "DROP TABLE later_copies")
     return [stats[h] for h in hours]
 
 
@@ -344,14 +345,12 @@ def _write_events(con: duckdb.DuckDBPyConnection, lake: Lake, hours: list[dateti
     then the view ``batch_events`` over what was written.
 
     One COPY per hour, not one COPY split with PARTITION_BY, which took 2-3 s more on a
-    million-event hour; several hours are de-duplicated once into a table first. An hour that
-    now has no events loses the file an earlier run left (re-materialising replaces).
+    million-event hour. The later copies of an event are found once for the batch (a temp table
+    of their rowids, later_copies.sql); each hour's COPY reads its rows from ``checked``.
     """
-    events = _events_sql()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE later_copies AS {_later_copies_sql()}")
+    events = sql.load("events/events")
     source = f"({events})"
-    if sum(1 for n in human.values() if n) > 1:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE deduped AS {events}")
-        source = "deduped"
     written: list[Path] = []
     for hour, folder in zip(hours, folders, strict=True):
         if human.get(hour):
@@ -362,7 +361,6 @@ def _write_events(con: duckdb.DuckDBPyConnection, lake: Lake, hours: list[dateti
             path = lake.partition_path("events", folder)
             if path.exists() or lake.remote is not None:
                 lake.delete(path)
-    con.execute("DROP TABLE IF EXISTS deduped")
     # What follows reads the events back from their files.
     con.execute("CREATE OR REPLACE TEMP VIEW batch_events AS " + (
         f"SELECT * FROM read_parquet({sql.literal_list(map(str, written))}, "
