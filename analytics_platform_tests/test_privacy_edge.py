@@ -386,10 +386,11 @@ def test_no_address_survives_the_edge_scrub(prefix: str, sep1: str, addr: str, h
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(alphabet=st.sampled_from("0123456789abcdefABCDEF.:%@-_+ ,xyz/é\n"), max_size=60)
+@given(st.text(alphabet=st.sampled_from("0123456789abcdefABCDEF.:%@-_+ ,xyz/é\n&#;"), max_size=60)
        | st.text(max_size=60))
 @example("1.2.3.4 5.6.7.8 dead:beef:cafe:0:1:2:3:4")
 @example("a.b@c.de 12:30:45:00 ::1")
+@example("1%2E2%2E3%2E4 %3A%3A1 a&#64;b.cd 100%25")
 def test_what_the_sql_macro_replaces_the_edge_has_replaced_already(text: str) -> None:
     out = scrub(text)
     assert sql_scrub([out]) == [out], (text, out)
