@@ -346,7 +346,8 @@ def _write_events(con: duckdb.DuckDBPyConnection, lake: Lake, hours: list[dateti
 
     One COPY per hour, not one COPY split with PARTITION_BY, which took 2-3 s more on a
     million-event hour. The later copies of an event are found once for the batch (a temp table
-    of their rowids, later_copies.sql); each hour's COPY reads its rows from ``checked``.
+    of their rowids, later_copies.sql); each hour's COPY reads its rows from ``checked``. An
+    hour that now has no events loses the file an earlier run left (re-materialising replaces).
     """
     con.execute(f"CREATE OR REPLACE TEMP TABLE later_copies AS {_later_copies_sql()}")
     events = sql.load("events/events")
