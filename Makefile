@@ -34,6 +34,7 @@ node_modules/.installed: package.json package-lock.json
 test: install node_modules/.installed .venv-checkov/.installed
 	./scripts/ensure-chromium.sh
 	./scripts/ensure-postgres.sh
+	./scripts/ensure-xfsprogs.sh
 	$(BIN)/ruff check .
 	node --test analytics_platform_tests/js/
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from reflink_copy import reflink_or_copy
 
 from analytics_platform import layout, settings, sql
 from analytics_platform.lake import parse_s3_url, s3_client
@@ -354,7 +355,12 @@ STORE = rollups.STORE  # "_store"
 # Which file each stored day came from (inode, size, mtime: a replaced partition is a new file).
 _FILES = f"{STORE}.stored_files"
 # A warehouse file whose free blocks (left by days stored again) pass this share of its blocks is
-# not copied: the next one is built afresh.
+# not carried over: the next one is built afresh. So is one whose stored days this publish would
+# mostly store again (their Parquet bytes, against every stored day's): a backfill over the whole
+# history. Carried over, that file held both the old and the new rows (a deleted day's blocks
+# are free only after the checkpoint, so the inserts cannot reuse them): the 30-day benchmark's
+# 1.47 GB file became 2.93 GB, half of its blocks free, which the rule above let the next
+# publishes carry over and copy (measured, 2026-12-07; docs/BENCHMARKS.md).
 _MAX_FREE_SHARE = 0.5
 
 
@@ -433,9 +439,10 @@ def _prune_snapshots(lake: Lake, keep: str) -> None:
 
 
 def _base(lake: Lake) -> Path | None:
-    """The current warehouse file when it holds stored tables worth carrying over (copying it
-    is far cheaper than storing them again: 0.3 s for a 1 GB file), else None (the new file
-    starts empty): no file, no store, or a store with too many free blocks."""
+    """The current warehouse file when it holds stored tables worth carrying over (cloning it,
+    or copying it where the file system cannot clone, is far cheaper than storing them again:
+    a copy of 1 GB takes 0.3 s), else None (the new file starts empty): no file, no store, a
+    store with too many free blocks, or one whose days' files are mostly new (_MAX_FREE_SHARE)."""
     path = lake.warehouse_path
     if not path.exists():
         return None
@@ -446,11 +453,26 @@ def _base(lake: Lake) -> Path | None:
                              "AND schema_name = ?", [STORE]).fetchall()[0][0]
         free, total = con.execute("SELECT free_blocks, total_blocks FROM pragma_database_size() "
                                   "WHERE database_name = 'base'").fetchall()[0]
+        days = con.execute(f"SELECT table_name, day, ino, size, mtime_ns FROM base.{_FILES}"
+                           ).fetchall() if stored else []
     except duckdb.Error:  # unreadable: start afresh
         return None
     finally:
         con.close()
-    return path if stored and free <= _MAX_FREE_SHARE * total else None
+    if not stored or free > _MAX_FREE_SHARE * total:
+        return None
+    replaced = sum(size for table, day, ino, size, mtime in days if _stat(
+        lake.partition_path(table, f"{layout.DAY}={day}")) != (ino, size, mtime))
+    return None if replaced > _MAX_FREE_SHARE * sum(d[3] for d in days) else path
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    """What the store knows a day's file by (inode, size, mtime_ns): None when it is gone."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _drop_store(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -615,7 +637,14 @@ def publish_warehouse(lake: Lake) -> list[str]:
     try:
         base = _base(lake)
         if base is not None:
-            shutil.copyfile(base, target)
+            # A clone where the file system has them (XFS, the production data volume:
+            # infra/modules/pipeline; Btrfs; APFS): the new file shares the current one's blocks
+            # and DuckDB's writes copy only those they change. The 30-day backfill's 1.5 GB
+            # file on XFS, a publish after a step that wrote nothing stored: 0.19 s (0.37 s,
+            # page cache dropped) and 1 MB more disk, against 1.75 s (2.09 s) and 1.5 GB copied,
+            # while a reader held the old file (bench/publish.py, docs/BENCHMARKS.md). A plain
+            # copy elsewhere (ext4).
+            reflink_or_copy(base, target)
         # The oldest storage format that holds it, so any DuckDB reader from 1.0 on (the CLI,
         # DBeaver, older Python packages) can open the file. The file is this publish's own
         # until the rename below (removed on any failure), so it needs no single transaction:
@@ -714,11 +743,12 @@ def publish_once() -> Iterator[dict[Path, float]]:
 
     For runs of many steps in this process (``execute_in_process``: the CLI's backfill, around
     its three runs). Each publish builds a new warehouse file from a copy of the current one,
-    which holds the stored tables: 2.3 s a step on the 30-day backfill's 1.5 GB file (copying it
-    0.7 s, dropping the one it replaces 0.5 s, opening and checkpointing the copy 1.1 s), 17
-    daily marts × 2.3 s = 39 of the backfill's 553 s, to show states no one reads before the run
-    ends (issue 21, docs/BENCHMARKS.md). A run launched by Dagster's daemon publishes after
-    every step, so the dashboard follows the run as it goes."""
+    which holds the stored tables: 2.3 s a step on the 30-day backfill's 1.5 GB file on ext4
+    (copying it 0.7 s, dropping the one it replaces 0.5 s, opening and checkpointing the copy
+    1.1 s), 17 daily marts × 2.3 s = 39 of the backfill's 553 s, to show states no one reads
+    before the run ends (issue 21, docs/BENCHMARKS.md); 0.2 s where the file is cloned (XFS:
+    bench/publish.py). A run launched by Dagster's daemon publishes after every step, so the
+    dashboard follows the run as it goes."""
     held: dict[Path, Lake] = {}
     seconds: dict[Path, float] = {}
     token = _HELD.set(held)

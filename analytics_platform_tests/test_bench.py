@@ -2,7 +2,9 @@
 
 import importlib
 import importlib.util
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +127,37 @@ def test_api_bench_runs(bench_root: Path) -> None:
     assert sum("aggregate" in line and " ms |" in line for line in table) == 1
     assert sum("`export --table" in line and " MB |" in line for line in table) == 6
     assert sum("/api/v1/export" in line for line in table) == 2
+
+
+def test_publish_bench_runs(bench_root: Path, tmp_path: Path) -> None:
+    """bench/publish.py on the tiny warehouse (no timing asserted): a row for each change and
+    way, and the data folder it copied from left as it was."""
+    data = bench_root / f"bench-dashboard-{SIZE}"
+    before = sorted((p.relative_to(data), p.stat().st_mtime_ns) for p in data.rglob("*"))
+    out = subprocess.run([sys.executable, "bench/publish.py", "--data", str(data), "--work",
+                          str(tmp_path / "work"), "--rounds", "1"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [tuple(c.strip() for c in line.split("|")[1:3]) for line in rows] == [
+        (change, way) for change in ("nothing changed", "a day of a daily mart written again",
+                                     "a day of session_events written again")
+        for way in ("copied (before)", "cloned (now)")]
+    assert sorted((p.relative_to(data), p.stat().st_mtime_ns) for p in data.rglob("*")) == before
+
+
+def test_sessions_reads_step_runs(bench_root: Path, tmp_path: Path) -> None:
+    """bench/steps.py sessions-reads on a copy of the tiny lake (it builds the day too): the
+    CPU seconds of each read and of the day, and the window's rows."""
+    data = tmp_path / "data"
+    shutil.copytree(bench_root / f"bench-dashboard-{SIZE}" / "lake", data / "lake")
+    days = sorted(p.name.removeprefix("date=") for p in (data / "lake" / "sessions").glob("date=*"))
+    day = days[3]
+    out = subprocess.run([sys.executable, "bench/steps.py", "sessions-reads", str(data), day],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout.splitlines()[-1])
+    assert found["rows"] > 0 and set(found["cpu_of"]) == {"narrow", "before", "wide", "day"}
 
 
 def test_dashboard_bench_compares_row_for_row() -> None:

@@ -6,6 +6,7 @@ line (seconds, peak RSS in MB, rows). Called by bench/pipeline.py:
     python bench/steps.py floor-hour DATA_DIR HOUR       # the same, de-duplicated and sorted
     python bench/steps.py pandas-hour DATA_DIR HOUR      # bench/pandas_baseline.py
     python bench/steps.py sessions-day DATA_DIR DAY      # the `sessions` asset's work on one day
+    python bench/steps.py sessions-reads DATA_DIR DAY    # its reads alone, then the whole day
     python bench/steps.py bare-all DATA_DIR              # the bare DuckDB steps of a backfill
     python bench/steps.py dagster-steps DATA_DIR         # seconds per step of the recorded runs
 """
@@ -125,6 +126,46 @@ def sessions_day(data: Path, day: datetime) -> int:
     con = connect()
     con.register("referrers", load_referrers(pipeline.referrers_file))
     return build_day(con, Lake(data), day, pipeline)["events"]
+
+
+def sessions_reads(data: Path, day: datetime) -> tuple[int, dict[str, float]]:
+    """CPU seconds of the reads a day of `sessions` makes, each alone into a temp table on the
+    step's connection: its window's files on the columns day_events.sql decides on (narrow),
+    the hours before it (session_id, ts), the window's rows in full (what the session_events
+    write reads); then of the whole day (build_day, as sessions-day), for the share. What a
+    pass that reads each hour once for many days could save is part of the first three."""
+    from analytics_platform.config import load_referrers
+    from analytics_platform.defs.sessions.assets import build_day
+    from analytics_platform.defs.sessions.inputs import day_inputs
+    from analytics_platform.duck import connect
+    from analytics_platform.resources import PipelineSettings
+    from analytics_platform.storage import Lake
+
+    pipeline, lake = PipelineSettings(), Lake(data)
+    window, _, _, before = day_inputs(lake, day, pipeline.late_arrival_hours)
+    _start()
+    con = connect()
+    con.register("referrers", load_referrers(pipeline.referrers_file))
+    reads = {
+        "narrow": ("SELECT file_index::INTEGER AS file_no, file_row_number AS file_row, "
+                   "session_id, visitor_hash, event_id, ts, ingest_ts, event_ts FROM "
+                   "read_parquet($f, union_by_name = true, hive_partitioning = false)", window),
+        "before": ("SELECT session_id, ts FROM read_parquet($f, hive_partitioning = false)",
+                   before),
+        "wide": ("SELECT * FROM read_parquet($f, union_by_name = true, "
+                 "hive_partitioning = false)", window),
+    }
+    cpu: dict[str, float] = {}
+    for name, (query, files) in reads.items():
+        c0 = _cpu()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE r AS {query}", {"f": files})
+        cpu[name] = _cpu() - c0
+    rows = con.execute("SELECT count(*) FROM r").fetchall()[0][0]
+    con.execute("DROP TABLE r")
+    c0 = _cpu()
+    build_day(con, lake, day, pipeline)
+    cpu["day"] = _cpu() - c0
+    return rows, cpu
 
 
 # The bare minimum a backfill does, in plain DuckDB: raw JSON → Parquet, sessions by a
@@ -268,6 +309,9 @@ def main() -> None:
     if step == "bare-all":
         extra = {"steps": bare_all(data), "floor_events": floor_all(data)}
         rows = 0
+    elif step == "sessions-reads":
+        rows, cpu_of = sessions_reads(data, when)
+        extra = {"cpu_of": cpu_of}
     elif step == "dagster-steps":
         steps, records = dagster_steps(data)
         extra = {"steps": steps, "records": records}
