@@ -131,19 +131,38 @@ def test_api_bench_runs(bench_root: Path) -> None:
 
 def test_publish_bench_runs(bench_root: Path, tmp_path: Path) -> None:
     """bench/publish.py on the tiny warehouse (no timing asserted): a row for each change and
-    way, and the data folder it copied from left as it was."""
+    way, the fragmentation rows (dropping the page cache needs root), and the data folder it
+    copied from left as it was."""
     data = bench_root / f"bench-dashboard-{SIZE}"
     before = sorted((p.relative_to(data), p.stat().st_mtime_ns) for p in data.rglob("*"))
+    root = os.geteuid() == 0
     out = subprocess.run([sys.executable, "bench/publish.py", "--data", str(data), "--work",
-                          str(tmp_path / "work"), "--rounds", "1"], cwd=ROOT,
+                          str(tmp_path / "work"), "--rounds", "1",
+                          *(["--fragmentation", "2"] if root else [])], cwd=ROOT,
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")][1:]
+    tables = out.stdout.split("\n### ")
+    rows = [line for line in tables[1].splitlines() if line.startswith("| ")][1:]
     assert [tuple(c.strip() for c in line.split("|")[1:3]) for line in rows] == [
         (change, way) for change in ("nothing changed", "a day of a daily mart written again",
                                      "a day of session_events written again")
         for way in ("copied (before)", "cloned (now)")]
+    if root:
+        rows = [line for line in tables[2].splitlines() if line.startswith("| ")][1:]
+        assert [line.split("|")[1].strip() for line in rows] == [
+            "at the start (after the rounds)", "after 2 more, each with a day stored again"]
     assert sorted((p.relative_to(data), p.stat().st_mtime_ns) for p in data.rglob("*")) == before
+
+
+def test_publish_bench_times_snapshot_links(tmp_path: Path) -> None:
+    """bench/publish.py --links (no timing asserted): a row per table size, its folder gone."""
+    out = subprocess.run([sys.executable, "bench/publish.py", "--work", str(tmp_path),
+                          "--links", "3", "40"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [line.split("|")[1].strip() for line in rows] == ["3", "40"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sessions_reads_step_runs(bench_root: Path, tmp_path: Path) -> None:

@@ -3,7 +3,8 @@ system can (``reflink_or_copy``: the code now) against copied (``shutil.copyfile
 before), on a copy of a data folder.
 
     .venv/bin/python bench/publish.py --data bench-cache/backfill-30d-26667v --work DIR
-        [--rounds 3] [--cold] [--record]
+        [--rounds 3] [--cold] [--fragmentation N] [--record]
+    .venv/bin/python bench/publish.py --work DIR --links 720 8760 26280 [--record]
 
 ``--data``: a data folder whose warehouse holds its stored tables (measure 2 of
 bench/pipeline.py leaves one in ``bench-cache/backfill-30d-…``). Its lake and warehouse are
@@ -20,7 +21,11 @@ step) and one day of ``session_events`` written again (its ``sessions`` step: th
 again). Reported, median (min–max) of the rounds: the publish's seconds, and how much the file
 system's used space grew while a reader (the dashboard) held the warehouse file the publish
 replaced. ``--cold`` drops the page cache before each publish (root), as on a machine whose
-memory cannot hold the warehouse (the production t4g.small has 2 GiB).
+memory cannot hold the warehouse (the production t4g.small has 2 GiB). ``--fragmentation N``
+then makes N cloned publishes, each after a day of ``session_events`` written again, and reports
+the file's extents and a cold read of it against a plain copy: what clones cost the reads.
+``--links`` only times what every publish does for each table whatever changed: the snapshot's
+hard links, and their removal.
 """
 
 from __future__ import annotations
@@ -69,10 +74,12 @@ def drop_caches() -> None:
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
 
-def rewrite(lake: Lake, table: str) -> str:
-    """Write the last day's file of ``table`` again, as a step does (a new file renamed over
-    the old one: the same rows, a new inode); returns the day's folder."""
-    folder = sorted(p for p in lake.table_dir(table).glob("date=*") if p.is_dir())[-1]
+def rewrite(lake: Lake, table: str, back: int = 0) -> str:
+    """Write the file of ``table``'s last day but ``back`` (cycling over its days) again, as a
+    step does (a new file renamed over the old one: the same rows, a new inode); returns the
+    day's folder."""
+    days = sorted(p for p in lake.table_dir(table).glob("date=*") if p.is_dir())
+    folder = days[-1 - back % len(days)]
     part = folder / "part.parquet"
     tmp = lake.root / "_tmp" / f"bench-{table}.parquet"
     tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -100,16 +107,107 @@ def publish(lake: Lake, way: Callable[[Path, Path], None], cold: bool) -> tuple[
         reader.close()
 
 
+# The dashboard's kind of query, over every stored session_events row (bench/dashboard.py
+# times the Overview's own; this one reads the whole table, so every extent of it).
+READ_ALL = ("SELECT session_date, count(*), count(DISTINCT visitor_key), "
+            "count(DISTINCT page_path) FROM session_events GROUP BY 1 ORDER BY 1")
+
+
+def extents(path: Path) -> int:
+    """How many extents ``path`` lies in (``filefrag``)."""
+    out = subprocess.run(["filefrag", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return int(out.rsplit(":", 1)[1].split()[0])
+
+
+def cold_read(path: Path, rounds: int = 3) -> list[float]:
+    """Seconds of READ_ALL on ``path`` with the page cache dropped before each round."""
+    out = []
+    for _ in range(rounds):
+        drop_caches()
+        t0 = time.perf_counter()
+        with duckdb.connect(str(path), read_only=True) as con:
+            con.execute(READ_ALL).fetchall()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def fragmentation(lake: Lake, publishes: int, record: bool) -> None:
+    """``publishes`` cloned publishes, each after a day of session_events written again (the
+    days in turn), as a daemon's sessions steps make them: then the file's extents, and
+    READ_ALL with cold caches on it against a plain copy of it (one extent or few)."""
+    rows = [f"| at the start (after the rounds) | {extents(lake.warehouse_path):,} | — | — |"]
+    for i in range(publishes):
+        rewrite(lake, "session_events", back=i)
+        publish(lake, reflink_or_copy, False)
+        if (i + 1) % 25 == 0:
+            print(f"{i + 1} publishes: {extents(lake.warehouse_path):,} extents", flush=True)
+    plain = lake.data_dir / "bench-plain-copy.duckdb"
+    subprocess.run(["cp", "--reflink=never", str(lake.warehouse_path), str(plain)], check=True)
+    cloned, copied = [], []
+    for _ in range(2):  # in turns
+        cloned += cold_read(lake.warehouse_path)
+        copied += cold_read(plain)
+    rows.append(f"| after {publishes} more, each with a day stored again | "
+                f"{extents(lake.warehouse_path):,} | {med(cloned)} | {med(copied)} "
+                f"({extents(plain):,} extents) |")
+    plain.unlink()
+    section(f"The warehouse file after {publishes} cloned publishes, each after a day of "
+            f"session_events written again (the days in turn), on {lake.data_dir}: its extents, "
+            "and a query that reads all of session_events (count, distinct visitors and pages "
+            "per day) with the page cache dropped, 6 rounds, against a plain copy of the file.",
+            "| the file | extents | the query, cold, s | on a plain copy, s |", rows, record)
+
+
+def snapshot_links(work: Path, sizes: list[int], record: bool) -> None:
+    """Seconds of what every publish does for each table whatever changed: hard-link each of
+    its files into a snapshot folder (storage._snapshot_table), and, once superseded, remove
+    that folder; on tables of ``sizes`` one-byte partition files (8,760 is a year of `events`
+    hours) in ``work``, 3 rounds each, median (min–max)."""
+    from analytics_platform.storage import _snapshot_table
+
+    rows = []
+    for n in sizes:
+        lake = Lake(work / f"links-{n}", remote_url="")
+        for i in range(n):
+            f = lake.partition_path("events", f"hour={i:06d}")
+            f.parent.mkdir(parents=True)
+            f.write_bytes(b"x")
+        linked, removed = [], []
+        for r in range(3):
+            t0 = time.perf_counter()
+            folder = Path(_snapshot_table(lake, "events", f"bench{r}")).parent
+            t1 = time.perf_counter()
+            shutil.rmtree(folder)
+            linked.append(t1 - t0)
+            removed.append(time.perf_counter() - t1)
+        shutil.rmtree(lake.data_dir)
+        rows.append(f"| {n:,} | {med(linked, '{:.3f}')} | {med(removed, '{:.3f}')} |")
+    section(f"A publish's snapshot of one table, by its number of files, in {work}.",
+            "| files | hard-linked, s | the folder removed, s |", rows, record)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True,
+    ap.add_argument("--data", type=Path,
                     help="a data folder with lake/ and warehouse.duckdb (read only)")
     ap.add_argument("--work", type=Path, required=True,
                     help="an empty folder on the file system to measure")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cold", action="store_true", help="drop the page cache before each publish")
+    ap.add_argument("--fragmentation", type=int, default=0, metavar="N",
+                    help="then N cloned publishes, each after a day of session_events written "
+                    "again: the file's extents, and a cold read of it against a plain copy")
     ap.add_argument("--record", action="store_true", help="append to docs/BENCHMARKS.md")
+    ap.add_argument("--links", type=int, nargs="+", metavar="FILES",
+                    help="only time the snapshot of a table of FILES files (no --data)")
     args = ap.parse_args()
+    if args.links:
+        args.work.mkdir(parents=True, exist_ok=True)
+        snapshot_links(args.work, args.links, args.record)
+        return
+    if args.data is None:
+        ap.error("--data is required (or --links)")
     if not (args.data / "warehouse.duckdb").exists():
         ap.error(f"{args.data} has no warehouse.duckdb (run measure 2 of bench/pipeline.py)")
     if args.work.exists() and any(args.work.iterdir()):
@@ -157,6 +255,8 @@ def main() -> None:
             f"file of {size / 1e9:.2f} GB with {free:.0%} of its blocks free.",
             "| what the step wrote | the current file | publish, s | space grown while a "
             "reader holds the old file, MB |", rows, args.record)
+    if args.fragmentation:
+        fragmentation(lake, args.fragmentation, args.record)
 
 
 if __name__ == "__main__":
