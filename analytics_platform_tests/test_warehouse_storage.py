@@ -394,21 +394,29 @@ def test_days_stored_on_two_cursors_are_what_one_cursor_stores(
         t: (0, 0) for t in NATIVE_TABLES}
 
 
+def sbin_tool(name: str) -> str | None:
+    """``name`` on PATH or in /usr/sbin or /sbin (not on a user's PATH on Debian)."""
+    return shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+
+
 @pytest.fixture(scope="module")
 def xfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A small XFS file system, a loop mount of a sparse file: the production data volume is XFS
     (infra/modules/pipeline/user_data.sh.tftpl), whose clones (reflinks) mkfs.xfs turns on by
     default. Needs root and ``mkfs.xfs`` (`make test` installs xfsprogs on Debian)."""
-    if shutil.which("mkfs.xfs") is None:
-        pytest.skip("mkfs.xfs is missing: `make test` installs xfsprogs on Debian")
     if os.geteuid() != 0:
         pytest.skip("mounting a file system image needs root")
+    tools = {t: sbin_tool(t) for t in ("mkfs.xfs", "filefrag")}
+    if tools["mkfs.xfs"] is None:
+        pytest.skip("mkfs.xfs is missing: `make test` installs xfsprogs on Debian")
+    if tools["filefrag"] is None:
+        pytest.skip("filefrag (e2fsprogs) is missing")
     base = tmp_path_factory.mktemp("xfs")
     image, mnt = base / "xfs.img", base / "mnt"
     mnt.mkdir()
     with image.open("wb") as f:
         f.truncate(512 << 20)  # XFS's least size is 300 MB
-    subprocess.run(["mkfs.xfs", "-q", str(image)], check=True)
+    subprocess.run([tools["mkfs.xfs"], "-q", "-m", "reflink=1", str(image)], check=True)
     mounted = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], capture_output=True,
                              text=True)
     if mounted.returncode:
@@ -427,8 +435,8 @@ def used_bytes(folder: Path) -> int:
 def shared_bytes(path: Path) -> int:
     """The bytes of ``path`` in extents it shares with another file (``filefrag -v``'s
     ``shared`` flag, FIEMAP_EXTENT_SHARED)."""
-    out = subprocess.run(["filefrag", "-v", str(path)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run([sbin_tool("filefrag") or "filefrag", "-v", str(path)],
+                         capture_output=True, text=True, check=True).stdout
     block = int(re.search(r"blocks? of (\d+) bytes", out).group(1))
     return block * sum(int(m.group(1)) for m in re.finditer(
         r"^\s*\d+:\s+\d+\.\.\s*\d+:\s+\d+\.\.\s*\d+:\s+(\d+):.*\bshared\b", out, re.M))

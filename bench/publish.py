@@ -1,6 +1,6 @@
 """The warehouse's publish after one step, with the current warehouse file cloned where the file
-system can (``reflink_or_copy``: the code now) against copied (``shutil.copyfile``: the code
-before), on a copy of a data folder.
+system can (``storage.clone_or_copy``: the code now) against copied (``shutil.copyfile``: the
+code before), on a copy of a data folder.
 
     .venv/bin/python bench/publish.py --data bench-cache/backfill-30d-26667v --work DIR
         [--rounds 3] [--cold] [--fragmentation N] [--record]
@@ -44,15 +44,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import duckdb  # noqa: E402
-from reflink_copy import reflink_or_copy  # noqa: E402
 from report import med, section  # noqa: E402
 
 from analytics_platform import storage  # noqa: E402
-from analytics_platform.storage import Lake, publish_warehouse  # noqa: E402
+from analytics_platform.storage import Lake, clone_or_copy, publish_warehouse  # noqa: E402
 
 WAYS: dict[str, Callable[[Path, Path], None]] = {
     "copied (before)": lambda a, b: shutil.copyfile(a, b),
-    "cloned (now)": reflink_or_copy,
+    "cloned (now)": clone_or_copy,
 }
 
 
@@ -91,7 +90,7 @@ def rewrite(lake: Lake, table: str, back: int = 0) -> str:
 def publish(lake: Lake, way: Callable[[Path, Path], None], cold: bool) -> tuple[float, int]:
     """One publish with ``way`` as the copy of the current file: (seconds, bytes the file
     system's used space grew while a reader held the file it replaced)."""
-    storage.reflink_or_copy = way
+    storage.clone_or_copy = way
     reader = duckdb.connect(str(lake.warehouse_path), read_only=True)
     try:
         reader.execute("SELECT count(*) FROM duckdb_views()").fetchall()
@@ -139,7 +138,7 @@ def fragmentation(lake: Lake, publishes: int, record: bool) -> None:
     rows = [f"| at the start (after the rounds) | {extents(lake.warehouse_path):,} | — | — |"]
     for i in range(publishes):
         rewrite(lake, "session_events", back=i)
-        publish(lake, reflink_or_copy, False)
+        publish(lake, clone_or_copy, False)
         if (i + 1) % 25 == 0:
             print(f"{i + 1} publishes: {extents(lake.warehouse_path):,} extents", flush=True)
     plain = lake.data_dir / "bench-plain-copy.duckdb"
@@ -228,7 +227,7 @@ def main() -> None:
     # The copy's files have other inodes: to the store every day is new, as after a backfill
     # over the whole history, and the first publish stores them all (from nothing:
     # storage._base). Reported, and the file it leaves, which the rounds start from.
-    settle, _ = publish(lake, reflink_or_copy, False)
+    settle, _ = publish(lake, clone_or_copy, False)
     os.sync()
     size, free = file_blocks(lake.warehouse_path)
     print(f"every day stored again: {settle:.1f} s, the file {size / 1e9:.2f} GB, "

@@ -157,11 +157,14 @@ def sessions_reads(data: Path, day: datetime) -> tuple[int, dict[str, float]]:
     }
     cpu: dict[str, float] = {}
     for name, (query, files) in reads.items():
+        if not files:  # the lake's first day has no hours before it
+            cpu[name] = 0.0
+            continue
         c0 = _cpu()
         con.execute(f"CREATE OR REPLACE TEMP TABLE r AS {query}", {"f": files})
         cpu[name] = _cpu() - c0
-    rows = con.execute("SELECT count(*) FROM r").fetchall()[0][0]
-    con.execute("DROP TABLE r")
+    rows = con.execute("SELECT count(*) FROM r").fetchall()[0][0] if window else 0
+    con.execute("DROP TABLE IF EXISTS r")
     c0 = _cpu()
     build_day(con, lake, day, pipeline)
     cpu["day"] = _cpu() - c0
