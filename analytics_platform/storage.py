@@ -552,8 +552,7 @@ def _plan_store(con: duckdb.DuckDBPyConnection, table: str, snapshot: Path) -> _
             _drop_store(con, table)
             return None
         days[found.group(1)] = f
-    now = {d: (st.st_ino, st.st_size, st.st_mtime_ns) for d, st in (
-        (d, p.stat()) for d, p in days.items())}
+    now = {d: _stat(p) for d, p in days.items()}
     files = sql.literal_list(map(str, days.values()))
     columns = _columns(con, f"SELECT * FROM read_parquet({files}, union_by_name = true, "
                             "hive_partitioning = false)")

@@ -50,7 +50,7 @@ from analytics_platform import storage  # noqa: E402
 from analytics_platform.storage import Lake, clone_or_copy, publish_warehouse  # noqa: E402
 
 WAYS: dict[str, Callable[[Path, Path], None]] = {
-    "copied (before)": lambda a, b: shutil.copyfile(a, b),
+    "copied (before)": shutil.copyfile,
     "cloned (now)": clone_or_copy,
 }
 

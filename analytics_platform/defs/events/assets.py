@@ -1,7 +1,8 @@
 """``events`` and ``quarantine``: one raw hour → cleaned, de-duplicated, human events (CONTRACT §3).
 
-The statements are in ``sql/`` beside this file (records → checked → quarantine / events →
-hour_events, late_events); the contract's rules are generated (``validation.py``).
+The statements are in ``sql/`` beside this file (records → checked → quarantine / human →
+later_copies, events → hour_events, late_events); the contract's rules are generated
+(``validation.py``).
 """
 
 
@@ -253,8 +254,8 @@ def _process_batch(
 
     for name in ("raw_objects", "corrupt_objects", "user_agents"):
         con.unregister(name)
-    con.execute("DROP VIEW batch_events; DROP TABLE checked; DROP TABLE quarantined; "
-                "DROP TABLE later_copies")
+    con.execute("DROP VIEW batch_events; DROP TABLE later_copies; DROP VIEW human; "
+                "DROP TABLE checked; DROP TABLE quarantined")
     return [stats[h] for h in hours]
 
 
@@ -345,10 +346,12 @@ def _write_events(con: duckdb.DuckDBPyConnection, lake: Lake, hours: list[dateti
     then the view ``batch_events`` over what was written.
 
     One COPY per hour, not one COPY split with PARTITION_BY, which took 2-3 s more on a
-    million-event hour. The later copies of an event are found once for the batch (a temp table
-    of their rowids, later_copies.sql); each hour's COPY reads its rows from ``checked``. An
+    million-event hour. The batch's human rows are one view (human.sql); the later copies of an
+    event are found once for the batch (a temp table of their rowids, later_copies.sql); each
+    hour's COPY reads its rows from that view. An
     hour that now has no events loses the file an earlier run left (re-materialising replaces).
     """
+    con.execute("CREATE OR REPLACE TEMP VIEW human AS " + sql.load("events/human"))
     con.execute(f"CREATE OR REPLACE TEMP TABLE later_copies AS {_later_copies_sql()}")
     events = sql.load("events/events")
     hour_events = sql.load("events/hour_events", source=f"({events})")
