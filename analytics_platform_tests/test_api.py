@@ -300,6 +300,36 @@ def oracle_events(data: Path, first: date, last: date) -> pd.DataFrame:
     return e[(day >= first) & (day <= last)]
 
 
+def test_has_done_and_has_not_done_split_the_sessions(
+        client: tuple[TestClient, str, KeyStore], data: Path) -> None:
+    """The behavioural filters (Plausible's ``has_done`` / ``has_not_done``), on session metrics
+    and on event rows: the sessions with a view of the page, and the others, counted by pandas
+    from the lake's files; together every session of the range once."""
+    c, key, _ = client
+    dates = [DAY1.isoformat(), DAY3.isoformat()]
+    s = lake_table(data, "sessions")
+    s = s[(s.session_date >= DAY1) & (s.session_date <= DAY3)]
+    e = lake_table(data, "session_events")
+    e = e[(e.session_date >= DAY1) & (e.session_date <= DAY3)]
+    for page in ("/pricing", "/", "/no-such-page"):
+        viewed = set(e[(e.event_type == "page_view") & (e.page_path == page)].session_id)
+        inner = ["and", [["is", "event:page", [page]], ["is", "event:name", ["pageview"]]]]
+        for op, keep in (("has_done", s.session_id.isin(viewed)),
+                         ("has_not_done", ~s.session_id.isin(viewed))):
+            got = ask(c, key, metrics=["visits", "visitors", "pageviews"], date_range=dates,
+                      filters=[[op, inner]])["results"][0]["metrics"]
+            kept = s[keep]
+            assert got == [len(kept), kept.visitor_key.nunique(),
+                           int(kept.pageviews.sum())], (page, op)
+            events = ask(c, key, metrics=["events"], date_range=dates, filters=[[op, inner]],
+                         dimensions=["event:name"])["results"]
+            ids = set(kept.session_id)
+            assert sum(r["metrics"][0] for r in events) == int(e.session_id.isin(ids).sum()), (
+                page, op)
+    assert 0 < len(set(e[(e.event_type == "page_view") & (e.page_path == "/pricing")]
+                       .session_id)) < len(s)
+
+
 def test_export_events_cli_and_api(client: tuple[TestClient, str, KeyStore], data: Path,
                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     c, key, _ = client
