@@ -5,7 +5,8 @@ A :class:`Query` names metrics (``visitors``, ``bounce_rate``…), dimensions to
 (``time:day``, ``visit:source``, ``event:page``…), filters (Plausible's Stats API v2 filter
 expressions: ``["is", "visit:source", ["google"]]``, ``and`` / ``or`` / ``not``, ``has_done``),
 an order and a page; :func:`compile_query` turns it into one DuckDB statement over the
-warehouse's ``sessions`` and ``session_events``, every value a bound parameter. The dashboard's
+warehouse's ``sessions`` and ``session_events`` (after the statements that make its behavioural
+filters' temporary tables, on the same cursor), every value a bound parameter. The dashboard's
 panels are queries of this kind (``dashboard/queries.py``), and so is every ``POST
 /api/v2/query`` (``api/v2.py``), so the two cannot count differently.
 
@@ -321,10 +322,14 @@ def time_dimension(start: date, end: date) -> str:
 
 
 class _Params:
-    """Bound parameters: every value from a query is one, never pasted into the SQL."""
+    """Bound parameters: every value from a query is one, never pasted into the SQL. With
+    ``temp_tables``, also the temporary tables of the query's behavioural filters
+    (:func:`_events_of_sessions`): the filter (its repr) → the table's name and the statement
+    that makes it."""
 
-    def __init__(self, base: dict[str, Any]) -> None:
+    def __init__(self, base: dict[str, Any], temp_tables: bool = False) -> None:
         self.values = dict(base)
+        self.tables: dict[str, tuple[str, str]] | None = {} if temp_tables else None
 
     def add(self, value: Any) -> str:
         name = f"v{len(self.values)}_"
@@ -500,20 +505,38 @@ def _goal_condition(goal: Any, prefix: str) -> str:
 
 
 def _events_of_sessions(inner: Any, ctx: _Ctx) -> str:
-    """The sessions (of the range) that have an event matching ``inner``, each once.
+    """The sessions (of the range) that have an event matching ``inner``, each once: a
+    temporary table the query makes first (``ctx.params.tables``), else a subquery.
 
-    DISTINCT, though ``IN`` needs no distinct list: without it DuckDB pushes the join's
-    runtime filters (a Bloom filter and the min / max of the range's session ids) into this
-    scan of session_events, which then tests the session_id of every row of the row groups it
-    reads, most of which the event's own conditions would have left out; the grouping between
-    the scan and the join stops that. The page filter on the 14.7M-event dashboard benchmark
+    DISTINCT, though ``IN`` needs no distinct list: in a subquery, without it DuckDB pushes
+    the join's runtime filters (a Bloom filter and the min / max of the range's session ids)
+    into this scan of session_events, which then tests the session_id of every row of the row
+    groups it reads, most of which the event's own conditions would have left out; the
+    grouping between the scan and the join stops that (in a table, it keeps each session
+    once). The page filter on the 14.7M-event dashboard benchmark
     (14 days, 423,139 sessions, 49,581 with a view of /blog; 54,691 such views among the rows
     of 28 row groups): the scan 100 → 10 ms in EXPLAIN ANALYZE, the KPIs 61-62 → 44-45 ms, the
     same numbers (issue #21, docs/BENCHMARKS.md)."""
     sub = _Ctx(ctx.params, "event")
     cond = _cond(inner, sub, events_only=True)
-    return (f"(SELECT DISTINCT session_id FROM session_events WHERE session_date BETWEEN $start "
-            f"AND $end AND {cond})")
+    select = (f"SELECT DISTINCT session_id FROM session_events WHERE session_date BETWEEN "
+              f"$start AND $end AND {cond}")
+    tables = ctx.params.tables
+    if tables is None:  # a subquery, in a statement of the caller's own (sessions_sql)
+        return f"({select})"
+    # A temporary table, made first on the query's cursor (Compiled.setup), so that DuckDB
+    # plans the query knowing how many sessions it holds: from a subquery it estimated 516k
+    # rows for the 49,581 sessions of the page filter above, and built the join's hash table on
+    # the range's 423k sessions instead; from the table it builds on these. The KPIs there,
+    # p50 of bench/dashboard.py: 55.7 → 37.5 ms (ClickHouse 50-52), the whole page 372 → 257
+    # ms. On 1.48M events the KPIs alone took 12.5-12.7 ms against 11.1 (the table costs
+    # about what the subquery's pipelining saved at that size; issue #21, docs/BENCHMARKS.md).
+    # The same filter in several parts of the query is one table.
+    key = repr(inner)
+    if key not in tables:
+        name = f"has_done_{len(tables)}"
+        tables[key] = (name, f"CREATE TEMP TABLE {name} AS {select}")
+    return f"(SELECT session_id FROM temp.{tables[key][0]})"
 
 
 def _cond(f: Any, ctx: _Ctx, events_only: bool = False) -> str:
@@ -561,6 +584,9 @@ class Compiled:
     dimensions: tuple[str, ...]
     metrics: tuple[str, ...]
     rollup: str | None = None  # the rollup it reads (query/rollups.py), if any
+    # statements to run first on the statement's cursor: the temporary tables it reads
+    # (_events_of_sessions); a cursor of the warehouse's own has none of them yet
+    setup: tuple[str, ...] = ()
 
 
 @dataclass
@@ -658,18 +684,21 @@ def default_order(q: Query) -> tuple[tuple[str, str], ...]:
     return (*((t, "asc") for t in time), (q.metrics[0], "desc"))
 
 
-def compile_query(q: Query, rollups: Collection[str] = (), single: bool = True) -> Compiled:
+def compile_query(q: Query, rollups: Collection[str] = (), single: bool = True,
+                  temp_tables: bool = True) -> Compiled:
     """The statement that answers ``q``: its result has a column ``d<i>`` per dimension, one
     per metric (named as the metric) and ``total_rows`` (the rows before the page; not there
     without dimensions: one row). From one of the warehouse's ``rollups``
     (``query/rollups.py``) when one answers ``q`` exactly. ``single``: a query without
     dimensions counted in one aggregate is that aggregate alone (False: the general shape, a
-    CTE per part, as every other query; ``test_query_shapes.py`` holds the two equal)."""
+    CTE per part, as every other query; ``test_query_shapes.py`` holds the two equal).
+    ``temp_tables``: the sessions of a behavioural filter are a temporary table that
+    ``setup`` makes (False: a subquery; the same rows)."""
     # imported here: the rollups are made from METRICS (an import at the top would be a cycle)
     from analytics_platform.query import rollups as rollup
 
     validate(q)
-    params = _Params({"start": q.start, "end": q.end})
+    params = _Params({"start": q.start, "end": q.end}, temp_tables)
     ds = list(enumerate(dimension(d) for d in q.dimensions))
     fast = rollup.part(q, rollups) if rollups else None
     goal = "event:goal" in q.dimensions or any(_is_goal_filter(f) for f in q.filters)
@@ -762,7 +791,8 @@ def compile_query(q: Query, rollups: Collection[str] = (), single: bool = True) 
             sql += f" LIMIT {params.add(int(q.limit))}"
         if q.offset:
             sql += f" OFFSET {params.add(int(q.offset))}"
-        return Compiled(sql, params.values, q.dimensions, q.metrics, None)
+        return Compiled(sql, params.values, q.dimensions, q.metrics, None,
+                        _setup(params))
     ctes = ["s AS (" + "".join(base) + ")"] + [f"{p.name} AS ({p.sql})" for p in parts]
 
     dim_cols = [f"d{i}" for i, _ in ds]
@@ -797,7 +827,11 @@ def compile_query(q: Query, rollups: Collection[str] = (), single: bool = True) 
     if q.offset:
         sql += f" OFFSET {params.add(int(q.offset))}"
     return Compiled(sql, params.values, q.dimensions, q.metrics,
-                    fast[0] if fast is not None else None)
+                    fast[0] if fast is not None else None, _setup(params))
+
+
+def _setup(params: _Params) -> tuple[str, ...]:
+    return tuple(statement for _, statement in (params.tables or {}).values())
 
 
 @dataclass
@@ -840,19 +874,19 @@ def run(warehouse: Any, q: Query, rollups: bool = True,
     try:
         # one aggregate row, numbers only: built from its tuple (Warehouse.aggregate)
         one = None if q.dimensions else getattr(warehouse, "aggregate", None)
-        df = (one or warehouse.df)(c.sql, c.params)
+        df = (one or warehouse.df)(c.sql, c.params, c.setup)
     except duckdb.CatalogException:
         if c.rollup is None:
             raise
         # the file was swapped between the question and the query, for one without it
         c = compile_query(q)
-        df = warehouse.df(c.sql, c.params)
+        df = warehouse.df(c.sql, c.params, c.setup)
     if not q.dimensions:  # one aggregate row (before the page)
         total = 1
     elif len(df):
         total = int(df["total_rows"].iloc[0])
     else:
-        total = int(warehouse.df(*_count(c)).iloc[0, 0]) if q.offset else 0
+        total = int(warehouse.df(*_count(c), c.setup).iloc[0, 0]) if q.offset else 0
     # in place (the frame is this call's own), the columns renamed once: a drop and a rename,
     # each a copy, were 1.4 ms of CPU a query, a third of the KPIs' over an empty range
     for col in [c for c in df.columns if c == "total_rows" or c.endswith("_total_")]:

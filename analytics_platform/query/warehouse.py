@@ -11,6 +11,7 @@ showing the file the pipeline has since replaced. Nothing here can write the war
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -76,6 +77,14 @@ def _open(path: Path) -> tuple[duckdb.DuckDBPyConnection, frozenset[str]]:
     return known[1], known[2]
 
 
+def _run_setup(con: duckdb.DuckDBPyConnection, setup: Sequence[str],
+               params: dict[str, Any] | None) -> None:
+    """The statements a query runs first on its cursor (temporary tables: a cursor's own, and
+    gone with it; the warehouse is attached read-only)."""
+    for statement in setup:
+        con.execute(statement, _used(statement, params))
+
+
 def _cursor(path: Path) -> duckdb.DuckDBPyConnection:
     """A cursor on the open warehouse ``path`` (:func:`_open`)."""
     cur = _open(path)[0].cursor()
@@ -117,17 +126,23 @@ class Warehouse:
                 "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'session_events' "
                 "AND column_name = 'visitor_key'").fetchall()[0][0]
 
-    def df(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def df(self, sql: str, params: dict[str, Any] | None = None,
+           setup: Sequence[str] = ()) -> pd.DataFrame:
+        """The result of ``sql``, run on a cursor of its own after the ``setup`` statements
+        (the temporary tables it reads: ``stats.Compiled.setup``), which go with the cursor."""
         with _cursor(self.path) as con:
+            _run_setup(con, setup, params)
             return con.execute(sql, _used(sql, params)).df()
 
-    def aggregate(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def aggregate(self, sql: str, params: dict[str, Any] | None = None,
+                  setup: Sequence[str] = ()) -> pd.DataFrame:
         """The result of ``sql``, an aggregate of numbers (one row: the KPIs), as :meth:`df`
         gives it, built from its tuple when every column is of :data:`_NUMBERS`: DuckDB's
         ``.df()`` of the KPIs' row took 1.8 ms of CPU over ``fetchall()``; the dashboard's
         KPIs of a range without data, 4.0 ms in all, took 3.2 this way (``test_query_shapes.py``
         holds the two frames equal)."""
         with _cursor(self.path) as con:
+            _run_setup(con, setup, params)
             res = con.execute(sql, _used(sql, params))
             if not numbers_only(res.description):
                 return res.df()
