@@ -179,6 +179,27 @@ def test_sessions_reads_step_runs(bench_root: Path, tmp_path: Path) -> None:
     assert found["rows"] > 0 and set(found["cpu_of"]) == {"narrow", "before", "wide", "day"}
 
 
+def test_dashboard_bench_times_the_other_panels_with_a_filter(bench_root: Path) -> None:
+    """``--panels`` times every panel of the other views that is SQL of its own over the
+    filtered sessions, p50 / p95 each; it refuses to run without a filter (the panels would
+    read their marts)."""
+    cmd = [sys.executable, "bench/dashboard.py", "--sizes", str(SIZE), "--rounds", "2",
+           "--without-clickhouse", "--root", str(bench_root), "--panels"]
+    refused = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert refused.returncode != 0 and "--panels needs --filter" in refused.stderr
+    out = subprocess.run([*cmd, "--filter", "page=/"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("| panel |")))
+    rows = [line for line in lines[start + 2:] if line.startswith("| ")]
+    names = [line.split("|")[1].strip() for line in rows]
+    assert names == ["goals", "funnels", "experiments", "cohorts", "first / last touch",
+                     *(f"report: {n}" for n in ("countries", "outbound", "downloads",
+                                                "not_found", "engagement", "web_vitals"))]
+    assert all(line.split("|")[2].count(" / ") == 1 for line in rows)  # p50 / p95
+
+
 def test_dashboard_bench_compares_row_for_row() -> None:
     bench = _bench_module("dashboard")
     a = pd.DataFrame({"page_path": ["/a", "/b"], "sessions": [3, 2], "rate": [0.5, 0.25]})

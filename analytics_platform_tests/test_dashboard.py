@@ -563,8 +563,8 @@ def test_every_panel_follows_every_filter(data: Path, truth: dict[str, dict]) ->
             mart = wh.df(*Q.goals_from_mart(f)).groupby("goal").conversions.sum()
             assert mart.to_dict() == goals.conversions.to_dict(), where
         # the funnel, counted over the filtered sessions
-        [(_, sql, params)] = Q.funnels(f)
-        steps = wh.df(sql, params)
+        [(_, sql, params, setup)] = Q.funnels(f)
+        steps = wh.df(sql, params, setup)
         want_steps = defaultdict(int)
         for (_, step), n in o.funnel(ss).items():
             want_steps[step] += n

@@ -8,11 +8,15 @@ each (issue #21).
 
     python bench/dashboard.py [--sizes 1000000 10000000] [--rounds 50] [--record]
                               [--without-clickhouse] [--filter source=google,device=mobile]
-                              [--days 14] [--clock wall|cpu]
+                              [--days 14] [--clock wall|cpu] [--panels]
 
 With ``--filter`` the same page is timed a second time with those sidebar filters set (the
 dashboard's URL parameters: source, medium, campaign, country, device, browser, page; a key
 given twice is "any of"), both engines, results asserted identical, in a table of its own.
+
+``--panels`` (with ``--filter``) also times the other views' panels that are SQL of their own
+over the filtered sessions (goals, funnels, experiments, cohorts, first / last touch, the
+reports of issue 19: ``dashboard/queries.py``), ours only (no ClickHouse translation).
 
 ``--days`` is the range shown: the last 14 days by default (the recorded measure; on the 1M
 warehouse, which holds 14 days, the previous period of the KPIs is then a range with no data);
@@ -165,6 +169,46 @@ def difference(name: str, a: pd.DataFrame, b: pd.DataFrame, names: bool) -> str 
     return None
 
 
+def panels(warehouse: Path, start: date, end: date,
+           filters: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    """The other views' panels written in SQL of their own over the sessions ``filters`` keep,
+    as the views run them (``wh.df(*Q.goals(f))`` …; with no filter but the dates most of them
+    read their marts instead)."""
+    Q = dashboard_queries()
+    wh = Q.Warehouse(warehouse)
+    wh.df(f"SET threads = {THREADS}")
+    f = Q.Filters(start, end, **filters)
+    out: dict[str, Callable[[], Any]] = {
+        "goals": lambda: wh.df(*Q.goals(f)),
+        "funnels": lambda: [wh.df(*funnel[1:]) for funnel in Q.funnels(f)],
+        "experiments": lambda: wh.df(*Q.experiments(f)),
+        "cohorts": lambda: wh.df(*Q.cohorts(f)),
+        "first / last touch": lambda: wh.df(*Q.touch(f)),
+    }
+    for name in Q.REPORTS:
+        out[f"report: {name}"] = lambda name=name: wh.df(*Q.report(f, name))
+    return out
+
+
+def measure_panels(folder: Path, start: date, end: date, rounds: int, filters: dict[str, Any],
+                   clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """p50 / p95 of each of :func:`panels`, ``rounds`` warm rounds (one warming round first)."""
+    load = os.getloadavg()[0]
+    timed = panels(folder / "warehouse.duckdb", start, end, filters)
+    for q in timed.values():
+        q()
+    times: dict[str, list[float]] = {name: [] for name in timed}
+    for _ in range(rounds):
+        for name, q in timed.items():
+            t0 = clock()
+            q()
+            times[name].append(clock() - t0)
+    events = dashboard_queries().Warehouse(folder / "warehouse.duckdb").row(
+        "SELECT count(*) FROM events")[0]
+    return {"events": events, "load": (load, os.getloadavg()[0]),
+            "rows": {n: (_p(t, .5), _p(t, .95)) for n, t in times.items()}}
+
+
 # Levers of issue #21, measured with the dashboard's own queries (no change to the dashboard):
 # the same Overview on a copy of the warehouse laid out otherwise. The warehouse itself stores
 # the Overview's tables as native DuckDB tables (analytics_platform/storage.py NATIVE_TABLES)
@@ -297,13 +341,18 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=14,
                     help="the range shown: the last DAYS days of the warehouse (14: the "
                          "recorded measure; 7: a previous period with data at both sizes)")
+    ap.add_argument("--panels", action="store_true",
+                    help="with --filter: also time the other views' panels over the filtered "
+                         "sessions (goals, funnels, experiments, cohorts, touch, reports)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="time by the wall clock (recorded) or the process's CPU, all threads")
     args = ap.parse_args()
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     filters = parse_filter(args.filter)
     clickhouse = not args.without_clickhouse
-    results, narrowed = [], []
+    if args.panels and not filters:
+        raise SystemExit("--panels needs --filter: without one the panels read their marts")
+    results, narrowed, panel_results = [], [], []
     for size in args.sizes:
         folder = (args.root / f"bench-dashboard-{size}").resolve()
         start, end = build(folder, size, args.days)
@@ -312,6 +361,9 @@ def main() -> None:
         if filters:
             narrowed.append(measure(folder, start, end, args.rounds, clickhouse,
                                     filters=filters, clock=clock))
+        if args.panels:
+            panel_results.append(measure_panels(folder, start, end, args.rounds, filters,
+                                                clock=clock))
     what, header, rows = overview_table(results, args.rounds, clickhouse, args.days,
                                         args.clock)
     section(what, header, rows, args.record)
@@ -320,6 +372,19 @@ def main() -> None:
                                             args.clock)
         section(f"With the filter {args.filter} set (the same page, the same rounds, taken after "
                 "the unfiltered ones): " + what, header, rows, args.record)
+    if panel_results:
+        header = "| panel |" + "".join(f" ours, {m['events']:,} events |"
+                                       for m in panel_results)
+        rows = [f"| {name} |" + "".join(f" {_ms(m['rows'][name][0])} / "
+                                        f"{_ms(m['rows'][name][1])} |" for m in panel_results)
+                for name in panel_results[0]["rows"]]
+        section(f"With the filter {args.filter}: the other views' panels in SQL of their own "
+                "over the filtered sessions (dashboard/queries.py, run as the views run them), "
+                f"p50 / p95 in ms over {args.rounds} warm rounds, no result cache, "
+                f"{THREADS} DuckDB threads, after the Overview's rounds. Load average (1 min) "
+                "before / after: " + ", ".join(
+                    f"{m['load'][0]:.1f} / {m['load'][1]:.1f} ({m['events']:,} events)"
+                    for m in panel_results) + ".", header, rows, args.record)
     if args.levers:
         section("Levers (issue #21), the same rounds: the dashboard's own queries on the "
                 "warehouse (its Overview tables stored as native DuckDB tables, the daily "

@@ -20,6 +20,7 @@ frame prepared with :func:`current`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -341,15 +342,18 @@ def _thaw(v: Any) -> Any:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _cached_df(path: str, sql: str, params: tuple) -> pd.DataFrame:
-    return Q.Warehouse(Path(path)).df(sql, {k: _thaw(v) for k, v in params})
+def _cached_df(path: str, sql: str, params: tuple, setup: tuple[str, ...] = ()
+               ) -> pd.DataFrame:
+    return Q.Warehouse(Path(path)).df(sql, {k: _thaw(v) for k, v in params}, setup)
 
 
-def query(sql: str, params: dict[str, Any] | tuple = ()) -> pd.DataFrame:
-    """``sql`` on the warehouse, cached for 30 s: the page stays quick on millions of events,
-    and new data shows soon."""
+def query(sql: str, params: dict[str, Any] | tuple = (), setup: Sequence[str] = ()
+          ) -> pd.DataFrame:
+    """``sql`` on the warehouse, after the ``setup`` statements on its cursor (a panel's
+    :data:`Q.Statement`), cached for 30 s: the page stays quick on millions of events, and
+    new data shows soon."""
     items = tuple(sorted(params.items())) if isinstance(params, dict) else params
-    return _cached_df(str(warehouse_path()), sql, freeze(items))
+    return _cached_df(str(warehouse_path()), sql, freeze(items), tuple(setup))
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -29,6 +29,10 @@ from analytics_platform.query.handwritten import fill, load
 from analytics_platform.query.stats import Query, configured_goals, run, sessions_sql
 from analytics_platform.query.warehouse import Warehouse, _cursor  # noqa: F401  (re-exported)
 
+# A panel's SQL of its own: the statement, its parameters, and the statements to run first on
+# its cursor (the temporary tables of a page or goal filter: stats.sessions_sql).
+Statement = tuple[str, dict[str, Any], tuple[str, ...]]
+
 # The sidebar's filters: (Filters field, URL parameter, label).
 FILTERS = (("sources", "source", "Source"), ("mediums", "medium", "Medium"),
            ("campaigns", "campaign", "Campaign"), ("page", "page", "Page"),
@@ -104,8 +108,9 @@ class Filters:
         return Query(self.start, self.end, metrics, dimensions, self.conditions() + extra,
                      order_by, limit)
 
-    def sessions(self) -> tuple[str, dict[str, Any]]:
-        """The SELECT of the sessions these filters keep, and its parameters."""
+    def sessions(self) -> Statement:
+        """The SELECT of the sessions these filters keep, its parameters, and the statements
+        to run before it (stats.sessions_sql)."""
         return sessions_sql(self.start, self.end, self.conditions())
 
 
@@ -178,38 +183,38 @@ def table(wh: Warehouse, q: Query) -> pd.DataFrame:
 
 # --- panels in SQL of their own, over the filtered sessions --------------------------------------
 
-def _over(f: Filters, body: str, with_events: bool = False) -> tuple[str, dict[str, Any]]:
+def _over(f: Filters, body: str, with_events: bool = False) -> Statement:
     """``body`` (a mart's statement reading ``s``, the sessions, and ``e``, their events) over
     the sessions ``f`` keeps."""
-    sessions, params = f.sessions()
+    sessions, params, setup = f.sessions()
     ctes = [f"s AS ({sessions})"]
     if with_events:
         ctes.append("e AS (SELECT * FROM session_events WHERE session_date BETWEEN $start AND "
                     "$end AND session_id IN (SELECT session_id FROM s))")
-    return f"WITH {', '.join(ctes)}\nSELECT * FROM ({body})", params
+    return f"WITH {', '.join(ctes)}\nSELECT * FROM ({body})", params, setup
 
 
-def funnels(f: Filters) -> list[tuple[str, str, dict[str, Any]]]:
-    """Per funnel of funnels.yaml: (name, SQL, parameters) of its steps over the filtered
+def funnels(f: Filters) -> list[tuple[str, str, dict[str, Any], tuple[str, ...]]]:
+    """Per funnel of funnels.yaml: (name, SQL, parameters, setup) of its steps over the filtered
     sessions, with the funnel_daily mart's own SQL (a session's steps are its own events, so a
     range is the sum of its days)."""
     path = settings.funnels_file()
     out = []
     for fn in load_funnels(None if path is None else Path(path)):
-        q, params = _over(f, mart_logic.funnel_sql(fn), with_events=True)
+        q, params, setup = _over(f, mart_logic.funnel_sql(fn), with_events=True)
         out.append((fn.name, f"SELECT funnel, step, step_name, sessions FROM ({q}) ORDER BY step",
-                    {**params, "date": f.start}))
+                    {**params, "date": f.start}, setup))
     return out
 
 
-def goals(f: Filters) -> tuple[str, dict[str, Any]]:
+def goals(f: Filters) -> Statement:
     """Conversions per goal and source over the filtered sessions (goals_daily's SQL)."""
-    q, params = _over(f, mart_logic.goals_sql(list(configured_goals().values())),
-                      with_events=True)
+    q, params, setup = _over(f, mart_logic.goals_sql(list(configured_goals().values())),
+                             with_events=True)
     return (f"SELECT goal, source, sum(sessions)::BIGINT AS sessions, "
             f"sum(conversions)::BIGINT AS conversions, sum(events)::BIGINT AS events, "
             f"sum(conversions) / sum(sessions) AS conversion_rate FROM ({q}) GROUP BY ALL",
-            params)
+            params, setup)
 
 
 def goals_from_mart(f: Filters) -> tuple[str, dict[str, Any]]:
@@ -230,30 +235,30 @@ def _visitors_whose(which: str) -> str:
             f"WHERE chosen IN (SELECT session_id FROM f_))")
 
 
-def _history(f: Filters, mart: str, which: str) -> tuple[str, dict[str, Any]]:
-    sessions, params = f.sessions()
+def _history(f: Filters, mart: str, which: str) -> Statement:
+    sessions, params, setup = f.sessions()
     return (f"WITH f_ AS ({sessions}), s AS ({_visitors_whose(which)})\n"
-            f"SELECT * FROM ({pipeline_sql.load(f'marts/{mart}')})", params)
+            f"SELECT * FROM ({pipeline_sql.load(f'marts/{mart}')})", params, setup)
 
 
-def cohorts(f: Filters) -> tuple[str, dict[str, Any]]:
+def cohorts(f: Filters) -> Statement:
     """cohort_retention's SQL over the visitors whose first session is one ``f`` keeps (a
     cohort of the range, acquired from that source, on that device…), all their sessions."""
     return _history(f, "cohort_retention", "first")
 
 
-def touch(f: Filters) -> tuple[str, dict[str, Any]]:
+def touch(f: Filters) -> Statement:
     """attribution_touch's SQL over the visitors whose first conversion is in a session ``f``
     keeps: last touch is that session's attribution, first touch their first session ever's."""
     return _history(f, "attribution_touch", "converted")
 
 
-def experiments(f: Filters) -> tuple[str, dict[str, Any]]:
+def experiments(f: Filters) -> Statement:
     """experiments' SQL (sessions, conversions per variant) over the filtered sessions; the
     statistics are the mart's own (mart_logic.compare_variants)."""
-    sessions, params = f.sessions()
+    sessions, params, setup = f.sessions()
     return (f"WITH s AS ({sessions})\nSELECT * FROM ({pipeline_sql.load('marts/experiments')})",
-            params)
+            params, setup)
 
 
 def compare_variants(df: pd.DataFrame) -> pd.DataFrame:
@@ -289,7 +294,7 @@ def rating(metric: str, value: float | None) -> str | None:
     return "good" if value <= good else "poor" if value > poor else "needs improvement"
 
 
-def report(f: Filters, name: str, all_pages: bool = False) -> tuple[str, dict[str, Any]]:
+def report(f: Filters, name: str, all_pages: bool = False) -> Statement:
     """A report of REPORTS over ``f``'s range: from its mart when the mart answers exactly (no
     filter but the dates; web vitals, whose p75 does not add up over days: one day), else its
     mart's own SQL over the sessions ``f`` keeps and their events, the range counted as one
@@ -298,8 +303,8 @@ def report(f: Filters, name: str, all_pages: bool = False) -> tuple[str, dict[st
     mart, with_events = REPORTS[name]
     exact = f.only_dates() and (name != "web_vitals" or f.days == 1) and not all_pages
     if exact:
-        return fill(name, rows=mart), {"start": f.start, "end": f.end}
-    sessions, params = f.sessions()
+        return fill(name, rows=mart), {"start": f.start, "end": f.end}, ()
+    sessions, params, setup = f.sessions()
     ctes = [f"s AS (SELECT * REPLACE ($start::DATE AS session_date) FROM ({sessions}))"]
     if with_events:
         page = "'(all pages)' AS page_path, " if all_pages else ""
@@ -310,7 +315,7 @@ def report(f: Filters, name: str, all_pages: bool = False) -> tuple[str, dict[st
         ctes.append(f"e AS (SELECT * REPLACE ({page}$start::DATE AS session_date) FROM "
                     f"session_events WHERE session_date BETWEEN $start AND $end{kept}{only})")
     body = pipeline_sql.load(f"marts/{mart}")
-    return f"WITH {', '.join(ctes)}\n" + fill(name, rows=f"({body})"), params
+    return f"WITH {', '.join(ctes)}\n" + fill(name, rows=f"({body})"), params, setup
 
 
 TOUCH = load("touch")

@@ -522,7 +522,7 @@ def _events_of_sessions(inner: Any, ctx: _Ctx) -> str:
     select = (f"SELECT DISTINCT session_id FROM session_events WHERE session_date BETWEEN "
               f"$start AND $end AND {cond}")
     tables = ctx.params.tables
-    if tables is None:  # a subquery, in a statement of the caller's own (sessions_sql)
+    if tables is None:  # a subquery (compile_query's temp_tables=False)
         return f"({select})"
     # A temporary table, made first on the query's cursor (Compiled.setup), so that DuckDB
     # plans the query knowing how many sessions it holds: from a subquery it estimated 516k
@@ -903,19 +903,23 @@ def _count(c: Compiled) -> tuple[str, dict[str, Any]]:
     return f"SELECT count(*) FROM ({body})", params
 
 
-def sessions_sql(start: date, end: date, filters: Sequence[Any] = ()) -> tuple[str, dict]:
+def sessions_sql(start: date, end: date, filters: Sequence[Any] = ()
+                 ) -> tuple[str, dict[str, Any], tuple[str, ...]]:
     """A SELECT of the ``sessions`` rows (every column) of the range that pass ``filters``,
     counted as a query's session rows are (an event filter keeps the sessions with such an
-    event), and its parameters: for panels written in SQL of their own over the same sessions
-    as every other panel (the dashboard's funnels, goals, cohorts, experiments)."""
+    event), its parameters, and the statements to run first on the cursor of the statement
+    that embeds it (the temporary tables of its behavioural filters, as
+    :attr:`Compiled.setup`): for panels written in SQL of their own over the same sessions as
+    every other panel (the dashboard's funnels, goals, cohorts, experiments, reports)."""
     frozen = freeze(tuple(filters))
     validate_filters(frozen)
-    params = _Params({"start": start, "end": end})
+    params = _Params({"start": start, "end": end}, temp_tables=True)
     ctx = _Ctx(params, "session")
     conds = [_cond(f, ctx) for f in frozen]
     touch = f" LEFT JOIN ({load('session_touch')}) t USING (session_id)" if ctx.needs_touch else ""
     where = " AND ".join(["session_date BETWEEN $start AND $end", *conds])
-    return f"SELECT sessions.* FROM sessions{touch} WHERE {where}", params.values
+    return (f"SELECT sessions.* FROM sessions{touch} WHERE {where}", params.values,
+            _setup(params))
 
 
 def time_labels(dim: str, start: date, end: date) -> list[str]:

@@ -20,7 +20,7 @@ def funnel_steps(f: Q.Filters) -> dict[str, pd.DataFrame]:
     if f.only_dates():
         rows = query(Q.FUNNEL, {"start": f.start, "end": f.end})
         return {name: d for name, d in rows.groupby("funnel", sort=False)}
-    return {name: query(sql, params) for name, sql, params in Q.funnels(f)}
+    return {name: query(sql, params, setup) for name, sql, params, setup in Q.funnels(f)}
 
 
 shown = False
