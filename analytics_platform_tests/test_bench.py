@@ -179,6 +179,25 @@ def test_sessions_reads_step_runs(bench_root: Path, tmp_path: Path) -> None:
     assert found["rows"] > 0 and set(found["cpu_of"]) == {"narrow", "before", "wide", "day"}
 
 
+def test_dashboard_bench_compares_the_page_and_goal_filters_with_clickhouse(
+        bench_root: Path) -> None:
+    """The sidebar's page and goal filters (Plausible's ``has_done``) translated for ClickHouse
+    too: the goal's type, page and props value (goals.yaml), results identical row for row (the
+    script asserts it); a goal that is not configured is refused, not guessed."""
+    pytest.importorskip("chdb", reason="chdb (the bench's ClickHouse) is not installed: "
+                        "pip install -e '.[bench]'")
+    for flt in ("goal=Booked a call,page=/", "goal=Viewed pricing"):
+        out = subprocess.run([sys.executable, "bench/dashboard.py", "--sizes", str(SIZE),
+                              "--rounds", "2", "--root", str(bench_root), "--filter", flt],
+                             cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+        assert f"With the filter {flt} set" in out.stdout
+    clickhouse = _bench_module("clickhouse")
+    assert "JSONExtractString" in clickhouse.goal_condition("Booked a call")
+    with pytest.raises(ValueError, match="not 'Signed up'"):
+        clickhouse.goal_condition("Signed up")
+
+
 def test_dashboard_bench_times_the_other_panels_with_a_filter(bench_root: Path) -> None:
     """``--panels`` times every panel of the other views that is SQL of its own over the
     filtered sessions, p50 / p95 each; it refuses to run without a filter (the panels would

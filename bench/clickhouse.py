@@ -93,10 +93,45 @@ SESSION_FILTERS = {"sources": "source", "mediums": "medium", "campaigns": "campa
                    "countries": "country", "devices": "device_type", "browsers": "browser"}
 
 
+def _quoted(value: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def goal_condition(name: str) -> str:
+    """The events that complete the goal ``name`` of goals.yaml ($ANALYTICS_GOALS_FILE), in
+    ClickHouse SQL, as mart_logic.step_condition writes it for DuckDB: the event type, the page,
+    and a props value read as DuckDB's ``props::JSON->>key`` reads it (a string's text, any
+    other value's JSON text, NULL for a JSON null or no such key)."""
+    from analytics_platform.query.stats import configured_goals
+
+    goals = configured_goals()
+    if name not in goals:
+        raise ValueError(f"the goal filter translates the goals of goals.yaml, not {name!r}")
+    g = goals[name]
+    cond = [f"event_type = {_quoted(g.event_type)}"]
+    if g.page_path is not None:
+        cond.append(f"page_path = {_quoted(g.page_path)}")
+    if g.prop is not None:
+        doc, key = "ifNull(props, '{}')", _quoted(g.prop)
+        value = (f"multiIf(JSONType({doc}, {key}) IN ('Null', 'Nothing'), NULL, "
+                 f"JSONType({doc}, {key}) = 'String', JSONExtractString({doc}, {key}), "
+                 f"JSONExtractRaw({doc}, {key}))")
+        if g.min is not None:
+            cond.append(f"toFloat64OrNull({value}) >= {float(g.min)}")
+        if g.equals is not None:
+            eq = str(g.equals).lower() if isinstance(g.equals, bool) else str(g.equals)
+            cond.append(f"{value} = {_quoted(eq)}")
+        if g.min is None and g.equals is None:
+            cond.append(f"{value} IS NOT NULL")
+    return "(" + " AND ".join(cond) + ")"
+
+
 def _filters(filters: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """The conditions ``filters`` add to a query of the sessions (``/*s*/``) and to top pages'
     query of the events (``/*e*/``), and their parameters. The page filter keeps the sessions
-    that viewed the page (Plausible's ``has_done``); on the events, the session filters keep
+    that has_done the page, the goal filter those with an event completing the goal (Plausible's
+    ``has_done``: :func:`goal_condition`); on the events, the session filters keep
     the events of the sessions they keep: ``session_id IN`` those sessions, as ClickHouse
     reads it (the dashboard joins the sessions: the same rows, session ids being unique)."""
     conds: list[str] = []
@@ -105,21 +140,22 @@ def _filters(filters: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         if filters.get(name):
             conds.append(f"ifNull({column}, '') IN {{f_{name}:Array(String)}}")
             # chDB takes a parameter as text: an array as ClickHouse's literal of it
-            params[f"f_{name}"] = "[" + ", ".join(
-                "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
-                for v in filters[name]) + "]"
-    viewed = ""
+            params[f"f_{name}"] = "[" + ", ".join(_quoted(v) for v in filters[name]) + "]"
+    has_done = ""
     if filters.get("page") is not None:
         params["f_page"] = filters["page"]
-        viewed = ("session_id IN (SELECT session_id FROM session_events WHERE session_date "
-                  "BETWEEN {start:Date} AND {end:Date} AND ifNull(page_path, '') = "
-                  "{f_page:String} AND event_type = 'page_view')")
+        has_done = ("session_id IN (SELECT session_id FROM session_events WHERE session_date "
+                    "BETWEEN {start:Date} AND {end:Date} AND ifNull(page_path, '') = "
+                    "{f_page:String} AND event_type = 'page_view')")
     if filters.get("goal") is not None:
-        raise ValueError("the goal filter is not translated here")
-    on_sessions = "".join(f" AND {c}" for c in [*conds, viewed] if c)
+        completed = ("session_id IN (SELECT session_id FROM session_events WHERE session_date "
+                     "BETWEEN {start:Date} AND {end:Date} AND " + goal_condition(filters["goal"])
+                     + ")")
+        has_done = f"{has_done} AND {completed}" if has_done else completed
+    on_sessions = "".join(f" AND {c}" for c in [*conds, has_done] if c)
     on_events = ((" AND session_id IN (SELECT session_id FROM sessions WHERE session_date "
                   "BETWEEN {start:Date} AND {end:Date}" + "".join(f" AND {c}" for c in conds)
-                  + ")") if conds else "") + (f" AND {viewed}" if viewed else "")
+                  + ")") if conds else "") + (f" AND {has_done}" if has_done else "")
     return on_sessions, on_events, params
 
 

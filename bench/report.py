@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import statistics
 import sys
 from datetime import UTC, datetime
@@ -45,7 +46,7 @@ def med(values: list[float], fmt: str = "{:.2f}") -> str:
 
 
 def section(what: str, header: str, rows: list[str], record: bool) -> str:
-    cmd = f"python bench/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])
+    cmd = f"python bench/{Path(sys.argv[0]).name} " + shlex.join(sys.argv[1:])  # as typed
     text = "\n".join([
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — `{cmd.strip()}`", "",
         f"{what} Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
