@@ -26,12 +26,14 @@ from analytics_platform import mart_logic, settings
 from analytics_platform import sql as pipeline_sql
 from analytics_platform.config import load_funnels
 from analytics_platform.query.handwritten import fill, load
-from analytics_platform.query.stats import Query, configured_goals, run, sessions_sql
+from analytics_platform.query.stats import (
+    Query,
+    Statement,
+    configured_goals,
+    run,
+    sessions_sql,
+)
 from analytics_platform.query.warehouse import Warehouse, _cursor  # noqa: F401  (re-exported)
-
-# A panel's SQL of its own: the statement, its parameters, and the statements to run first on
-# its cursor (the temporary tables of a page or goal filter: stats.sessions_sql).
-Statement = tuple[str, dict[str, Any], tuple[str, ...]]
 
 # The sidebar's filters: (Filters field, URL parameter, label).
 FILTERS = (("sources", "source", "Source"), ("mediums", "medium", "Medium"),

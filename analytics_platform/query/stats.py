@@ -517,11 +517,13 @@ def _events_of_sessions(inner: Any, ctx: _Ctx) -> str:
     (14 days, 423,139 sessions, 49,581 with a view of /blog; 54,691 such views among the rows
     of 28 row groups): the scan 100 → 10 ms in EXPLAIN ANALYZE, the KPIs 61-62 → 44-45 ms, the
     same numbers (issue #21, docs/BENCHMARKS.md)."""
-    sub = _Ctx(ctx.params, "event")
-    cond = _cond(inner, sub, events_only=True)
+    tables = ctx.params.tables
+    key = repr(inner)
+    if tables is not None and key in tables:  # this filter's table, made for another part
+        return f"(SELECT session_id FROM temp.{tables[key][0]})"
+    cond = _cond(inner, _Ctx(ctx.params, "event"), events_only=True)
     select = (f"SELECT DISTINCT session_id FROM session_events WHERE session_date BETWEEN "
               f"$start AND $end AND {cond}")
-    tables = ctx.params.tables
     if tables is None:  # a subquery (compile_query's temp_tables=False)
         return f"({select})"
     # A temporary table, made first on the query's cursor (Compiled.setup), so that DuckDB
@@ -531,12 +533,10 @@ def _events_of_sessions(inner: Any, ctx: _Ctx) -> str:
     # p50 of bench/dashboard.py: 55.7 → 37.5 ms (ClickHouse 50-52), the whole page 372 → 257
     # ms. On 1.48M events the KPIs alone took 12.5-12.7 ms against 11.1 (the table costs
     # about what the subquery's pipelining saved at that size; issue #21, docs/BENCHMARKS.md).
-    # The same filter in several parts of the query is one table.
-    key = repr(inner)
-    if key not in tables:
-        name = f"has_done_{len(tables)}"
-        tables[key] = (name, f"CREATE TEMP TABLE {name} AS {select}")
-    return f"(SELECT session_id FROM temp.{tables[key][0]})"
+    # The same filter in several parts of the query is one table (above).
+    name = f"has_done_{len(tables)}"
+    tables[key] = (name, f"CREATE TEMP TABLE {name} AS {select}")
+    return f"(SELECT session_id FROM temp.{name})"
 
 
 def _cond(f: Any, ctx: _Ctx, events_only: bool = False) -> str:
@@ -575,6 +575,11 @@ def _strip_goals(filters: Sequence[Any]) -> tuple[Any, ...]:
     """The filters without their top-level event:goal ones (the denominator of a goal's
     conversion rate, as Plausible counts it)."""
     return tuple(f for f in filters if not _is_goal_filter(f))
+
+
+# A statement of SQL written around the filtered sessions (sessions_sql): the SQL, its
+# parameters, and the statements to run first on its cursor (Compiled.setup).
+Statement = tuple[str, dict[str, Any], tuple[str, ...]]
 
 
 @dataclass
@@ -903,8 +908,7 @@ def _count(c: Compiled) -> tuple[str, dict[str, Any]]:
     return f"SELECT count(*) FROM ({body})", params
 
 
-def sessions_sql(start: date, end: date, filters: Sequence[Any] = ()
-                 ) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+def sessions_sql(start: date, end: date, filters: Sequence[Any] = ()) -> Statement:
     """A SELECT of the ``sessions`` rows (every column) of the range that pass ``filters``,
     counted as a query's session rows are (an event filter keeps the sessions with such an
     event), its parameters, and the statements to run first on the cursor of the statement
