@@ -206,6 +206,11 @@ CREATE OR REPLACE MACRO is_late(ts, late_hours, raw_hour) AS
 """
 
 
+# What each connection to the database sets for itself: a cursor does not inherit it (it shows
+# the machine's own time zone), while the macros are the database's.
+_SESSION = "SET TimeZone = 'UTC'"
+
+
 def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the pipeline's macros (never the warehouse file: see storage),
     bounded in memory (``ANALYTICS_DUCKDB_MEMORY``): beyond it, DuckDB spills to disk."""
@@ -216,9 +221,17 @@ def connect() -> duckdb.DuckDBPyConnection:
         # DuckDB stream large writes instead of buffering them.
         "preserve_insertion_order": False,
     })
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute(_SESSION)
     con.execute(MACROS)
     return con
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A new connection to ``con``'s database (one memory limit, the same macros), with the
+    pipeline's session settings; its temp tables and views are its own."""
+    cur = con.cursor()
+    cur.execute(_SESSION)
+    return cur
 
 
 _UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,

@@ -179,6 +179,25 @@ def test_sessions_reads_step_runs(bench_root: Path, tmp_path: Path) -> None:
     assert found["rows"] > 0 and set(found["cpu_of"]) == {"narrow", "before", "wide", "day"}
 
 
+def test_daily_marts_step_runs(bench_root: Path, tmp_path: Path) -> None:
+    """bench/steps.py daily-marts on a copy of the tiny lake: the 13 daily marts over its 14
+    days, one day at a time and two at a time, write the same bytes (issue 21's paired runs)."""
+    data = tmp_path / "data"
+    for table in ("sessions", "session_events"):
+        shutil.copytree(bench_root / f"bench-dashboard-{SIZE}" / "lake" / table,
+                        data / "lake" / table)
+    found = []
+    for workers in ("1", "2"):
+        out = subprocess.run([sys.executable, "bench/steps.py", "daily-marts", str(data),
+                              workers], cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, out.stderr[-3000:]
+        found.append(json.loads(out.stdout.splitlines()[-1]))
+    days = len(list((data / "lake" / "sessions").glob("date=*")))
+    assert days >= 14 and len(found[0]["marts"]) == 13
+    assert found[0]["rows"] == found[1]["rows"] == 13 * days  # a file per mart and day
+    assert found[0]["sha256"] == found[1]["sha256"]
+
+
 def test_dashboard_bench_compares_the_page_and_goal_filters_with_clickhouse(
         bench_root: Path) -> None:
     """The sidebar's page and goal filters (Plausible's ``has_done``) translated for ClickHouse

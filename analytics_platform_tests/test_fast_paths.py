@@ -455,3 +455,16 @@ def test_props_and_texts_scrubbed_once_per_batch_write_what_scrubbing_every_chun
         ).fetchone()
     assert got[0] == ["/docs/v1.2", "/p0", "/p1", "/p2", "/u/(email)"], got
     assert got[1] == ["(ip)", None] and got[2] >= 3, got
+
+
+def test_a_cursor_has_the_pipelines_session_settings() -> None:
+    """A cursor of a pipeline connection (duck.cursor: the daily marts' days on two workers) is
+    set to UTC itself: DuckDB's own cursor does not inherit SET, and shows the machine's zone
+    (``Etc/UTC`` here, anything elsewhere). Macros are the database's, temp views the cursor's."""
+    con = connect()
+    con.execute("CREATE TEMP VIEW mine AS SELECT 1")
+    cur = duck.cursor(con)
+    assert cur.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+    assert cur.execute("SELECT utc('2026-03-02T10:00:00+02:00')").fetchone() == (
+        datetime(2026, 3, 2, 8, 0),)
+    assert not cur.execute("SELECT * FROM duckdb_views() WHERE view_name = 'mine'").fetchall()

@@ -8,6 +8,8 @@ import gzip
 import json
 import math
 import re
+import shutil
+import threading
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -378,6 +380,75 @@ def test_lake_files_are_parquet_per_partition(world: dict[str, Any]) -> None:
     assert not list((lake / "_tmp").rglob("*.parquet"))
     assert object_key(datetime(2026, 3, 2, 10, tzinfo=UTC), "x").startswith(
         "year=2026/month=03/day=02/hour=10/")
+
+
+def _marts_over_three_days(world: dict[str, Any], data: Path,
+                           marts: list[dg.AssetsDefinition]) -> dg.ExecuteInProcessResult:
+    """``marts`` over DAY1 … the day after DAY2 (no sessions start then) in one run, on a copy
+    of the world's sessions in ``data``."""
+    from analytics_platform.resources import LakeResource, PipelineSettings
+
+    for table in ("sessions", "session_events"):
+        shutil.copytree(world["data"] / "lake" / table, data / "lake" / table)
+    with pytest.MonkeyPatch.context() as mp, dg.DagsterInstance.ephemeral() as instance:
+        mp.setenv("ANALYTICS_DATA_DIR", str(data))
+        return dg.materialize(
+            marts, instance=instance, raise_on_error=False,
+            resources={"lake": LakeResource(data_dir=str(data)), "pipeline": PipelineSettings()},
+            tags={"dagster/asset_partition_range_start": str(DAY1),
+                  "dagster/asset_partition_range_end": str(DAY2 + timedelta(days=1))})
+
+
+def test_a_marts_days_on_two_workers_write_what_one_at_a_time_wrote(
+        world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21: a daily mart writes its days DAY_WORKERS at a time, each on a cursor of its own
+    (marts/assets.run_daily). The files, each day's row count and the checks' results are
+    those of one day at a time."""
+    from analytics_platform.defs.marts import assets as marts
+    from analytics_platform.defs.marts.goals import goals_daily
+    from analytics_platform.defs.marts.journeys import journeys_daily
+
+    chosen = [marts.pages_daily, marts.devices_daily, goals_daily, journeys_daily]
+    got = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(marts, "DAY_WORKERS", workers)
+        data = tmp_path / str(workers)
+        result = _marts_over_three_days(world, data, chosen)
+        assert result.success
+        files = {str(p.relative_to(data / "lake")): p.read_bytes()
+                 for p in sorted((data / "lake").glob("*/date=*/*.parquet"))}
+        rows = {(e.asset_key.to_user_string(), e.partition):
+                e.materialization.metadata["dagster/row_count"].value
+                for e in result.get_asset_materialization_events()}
+        checks = sorted((c.asset_key.to_user_string(), c.check_name, c.passed,
+                         c.metadata["days_checked"].value, c.metadata["failures"].value)
+                        for c in result.get_asset_check_evaluations())
+        got[workers] = files, rows, checks
+    assert got[1] == got[2]
+    files, rows, checks = got[2]
+    for mart in ("pages_daily", "devices_daily", "goals_daily", "journeys_daily"):
+        assert {f for f in files if f.startswith(f"{mart}/")} == {
+            f"{mart}/date={d}/part.parquet" for d in (DAY1, DAY2)}
+        assert rows[(mart, str(DAY1))] > 0 and rows[(mart, str(DAY2))] > 0
+        assert rows[(mart, str(DAY2 + timedelta(days=1)))] == 0  # no sessions, no file
+    assert len(checks) == 4 and all(c[2] and c[3] == 2 for c in checks), checks
+
+
+def test_a_marts_day_that_fails_fails_its_step_with_its_own_error(
+        world: dict[str, Any], tmp_path: Path) -> None:
+    """A day that cannot be written (a file stands where its folder goes) fails the step with
+    its own error; the other worker is stopped and waited for."""
+    from analytics_platform.defs.marts import assets as marts
+
+    data = tmp_path / "data"
+    blocked = data / "lake" / "pages_daily" / f"date={DAY2}"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("in the way")
+    result = _marts_over_three_days(world, data, [marts.pages_daily])
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert f"date={DAY2}" in str(failure.event_specific_data.error.cause)
+    assert not [t for t in threading.enumerate() if t.name.startswith("pages_daily-day")]
 
 
 def test_events_past_the_horizon_count_when_their_day_is_rebuilt(world: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ line (seconds, peak RSS in MB, rows). Called by bench/pipeline.py:
     python bench/steps.py sessions-reads DATA_DIR DAY    # its reads alone, then the whole day
     python bench/steps.py bare-all DATA_DIR              # the bare DuckDB steps of a backfill
     python bench/steps.py dagster-steps DATA_DIR         # seconds per step of the recorded runs
+    python bench/steps.py daily-marts DATA_DIR [WORKERS] # the 13 daily marts' work, every day
 """
 
 from __future__ import annotations
@@ -304,12 +305,60 @@ def dagster_steps(data: Path) -> tuple[dict[str, float], dict[str, float]]:
     return seconds, records
 
 
+def daily_marts(data: Path, workers: int | None) -> tuple[int, dict]:
+    """The 13 daily marts' own work over every day of the lake's ``sessions``: each asset's
+    function called as a ranged run calls it, its days ``workers`` at a time
+    (``marts/assets.DAY_WORKERS``: the asset's own when None). Left out: the warehouse's publish
+    and Dagster's records (the backfill publishes once after its runs; dagster-steps times the
+    steps in Dagster). Returns the files written, the seconds and CPU-s of each mart and a
+    sha256 of all the files, so two settings can be shown to write the same bytes."""
+    import hashlib
+    import inspect
+    import types
+
+    os.environ.setdefault("ANALYTICS_DATA_DIR", str(data.resolve()))
+    from analytics_platform.definitions import defs
+    from analytics_platform.defs.automation import DAILY_MARTS
+    from analytics_platform.defs.marts import assets as marts
+    from analytics_platform.layout import DAY
+    from analytics_platform.resources import LakeResource, PipelineSettings
+
+    marts.publish_after_step = lambda lake: None
+    marts.record_partitions = lambda *args, **kwargs: None
+    if workers is not None:
+        marts.DAY_WORKERS = workers
+    keys = sorted(p.name.removeprefix(f"{DAY}=")
+                  for p in (data / "lake" / "sessions").glob(f"{DAY}=*"))
+    context = types.SimpleNamespace(partition_keys=keys, log=types.SimpleNamespace(
+        info=lambda *a: None, debug=lambda *a: None, warning=lambda *a: None))
+    assets = sorted(((k.to_user_string(), a) for a in defs().assets
+                     for k, g in a.group_names_by_key.items() if g == DAILY_MARTS),
+                    key=lambda na: na[0])
+    lake, pipeline = LakeResource(data_dir=str(data)), PipelineSettings()
+    each: dict[str, list[float]] = {}
+    _start()
+    for name, asset in assets:
+        fn = asset.op.compute_fn.decorated_fn
+        t0, c0 = time.perf_counter(), _cpu()
+        resources = {"lake": lake, "pipeline": pipeline}  # the ones the function takes
+        fn(context, **{k: v for k, v in resources.items()
+                       if k in inspect.signature(fn).parameters})
+        each[name] = [round(time.perf_counter() - t0, 2), round(_cpu() - c0, 2)]
+    digest = hashlib.sha256()
+    files = sorted(f for name, _ in assets for f in (data / "lake" / name).glob("*/*.parquet"))
+    for f in files:
+        digest.update(f.read_bytes())
+    return len(files), {"marts": each, "sha256": digest.hexdigest()}
+
+
 def main() -> None:
     step, data = sys.argv[1], Path(sys.argv[2])
     when = (datetime.fromisoformat(sys.argv[3]).replace(tzinfo=UTC) if len(sys.argv) > 3
-            else None)
+            and step != "daily-marts" else None)
     extra: dict = {}
-    if step == "bare-all":
+    if step == "daily-marts":
+        rows, extra = daily_marts(data, int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    elif step == "bare-all":
         extra = {"steps": bare_all(data), "floor_events": floor_all(data)}
         rows = 0
     elif step == "sessions-reads":

@@ -8,6 +8,7 @@ and the warehouse view (one per table of the lake) follow (docs/PIPELINE.md, "Ad
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,11 +20,12 @@ import pyarrow.parquet as pq
 from analytics_platform import sql
 from analytics_platform.defs.automation import DAILY_MARTS, refresh_when_deps_change
 from analytics_platform.defs.metadata import column_schema, record_partitions
-from analytics_platform.duck import connect
+from analytics_platform.duck import connect, cursor
 from analytics_platform.layout import day_folder
 from analytics_platform.partitions import daily, day_key, day_of
 from analytics_platform.resources import LakeResource
 from analytics_platform.storage import Lake, markdown_preview, publish_after_step
+from analytics_platform.workers import Worker, run_jobs
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,48 @@ def _run_checks(con: duckdb.DuckDBPyConnection, checks: Sequence[MartCheck], day
         failures[check.name] += [f"{day:%Y-%m-%d}: {row}" for row in bad[:5]]
 
 
+# How many days of a mart are written at once, each on a cursor of the step's connection (one
+# DuckDB database, so one memory limit): a day's statements are small (~16k sessions and ~490k
+# events a day of the 30-day benchmark lake), and their planning, Parquet footers and file
+# writes run mostly on one core. The 13 daily marts over those 30 days (`bench/steps.py
+# daily-marts`), four pairs taking turns: one day at a time 16.7-21.2 s wall, 1.48-1.50 cores
+# busy; two at a time 12.5-16.4 s (-24 % at the median pair), 1.85 cores, peak RSS 340-345 ->
+# 403-410 MB, the 390 files byte-identical (issue 21, docs/BENCHMARKS.md).
+DAY_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class _Day:
+    """What one day of a mart wrote: its file (None: no sessions that day), its rows, and the
+    rows that broke each check."""
+
+    written: str | None
+    rows: int
+    failures: dict[str, list[str]]
+
+
+def _write_day(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, day: datetime,
+               build: Callable[[duckdb.DuckDBPyConnection, datetime], str], with_events: bool,
+               checks: Sequence[MartCheck], params: dict[str, Any]) -> _Day:
+    """One day of ``table`` on ``con``: its sessions as ``s`` (and events as ``e``), the rows of
+    ``build`` written as the day's partition, then its ``checks``."""
+    folder = day_folder(day)
+    s_files = lake.existing("sessions", [folder])
+    if not s_files:
+        lake.remove(table, folder)
+        return _Day(None, 0, {})
+    con.execute(f"CREATE OR REPLACE TEMP VIEW s AS SELECT * FROM read_parquet("
+                f"{sql.literal_list(s_files)}, hive_partitioning = false)")
+    if with_events:
+        e_files = lake.existing("session_events", [folder])
+        con.execute(f"CREATE OR REPLACE TEMP VIEW e AS SELECT * FROM read_parquet("
+                    f"{sql.literal_list(e_files)}, hive_partitioning = false)")
+    written = str(lake.write(con, build(con, day), table, folder, params))
+    failures: dict[str, list[str]] = {c.name: [] for c in checks}
+    _run_checks(con, checks, day, written, params, failures)
+    return _Day(written, pq.ParquetFile(written).metadata.num_rows, failures)
+
+
 def run_daily(
     context: dg.AssetExecutionContext,
     lake: Lake,
@@ -59,30 +103,26 @@ def run_daily(
 ) -> dg.MaterializeResult:
     """For each day of the run: expose that day's sessions as ``s`` (and events as ``e``), write
     the query ``build`` returns (with the DuckDB ``params``) as the day's partition of ``table``,
-    then evaluate ``checks`` on it."""
+    then evaluate ``checks`` on it. Days are written ``DAY_WORKERS`` at a time, each worker on
+    a cursor of its own (temp views are a cursor's own); what is recorded is in day order."""
     con = connect()
     t0 = time.perf_counter()
     days = sorted(day_of(k) for k in context.partition_keys)
-    written: list[str] = []
-    rows: dict[str, int] = {}  # by partition key: each day's rows (0: no sessions, no file)
     params = params or {}
-    failures: dict[str, list[str]] = {c.name: [] for c in checks}
-    for day in days:
-        folder = day_folder(day)
-        s_files = lake.existing("sessions", [folder])
-        if not s_files:
-            lake.remove(table, folder)
-            rows[day_key(day)] = 0
-            continue
-        con.execute(f"CREATE OR REPLACE TEMP VIEW s AS SELECT * FROM read_parquet("
-                    f"{sql.literal_list(s_files)}, hive_partitioning = false)")
-        if with_events:
-            e_files = lake.existing("session_events", [folder])
-            con.execute(f"CREATE OR REPLACE TEMP VIEW e AS SELECT * FROM read_parquet("
-                        f"{sql.literal_list(e_files)}, hive_partitioning = false)")
-        written.append(str(lake.write(con, build(con, day), table, folder, params)))
-        rows[day_key(day)] = pq.ParquetFile(written[-1]).metadata.num_rows
-        _run_checks(con, checks, day, written[-1], params, failures)
+
+    def start(worker: int, stack: ExitStack) -> Worker[datetime, _Day]:
+        cur = cursor(con)
+        return Worker(cur, lambda day: _write_day(cur, lake, table, day, build, with_events,
+                                                  checks, params))
+
+    try:
+        done = run_jobs(days, DAY_WORKERS, start, name=f"{table}-day")
+    except BaseException:
+        con.close()
+        raise
+    written = [d.written for d in done if d.written is not None]
+    rows = {day_key(day): d.rows for day, d in zip(days, done, strict=True)}
+    failures = {c.name: [f for d in done for f in d.failures.get(c.name, [])] for c in checks}
     publish_after_step(lake)
     preview = markdown_preview(con, "SELECT * FROM read_parquet($f)", {"f": written}) if (
         written) else "no sessions in these days"
