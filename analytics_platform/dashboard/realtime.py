@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 
 from analytics_platform.defs.events.user_agents import detect_bots
-from analytics_platform.duck import MACROS
+from analytics_platform.duck import connect
 from analytics_platform.lake import hours_between, open_raw_lake
 
 WINDOW = timedelta(minutes=30)
@@ -62,9 +61,7 @@ def recent_activity(raw_url: str, now: datetime) -> Activity:
     if not objects:
         return empty
     with lake.local_paths(objects) as paths:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(MACROS)
+        con = connect()  # UTC and the pipeline's macros (clean_path), its memory bound
         df = con.execute(ACTIVITY_SQL, {"files": [str(p) for p in paths], "since": since}).df()
         con.close()
     if df.empty:
