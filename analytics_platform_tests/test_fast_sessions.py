@@ -1,16 +1,18 @@
 """Issue 21: the `sessions` step's faster statements write the same files as a simple one.
 
-``sessions/day_events.sql`` ranks only the event_ids read more than once (copies are rare),
-makes sessions only for the hashes with an event on the day, and hashes a hash session's id once
-and carries it along; ``sessions.sql`` parses props only on the rows an aggregate uses them for.
-The simple formulation below ranks every row of the window, makes sessions for every hash it
-reads (a run number, then each run's first event), and parses props on every row. Both run through
-the real events and sessions steps on simulated traffic with more copies, late and very late
-deliveries than the defaults, and one events file written before issue 18 (no visitor_hash or
-consent), and must write byte-identical ``sessions`` and ``session_events`` files, day by day,
-whether the days are built together or one alone. The write of a day too big for one
-statement's sort (joined into a temp table first, then sorted: ``assets.joined_first``) must
-write the same rows in the same order.
+``sessions/day_events.sql`` ranks only the event_ids read more than once (copies are rare,
+found by the ids' hashes), makes sessions only for the hashes with an event on the day, and
+hashes a hash session's id once and carries it along; ``sessions.sql`` parses props only on the
+rows an aggregate uses them for, and takes a session's first and last events by their places in
+the session-sorted file. The simple formulation below ranks every row of the window, makes
+sessions for every hash it reads (a run number, then each run's first event), parses props on
+every row and orders each session's events by (ts, event_id). Both run through the real events
+and sessions steps on simulated traffic with more copies, late and very late deliveries than
+the defaults, and one events file written before issue 18 (no visitor_hash or consent), and
+must write byte-identical ``sessions`` and ``session_events`` files, day by day, whether the
+days are built together or one alone, and when most ids share their hash with others. The write
+of a day too big for one statement's sort (joined into a temp table first, then sorted:
+``assets.joined_first``) must write the same rows in the same order.
 """
 
 from __future__ import annotations
@@ -86,8 +88,17 @@ kept AS (
 
 
 def simple_sessions() -> str:
-    """sessions.sql with props parsed on every row, as an aggregate's FILTER reads it."""
+    """sessions.sql with props parsed on every row, as an aggregate's FILTER reads it, and each
+    session's first and last events found by ordered aggregates over (ts, event_id), not by the
+    rows' places in the session-sorted file."""
     text = sql._statement("sessions/sessions")
+    text, n = re.subn(r"arg_max_null\(page_path, epoch_us\(ts\)::HUGEINT \* \d+ - "
+                      r"file_row_number\)", "first(page_path ORDER BY ts DESC, event_id)", text)
+    assert n == 1, "sessions.sql no longer finds the exit page by the file's order"
+    text, n = re.subn(r"arg_min_null\(([^()]*?), file_row_number\)",
+                      r"first(\1 ORDER BY ts, event_id)", text)
+    assert n == 11, "sessions.sql no longer finds the first events by the file's order"
+    assert "file_row_number)" not in text
     text, n = re.subn(
         r"max\(CASE WHEN event_type = '(\w+)'\s+THEN (try_cast\(props::JSON->>'\w+' AS DOUBLE\))"
         r" END\)", r"max(\2) FILTER (event_type = '\1')", text)
@@ -138,8 +149,18 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     return out
 
 
+def colliding_load(name: str, **placeholders: str) -> str:
+    """sql.load with day_events.sql's id hashes cut to four values, so that nearly every event
+    shares its hash with others: the copies are found among them by the ids themselves."""
+    text = REAL_LOAD(name, **placeholders)
+    if name == "sessions/day_events":
+        assert text.count("hash(event_id) AS id_hash") == 1
+        text = text.replace("hash(event_id) AS id_hash", "hash(event_id) % 4 AS id_hash")
+    return text
+
+
 def build(lake: Lake, into: Path, days: list[int], simple: bool = False,
-          joined_first: bool = False) -> None:
+          joined_first: bool = False, colliding: bool = False) -> None:
     pipeline = PipelineSettings()
     con = connect()
     con.register("referrers", load_referrers(pipeline.referrers_file))
@@ -149,6 +170,8 @@ def build(lake: Lake, into: Path, days: list[int], simple: bool = False,
     with pytest.MonkeyPatch.context() as mp:
         if simple:
             mp.setattr(sql, "load", simple_load)
+        if colliding:
+            mp.setattr(sql, "load", colliding_load)
         if joined_first:  # what a day too big for one statement's sort gets
             mp.setattr(assets, "joined_first", lambda rows, memory: True)
             real_write = Lake.write
@@ -207,6 +230,7 @@ def test_fast_sessions_write_the_simple_files(lake: Lake, tmp_path: Path) -> Non
     build(lake, tmp_path / "simple", list(range(DAYS)), simple=True)
     build(lake, tmp_path / "alone", [1])  # a partial range: the middle day on its own
     build(lake, tmp_path / "joined", list(range(DAYS)), joined_first=True)
+    build(lake, tmp_path / "colliding", list(range(DAYS)), colliding=True)
     files = sorted(p.relative_to(tmp_path / "simple")
                    for p in (tmp_path / "simple").rglob("*.parquet"))
     assert len(files) == 2 * DAYS
@@ -218,6 +242,7 @@ def test_fast_sessions_write_the_simple_files(lake: Lake, tmp_path: Path) -> Non
         # NULL: the rows and their order are the same, the Parquet REQUIRED marks may differ
         same_files(con, tmp_path / "joined" / f, tmp_path / "simple" / f,
                    same_bytes="sessions/" in str(f))
+        same_files(con, tmp_path / "colliding" / f, tmp_path / "simple" / f)
     alone = sorted(p.relative_to(tmp_path / "alone")
                    for p in (tmp_path / "alone").rglob("*.parquet"))
     assert len(alone) == 2
@@ -230,3 +255,39 @@ def test_fast_sessions_write_the_simple_files(lake: Lake, tmp_path: Path) -> Non
                               if "session_events" in str(p)],
                         "h": PipelineSettings().late_arrival_hours}).fetchall()[0][0]
     assert late >= 1
+
+
+def test_first_and_last_events_by_file_place_break_ties_as_the_ordered_aggregates(
+        lake: Lake, tmp_path: Path) -> None:
+    """sessions.sql takes a session's first events by their places in the session-sorted file
+    and its exit page by ts, then the smaller event_id. The simulated days have few ties on ts
+    within a session, so here every event's ts is cut to its hour (most sessions' events then
+    tie, and only event_id orders them), and some first values are NULL (the first event's
+    NULL is the session's, as ``first`` gives it): the step's statement and the simple one, with
+    ordered aggregates, must give the same sessions."""
+    build(lake, tmp_path / "fast", [1])
+    (day,) = (tmp_path / "fast" / "session_events").glob("*/*.parquet")
+    tied = tmp_path / "tied.parquet"
+    con = connect()
+    con.register("referrers", load_referrers(PipelineSettings().referrers_file))
+    con.execute(
+        "COPY (SELECT * REPLACE (date_trunc('hour', ts) AS ts, "
+        "CASE WHEN hash(event_id) % 3 = 0 THEN NULL ELSE visitor_id END AS visitor_id, "
+        "CASE WHEN hash(event_id) % 4 = 0 THEN NULL ELSE browser END AS browser) "
+        f"FROM read_parquet('{day}') {assets.SESSION_EVENTS_ORDER}) TO '{tied}' (FORMAT parquet)")
+    # sessions whose last page views tie on ts with different pages, and first events without a
+    # browser: what a wrong tie-break or a NULL skipped would change
+    exits, nulls = con.execute(
+        "SELECT (SELECT count(*) FROM (SELECT session_id FROM (SELECT session_id, page_path "
+        "  FROM read_parquet($f) WHERE event_type = 'page_view' "
+        "  QUALIFY ts = max(ts) OVER (PARTITION BY session_id)) "
+        "  GROUP BY session_id HAVING count(DISTINCT page_path) > 1)), "
+        "(SELECT count(*) FROM (SELECT session_id, first(browser ORDER BY ts, event_id) AS b "
+        "  FROM read_parquet($f) GROUP BY 1) WHERE b IS NULL)", {"f": str(tied)}).fetchall()[0]
+    assert exits >= 20 and nulls >= 20, (exits, nulls)
+    con.execute(f"CREATE TEMP VIEW day_events AS SELECT * FROM read_parquet('{tied}', "
+                "hive_partitioning = false, file_row_number = true)")
+    fast = con.execute(sql.load("sessions/sessions")).fetchall()
+    simple = con.execute(simple_sessions()).fetchall()
+    assert len(fast) > 100
+    assert fast == simple

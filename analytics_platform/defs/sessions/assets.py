@@ -88,8 +88,10 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
         query_params = read
     written = lake.write(con, query, "session_events", folder, query_params)
     con.execute("DROP TABLE IF EXISTS day_wide")
+    # each row's place in the session-sorted file orders a session's events (sessions.sql)
     con.execute("CREATE OR REPLACE TEMP VIEW day_events AS SELECT * FROM read_parquet("
-                f"{sql.literal(str(written))}, hive_partitioning = false)")
+                f"{sql.literal(str(written))}, hive_partitioning = false, "
+                "file_row_number = true)")
     lake.write(con, sql.load("sessions/sessions"), "sessions", folder)
     # late: the one definition (duck.py's is_late, CONTRACT §4), as the events asset counts it
     n_sessions, n_events, n_late = con.execute(

@@ -34,19 +34,25 @@ WITH read AS NOT MATERIALIZED (
 -- wide rows are never sorted. Copies are rare (a retried beacon), so only the event_ids read
 -- more than once are ranked, as in the events asset (ranking every row of the window was a sort
 -- of ~700k rows a day), and only their rows read the raw_key and raw_pos the ranking orders by.
--- event_id is never NULL (a required field, CONTRACT §1).
+-- event_id is never NULL (a required field, CONTRACT §1). The ids read more than once are found
+-- by their 64-bit hash (`id_hash`), not by the 36-character text: an id whose hash another id
+-- shares is ranked among its own copies only (PARTITION BY event_id), so it is still kept
+-- (test_fast_sessions.py cuts the hashes to four values). This statement took 9.50-9.79 CPU-s
+-- for eight days of the 30-day benchmark lake against 9.95-10.16 grouping the texts, the files
+-- byte-identical (issue 21, docs/BENCHMARKS.md).
 narrow AS MATERIALIZED (
-    SELECT file_no, file_row, session_id, visitor_hash, event_id, ts, ingest_ts, event_ts
+    SELECT file_no, file_row, session_id, visitor_hash, event_id, hash(event_id) AS id_hash, ts,
+           ingest_ts, event_ts
     FROM read
 ),
-copied AS (SELECT event_id FROM narrow GROUP BY event_id HAVING count(*) > 1),
+copied AS (SELECT id_hash FROM narrow GROUP BY id_hash HAVING count(*) > 1),
 winners AS (
     SELECT file_no, file_row, session_id, visitor_hash, event_id, ts
-    FROM narrow ANTI JOIN copied USING (event_id)
+    FROM narrow ANTI JOIN copied USING (id_hash)
     UNION ALL
     SELECT file_no, file_row, session_id, visitor_hash, event_id, ts FROM (
         SELECT n.*, r.raw_key, r.raw_pos
-        FROM narrow n SEMI JOIN copied USING (event_id)
+        FROM narrow n SEMI JOIN copied USING (id_hash)
         JOIN (SELECT file_no, file_row, raw_key, raw_pos FROM read) r USING (file_no, file_row)
         QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY {first_copy_order}) = 1)
 ),

@@ -1,5 +1,15 @@
 -- One row per session (CONTRACT §4). Ties on ts are broken by the smaller event_id.
--- reads:  day_events, referrers (the referrer table: pattern, regex, source, medium, priority)
+-- A session's first event by (ts, event_id) is its row with the smallest `file_row_number`:
+-- day_events reads the day's session_events file, sorted by session_id, ts, event_id
+-- (sessions/assets.SESSION_EVENTS_ORDER), with each row's place in it. So each "first … ORDER BY
+-- ts, event_id" is an arg_min_null on that integer (arg_min_null: the row's value even when
+-- NULL, as first gives it), and the exit page, the last page view by ts with ties to the smaller
+-- event_id, an arg_max_null on ts before the negated place (a file holds fewer than 2^40 rows).
+-- For eight days of the 30-day benchmark lake: 2.57-2.69 CPU-s against 3.20-3.35 with the
+-- ordered aggregates, the files byte-identical (issue 21, docs/BENCHMARKS.md);
+-- test_fast_sessions.py holds the two to the same files, ties on ts and NULLs included.
+-- reads:  day_events (with file_row_number), referrers (the referrer table: pattern, regex,
+--         source, medium, priority)
 -- writes: sessions/date=…/part.parquet
 WITH per_session AS (
     SELECT
@@ -8,13 +18,13 @@ WITH per_session AS (
         max(ts) AS session_end,
         any_value(session_date) AS session_date,
         date_diff('millisecond', min(ts), max(ts)) / 1000.0 AS duration_s,
-        first(visitor_id ORDER BY ts, event_id) AS visitor_id,
-        first(visitor_hash ORDER BY ts, event_id) AS visitor_hash,
+        arg_min_null(visitor_id, file_row_number) AS visitor_id,
+        arg_min_null(visitor_hash, file_row_number) AS visitor_hash,
         count(*) AS events,
         count(*) FILTER (event_type = 'page_view') AS pageviews,
-        first(page_path ORDER BY ts, event_id) FILTER (event_type = 'page_view') AS entry_page,
-        first(page_path ORDER BY ts DESC, event_id) FILTER (event_type = 'page_view')
-            AS exit_page,
+        arg_min_null(page_path, file_row_number) FILTER (event_type = 'page_view') AS entry_page,
+        arg_max_null(page_path, epoch_us(ts)::HUGEINT * 1099511627776 - file_row_number)
+            FILTER (event_type = 'page_view') AS exit_page,
         -- props parsed only on the rows that use them (a CASE, not FILTER, which is applied
         -- after its argument is computed on every row; props are valid JSON, CONTRACT §1):
         -- this statement 0.70-0.84 -> 0.60-0.71 CPU-s on a 483k-event day (issue 21)
@@ -27,23 +37,23 @@ WITH per_session AS (
         count(*) FILTER (event_type IN ('cta_click', 'form_start', 'form_submit'))
             AS interactions,
         count(*) FILTER (event_type = 'cta_click') > 0 AS converted,
-        first(exp ORDER BY ts, event_id) FILTER (exp IS NOT NULL) AS exp,
-        first(browser ORDER BY ts, event_id) AS browser,
-        first(os ORDER BY ts, event_id) AS os,
-        first(device_type ORDER BY ts, event_id) AS device_type,
-        first(screen_width ORDER BY ts, event_id) AS screen_width,
+        arg_min_null(exp, file_row_number) FILTER (exp IS NOT NULL) AS exp,
+        arg_min_null(browser, file_row_number) AS browser,
+        arg_min_null(os, file_row_number) AS os,
+        arg_min_null(device_type, file_row_number) AS device_type,
+        arg_min_null(screen_width, file_row_number) AS screen_width,
         -- the tracker sends the time zone with page views only: the first event that has one
-        first({'country': country, 'source': country_source} ORDER BY ts, event_id)
+        arg_min_null({'country': country, 'source': country_source}, file_row_number)
             FILTER (country IS NOT NULL) AS geo,
         -- attribution touch: the first page_view, or the first event when there is none
         coalesce(
-            first({'utm_source': utm_source, 'utm_medium': utm_medium,
-                   'utm_campaign': utm_campaign, 'referrer_host': referrer_host,
-                   'page_host': page_host} ORDER BY ts, event_id)
+            arg_min_null({'utm_source': utm_source, 'utm_medium': utm_medium,
+                          'utm_campaign': utm_campaign, 'referrer_host': referrer_host,
+                          'page_host': page_host}, file_row_number)
                 FILTER (event_type = 'page_view'),
-            first({'utm_source': utm_source, 'utm_medium': utm_medium,
-                   'utm_campaign': utm_campaign, 'referrer_host': referrer_host,
-                   'page_host': page_host} ORDER BY ts, event_id)
+            arg_min_null({'utm_source': utm_source, 'utm_medium': utm_medium,
+                          'utm_campaign': utm_campaign, 'referrer_host': referrer_host,
+                          'page_host': page_host}, file_row_number)
         ) AS touch
     FROM (
         -- a props text without "experiment" has no such key, unless written with an escape
