@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -159,8 +160,10 @@ def colliding_load(name: str, **placeholders: str) -> str:
     return text
 
 
-def build(lake: Lake, into: Path, days: list[int], simple: bool = False,
-          joined_first: bool = False, colliding: bool = False) -> None:
+def build(lake: Lake, into: Path, days: list[int],
+          load: Callable[..., str] | None = None, joined_first: bool = False) -> None:
+    """The days' sessions and session_events built by the step's own code into ``into``, with
+    ``load`` (simple_load, colliding_load) in place of sql.load when given."""
     pipeline = PipelineSettings()
     con = connect()
     con.register("referrers", load_referrers(pipeline.referrers_file))
@@ -168,10 +171,8 @@ def build(lake: Lake, into: Path, days: list[int], simple: bool = False,
     for table in ("sessions", "session_events"):
         shutil.rmtree(lake.table_dir(table), ignore_errors=True)
     with pytest.MonkeyPatch.context() as mp:
-        if simple:
-            mp.setattr(sql, "load", simple_load)
-        if colliding:
-            mp.setattr(sql, "load", colliding_load)
+        if load is not None:
+            mp.setattr(sql, "load", load)
         if joined_first:  # what a day too big for one statement's sort gets
             mp.setattr(assets, "joined_first", lambda rows, memory: True)
             real_write = Lake.write
@@ -227,10 +228,10 @@ def test_fast_sessions_write_the_simple_files(lake: Lake, tmp_path: Path) -> Non
     assert lake.has_data("late_events")
 
     build(lake, tmp_path / "fast", list(range(DAYS)))
-    build(lake, tmp_path / "simple", list(range(DAYS)), simple=True)
+    build(lake, tmp_path / "simple", list(range(DAYS)), load=simple_load)
     build(lake, tmp_path / "alone", [1])  # a partial range: the middle day on its own
     build(lake, tmp_path / "joined", list(range(DAYS)), joined_first=True)
-    build(lake, tmp_path / "colliding", list(range(DAYS)), colliding=True)
+    build(lake, tmp_path / "colliding", list(range(DAYS)), load=colliding_load)
     files = sorted(p.relative_to(tmp_path / "simple")
                    for p in (tmp_path / "simple").rglob("*.parquet"))
     assert len(files) == 2 * DAYS
