@@ -49,6 +49,19 @@ _SAFE = re.compile(r"^[A-Za-z0-9_=\-:.]+$")
 # How every lake file is written. zstd level 1: on a million-event hour it wrote 0.1 s faster
 # than the default level 3, and the file came out no larger (43 MB against 44 MB).
 PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 122880"
+# Every column of a lake file is OPTIONAL (may hold NULL), whatever its rows hold: which columns
+# are never NULL is the contract's to say (docs/CONTRACT.md), not the Parquet schema's. DuckDB
+# marks a column REQUIRED when the statistics it has of the query show no NULL, so the mark
+# depended on the data around the file: an hour's events file cleaned alone said page_title was
+# REQUIRED, the same hour cleaned in a batch with an hour that had a record without one said
+# OPTIONAL (other bytes for the same rows), and one day of the 30-day benchmark's session_events
+# marked OPTIONAL 17 columns that the other 29 marked REQUIRED. A reader that takes the schema
+# from one file (pyarrow.dataset) then declares `not null` a column that other files hold NULLs
+# in. A CASE is a result DuckDB cannot prove non-NULL; it keeps the query's columns, names and
+# order. Its cost is inside the noise (paired with the code before: the events step on 144
+# hours 36.8-39.9 CPU-s both ways, the sessions step on 8 days 19.9-22.0 against 20.1-22.3;
+# issue 21, docs/BENCHMARKS.md).
+NULLABLE = "SELECT CASE WHEN COLUMNS(*) IS NOT NULL THEN COLUMNS(*) END FROM ({query})"
 # Lake.existing: at most this many partitions missing from the local cache are asked for with a
 # GET each; more are listed first (a LIST costs what 12.5 GETs do).
 _PROBE_AT_MOST = 12
@@ -258,7 +271,8 @@ class Lake:
               params: dict | None = None, name: str = "part") -> Path:
         """Run ``query`` and store its rows as the partition's Parquet file, atomically: the file
         is written under ``lake/_tmp`` and renamed into place, so a reader sees the old file or
-        the new one, never half of one. Re-running replaces, never appends."""
+        the new one, never half of one. Re-running replaces, never appends. Every column is
+        written OPTIONAL (see NULLABLE)."""
         target = self.partition_path(table, partition, name)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp_dir = self.root / "_tmp"
@@ -266,7 +280,7 @@ class Lake:
         tmp = tmp_dir / f"{table}-{uuid.uuid4().hex}.parquet"
         try:
             con.execute(
-                f"COPY ({query}) TO '{tmp}' ({PARQUET})",
+                f"COPY ({NULLABLE.format(query=query)}) TO '{tmp}' ({PARQUET})",
                 params or {},
             ).fetchall()
             os.replace(tmp, target)

@@ -182,14 +182,20 @@ def test_props_checked_once_per_distinct_value_agree_with_every_record() -> None
 # BATCH_HOURS); how the hours fall into batches must not change a byte of what it writes, an
 # hour cleaned alone included. (Until 2026-12-07 several hours went through a temp table of their
 # events and an hour alone did not, and the Parquet schemas of the two marked browser, os and
-# device_type REQUIRED in one and OPTIONAL in the other: DuckDB decides from the statistics it has.)
+# device_type REQUIRED in one and OPTIONAL in the other: DuckDB decides from the statistics it has.
+# Later still, an hour's file marked screen_width REQUIRED when cleaned alone and OPTIONAL when
+# batched with an hour that had a record without one: every column is now OPTIONAL,
+# storage.NULLABLE.)
 DAY = datetime(2026, 3, 5, tzinfo=UTC)
 
 
-def _raw_hours(raw: RawLake, hours: int, per_hour: int) -> list[datetime]:
+def _raw_hours(raw: RawLake, hours: int, per_hour: int, refused_every: int = 1
+               ) -> list[datetime]:
     """Raw hours in two objects each: events on time, late ones (their ts one to three days
     earlier, several sharing a ts), copies of an event in the same and in the next hour, and
-    records that break the contract."""
+    records that break the contract, in every ``refused_every``-th hour (with 2, an odd hour has
+    none: a refused record's fields are NULL, so its events have NULL in no column that every
+    record holds). Every event has a screen width but one of the first hour's."""
     out = []
     for h in range(hours):
         hour = DAY + timedelta(hours=h)
@@ -200,13 +206,15 @@ def _raw_hours(raw: RawLake, hours: int, per_hour: int) -> list[datetime]:
             ts = (hour - timedelta(days=1 + i % 3, seconds=i % 7 * 61) if late
                   else hour + timedelta(seconds=(i * 37) % 3600))
             e = event(n, n % 97, ts, hour + timedelta(seconds=i) - ts)
+            if h or i != 5:
+                e["screen_width"] = 1280 + i % 3
             lines.append(json.dumps(e))
             if i % 50 == 0:  # a retried beacon, in this hour and in the next
                 lines.append(json.dumps(e))
                 if h + 1 < hours:
                     e = {**e, "ingest_ts": iso(hour + timedelta(hours=1, seconds=i))}
                     lines.append(json.dumps(e))
-            if i % 60 == 0:
+            if i % 60 == 0 and h % refused_every == 0:
                 lines += ['{"event_type": "page_view"', json.dumps({**e, "event_type": "nope"})]
         half = len(lines) // 2
         for k, part in enumerate((lines[:half], lines[half:])):
@@ -225,7 +233,7 @@ def test_batching_hours_differently_writes_the_same_files(
     raw = open_raw_lake(tmp_path / "raw")
     # many hours of few records: DuckDB's partitioned COPY lost the ORDER BY of late_events.sql on
     # these (455 of their 6,400 rows out of order), not on fewer, larger hours
-    hours = _raw_hours(raw, hours=32, per_hour=200)
+    hours = _raw_hours(raw, hours=32, per_hour=200, refused_every=2)
     written, counted, parallel = {}, {}, []
     # the quarters are cleaned by the two workers at once (assets.WORKERS), each in its own
     # connection; the whole in the caller's connection
@@ -248,8 +256,17 @@ def test_batching_hours_differently_writes_the_same_files(
         assert written[name].keys() == written["all"].keys()
         differ = [f for f in written["all"] if written[name][f] != written["all"][f]]
         assert not differ, (name, differ)
-    # and each late_events file is in its stated order, (ts, event_id), with ties on ts
+    # whatever the rows: every column OPTIONAL (screen_width has a NULL in the first hour only)
     con = connect()
+    every = sql.literal_list(str(lake.root / f) for f in written["all"])
+    marks = con.execute(f"SELECT repetition_type, count(*) FROM parquet_schema({every}) "
+                        "WHERE name <> 'duckdb_schema' GROUP BY ALL").fetchall()
+    assert marks and {m for m, _ in marks} == {"OPTIONAL"}, marks
+    assert con.execute(
+        f"SELECT count(*) FILTER (screen_width IS NULL), count(*) FROM read_parquet("
+        f"{sql.literal_list(str(lake.root / f) for f in written['all'] if f.startswith('events/'))}"
+        ")").fetchall()[0] == (1, sum(s.events for s in stats))
+    # and each late_events file is in its stated order, (ts, event_id), with ties on ts
     files = sql.literal_list(str(lake.root / f) for f in written["all"]
                              if f.startswith("late_events/"))
     unsorted, ties = con.execute(f"""

@@ -381,21 +381,15 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, lake: Lake, source: str, by: l
     A COPY per file, not one COPY with ``PARTITION_BY``: DuckDB's partitioned write does not
     keep the query's ORDER BY (duckdb/duckdb#14349): on 48 hours, 12 of the 66 late-event files
     came out unsorted, and in another order when the hours were batched differently. The COPYs
-    cost ~0.1 CPU-s more on those 48 hours (0.51 against 0.40).
-
-    Every column is written OPTIONAL, as the partitioned COPY wrote them: DuckDB marks a Parquet
-    column REQUIRED when its statistics show no NULL, and those of ``source`` are the whole
-    batch's, so a file's schema would depend on the other hours of its batch. Rows joined to
-    the right of a LEFT JOIN may be NULL for DuckDB, whatever they hold (never none here: each
-    file is of values that have rows)."""
+    cost ~0.1 CPU-s more on those 48 hours (0.51 against 0.40). Every column is written
+    OPTIONAL, whatever the other hours of the batch hold (Lake.write: storage.NULLABLE)."""
     written: set[Path] = set()
     cols = ", ".join(by)
     where = " AND ".join(f"{c} IS NOT DISTINCT FROM ${c}" for c in by)
     for values in con.execute(f"SELECT DISTINCT {cols} FROM {source}").fetchall():
         table, partition, name = place(values)
         written.add(lake.write(
-            con, f"SELECT r.* EXCLUDE ({cols}) FROM (SELECT 1) AS one(x) LEFT JOIN "
-            f"(SELECT * FROM {source} WHERE {where}) AS r ON true ORDER BY {order}",
+            con, f"SELECT * EXCLUDE ({cols}) FROM {source} WHERE {where} ORDER BY {order}",
             table, partition, dict(zip(by, values, strict=True)), name))
     return written
 

@@ -2,10 +2,8 @@
 -- `day_keys` (day_events.sql) read again from the window's files, with their session and
 -- visitor_key. Written straight from the files, not from a temp table of the wide rows: filling
 -- one (~490k rows a day of the 30-day benchmark lake, which spilled ~160 MB under the 1 GB limit)
--- and scanning it cost more than this second read (issue 21, docs/BENCHMARKS.md). `day_keys` is a
--- table so that session_id and visitor_key, never NULL, are written as REQUIRED columns, as from
--- the wide table (DuckDB knows no NULL in an expression's result, only in a table's statistics).
--- The rows are joined on (file_no, file_row), the sources' own names for them (day_events.sql).
+-- and scanning it cost more than this second read (issue 21, docs/BENCHMARKS.md). The rows are
+-- joined on (file_no, file_row), the sources' own names for them (day_events.sql).
 -- {order_by}: sessions/assets.SESSION_EVENTS_ORDER, or nothing on a big day, whose joined rows go
 -- to a temp table and are sorted from there (sessions/assets.joined_first).
 -- reads:  {sources} (as in day_events.sql), `day_keys`, $day
