@@ -198,17 +198,51 @@ def cost(events_per_month: int, design: str, mode: str, endpoint: str,
 
 
 @main.command("lake-pull")
-def lake_pull() -> None:
-    """Fill the local lake cache from $ANALYTICS_LAKE_URL and publish the warehouse (for a
-    machine that only reads, such as the dashboard's)."""
+@click.option("--follow", is_flag=True,
+              help="Keep going: again after each look at Dagster's runs ($DAGSTER_HOME) that "
+                   "finds one succeeded since the last pass (what `serve` runs with "
+                   "ANALYTICS_RUN_LAUNCHER=ecs).")
+@click.option("--every", default=300.0, show_default=True, type=click.FloatRange(1),
+              help="With --follow: seconds between two looks.")
+def lake_pull(follow: bool, every: float) -> None:
+    """Bring the local lake cache up to date from $ANALYTICS_LAKE_URL (new and replaced files
+    fetched, deleted ones dropped) and publish the warehouse (for a machine that only reads,
+    such as the dashboard's)."""
     from analytics_platform.storage import Lake, publish_warehouse
 
     lake = Lake()
     if lake.remote is None:
         raise click.ClickException("ANALYTICS_LAKE_URL is not set: the lake is local only.")
+    if follow:
+        import dagster as dg
+
+        from analytics_platform import follow as following
+
+        with dg.DagsterInstance.get() as instance:
+            following.follow(lake, instance, every, echo=lambda m: click.echo(
+                f"{datetime.now(UTC):%H:%M:%S} {m}"))
+        return
     for table, n in lake.pull_all().items():  # every table the lake in S3 holds
         click.echo(f"{table}: {n} file(s) fetched")
     click.echo("warehouse views: " + ", ".join(publish_warehouse(lake)))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dagster(args: tuple[str, ...]) -> None:
+    """Dagster's own command line: `analytics-platform dagster ARGS` is `dagster ARGS`.
+
+    The image's entry point is `analytics-platform`, and a run launcher that starts a run in
+    the image (dagster-aws's EcsRunLauncher: `dagster api execute_run …` as the container's
+    command) reaches Dagster through here; so does `docker run IMAGE dagster …`.
+    """
+    # the process becomes Dagster's: its exit code and signals are the container's. Its own
+    # script beside this interpreter (the same environment), so that it names itself `dagster`.
+    script = Path(sys.executable).parent / "dagster"
+    if script.exists():
+        os.execv(script, [str(script), *args])
+    os.execv(sys.executable, [sys.executable, "-m", "dagster", *args])
 
 
 @main.command("build-lambda")
@@ -382,8 +416,10 @@ def _supervise(topology: Topology, storage: str, done: str,
               show_default=True, help="Where the webserver and daemon find the code server "
               "(env DAGSTER_CODE_SERVER_HOST).")
 @click.option("--only", "role", type=click.Choice(
-    ["code-server", "daemon", "webserver", "dashboard", "collector", "api"]),
-    help="Run this one role in the foreground (a container's command) instead of all six.")
+    ["code-server", "daemon", "webserver", "dashboard", "collector", "api", "lake-pull"]),
+    help="Run this one role in the foreground (a container's command) instead of all six "
+         "(seven with ANALYTICS_RUN_LAUNCHER=ecs: lake-pull, the runs' lake brought to this "
+         "warehouse).")
 @click.option("--instance-config", envvar="DAGSTER_INSTANCE_CONFIG",
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Dagster instance config to install (env DAGSTER_INSTANCE_CONFIG; default "
@@ -405,6 +441,7 @@ def serve(host: str | None, port: int, dashboard_port: int, collector_port: int,
         exec_role,
         install_instance,
         migrate_instance,
+        roles_to_run,
     )
     from analytics_platform.serve import health_check as check
 
@@ -423,6 +460,7 @@ def serve(host: str | None, port: int, dashboard_port: int, collector_port: int,
         storage = install_instance(topology, instance_config)
         # the one process that creates or upgrades the schema: serve itself, or the daemon's
         # container (start it before the webserver's)
+        roles = roles_to_run()
         if role in (None, "daemon"):
             migrate_instance()
     except ValueError as e:
@@ -430,7 +468,8 @@ def serve(host: str | None, port: int, dashboard_port: int, collector_port: int,
     if role:
         click.echo(f"{role} (Dagster storage: {storage})")
         exec_role(role, topology)
-    _supervise(topology, storage, done="All servers answer. SIGTERM or Ctrl-C stops them.")
+    _supervise(topology, storage, done="All servers answer. SIGTERM or Ctrl-C stops them.",
+               roles=roles)
 
 
 @main.command()

@@ -34,6 +34,20 @@ import yaml
 from analytics_platform import settings
 
 ROLES = ("code-server", "daemon", "webserver", "dashboard", "collector", "api")
+# With ANALYTICS_RUN_LAUNCHER=ecs, one more: the runs' lake brought to the machine's warehouse
+# (analytics_platform/follow.py). It answers nothing: running is all it can show.
+FOLLOWER = "lake-pull"
+
+
+def roles_to_run() -> tuple[str, ...]:
+    """What ``serve`` starts here: every role, and :data:`FOLLOWER` when the runs are ECS tasks
+    (their warehouse is not this machine's)."""
+    if settings.run_launcher() != "ecs":
+        return ROLES
+    if not settings.lake_url():
+        raise ValueError("ANALYTICS_RUN_LAUNCHER=ecs needs ANALYTICS_LAKE_URL (s3://bucket/lake): "
+                         "each run is a task of its own, and they share the lake through S3")
+    return (*ROLES, FOLLOWER)
 # Stop order: the daemon first (no new run is launched while the rest stops), the code server
 # (parent of the run processes) last.
 STOP_ORDER = ("daemon", "webserver", "dashboard", "collector", "api", "code-server")
@@ -199,7 +213,9 @@ def role_command(role: str, t: Topology) -> list[str]:
                 str(t.collector_port)]
     if role == "api":
         return [_bin("analytics-platform"), "api", "--host", t.host, "--port", str(t.api_port)]
-    raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+    if role == FOLLOWER:
+        return [_bin("analytics-platform"), "lake-pull", "--follow"]
+    raise ValueError(f"unknown role {role!r}: one of {', '.join((*ROLES, FOLLOWER))}")
 
 
 def _http_ok(url: str) -> bool:
@@ -238,6 +254,8 @@ def probe(role: str, t: Topology) -> bool:
         return _http_ok(f"http://{h}:{t.api_port}/healthz")
     if role == "code-server":
         return _grpc_serving(h, t.code_server_port)
+    if role == FOLLOWER:
+        return True  # no port: the supervisor's restarts are its health
     if role == "daemon":
         try:
             return subprocess.run([_bin("dagster-daemon"), "liveness-check"],

@@ -145,14 +145,20 @@ class _Remote:
                       for p in page.get("CommonPrefixes", [])]
         return sorted(n for n in names if not n.startswith(("_", ".")))
 
-    def list(self, rel_prefix: str) -> list[Path]:
-        out = []
+    def listing(self, rel_prefix: str) -> dict[Path, tuple[int, float]]:
+        """The Parquet files under ``rel_prefix``: their local path → (size, S3's LastModified
+        as a POSIX timestamp)."""
+        out = {}
         for page in self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix + rel_prefix):
             for item in page.get("Contents", []):
                 if item["Key"].endswith(".parquet"):
-                    out.append(self.root / item["Key"][len(self.prefix):])
+                    out[self.root / item["Key"][len(self.prefix):]] = (
+                        int(item["Size"]), item["LastModified"].timestamp())
         return out
+
+    def list(self, rel_prefix: str) -> list[Path]:
+        return list(self.listing(rel_prefix))
 
 
 class Lake:
@@ -220,12 +226,24 @@ class Lake:
         return sorted(str(p) for p in local)
 
     def pull(self, table: str) -> int:
-        """Make the local cache of ``table`` match S3 (new files fetched, deleted ones
-        dropped); returns the number of files fetched."""
+        """Make the local cache of ``table`` match S3 (new and replaced files fetched, deleted
+        ones dropped); returns the number of files fetched.
+
+        A partition is replaced at the same key (a day run again), so a file is fetched again
+        when S3's copy differs in size or is newer than the one here, whose modification time is
+        set to S3's at each fetch (as ``aws s3 sync`` compares them). Only a reader's machine
+        pulls (``lake-pull``): a machine that writes the lake has its own files already."""
         if self.remote is None:
             return 0
-        remote = set(self.remote.list(f"{table}/"))
-        fetched = sum(self.remote.fetch(p) for p in remote if not p.exists())
+        remote = self.remote.listing(f"{table}/")
+        fetched = 0
+        for p, (size, modified) in remote.items():
+            st = p.stat() if p.exists() else None
+            if st is not None and st.st_size == size and st.st_mtime >= modified:
+                continue
+            if self.remote.fetch(p):
+                os.utime(p, (modified, modified))
+                fetched += 1
         for p in self.table_dir(table).glob("*/*.parquet"):
             if p not in remote:
                 p.unlink()

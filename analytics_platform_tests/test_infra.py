@@ -4,6 +4,7 @@ validate, `terraform test` (mock AWS provider) per module and for the stack, and
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -57,6 +58,25 @@ def test_init_validate_and_terraform_test(workdir: Path, stack: str) -> None:
     test = tf(["test", "-no-color"], cwd)
     assert test.returncode == 0, test.stdout + test.stderr
     assert " 0 failed" in test.stdout and "Success!" in test.stdout, test.stdout
+
+
+def _declared(path: Path, kind: str) -> set[str]:
+    return set(re.findall(rf'^{kind} "([a-z0-9_]+)"', path.read_text(), re.M))
+
+
+@pytest.mark.parametrize("doc", ["README.md", "infra/README.md", "docs/DEPLOY.md",
+                                 "docs/COSTS.md", "docs/PIPELINE.md"])
+def test_the_docs_name_only_settings_the_stack_takes(doc: str) -> None:
+    """A user sets infra/envs/prod's variables (terraform.tfvars); a module's variable the stack
+    does not declare is one Terraform ignores there with a warning (DEPLOY.md named
+    `data_volume_gb` and `no_success_alarm_hours`, which the stack never passed on)."""
+    modules = set().union(*(_declared(p, "variable")
+                            for p in (ROOT / "infra" / "modules").rglob("variables.tf")))
+    stack = ROOT / "infra" / "envs" / "prod"
+    known = (_declared(stack / "variables.tf", "variable")
+             | _declared(stack / "outputs.tf", "output"))
+    named = set(re.findall(r"`([a-z][a-z0-9_]*)(?:\s*=[^`]*)?`", (ROOT / doc).read_text()))
+    assert (named & modules) - known == set()
 
 
 def test_checkov_finds_nothing_unexplained() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -33,6 +34,7 @@ import yaml
 from analytics_platform_tests.topology import (
     BIN,
     CLI,
+    ROOT,
     base_env,
     expected_event_ids,
     free_port,
@@ -95,6 +97,54 @@ def postgres() -> Iterator[dict[str, str]]:
     finally:
         subprocess.run([str(pg / "pg_ctl"), "-D", str(folder / "data"), "-m", "fast", "-w",
                         "stop"], user=user, cwd=folder, capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+USER_DATA = ROOT / "infra" / "modules" / "pipeline" / "user_data.sh.tftpl"
+
+
+def test_every_boot_leaves_postgresql_its_own_files() -> None:
+    """The machine's boot script gives the data folder to the image's user on every boot
+    (user_data.sh.tftpl's own_data); PostgreSQL's files in it must stay its own, or the server
+    cannot start on the next machine (a Spot interruption, a new image): run it on a folder with
+    a real cluster, as two boots would, then start the server."""
+    pg = _pg_bin()
+    if pg is None or os.geteuid() != 0:
+        pytest.skip("needs PostgreSQL and root (chown)")
+    import pwd
+
+    ids = pwd.getpwnam("postgres")
+    own_data = re.search(r"^own_data\(\) \{.*?^\}$", USER_DATA.read_text(), re.S | re.M)
+    assert own_data, "user_data.sh.tftpl defines own_data()"
+    folder = Path(tempfile.mkdtemp(prefix="analytics-boot-"))  # the server's log and socket
+    os.chown(folder, ids.pw_uid, ids.pw_gid)
+    data = folder / "data"
+    part = data / "lake" / "events" / "date=2026-11-24"
+    part.mkdir(parents=True)
+    (part / "part.parquet").write_bytes(b"PAR1")
+    pgdata = data / "postgres"
+
+    def boot() -> None:  # the script's own lines: ownership, then PGDATA's folder
+        subprocess.run(["bash", "-euc", f'{own_data.group(0)}\nDATA="$1"\nown_data 10001:10001\n'
+                        'install -d -o postgres -g postgres -m 700 "$DATA/postgres"', "boot",
+                        str(data)], check=True, timeout=60)
+
+    try:
+        boot()
+        subprocess.run([str(pg / "initdb"), "-D", str(pgdata), "-A", "trust"], user="postgres",
+                       check=True, capture_output=True, timeout=120)
+        boot()  # the next machine
+        started = subprocess.run(
+            [str(pg / "pg_ctl"), "-D", str(pgdata), "-l", str(folder / "log"), "-w", "-o",
+             f"-h 127.0.0.1 -p {free_port()} -k {folder}", "start"],
+            user="postgres", capture_output=True, text=True, timeout=120)
+        log = (folder / "log").read_text() if (folder / "log").exists() else ""
+        assert started.returncode == 0, started.stdout + started.stderr + log
+        assert (pgdata / "PG_VERSION").stat().st_uid == ids.pw_uid
+        assert (part / "part.parquet").stat().st_uid == 10001 and data.stat().st_uid == 10001
+    finally:
+        subprocess.run([str(pg / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
+                       user="postgres", capture_output=True, timeout=120)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -375,6 +425,17 @@ def test_ecs_run_launcher_starts_a_sized_task_per_run(
             # no secret travels in the RunTask call
             assert postgres["DAGSTER_POSTGRES_PASSWORD"] not in json.dumps(task, default=str)
             assert "environment" not in override
+        # What the task's container would run: the image's entry point, then the command the
+        # launcher gave it (moto starts no container). The hand-launched `events` run: its
+        # hour has no raw object, so it succeeds with nothing to do.
+        entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", (ROOT / "Dockerfile").read_text(),
+                                     re.M).group(1))
+        run_id = run_ids["events_job"]
+        command = by_run[run_id]["overrides"]["containerOverrides"][0]["command"]
+        worker = subprocess.run([str(BIN / entry[0]), *entry[1:], *command], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
         instance.dispose()
     except BaseException:
         for log in ("code-server", "daemon"):

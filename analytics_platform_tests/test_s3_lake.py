@@ -72,3 +72,49 @@ def test_lake_pull_needs_a_lake_url(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.delenv("ANALYTICS_LAKE_URL", raising=False)
     result = CliRunner().invoke(main, ["lake-pull"])
     assert result.exit_code == 1 and "ANALYTICS_LAKE_URL is not set" in result.output
+
+
+def test_the_machine_follows_runs_made_elsewhere(tmp_path: Path, s3_bucket: str) -> None:
+    """ANALYTICS_RUN_LAUNCHER=ecs: a run's task writes the lake in S3 and goes; the machine's
+    warehouse (its dashboard's) follows after each run Dagster records as a success, a partition
+    replaced at the same key included (a day run again), and only then."""
+    import duckdb
+
+    from analytics_platform.follow import follow
+    from analytics_platform.storage import Lake
+
+    url = f"s3://{s3_bucket}/lake"
+    task, machine = Lake(tmp_path / "task", url), Lake(tmp_path / "machine", url)
+    con = duckdb.connect()
+
+    def run_writes(rows: int) -> None:  # a task's run: one day of a mart, replaced each time
+        task.write(con, f"SELECT range AS n FROM range({rows})", "visits_daily", "date=2026-03-16")
+
+    def shown() -> int:  # what the machine's dashboard reads
+        with duckdb.connect(str(machine.warehouse_path), read_only=True) as w:
+            return w.execute("SELECT count(*) FROM visits_daily").fetchone()[0]
+
+    said: list[str] = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        def succeeded() -> None:
+            instance.add_run(dg.DagsterRun(job_name="daily_job",
+                                           status=dg.DagsterRunStatus.SUCCESS))
+
+        steps = iter([
+            lambda: run_writes(3),  # before the machine starts: its first pass brings it
+            lambda: (shown() == 3 or pytest.fail("the first pass")) and run_writes(5),
+            # the day replaced, no run succeeded yet: nothing moves
+            lambda: (shown() == 3 or pytest.fail("a pass without a success")) and succeeded(),
+            lambda: shown() == 5 or pytest.fail("the replaced day after the success"),
+        ])
+
+        def until() -> bool:
+            step = next(steps, None)
+            if step is None:
+                return True
+            step()
+            return False
+
+        follow(machine, instance, every=0.01, echo=said.append, until=until)
+    assert len(said) == 2 and said[0].startswith("1 file(s) fetched"), said
+    assert said[1].startswith("1 file(s) fetched"), said

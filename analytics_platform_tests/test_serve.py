@@ -66,6 +66,23 @@ def test_the_ecs_config_is_the_production_config_plus_the_launcher() -> None:
         instance_config(ROOT / "deploy" / "dagster-ecs.yaml", postgres=False)
 
 
+def test_with_ecs_runs_serve_also_brings_their_lake_to_this_warehouse(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs' tasks publish nothing here (analytics_platform/follow.py): `serve` adds the
+    role that does, and refuses ECS runs without a lake in S3 for them to share."""
+    from analytics_platform.serve import FOLLOWER, ROLES, role_command, roles_to_run
+
+    monkeypatch.delenv("ANALYTICS_RUN_LAUNCHER", raising=False)
+    assert roles_to_run() == ROLES
+    monkeypatch.setenv("ANALYTICS_RUN_LAUNCHER", "ecs")
+    monkeypatch.delenv("ANALYTICS_LAKE_URL", raising=False)
+    with pytest.raises(ValueError, match="needs ANALYTICS_LAKE_URL"):
+        roles_to_run()
+    monkeypatch.setenv("ANALYTICS_LAKE_URL", "s3://bucket/lake")
+    assert roles_to_run() == (*ROLES, FOLLOWER)
+    assert role_command(FOLLOWER, Topology())[1:] == ["lake-pull", "--follow"]
+
+
 def test_workspace_points_at_the_grpc_server() -> None:
     t = Topology(code_server_host="code.internal", code_server_port=4100,
                  dagster_home=Path("/nowhere"))

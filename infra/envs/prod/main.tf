@@ -50,6 +50,9 @@ module "pipeline" {
   public_ipv4   = var.pipeline_public_ipv4
   run_launcher  = var.pipeline_run_launcher
   environment   = var.pipeline_environment
-  alarm_actions = var.alarm_actions
-  force_destroy = var.force_destroy
+  # the module's own defaults when not set (10 GB, 3 hours)
+  data_volume_gb         = var.pipeline_data_volume_gb
+  no_success_alarm_hours = var.pipeline_no_success_alarm_hours
+  alarm_actions          = var.alarm_actions
+  force_destroy          = var.force_destroy
 }

@@ -135,6 +135,18 @@ variable "pipeline_run_launcher" {
   default     = "default"
 }
 
+variable "pipeline_data_volume_gb" {
+  description = "The pipeline machine's persistent data volume (Dagster's run history, the lake's cache, the warehouse), in GB."
+  type        = number
+  default     = 10
+}
+
+variable "pipeline_no_success_alarm_hours" {
+  description = "Alarm when no Dagster run has succeeded for this many hours (2 to 24)."
+  type        = number
+  default     = 3
+}
+
 variable "pipeline_environment" {
   description = "Extra environment for the pipeline, e.g. { ANALYTICS_START_DATE = \"2026-11-01\" }. No secrets."
   type        = map(string)

@@ -34,9 +34,11 @@ locals {
   partition = data.aws_partition.current.partition
   az        = coalesce(var.availability_zone, data.aws_availability_zones.available.names[0])
   ecs       = var.run_launcher == "ecs"
-  postgres  = var.postgres || local.ecs
-  running   = var.image_tag != ""
-  image     = "${aws_ecr_repository.pipeline.repository_url}:${var.image_tag}"
+  # in the words of settings.run_launcher, which refuses anything else: "default" is "local"
+  launcher = local.ecs ? "ecs" : "local"
+  postgres = var.postgres || local.ecs
+  running  = var.image_tag != ""
+  image    = "${aws_ecr_repository.pipeline.repository_url}:${var.image_tag}"
   # IPv4 to the internet only for what needs it: the fallback, or run tasks (Fargate, public IP).
   ipv4_out = var.public_ipv4 || local.ecs
   # The machine pulls through ECR's dual-stack registry endpoint (<account>.dkr-ecr.<region>.on.aws)
@@ -61,7 +63,7 @@ locals {
     DAGSTER_POSTGRES_USER   = local.postgres ? "dagster" : ""
     DAGSTER_POSTGRES_DB     = local.postgres ? "dagster" : ""
     DAGSTER_POSTGRES_PORT   = local.postgres ? "5432" : ""
-    ANALYTICS_RUN_LAUNCHER  = var.run_launcher
+    ANALYTICS_RUN_LAUNCHER  = local.launcher
     ANALYTICS_DUCKDB_MEMORY = var.duckdb_memory
     # every successful run puts one RunSucceeded data point here: the alarm's metric
     ANALYTICS_METRIC_NAMESPACE = local.metric_namespace

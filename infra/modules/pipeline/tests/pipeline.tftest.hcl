@@ -110,6 +110,10 @@ run "one_machine_no_inbound_port" {
     error_message = "The pipeline reads raw/ and keeps the lake under lake/ of the same bucket."
   }
   assert {
+    condition     = strcontains(base64decode(aws_launch_template.machine.user_data), "ANALYTICS_RUN_LAUNCHER=local\n")
+    error_message = "run_launcher = \"default\" is the settings' `local` (serve refuses any other word)."
+  }
+  assert {
     condition     = !strcontains(base64decode(aws_launch_template.machine.user_data), "DAGSTER_POSTGRES") && !strcontains(base64decode(aws_launch_template.machine.user_data), "postgresql15-server")
     error_message = "SQLite by default: no PostgreSQL."
   }
