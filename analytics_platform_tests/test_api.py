@@ -5,9 +5,11 @@ exports (CLI and streamed HTTP, against pandas) and the OpenAPI document."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
+import math
 import os
 import stat
 import subprocess
@@ -18,16 +20,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 from openapi_spec_validator import validate as validate_openapi
 from starlette.testclient import TestClient
 
-from analytics_platform.api.app import create_app
+from analytics_platform.api.app import MAX_BODY, create_app
 from analytics_platform.api.keys import KeyStore, RateLimiter
 from analytics_platform.api.openapi import document
 from analytics_platform.cli import main as cli
+from analytics_platform.contract import EVENT_TYPES
 from analytics_platform.dashboard import queries as Q
 from analytics_platform.query.export import TABLES
 from analytics_platform.query.stats import METRICS, round_half_up
@@ -395,3 +399,295 @@ def test_openapi_document_is_valid_and_lists_the_registry(
     assert doc["paths"]["/api/v1/export"]["get"]["parameters"][0]["schema"]["enum"] == list(
         TABLES)
 
+
+
+# --- the review of the v2 API (defects found against Plausible's behaviour) ------------------
+
+RANGE = [str(DAY1), str(DAY3)]
+
+
+def post_raw(c: TestClient, key: str, body: Any) -> Any:
+    """A query (its site_id added when it is an object), whatever the answer's status."""
+    if isinstance(body, dict):
+        body = json.dumps({"site_id": "example.com", **body})
+    return c.post("/api/v2/query", content=body, headers={
+        "authorization": f"Bearer {key}", "content-type": "application/json"})
+
+
+def lake_range(data: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The sessions and their events of DAY1…DAY3, from the lake's files."""
+    s = lake_table(data, "sessions")
+    e = lake_table(data, "session_events")
+    return (s[(s.session_date >= DAY1) & (s.session_date <= DAY3)],
+            e[(e.session_date >= DAY1) & (e.session_date <= DAY3)])
+
+
+def event_names(e: pd.DataFrame) -> pd.Series:
+    """event:name as Plausible names events: pageview, a custom event's name, else the type."""
+    custom = e.props.map(lambda p: json.loads(p).get("name") if isinstance(p, str) else None)
+    return e.event_type.where(e.event_type != "custom", custom).where(
+        e.event_type != "page_view", "pageview")
+
+
+def pct(part: int, whole: int) -> float:
+    """A share as Plausible shows it: a percentage to two decimals, halves up."""
+    return math.floor(part / whole * 100 * 100 + 0.5) / 100
+
+
+def test_a_page_past_the_last_row_is_empty(client: tuple[TestClient, str, KeyStore],
+                                           data: Path) -> None:
+    """Paging past the rows of a query whose filter is a temporary table (has_done; an event
+    filter with a session metric): no rows, and total_rows still counts them (the count ran
+    without the table's parameters: a 400)."""
+    c, key, _ = client
+    s, e = lake_range(data)
+    pricing = set(e[e.page_path == "/pricing"].session_id)
+    kept = s[s.session_id.isin(pricing)]
+    devices = kept.device_type.fillna("").replace("", "(not set)").nunique()
+    sources = kept.source.dropna().nunique()
+    assert devices >= 2 and sources >= 2
+    for query, rows in (
+            ({"metrics": ["visitors"], "dimensions": ["visit:device"],
+              "filters": [["has_done", ["is", "event:page", ["/pricing"]]]]}, devices),
+            ({"metrics": ["visitors", "bounce_rate"], "dimensions": ["visit:source"],
+              "filters": [["is", "event:page", ["/pricing"]]]}, sources)):
+        for offset in (rows - 1, rows, rows + 100):
+            got = ask(c, key, **query, date_range=RANGE, include={"total_rows": True},
+                      pagination={"limit": 2, "offset": offset})
+            assert len(got["results"]) == (1 if offset == rows - 1 else 0), (query, offset)
+            assert got["meta"]["total_rows"] == rows, (query, offset)
+
+
+def test_a_goals_conversion_rate_is_of_all_visitors(client: tuple[TestClient, str, KeyStore],
+                                                    data: Path) -> None:
+    """With a goal filter and another dimension, each row's conversion rate is its converted
+    visitors over all the visitors of the range (Plausible's total has no dimensions), not
+    over the visitors of its own group."""
+    c, key, _ = client
+    s, e = lake_range(data)
+    everyone = s.visitor_key.nunique()
+    done = e[event_names(e) == "cta_click"]
+    device = done.session_id.map(s.set_index("session_id").device_type).fillna("") \
+        .replace("", "(not set)")
+    variant = done.props.map(lambda p: json.loads(p).get("variant") if isinstance(p, str)
+                             else None).fillna("(none)")
+    for dim, groups in (("visit:device", device), ("event:props:variant", variant)):
+        want = {k: [g.visitor_key.nunique(), pct(g.visitor_key.nunique(), everyone)]
+                for k, g in done.groupby(groups)}
+        assert len(want) >= 2
+        got = ask(c, key, metrics=["visitors", "conversion_rate"], date_range=RANGE,
+                  dimensions=[dim], filters=[["is", "event:goal", ["cta_click"]]])["results"]
+        assert {r["dimensions"][0]: r["metrics"] for r in got} == want, dim
+    # a props filter is the goal's too: out of the total, as Plausible leaves it
+    control = done[variant == "control"].visitor_key.nunique()
+    assert control > 0
+    got = ask(c, key, metrics=["visitors", "conversion_rate"], date_range=RANGE,
+              filters=[["is", "event:goal", ["cta_click"]],
+                       ["is", "event:props:variant", ["control"]]])["results"]
+    assert got[0]["metrics"] == [control, pct(control, everyone)]
+
+
+def test_event_name_filters_know_every_event_type(client: tuple[TestClient, str, KeyStore],
+                                                  data: Path) -> None:
+    """``is`` / ``is_not`` on event:name find every event type of the contract by its name
+    (outbound, download, engagement… were left out: 0 events)."""
+    c, key, _ = client
+    _, e = lake_range(data)
+    names = event_names(e)
+    typed = sorted(set(EVENT_TYPES) - {"page_view", "custom"})
+    assert {"outbound", "download", "engagement", "not_found", "web_vitals"} <= set(typed)
+    assert all((names == t).any() for t in ("outbound", "download", "web_vitals"))
+    for t in typed:
+        for op, want in (("is", int((names == t).sum())), ("is_not", int((names != t).sum()))):
+            got = ask(c, key, metrics=["events"], date_range=RANGE,
+                      filters=[[op, "event:name", [t]]])["results"][0]["metrics"]
+            assert got == [want], (op, t)
+
+
+def test_patterns_are_re2_and_take_no_modifiers(client: tuple[TestClient, str, KeyStore],
+                                                data: Path) -> None:
+    """matches / matches_not take RE2 patterns (DuckDB's regexp_matches, as ClickHouse's match
+    in Plausible): what RE2 reads is run, what it refuses is a 400 that says so; like
+    Plausible's schema, a modifier is for is / is_not / contains / contains_not only (a
+    case-insensitive pattern lowered its own \\D into \\d)."""
+    c, key, _ = client
+    _, e = lake_range(data)
+    views = e[e.event_type == "page_view"]
+    pageview = ["is", "event:name", ["pageview"]]
+
+    def count(f: list) -> int:
+        return ask(c, key, metrics=["pageviews"], date_range=RANGE,
+                   filters=[f, pageview])["results"][0]["metrics"][0]
+
+    letter = views.page_path.map(lambda p: len(p) > 1 and p[1].isalpha())
+    assert 0 < int(letter.sum()) < len(views)
+    assert count(["matches", "event:page", [r"^/\pL+"]]) == int(letter.sum())  # RE2 only
+    blog = views.page_path.str.lower().str.startswith("/blog")
+    assert int(blog.sum()) > 0
+    assert count(["matches", "event:page", ["(?i)^/BLOG"]]) == int(blog.sum())
+    assert count(["matches_not", "event:page", ["(?i)^/BLOG"]]) == int((~blog).sum())
+    assert count(["contains_not", "event:page", ["BLOG"], {"case_sensitive": False}]) == int(
+        (~views.page_path.str.lower().str.contains("blog")).sum())
+    assert count(["is_not", "event:page", ["/PRICING"], {"case_sensitive": False}]) == int(
+        (views.page_path.str.lower() != "/pricing").sum())
+    for f, message in (
+            (["matches", "event:page", ["^/(?=b)"]], "bad regular expression"),  # Python's
+            (["matches", "event:page", ["(unclosed"]], "bad regular expression"),
+            (["matches", "event:page", [r"^/blog/\D"], {"case_sensitive": False}],
+             "take no modifiers"),
+            (["matches_not", "event:page", ["^/blog"], {"case_sensitive": True}],
+             "take no modifiers")):
+        r = post_raw(c, key, {"metrics": ["pageviews"], "date_range": RANGE, "filters": [f]})
+        assert r.status_code == 400 and set(r.json()) == {"error"}, (f, r.text)
+        assert message in r.json()["error"], (f, r.text)
+
+
+def test_props_keys_are_names_not_paths(data: Path, tmp_path: Path) -> None:
+    """A props key is any 1-64 characters (the contract): ``a.b`` is the key "a.b", not "b"
+    of an object "a"; ``*`` is the key "*", not every key (a 500). On a copy of the warehouse
+    whose CTA clicks carry such keys."""
+    props = {"a.b": "dotted", "a": "plain", "*": "star", "x~/y": "escaped"}
+    home = tmp_path / "data"
+    home.mkdir()
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        con.execute("ATTACH ? AS w (READ_ONLY)", [str(data / "warehouse.duckdb")])
+        con.execute("CREATE TABLE sessions_rows AS SELECT * FROM w.sessions")
+        con.execute("CREATE TABLE session_events_rows AS SELECT * REPLACE (CASE WHEN "
+                    "event_type = 'cta_click' THEN ? ELSE props END AS props) "
+                    "FROM w.session_events", [json.dumps(props)])
+        con.execute("CREATE VIEW sessions AS SELECT * FROM sessions_rows")
+        con.execute("CREATE VIEW session_events AS SELECT * FROM session_events_rows")
+    keys = KeyStore(tmp_path / "api_keys.json")
+    _, key = keys.create("test")
+    c = TestClient(create_app(home, keys, RateLimiter(per_hour=1e6, burst=1000),
+                              now=lambda: NOW))
+    _, e = lake_range(data)
+    clicks = e[e.event_type == "cta_click"]
+    assert len(clicks) > 0
+    for k, v in props.items():
+        got = ask(c, key, metrics=["visitors"], date_range=RANGE,
+                  dimensions=[f"event:props:{k}"])["results"]
+        want = {v: clicks.visitor_key.nunique(),
+                "(none)": e[e.event_type != "cta_click"].visitor_key.nunique()}
+        assert {r["dimensions"][0]: r["metrics"][0] for r in got} == want, k
+        got = ask(c, key, metrics=["visitors"], date_range=RANGE,
+                  filters=[["is", f"event:props:{k}", [v]]])["results"]
+        assert got[0]["metrics"] == [clicks.visitor_key.nunique()], k
+        got = ask(c, key, metrics=["visitors"], date_range=RANGE,
+                  filters=[["is_not", f"event:props:{k}", [v]]])["results"]
+        assert got[0]["metrics"] == [e[e.event_type != "cta_click"].visitor_key.nunique()], k
+
+
+def nested(levels: int) -> str:
+    """A query body whose filter is ``levels`` - 1 nots around a source filter."""
+    inner = '["is", "visit:source", ["google"]]'
+    return ('{"site_id": "x", "metrics": ["visitors"], "date_range": ["2026-03-02", '
+            '"2026-03-04"], "filters": [' + '["not", ' * (levels - 1) + inner
+            + "]" * (levels - 1) + "]}")
+
+
+@pytest.mark.parametrize("body,message", [
+    (nested(21), "nested more than 20 levels"),
+    (nested(500), "nested more than 20 levels"),  # freeze's recursion: a 500
+    (nested(5000), "nested too deeply"),  # the JSON parser's recursion: a 500
+    ({"metrics": ["visitors"], "date_range": "7d",
+      "filters": [["is", "visit:source", [["a", ["b", ["c"]]]]]]}, "nested too deep"),
+    ({"metrics": ["visitors"], "date_range": ["0001-01-01T00:00:00+01:00",
+                                              "2026-03-04T00:00:00+00:00"]}, "date_range"),
+    ({"metrics": ["visitors"], "date_range": ["2026-03-01T00:00:00+00:00",
+                                              "9999-12-31T23:00:00-05:00"]}, "date_range"),
+    ({"metrics": ["visitors"], "date_range": "7d", "dimensions": ["visit:source"],
+      "pagination": {"limit": 2, "offset": 2**63}}, "pagination"),
+    ({"metrics": ["visitors"], "date_range": "7d", "pagination": {"offset": 10**20}},
+     "pagination"),
+])
+def test_malformed_input_is_a_400_never_a_500(client: tuple[TestClient, str, KeyStore],
+                                              body: Any, message: str) -> None:
+    c, key, _ = client
+    r = post_raw(c, key, body)
+    assert r.status_code == 400, r.text
+    assert set(r.json()) == {"error"} and message in r.json()["error"], r.json()
+
+
+def test_filters_nested_within_the_limit_are_counted(client: tuple[TestClient, str, KeyStore],
+                                                     data: Path) -> None:
+    """18 nots (19 levels; an even number of nots is no not) count what the filter does."""
+    c, key, _ = client
+    s, _ = lake_range(data)
+    want = s[s.source == "google"].visitor_key.nunique()
+    assert want > 0
+    r = post_raw(c, key, nested(19))
+    assert r.status_code == 200 and r.json()["results"][0]["metrics"] == [want], r.text
+
+
+def test_a_chunked_body_is_read_no_further_than_the_limit(data: Path, tmp_path: Path) -> None:
+    """A body without a length (chunked) is refused with 413 once past MAX_BODY, while it is
+    still arriving: here it never ends, and the API reads 4 KiB at a time."""
+    keys = KeyStore(tmp_path / "api_keys.json")
+    _, key = keys.create("test")
+    app = create_app(data, keys, RateLimiter(per_hour=1e6, burst=1000), now=lambda: NOW)
+    pieces, sent = [0], []
+
+    async def receive() -> dict[str, Any]:
+        pieces[0] += 1
+        assert pieces[0] <= 1000, "the API read on past MAX_BODY"
+        return {"type": "http.request", "body": b" " * 4096, "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/api/v2/query",
+             "raw_path": b"/api/v2/query", "query_string": b"", "root_path": "",
+             "headers": [(b"authorization", f"Bearer {key}".encode()),
+                         (b"content-type", b"application/json"),
+                         (b"transfer-encoding", b"chunked")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 413
+    assert pieces[0] == MAX_BODY // 4096 + 1
+
+
+def test_time_labels_are_bounded(client: tuple[TestClient, str, KeyStore],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """More than 10,000 time labels is a 400, said before any query runs (1800 to today by the
+    hour was 2M labels built in Python); a long range by the month is fine."""
+    c, key, _ = client
+    far = ["1800-01-01", str(DAY3)]
+    months = pd.period_range("1800-01", DAY3.strftime("%Y-%m"), freq="M")
+    got = ask(c, key, metrics=["visitors"], date_range=far, dimensions=["time:month"],
+              include={"time_labels": True})["meta"]["time_labels"]
+    assert got == [f"{m.start_time:%Y-%m-%d}" for m in months]
+
+    def no_query(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a query ran")
+
+    monkeypatch.setattr("analytics_platform.api.app.run", no_query)
+    for dim in ("time:hour", "time:day"):
+        r = post_raw(c, key, {"metrics": ["visitors"], "date_range": far, "dimensions": [dim],
+                              "include": {"time_labels": True}})
+        assert r.status_code == 400 and "time_labels" in r.json()["error"], (dim, r.text)
+
+
+@pytest.mark.parametrize("date_range,dim", [
+    (["2026-03-04", "2026-03-04"], "time:hour"),
+    (["2026-03-03", "2026-03-04"], "time:hour"),  # 47:59:59
+    (["2026-03-02", "2026-03-04"], "time:day"),
+    (["2026-01-23", "2026-03-04"], "time:day"),  # 41 dates: 40 days and 23:59:59
+    (["2026-01-22", "2026-03-04"], "time:week"),
+    (["2025-02-27", "2026-03-04"], "time:week"),  # 371 dates: 52 weeks and 6 days
+    (["2025-02-26", "2026-03-04"], "time:month"),
+    (["2026-03-02T11:30:00+00:00", "2026-03-04T12:00:00+00:00"], "time:hour"),  # 48:30
+    (["2026-03-02T11:00:00+00:00", "2026-03-04T12:00:00+00:00"], "time:day"),  # 49 hours
+])
+def test_the_time_dimension_is_plausibles(client: tuple[TestClient, str, KeyStore],
+                                          date_range: list[str], dim: str) -> None:
+    """``time`` is what Plausible resolves it to (query_optimizer.ex resolve_time_dimension,
+    in whole units elapsed from the range's first instant to its last): hours up to 48
+    hours, days up to 40 days, weeks up to 52 weeks, months beyond."""
+    c, key, _ = client
+    got = ask(c, key, metrics=["visitors"], date_range=date_range, dimensions=["time"])
+    assert got["query"]["dimensions"] == [dim]
+    assert got["query"]["order_by"] == [[dim, "asc"], ["visitors", "desc"]]
+    assert got["results"] == ask(c, key, metrics=["visitors"], date_range=date_range,
+                                 dimensions=[dim])["results"]

@@ -99,11 +99,18 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY:
             return error(413, f"The query is over {MAX_BODY // 1024} KiB.")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return error(413, f"The query is over {MAX_BODY // 1024} KiB.")
+        # read piece by piece, and no further than MAX_BODY: a chunked body declares no
+        # length, and request.body() would hold all of it in memory before any check
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                return error(413, f"The query is over {MAX_BODY // 1024} KiB.")
+            chunks.append(chunk)
         try:
-            payload = json.loads(body)
+            payload = json.loads(b"".join(chunks))
+        except RecursionError:  # arrays nested thousands deep: deeper than the parser goes
+            return error(400, "Invalid request: the body's JSON is nested too deeply.")
         except ValueError:
             return error(400, "Invalid request: the body is not JSON.")
         wh = warehouse()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics_platform.api.v2 import DATE_RANGES, INCLUDE, MAX_LIMIT
+from analytics_platform.api.v2 import DATE_RANGES, INCLUDE, MAX_LIMIT, MAX_OFFSET
 from analytics_platform.query.export import FORMATS, TABLES
 from analytics_platform.query.stats import (
     BEHAVIOURAL,
@@ -34,7 +34,8 @@ def document(version: str = "1") -> dict[str, Any]:
     metric_names = list(METRICS)
     dims = [*DIMENSIONS, f"{PROPS_PREFIX}<key>"]
     simple = {"type": "array", "minItems": 3, "maxItems": 4, "description":
-              "[operator, dimension, [values…], {case_sensitive}?]; operators: "
+              "[operator, dimension, [values…], {case_sensitive}?] (the modifier not on "
+              "matches / matches_not: RE2 patterns, (?i) for any case); operators: "
               + ", ".join(OPERATORS) + "; dimensions: " + ", ".join(
                   d for d in dims if not d.startswith("time:")),
               "prefixItems": [{"enum": list(OPERATORS)}, {"type": "string"},
@@ -58,7 +59,8 @@ def document(version: str = "1") -> dict[str, Any]:
                 {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}],
                 "description": "One of: " + ", ".join(DATE_RANGES) + ". Days are UTC."},
             "dimensions": {"type": "array", "items": {"type": "string"}, "description":
-                           "time (hour, day or month by the range's length), " + ", ".join(
+                           "time (hour up to 48 hours, day up to 40 days, week up to 52 "
+                           "weeks, month beyond, as Plausible), " + ", ".join(
                                f"{d.name}" for d in DIMENSIONS.values())
                            + f", {PROPS_PREFIX}<key>"},
             "filters": {"type": "array", "items": {"oneOf": [simple, logical]}},
@@ -70,7 +72,8 @@ def document(version: str = "1") -> dict[str, Any]:
             "pagination": {"type": "object", "additionalProperties": False, "properties": {
                 "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
                           "default": MAX_LIMIT},
-                "offset": {"type": "integer", "minimum": 0, "default": 0}}},
+                "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET,
+                           "default": 0}}},
         }}
     result = {"type": "object", "required": ["results", "meta", "query"], "properties": {
         "results": {"type": "array", "items": {"type": "object",

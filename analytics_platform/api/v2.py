@@ -20,6 +20,7 @@ from analytics_platform.query.stats import (
     Query,
     QueryError,
     Result,
+    check_time_labels,
     default_order,
     dimension,
     round_half_up,
@@ -33,6 +34,8 @@ KEYS = {"site_id", "metrics", "date_range", "dimensions", "filters", "order_by",
         "pagination"}
 INCLUDE = {"imports", "time_labels", "total_rows"}
 MAX_LIMIT = 10_000
+# The largest offset DuckDB's OFFSET takes (a BIGINT); past it the query failed (a 500).
+MAX_OFFSET = 2**63 - 1
 DATE_RANGES = ("day", "24h", "Nd (7d, 28d, 30d, 91d…)", "Nmo (6mo, 12mo)", "month", "year",
                "all", "[from, to] (dates, or date-times with an offset)")
 _DAYS = re.compile(r"^([1-9][0-9]{0,3})d$")
@@ -97,7 +100,8 @@ def parse_date_range(value: Any, now: datetime, first_day: Callable[[], date | N
         except ValueError:
             try:
                 t0, t1 = _instant(value[0]), _instant(value[1])
-            except ValueError:
+            # OverflowError: in UTC the instant is before year 1 or after 9999
+            except (ValueError, OverflowError):
                 raise QueryError(f"Invalid date_range '{value}'.") from None
             if t0 > t1:
                 raise QueryError(
@@ -154,18 +158,23 @@ def parse(body: Any, now: datetime, first_day: Callable[[], date | None]) -> Par
             isinstance(v, int) and not isinstance(v, bool) for v in page.values()):
         raise QueryError(f"Invalid pagination '{page}'.")
     limit, offset = page.get("limit", MAX_LIMIT), page.get("offset", 0)
-    if not 1 <= limit <= MAX_LIMIT or offset < 0:
-        raise QueryError(f"Invalid pagination: limit 1 to {MAX_LIMIT}, offset 0 or more.")
+    if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
+        raise QueryError(f"Invalid pagination: limit 1 to {MAX_LIMIT}, offset 0 to "
+                         f"{MAX_OFFSET}.")
 
     first, last, t0, t1, echo = parse_date_range(body["date_range"], now, first_day)
-    dims = [time_dimension(first, last) if d == "time" else d for d in dims]
+    time = time_dimension(t0 or first, t1 or last)  # what `time` means for this range
+    dims = [time if d == "time" else d for d in dims]
     order = [tuple(o) for o in order_by] if order_by else []
-    order = [(time_dimension(first, last) if k == "time" else k, v) for k, v in order]
+    order = [(time if k == "time" else k, v) for k, v in order]
     q = Query(first, last, tuple(metrics), tuple(dims), tuple(filters), tuple(order), limit,
               offset, t0, t1)
     validate(q)
-    if include.get("time_labels") and not any(dimension(d).level == "time" for d in dims):
-        raise QueryError("Invalid include.time_labels: requires a time dimension.")
+    if include.get("time_labels"):
+        t = next((d for d in dims if dimension(d).level == "time"), None)
+        if t is None:
+            raise QueryError("Invalid include.time_labels: requires a time dimension.")
+        check_time_labels(t, first, last)  # before any query runs
     return Parsed(q, body["site_id"], echo, {k: bool(v) for k, v in include.items()}, include)
 
 

@@ -31,7 +31,8 @@ them as Plausible does (``api/v2.py``), the dashboard as it shows them.
 from __future__ import annotations
 
 import math
-import re
+import os
+import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -43,6 +44,7 @@ import duckdb
 
 from analytics_platform import settings
 from analytics_platform.config import load_goals
+from analytics_platform.contract import EVENT_TYPES
 from analytics_platform.mart_logic import step_condition
 from analytics_platform.query.handwritten import load
 
@@ -88,8 +90,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
                    "on page, exit intent, custom), not only page views and custom events."),
     Metric("conversion_rate",
            "Without an event:goal filter or dimension: share of visits that clicked the "
-           "call to action (the dashboard's conversion rate). With one: share of the "
-           "visitors who completed the goal.",
+           "call to action (the dashboard's conversion rate). With one: the visitors who "
+           "completed the goal, of all the visitors (of the query without its dimensions and "
+           "its goal and props filters).",
            "avg({s}converted::INTEGER)", None, "fraction",
            differs="Plausible refuses conversion_rate without an event:goal filter or "
                    "dimension; here it is then the dashboard's: converted visits / visits "
@@ -119,8 +122,9 @@ _GOAL_SQL = ("CASE WHEN {e}event_type = 'page_view' THEN NULL "
 _NAME_SQL = ("CASE WHEN {e}event_type = 'page_view' THEN 'pageview' "
              "WHEN {e}event_type = 'custom' THEN json_extract_string({e}props, '$.name') "
              "ELSE {e}event_type END")
-EVENT_TYPES = ("page_view", "cta_click", "scroll_depth", "time_on_page", "form_start",
-               "form_submit", "exit_intent")
+# The event types whose event:name is the type itself (_NAME_SQL): every type of the contract
+# but page views (named pageview) and custom events (named by props.name).
+_TYPE_NAMES = frozenset(EVENT_TYPES) - {"page_view", "custom"}
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,15 @@ def dimension(name: str) -> Dimension:
     raise QueryError(f"Invalid dimension '{name}'.")
 
 
+def props_path(key: str) -> str:
+    """The JSON path of the props key ``key``, as a JSON pointer (RFC 6901, which DuckDB's JSON
+    functions take): a key is any 1-64 characters (CONTRACT's props rule), and pasted into a
+    ``$.`` path its ``.``, ``[`` or ``*`` would be read as path syntax (``a.b`` the key ``b``
+    of an object ``a``; ``*`` every key, a list: an error). In a pointer only ``~`` and ``/``
+    mean something, and escaping them names any key literally."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
 def metric(name: str) -> Metric:
     if name in METRICS:
         return METRICS[name]
@@ -288,8 +301,41 @@ class Query:
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", tuple(self.metrics))
         object.__setattr__(self, "dimensions", tuple(self.dimensions))
+        check_filter_depth(self.filters)  # before freeze, which recurses
         object.__setattr__(self, "filters", freeze(self.filters))
         object.__setattr__(self, "order_by", tuple(tuple(o) for o in self.order_by))
+
+
+# How deep and / or / not / has_done may nest. Every step over filters (freeze, validation,
+# compilation) recurses once or twice a level: a request nested 500 levels deep ran out of
+# Python's stack (a 500); 20 is far deeper than a filter anyone writes.
+MAX_FILTER_DEPTH = 20
+
+
+def check_filter_depth(filters: Any) -> None:
+    """A :class:`QueryError` when ``filters`` nest deeper than :data:`MAX_FILTER_DEPTH`, or a
+    simple filter holds lists or objects deeper than its values and modifiers do; without
+    recursing (a tree too deep to recurse over is what it looks for)."""
+    stack: list[tuple[Any, int]] = [(f, 1) for f in filters] \
+        if isinstance(filters, list | tuple) else []
+    while stack:
+        f, depth = stack.pop()
+        if depth > MAX_FILTER_DEPTH:
+            raise QueryError(f"Invalid filters: nested more than {MAX_FILTER_DEPTH} levels "
+                             "deep.")
+        if isinstance(f, list | tuple) and len(f) == 2 and f[0] in ("and", "or") \
+                and isinstance(f[1], list | tuple):
+            stack.extend((g, depth + 1) for g in f[1])
+        elif isinstance(f, list | tuple) and len(f) == 2 and f[0] in ("not", *BEHAVIOURAL):
+            stack.append((f[1], depth + 1))
+        elif isinstance(f, list | tuple | dict) and any(
+                isinstance(w, list | tuple | dict)
+                for v in (f.values() if isinstance(f, dict) else f)
+                if isinstance(v, list | tuple | dict)
+                for w in (v.values() if isinstance(v, dict) else v)):
+            # a simple filter is [op, dimension, [values], {modifiers}]: nothing deeper
+            raise QueryError("Invalid filters: a filter holds lists or objects nested too "
+                             "deep.")
 
 
 def freeze(value: Any) -> Any:
@@ -311,11 +357,21 @@ def thaw(value: Any) -> Any:
     return value
 
 
-def time_dimension(start: date, end: date) -> str:
-    """What the ``time`` dimension means for a range: hours for one day, days up to 40,
-    months beyond (as Plausible's dashboard buckets them)."""
-    days = (end - start).days + 1
-    return "time:hour" if days <= 1 else "time:day" if days <= 40 else "time:month"
+def time_dimension(start: date | datetime, end: date | datetime) -> str:
+    """What the ``time`` dimension means for a range (dates: from the first's 00:00:00 to the
+    last's 23:59:59; or instants), as Plausible resolves it (query_optimizer.ex,
+    resolve_time_dimension, whole units elapsed): hours up to 48 hours (one or two days),
+    days up to 40 days (41 dates), weeks up to 52 weeks (371 dates), months beyond."""
+    # datetime is a date too: ask for it first
+    t0 = start if isinstance(start, datetime) else datetime.combine(start, datetime.min.time())
+    t1 = end if isinstance(end, datetime) else (
+        datetime.combine(end, datetime.min.time()) + timedelta(days=1, seconds=-1))
+    span = t1 - t0
+    if span // timedelta(hours=1) <= 48:
+        return "time:hour"
+    if span.days <= 40:
+        return "time:day"
+    return "time:week" if span.days // 7 <= 52 else "time:month"
 
 
 # --- compilation ------------------------------------------------------------------------------
@@ -390,6 +446,12 @@ def _validate_filter(f: Any, inside_behaviour: bool) -> None:
     if len(f) not in (3, 4) or not isinstance(f[1], str) or not isinstance(f[2], list | tuple) \
             or not f[2] or not all(isinstance(v, str) for v in f[2]):
         raise QueryError(f"Invalid filter '{thaw(f)}'.")
+    if len(f) == 4 and op.startswith("matches"):
+        # Plausible's schema takes modifiers on is / contains (and their negations) only; a
+        # pattern says its own case rules ("(?i)…"), and lowering it would change its meaning
+        # (lowered, \D would become \d)
+        raise QueryError(f"Invalid filter '{thaw(f)}': matches and matches_not take no "
+                         "modifiers; write (?i) in the pattern for a case-insensitive match.")
     if len(f) == 4:
         try:
             mods = dict(f[3])
@@ -410,11 +472,33 @@ def _validate_filter(f: Any, inside_behaviour: bool) -> None:
         raise QueryError(f"Invalid filter '{thaw(f)}': event:goal takes is and contains only.")
     if op.startswith("matches"):
         for v in f[2]:
-            try:
-                re.compile(v)
-            except re.error as e:
+            why = _re2_error(v)
+            if why is not None:
                 raise QueryError(f"Invalid filter '{thaw(f)}': bad regular expression "
-                                 f"{v!r} ({e}).") from e
+                                 f"{v!r} ({why}).")
+
+
+# Patterns are checked by the engine that runs them: DuckDB's regexp_matches is RE2 (as is
+# ClickHouse's match, Plausible's), whose syntax is not Python's (\pL is a letter there,
+# lookarounds are refused). On a connection of their own (no data), one check at a time; made
+# on first use, once per process (a process forked from one that had it makes its own), as
+# opening one costs ~10 ms.
+_RE2: dict[int, duckdb.DuckDBPyConnection] = {}
+_RE2_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1024)
+def _re2_error(pattern: str) -> str | None:
+    """Why RE2 refuses ``pattern`` (DuckDB's message), or None."""
+    with _RE2_LOCK:
+        con = _RE2.get(os.getpid())
+        if con is None:
+            con = _RE2[os.getpid()] = duckdb.connect()
+        try:
+            con.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
+        except duckdb.InvalidInputException as e:
+            return str(e).splitlines()[0].removeprefix("Invalid Input Error: ")
+    return None
 
 
 def _case_sensitive(f: Sequence[Any]) -> bool:
@@ -434,7 +518,8 @@ def _simple(f: Sequence[Any], ctx: _Ctx, prefix: str) -> str:
     d = dimension(name)
     sensitive = _case_sensitive(f)
     if d.arg is not None:
-        expr = f"coalesce({d.raw_sql(prefix).replace('{arg}', ctx.params.add('$.' + d.arg))}, '')"
+        path = ctx.params.add(props_path(d.arg))
+        expr = f"coalesce({d.raw_sql(prefix).replace('{arg}', path)}, '')"
     else:
         expr = d.filter_sql(prefix)
     extra: list[str] = []
@@ -457,8 +542,8 @@ def _simple(f: Sequence[Any], ctx: _Ctx, prefix: str) -> str:
     elif name == "event:name" and op in ("is", "is_not") and sensitive:
         # the event type itself where it can be (a column compare, not a CASE per row)
         types = [("page_view" if c == "pageview" else c) for c in clauses
-                 if c == "pageview" or c in EVENT_TYPES[1:]]
-        names = [c for c in clauses if c != "pageview" and c not in EVENT_TYPES[1:]]
+                 if c == "pageview" or c in _TYPE_NAMES]
+        names = [c for c in clauses if c != "pageview" and c not in _TYPE_NAMES]
         parts = []
         if types:
             parts.append(_in(f"{prefix}event_type", types, ctx))
@@ -572,9 +657,10 @@ def _is_goal_filter(f: Any) -> bool:
 
 
 def _strip_goals(filters: Sequence[Any]) -> tuple[Any, ...]:
-    """The filters without their top-level event:goal ones (the denominator of a goal's
-    conversion rate, as Plausible counts it)."""
-    return tuple(f for f in filters if not _is_goal_filter(f))
+    """The filters without their top-level event:goal and event:props:* ones (the denominator
+    of a goal's conversion rate, as Plausible counts it: Query.remove_top_level_filters)."""
+    return tuple(f for f in filters if not _is_goal_filter(f) and not (
+        f[0] in OPERATORS and f[1].startswith(PROPS_PREFIX)))
 
 
 # A statement of SQL written around the filtered sessions (sessions_sql): the SQL, its
@@ -617,7 +703,7 @@ def _dims_sql(dims: Sequence[tuple[int, Dimension]], level: str, ctx: _Ctx) -> t
             ctx.needs_touch |= d.needs_touch
             expr = d.value_sql("s.")
         if d.arg is not None:
-            expr = expr.replace("{arg}", ctx.params.add("$." + d.arg))
+            expr = expr.replace("{arg}", ctx.params.add(props_path(d.arg)))
         select.append(f"{expr} AS d{i}")
         if d.empty is None and d.level != "time":
             required.append(f"{expr} IS NOT NULL")
@@ -755,15 +841,17 @@ def compile_query(q: Query, rollups: Collection[str] = (), single: bool = True,
         totals["percentage"] = ("t_percentage", [])
         touch |= ctx.needs_touch
     if "conversion_rate" in q.metrics and goal:
-        rest = [(i, d) for i, d in ds if d.name != "event:goal"]
+        # of all the visitors, not those of the row's group: Plausible's total has no
+        # dimensions (special_metrics.ex, maybe_add_global_conversion_rate); its filters are
+        # the query's but the top-level goal and props ones
         filters = _strip_goals(q.filters)
-        lvl = "event" if _event_level([d for _, d in rest], filters) else "session"
+        lvl = "event" if _event_level([], filters) else "session"
         ctx = _Ctx(params, lvl, needs_join=timed)
         m = METRICS["visitors"]
-        sql = _part_sql(lvl, filters, rest, [("total_", _prefixed(
+        sql = _part_sql(lvl, filters, [], [("total_", _prefixed(
             m.event_sql if lvl == "event" else m.session_sql or "", e="e.", s=""))], ctx)
         parts.append(_Part("t_conversion", sql, ["total_"]))
-        totals["conversion_rate"] = ("t_conversion", [i for i, _ in rest])
+        totals["conversion_rate"] = ("t_conversion", [])
         touch |= ctx.needs_touch
 
     where = " WHERE session_date BETWEEN $start AND $end"
@@ -903,9 +991,11 @@ def run(warehouse: Any, q: Query, rollups: bool = True,
 
 
 def _count(c: Compiled) -> tuple[str, dict[str, Any]]:
+    """The rows of ``c`` before its page. Its parameters are all of ``c``'s: the setup
+    statements run with them too (those of a behavioural filter's table are in no other
+    statement), and Warehouse.df gives each statement only those it names."""
     body = c.sql.rsplit("\nORDER BY", 1)[0]
-    params = {k: v for k, v in c.params.items() if f"${k}" in body}
-    return f"SELECT count(*) FROM ({body})", params
+    return f"SELECT count(*) FROM ({body})", c.params
 
 
 def sessions_sql(start: date, end: date, filters: Sequence[Any] = ()) -> Statement:
@@ -915,6 +1005,7 @@ def sessions_sql(start: date, end: date, filters: Sequence[Any] = ()) -> Stateme
     that embeds it (the temporary tables of its behavioural filters, as
     :attr:`Compiled.setup`): for panels written in SQL of their own over the same sessions as
     every other panel (the dashboard's funnels, goals, cohorts, experiments, reports)."""
+    check_filter_depth(tuple(filters))
     frozen = freeze(tuple(filters))
     validate_filters(frozen)
     params = _Params({"start": start, "end": end}, temp_tables=True)
@@ -926,8 +1017,35 @@ def sessions_sql(start: date, end: date, filters: Sequence[Any] = ()) -> Stateme
             _setup(params))
 
 
+# At most this many time labels (10,000: more than a year of hours, 27 years of days): each
+# is built in Python and sent, and a range from 1800 by the hour would be 2M of them.
+MAX_TIME_LABELS = 10_000
+
+
+def time_bucket_count(dim: str, start: date, end: date) -> int:
+    """How many buckets :func:`time_labels` gives, without making them."""
+    days = (end - start).days + 1
+    if dim == "time:hour":
+        return days * 24
+    if dim == "time:day":
+        return days
+    if dim == "time:week":  # the range's first day, then every Monday after it
+        return (end - (start - timedelta(days=start.weekday()))).days // 7 + 1
+    return (end.year - start.year) * 12 + end.month - start.month + 1
+
+
+def check_time_labels(dim: str, start: date, end: date) -> None:
+    """A :class:`QueryError` when the range has more than :data:`MAX_TIME_LABELS` buckets."""
+    n = time_bucket_count(dim, start, end)
+    if n > MAX_TIME_LABELS:
+        raise QueryError(f"Invalid include.time_labels: {dim} over this date_range is {n:,} "
+                         f"buckets, more than {MAX_TIME_LABELS:,}; use a shorter range or a "
+                         "longer time dimension.")
+
+
 def time_labels(dim: str, start: date, end: date) -> list[str]:
     """Every bucket of a time dimension in a range, as the API shows them."""
+    check_time_labels(dim, start, end)
     if dim == "time:hour":
         first = datetime.combine(start, datetime.min.time())
         return [f"{first + timedelta(hours=h):%Y-%m-%d %H:%M:%S}"
