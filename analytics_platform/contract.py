@@ -463,8 +463,13 @@ def loads_strict(body: bytes) -> Any:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass
-    value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
-    encode_json(value)  # lone surrogates fail here
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
+        encode_json(value)  # lone surrogates fail here
+    except RecursionError:
+        # nesting deeper than orjson's 1,024 levels is deeper than the json module goes too: a
+        # client's bad body (400 invalid_json), not the server's failure
+        raise ValueError("JSON nested too deep") from None
     return value
 
 

@@ -154,9 +154,11 @@ def test_a_visit_lands_as_one_session_with_its_conversion(collector_factory) -> 
     assert props["outbound"] == {"host": "duckdb.org"}
     assert props["download"] == {"ext": "pdf", "file": "/demo/files/checklist.pdf"}
     assert props["not_found"] == {"from": "/demo/thanks"}
-    # the web vitals of the page load, once, sent when the SPA left its first page
+    # the web vitals of the page load, once, under the path it was loaded at, sent when the page
+    # was first hidden (the visitor left the site), not when the SPA left its first route
     [vitals] = [r for r in every if r["event_type"] == "web_vitals"]
     assert vitals["page_path"] == "/demo" and vitals["props"]["ttfb"] >= 0
+    assert vitals["event_ts"] >= max(r["event_ts"] for r in records)
     engaged = Counter()
     for r in every:
         if r["event_type"] == "engagement":
@@ -248,3 +250,104 @@ def test_a_headless_user_agent_is_filtered_as_a_bot(collector_factory) -> None: 
     con.close()
     assert sum(s.bots for s in stats) == len(records)
     assert sum(s.events for s in stats) == 0
+
+
+def browse_pages(url: str, pages: dict[str, str], script: Callable[[Any], None],
+                 landed: Callable[[], object], bfcache: bool = False) -> None:
+    """``pages`` (path: body, each with the tracker's tag) served on the collector's origin by
+    the browser's router; ``script`` drives the page, then the visitor leaves and ``landed``
+    waits for the last events before the context is closed (as in ``visit``). With ``bfcache``
+    Chromium keeps the back-forward cache that Playwright turns off by default
+    (--disable-back-forward-cache)."""
+    from playwright.sync_api import sync_playwright
+
+    def serve(route: Any) -> None:
+        path = route.request.url.removeprefix(url).split("?")[0]
+        route.fulfill(status=200, content_type="text/html", body=pages[path])
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium.PATH, headless=True,
+            args=[*chromium.ARGS, f"--user-agent={DESKTOP_UA}"],
+            ignore_default_args=["--disable-back-forward-cache"] if bfcache else None)
+        ctx = browser.new_context(user_agent=DESKTOP_UA)
+        ctx.route(f"{url}/t/**", serve)
+        page = ctx.new_page()
+        script(page)
+        page.goto("about:blank")  # hidden: what is left goes with sendBeacon
+        landed()
+        ctx.close()
+        browser.close()
+
+
+def tagged(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            "<script src='/analytics.js' data-endpoint='/v1/events'></script></head>"
+            f"<body>{body}<script>addEventListener('pageshow', e => {{ window.restored = "
+            "e.persisted; })</script></body></html>")
+
+
+def test_back_forward_cache_restores_are_page_views(collector_factory) -> None:  # noqa: F811
+    from analytics_platform_tests.topology import wait_for
+
+    c = collector_factory(flush_seconds=0.3)
+    restored = []
+
+    def script(page: Any) -> None:
+        page.goto(f"{c.url}/t/a")
+        page.wait_for_function("window.analytics !== undefined")
+        page.click("#next")
+        page.wait_for_url("**/t/b")
+        page.wait_for_function("window.analytics !== undefined")
+        for step, path in (("back", "/t/a"), ("forward", "/t/b")):
+            page.wait_for_timeout(300)
+            page.evaluate(f"setTimeout(() => history.{step}(), 0)")
+            page.wait_for_function(f"location.pathname == '{path}'")
+            page.wait_for_function("window.restored !== undefined")
+            restored.append(page.evaluate("window.restored"))
+        # a last event, in the batch after the restores: once it is in the lake, so is the rest
+        page.evaluate("analytics.track('done'); analytics.flush()")
+
+    browse_pages(c.url, {"/t/a": tagged("a", "<a id='next' href='/t/b'>next</a>"),
+                         "/t/b": tagged("b", "<p>b</p>")}, script, bfcache=True,
+                 landed=lambda: wait_for("the last event in the raw lake", lambda: any(
+                     r.get("props", {}).get("name") == "done" for r in raw_records(c.data)),
+                     timeout=15, every=0.2))
+    c.stop()
+    # (else the test would not be about the cache: Chromium shows the pages from it)
+    assert restored == [True, True]
+    views = [r["page_path"] for r in raw_records(c.data) if r["event_type"] == "page_view"]
+    assert views == ["/t/a", "/t/b", "/t/a", "/t/b"]
+
+
+def test_form_controls_named_id_and_a_title_cut_in_an_emoji(collector_factory) -> None:  # noqa: F811
+    from analytics_platform_tests.topology import wait_for
+
+    # form.id and form.name are the controls so named (not the attributes), and the title cut
+    # at 512 UTF-16 units falls in the middle of the emoji: the edge refused both
+    c = collector_factory(flush_seconds=0.3)
+    title = "a" * 511 + "\N{GRINNING FACE} and more"
+    form = ("<form id='signup' action='/t/thanks'><input id='email' name='id'>"
+            "<input name='name'><button id='send'>send</button></form>")
+
+    def script(page: Any) -> None:
+        page.goto(f"{c.url}/t/form")
+        page.wait_for_function("window.analytics !== undefined")
+        page.fill("#email", "ada@example.com")
+        page.click("#send")
+        page.wait_for_url("**/t/thanks*")
+        page.wait_for_function("window.analytics !== undefined")
+
+    browse_pages(c.url, {"/t/form": tagged(title, form), "/t/thanks": tagged("thanks", "")},
+                 script, landed=lambda: wait_for("the thank-you page in the raw lake", lambda: any(
+                     r["page_path"] == "/t/thanks" for r in raw_records(c.data)),
+                     timeout=15, every=0.2))
+    metrics = httpx.get(f"{c.url}/metrics").json()
+    c.stop()
+    assert metrics["rejected"] == {}
+    records = [r for r in raw_records(c.data) if r["event_type"] not in LEAVING]
+    got = [(r["event_type"], r["page_path"], r.get("props", {}).get("form")) for r in records
+           if r["event_type"] != "scroll_depth"]
+    assert got == [("page_view", "/t/form", None), ("form_start", "/t/form", "signup"),
+                   ("form_submit", "/t/form", "signup"), ("page_view", "/t/thanks", None)]
+    assert {r["page_title"] for r in records if r["page_path"] == "/t/form"} == {"a" * 511}

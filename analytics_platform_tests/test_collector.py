@@ -162,6 +162,18 @@ def test_health_metrics_tracker_and_demo_page(collector_factory) -> None:
     c.stop()
 
 
+def test_json_nested_too_deep_is_a_400_and_the_collector_carries_on(collector_factory) -> None:
+    # deeper than orjson's 1,024 levels: the json module's fallback raised RecursionError,
+    # answered 500 internal_error
+    c = collector_factory(flush_seconds=0.2)
+    r = httpx.post(f"{c.url}/v1/events", content=b"[" * 20000 + b"]" * 20000,
+                   headers={"content-type": "application/json", "user-agent": UA}, timeout=10)
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["reason"] == "invalid_json"
+    assert post(c.url, [good(event_id=str(uuid.uuid4()))]).status_code == 202
+    c.stop()
+
+
 def test_metrics_stay_bounded_whatever_props_keys_clients_make_up(collector_factory) -> None:
     """A refusal's reason quotes the client's props key: 250 made-up keys give 200 labels in
     /metrics, and the other 50 refusals are still counted, together."""

@@ -109,6 +109,17 @@ def test_rules_answer_with_their_reason(body: Any, status: int, reason: str) -> 
     assert sink.records == []
 
 
+def test_json_nested_deeper_than_the_parsers_go_is_invalid_json_not_a_crash() -> None:
+    # 20,000 levels (40 KB, under the size limit): orjson refuses past 1,024 and the json
+    # module's fallback then hit Python's recursion limit, which was a 500 internal_error.
+    ing, sink = ingestor()
+    for body in (b"[" * 20000 + b"]" * 20000, b'{"a":' * 5000 + b"1" + b"}" * 5000):
+        resp = handler(http_api(body), ingestor=ing)
+        assert resp["statusCode"] == 400, resp
+        assert json.loads(resp["body"])["errors"][0]["reason"] == "invalid_json"
+    assert sink.records == []
+
+
 def test_a_batch_stores_the_good_and_names_the_bad_by_index() -> None:
     ing, sink = ingestor()
     batch = [good(), good(event_id=str(uuid.uuid4()), page_path=""),

@@ -3,7 +3,7 @@
  * <script src="https://collector.example.com/analytics.js"
  *         data-endpoint="https://collector.example.com/v1/events" defer></script>
  *
- * Page views (also SPA navigation) with the browser's time zone (the server keeps only its
+ * Page views (also SPA navigation, and a page shown again from the back-forward cache) with the browser's time zone (the server keeps only its
  * country), CTA clicks ([data-analytics-cta]), scroll depth (25/50/75/100), visible time on page
  * (30/60/180/300 s), form start/submit, exit intent, A/B variant
  * (<html data-analytics-experiment="x" data-analytics-variant="y">), custom events:
@@ -21,7 +21,6 @@
  * once. Do-Not-Track and Global Privacy Control win over consent.
  */
 (function (w, d) {
-  "use strict";
   try {
     var script = d.currentScript || {getAttribute: function () { return null; }};
     var endpoint = script.getAttribute("data-endpoint") || "/v1/events";
@@ -31,10 +30,10 @@
     var optedOut = nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl === true;
     var exts = (script.getAttribute("data-downloads") ||
       "pdf,zip,dmg,exe,csv,txt,docx,xlsx,pptx,mp3,mp4").split(",");
-    var vit = {}, vsent;
+    var vit = {}, vsent, first = loc.pathname;
 
     var uuid = function () {
-      if (w.crypto && crypto.randomUUID) return crypto.randomUUID();
+      if (crypto.randomUUID) return crypto.randomUUID();
       // (http pages have no randomUUID) each 0, 1 or 8 becomes a random hex digit: 4 stays the
       // version, 8 becomes 8-b (the variant)
       return "10000000-1000-4000-8000-100000000000".replace(/[018]/g, function (c) {
@@ -45,28 +44,28 @@
     // disabled, the ids live as long as the page (mem).
     var store = function (k, v) {
       try {
-        var ls = w.localStorage;
-        if (v === undefined) return JSON.parse(ls.getItem(PREFIX + k)) || mem[k];
-        ls.setItem(PREFIX + k, JSON.stringify(v));
+        if (v === undefined) return JSON.parse(localStorage.getItem(PREFIX + k)) || mem[k];
+        localStorage.setItem(PREFIX + k, JSON.stringify(v));
       } catch (e) { /* storage off */ }
       return v === undefined ? mem[k] : (mem[k] = v);
     };
-    var utm = function () {
-      var q = new URLSearchParams(loc.search), u = {};
-      ["source", "medium", "campaign", "content", "term"].forEach(function (k) {
-        var v = q.get("utm_" + k);
-        if (v) u["utm_" + k] = v.slice(0, 256);
-      });
-      return u;
-    };
-    var landing = utm();  // without consent: this page load's UTM tags
+    // without consent: this page load's UTM tags
+    var landing = {}, q = new URLSearchParams(loc.search);
+    ["source", "medium", "campaign", "content", "term"].forEach(function (k) {
+      if (q.get(k = "utm_" + k)) landing[k] = q.get(k).slice(0, 256);
+    });
 
+    // The ids of events not sent yet are checked as they leave (send), not here: a batch in
+    // flight when consent is withdrawn may fail and come back with them.
     var consent = function (yes) {
+      var was = consented;
       consented = !!yes && !optedOut;
-      if (consented) return;
+      // consent(true) from a consent manager, as data-consent: what earlier pages could not
+      // deliver goes with the next send. Only when consent begins: until it is withdrawn (which
+      // deletes the stored queue) what is stored is also in retry or in flight.
+      if (consented) return was || (retry = retry.concat(store("q") || []));
       mem = {};
-      ["s", "v", "q"].forEach(function (k) { try { w.localStorage.removeItem(PREFIX + k); } catch (e) { /* ignore */ } });
-      retry.forEach(function (e) { delete e.session_id; delete e.visitor_id; });
+      try { ["s", "v", "q"].forEach(function (k) { localStorage.removeItem(PREFIX + k); }); } catch (e) { /* storage off */ }
     };
 
     var send = function (beacon) {
@@ -84,21 +83,29 @@
       }
       batch.forEach(function (e) {
         e.sent_ts = sent;
-        if (s && !e.session_id) { e.session_id = s.id; e.visitor_id = v; for (var k in s.utm) e[k] = s.utm[k]; }
+        // ids only with consent, and only the current visitor's: an event that has none gets
+        // them, one sent before consent was withdrawn (its request failed afterwards) loses them
+        if (e.visitor_id != v) { e.session_id = s && s.id; e.visitor_id = v; for (var k in s && s.utm) e[k] = s.utm[k]; }
       });
       var save = function () { if (consented) store("q", retry); };
-      for (var i = 0; i < batch.length; i += 50) {
-        var part = batch.slice(i, i + 50), body = JSON.stringify(part);
-        if (beacon && nav.sendBeacon && nav.sendBeacon(endpoint, body)) continue;
-        (function (part) {
-          var keep = function () { retry = part.concat(retry).slice(-MAX_QUEUE); save(); };
+      // Bodies of at most 50 events (the edge's limit) and 60 KB: the edge, keepalive fetch and
+      // sendBeacon all refuse more than 64 KiB. An event over 60 KB on its own is dropped.
+      (function post(rest) {
+        // A lone surrogate (half an emoji cut by a slice, or in what a page passes to track) is
+        // not JSON the edge takes: it would refuse the whole body. JSON.stringify writes it as
+        // \udXXX (a pair goes as the character itself); removed, escaped backslashes skipped.
+        // (Older engines write it raw, and fetch and sendBeacon send it as U+FFFD.)
+        for (var part = rest.slice(0, 50), body; new Blob([body = JSON.stringify(part).replace(/(\\\\)|\\ud[89a-f]../g, "$1")]).size > 6e4;) part.pop();
+        var keep = function () { retry = part.concat(retry).slice(-MAX_QUEUE); save(); };
+        if (part[0] && !(beacon && nav.sendBeacon && nav.sendBeacon(endpoint, body))) {
           try {
             // a string body goes as text/plain (CONTRACT §1): a simple request, no CORS preflight
             fetch(endpoint, {method: "POST", body: body, keepalive: true, credentials: "omit"})
               .then(function (r) { if (r.status >= 500 || r.status == 429) keep(); else save(); }, keep);
           } catch (e) { keep(); }
-        })(part);
-      }
+        }
+        if ((rest = rest.slice(part.length || 1))[0]) post(rest);
+      })(batch);
     };
 
     var page = {};
@@ -107,7 +114,7 @@
         var e = {
           event_type: type, event_id: uuid(),
           page_path: path || loc.pathname, page_host: loc.hostname, page_title: d.title.slice(0, 512),
-          referrer: d.referrer || undefined, screen_width: w.screen.width, screen_height: w.screen.height,
+          referrer: d.referrer || undefined, screen_width: screen.width, screen_height: screen.height,
           event_ts: new Date().toISOString()
         }, p = {}, k, root = d.documentElement;
         if (!consented) for (k in landing) e[k] = landing[k];
@@ -133,14 +140,15 @@
       if (d.querySelector('meta[name="analytics:404"]')) track("not_found", from && {from: from});
       onScroll();
     };
-    // Leaving a page (hidden, or an SPA navigation): its visible seconds since the last report,
-    // and once per page load the web vitals measured so far.
-    var leave = function () {
+    // Leaving a page (hidden, or an SPA navigation): its visible seconds since the last report.
+    // When hidden (it may never show again), once per page load, the web vitals measured so far,
+    // under the path it was loaded at (in an SPA, interactions on every route count toward INP).
+    var leave = function (hidden) {
       if (page.seen > page.eng) { track("engagement", {seconds: page.seen - page.eng}, page.path); page.eng = page.seen; }
-      if (vsent) return;
+      if (!hidden || vsent) return;
       vsent = 1;
       try { vit.ttfb = performance.getEntriesByType("navigation")[0].responseStart; } catch (e) { /* none */ }
-      for (var k in vit) { track("web_vitals", vit, page.path); break; }
+      for (var k in vit) { track("web_vitals", vit, first); break; }
     };
     var observe = function (type, fn) {
       try { new PerformanceObserver(function (l) { l.getEntries().forEach(fn); }).observe({type: type, buffered: true, durationThreshold: 16}); } catch (e) { /* unsupported */ }
@@ -166,7 +174,8 @@
         if (pct >= m - 0.5 && page.depth < m) { page.depth = m; track("scroll_depth", {depth: m}); }
       });
     };
-    var formName = function (f) { return f.getAttribute("data-analytics-form") || f.id || f.getAttribute("name") || "form"; };
+    // the attributes: f.id and f.name are the form's controls of that name, if it has any
+    var formName = function (f) { return f.getAttribute("data-analytics-form") || f.getAttribute("id") || f.getAttribute("name") || "form"; };
 
     setInterval(function () {
       if (d.visibilityState == "hidden") return;
@@ -193,24 +202,23 @@
     d.addEventListener("mouseout", function (ev) {
       if (!ev.relatedTarget && ev.clientY <= 0 && !page.exit) { page.exit = 1; track("exit_intent"); }
     });
-    var hide = function () { leave(); send(true); };
+    var hide = function () { leave(1); send(true); };
     d.addEventListener("visibilitychange", function () { if (d.visibilityState == "hidden") hide(); });
     w.addEventListener("pagehide", hide);
     ["pushState", "replaceState"].forEach(function (m) {
       var orig = history[m];
       // after the app has rendered the new page (title, height)
-      history[m] = function () { var r = orig.apply(this, arguments); setTimeout(pageView, 0); return r; };
+      history[m] = function () { var r = orig.apply(this, arguments); setTimeout(pageView); return r; };
     });
-    w.addEventListener("popstate", function () { setTimeout(pageView, 0); });
+    w.addEventListener("popstate", function () { setTimeout(pageView); });
+    // back or forward to a page kept in the back-forward cache: shown again without a load
+    w.addEventListener("pageshow", function (e) { if (e.persisted) { page = {}; pageView(); } });
 
-    if (script.getAttribute("data-consent") == "granted") {
-      consent(true);
-      if (consented) retry = store("q") || [];
-    }
+    if (script.getAttribute("data-consent") == "granted") consent(true);
     w.analytics = {
       track: function (name, props) { var p = {name: String(name)}, k; for (k in props) p[k] = props[k]; track("custom", p); },
       flush: send,
-      consent: function (yes) { try { consent(yes); } catch (e) { /* never break the host page */ } }
+      consent: consent  // (it cannot throw: storage is only tried)
     };
     pageView();
   } catch (err) { /* never break the host page */ }

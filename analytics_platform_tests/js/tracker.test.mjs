@@ -259,3 +259,171 @@ test("it never throws into the host page, even without storage or crypto.randomU
   assert.deepEqual(types(evs), ["page_view", "custom"]);
   assert.ok(evs.every((e) => UUID.test(e.event_id) && UUID.test(e.session_id)));
 });
+
+const settle = () => new Promise((r) => setImmediate(r));
+const hidePage = (t) => t.w.dispatchEvent(new t.w.PageTransitionEvent("pagehide", { persisted: true }));
+
+test("a page restored from the back-forward cache is a new page view with fresh milestones", () => {
+  const t = load();
+  Object.defineProperty(t.w, "innerHeight", { value: 10000, configurable: true });   // all in view
+  t.w.dispatchEvent(new t.w.Event("scroll"));
+  hidePage(t);                       // the visitor goes on to another page: this one is kept whole
+  t.w.dispatchEvent(new t.w.PageTransitionEvent("pageshow", { persisted: true }));   // back
+  hidePage(t);
+  t.w.dispatchEvent(new t.w.PageTransitionEvent("pageshow", { persisted: true }));   // back again
+  t.w.dispatchEvent(new t.w.PageTransitionEvent("pageshow", { persisted: false }));  // (a load: counted already)
+  t.flush();
+  const evs = t.events().filter((e) => e.event_type !== "web_vitals");
+  assert.deepEqual(types(evs).filter((x) => x === "page_view").length, 3);
+  assert.deepEqual(evs.filter((e) => e.event_type === "scroll_depth").map((e) => e.props.depth),
+    [25, 50, 75, 100, 25, 50, 75, 100, 25, 50, 75, 100], "each restore is read again");
+  assert.ok(evs.every((e) => e.page_path === "/blog/post"));
+});
+
+test("a form's name is its id or name attribute, even with controls named id or name", () => {
+  const t = load({ html: `<form id="signup"><input name="id"><input name="name"></form>
+    <form name="newsletter"><input id="id"><input id="name"></form>
+    <form><input name="id"><input name="name"></form>` });
+  const forms = t.w.document.forms;
+  // as browsers do (jsdom does not): form.id and form.name are the controls of that name
+  for (const f of forms) {
+    for (const k of ["id", "name"]) {
+      const control = f.elements.namedItem(k);
+      if (control) Object.defineProperty(f, k, { value: control, configurable: true });
+    }
+  }
+  for (const f of forms) {
+    f.elements[0].dispatchEvent(new t.w.Event("input", { bubbles: true }));
+    f.dispatchEvent(new t.w.Event("submit", { bubbles: true, cancelable: true }));
+  }
+  const got = t.events().filter((e) => e.event_type.startsWith("form_")).map((e) => [e.event_type, e.props.form]);
+  assert.deepEqual(got, [["form_start", "signup"], ["form_submit", "signup"],
+    ["form_start", "newsletter"], ["form_submit", "newsletter"], ["form_start", "form"], ["form_submit", "form"]]);
+});
+
+test("consent withdrawn while a batch is in flight: if it fails, it is sent again without ids", async () => {
+  const t = load({ scriptAttrs: CONSENT });
+  let failInFlight;
+  const bodies = [];
+  t.w.fetch = (endpoint, opts) => {
+    bodies.push(JSON.parse(opts.body));
+    if (bodies.length === 1) return new Promise((_, rej) => { failInFlight = () => rej(new t.w.TypeError("Failed to fetch")); });
+    return Promise.resolve({ status: 202 });
+  };
+  t.w.analytics.track("before");
+  t.flush();
+  assert.ok(bodies[0].every((e) => UUID.test(e.session_id) && UUID.test(e.visitor_id)));
+  t.w.analytics.consent(false);
+  failInFlight();
+  await settle();
+  t.w.analytics.track("after");
+  t.w.analytics.flush();
+  assert.deepEqual(bodies[1].map((e) => e.props && e.props.name), [undefined, "before", "after"]);
+  assert.ok(bodies[1].every((e) => e.session_id === undefined && e.visitor_id === undefined), JSON.stringify(bodies[1]));
+  assert.equal(t.w.localStorage.length, 0);
+  // withdrawn and given again before the request fails: the new ids, never the withdrawn ones
+  const u = load({ scriptAttrs: CONSENT });
+  const seen = [];
+  let fail;
+  u.w.fetch = (endpoint, opts) => {
+    seen.push(JSON.parse(opts.body));
+    return seen.length === 1 ? new Promise((_, rej) => { fail = rej; }) : Promise.resolve({ status: 202 });
+  };
+  u.flush();
+  u.w.analytics.consent(false);
+  u.w.analytics.consent(true);
+  fail(new u.w.TypeError("Failed to fetch"));
+  await settle();
+  u.w.analytics.flush();
+  const [old, again] = [seen[0][0], seen[1][0]];
+  assert.equal(again.event_id, old.event_id);
+  assert.match(again.visitor_id, UUID);
+  assert.notEqual(again.visitor_id, old.visitor_id);
+  assert.notEqual(again.session_id, old.session_id);
+});
+
+test("web vitals go when the page is first hidden, not at an SPA navigation; engagement at both", () => {
+  let state = "visible", observers = [];
+  const t = load({ before: (w) => {
+    Object.defineProperty(w.document, "visibilityState", { get: () => state });
+    w.performance.getEntriesByType = (type) => type === "navigation" ? [{ responseStart: 42 }] : [];
+    w.PerformanceObserver = class { constructor(fn) { this.fn = fn; } observe(o) { observers.push([o.type, this.fn]); } };
+  } });
+  const report = (type, entries) => observers.filter(([x]) => x === type).forEach(([, fn]) => fn({ getEntries: () => entries }));
+  report("largest-contentful-paint", [{ startTime: 900 }]);
+  t.tick(2);
+  t.w.history.pushState({}, "", "/pricing");
+  t.runTimeouts();
+  report("event", [{ interactionId: 7, duration: 350 }]);   // a slow click on the new route
+  t.tick(3);
+  t.flush();
+  assert.deepEqual(types(t.events()).filter((x) => x === "web_vitals"), [], "nothing at the route change");
+  state = "hidden";
+  t.w.document.dispatchEvent(new t.w.Event("visibilitychange"));
+  t.w.dispatchEvent(new t.w.Event("pagehide"));
+  const evs = t.events();
+  const vitals = evs.filter((e) => e.event_type === "web_vitals");
+  assert.equal(vitals.length, 1, "once per page load");
+  assert.deepEqual(vitals[0].props, { lcp: 900, inp: 350, ttfb: 42 });
+  assert.equal(vitals[0].page_path, "/blog/post", "under the path the page was loaded at");
+  assert.deepEqual(evs.filter((e) => e.event_type === "engagement").map((e) => [e.page_path, e.props.seconds]),
+    [["/blog/post", 2], ["/pricing", 3]]);
+});
+
+test("analytics.consent(true) sends the queue a previous page kept, once each", async () => {
+  const a = load({ fetchFails: true });
+  a.w.analytics.consent(true);
+  a.w.analytics.track("on_page_a");
+  a.flush();
+  await settle();
+  const kept = JSON.parse(a.w.localStorage.getItem("_an_q"));
+  assert.deepEqual(kept.map((e) => e.props && e.props.name), [undefined, "on_page_a"]);
+  const copy = (w) => { for (const k of ["_an_q", "_an_s", "_an_v"]) w.localStorage.setItem(k, a.w.localStorage.getItem(k)); };
+  // a consent manager that says it twice, on a page that also has data-consent
+  const b = load({ url: "https://www.example.com/next", scriptAttrs: CONSENT, before: copy });
+  b.w.analytics.consent(true);
+  b.w.analytics.consent(true);
+  b.flush();
+  await settle();
+  const sent = b.events();
+  for (const e of kept) assert.equal(sent.filter((x) => x.event_id === e.event_id).length, 1);
+  const c = load({ url: "https://www.example.com/next", before: copy });
+  c.w.analytics.consent(true);
+  c.flush();
+  await settle();
+  assert.deepEqual(c.events().map((e) => e.event_id).sort(), [...kept.map((e) => e.event_id), c.events().at(-1).event_id].sort());
+  assert.ok(c.events().every((e) => e.visitor_id === kept[0].visitor_id));
+  assert.deepEqual(JSON.parse(c.w.localStorage.getItem("_an_q")), [], "delivered: nothing kept");
+});
+
+test("a retry queue over 64 KiB goes in bodies of at most 60 KB; an event that cannot fit is dropped", async () => {
+  const t = load({ fetchFails: true });
+  const big = { a: "é".repeat(500), b: "é".repeat(500), c: "é".repeat(500) };   // 3 KB in UTF-8
+  for (let i = 0; i < 39; i++) t.w.analytics.track(`e${i}`, big);
+  t.w.analytics.track("huge", Object.fromEntries(Array.from({ length: 70 }, (_, i) => [`k${i}`, "x".repeat(1000)])));
+  await settle();
+  assert.equal(t.sent.length, 0);
+  const bodies = [];
+  t.w.fetch = (endpoint, opts) => { bodies.push(opts.body); return Promise.resolve({ status: 202 }); };
+  t.w.analytics.flush();
+  const sizes = bodies.map((b) => Buffer.byteLength(b));
+  assert.ok(sizes.length >= 2 && sizes.every((n) => n <= 60000), `bodies of ${sizes} bytes`);
+  const names = bodies.flatMap((b) => JSON.parse(b)).map((e) => (e.props && e.props.name) || e.event_type);
+  assert.deepEqual(names.sort(), ["page_view", ...Array.from({ length: 39 }, (_, i) => `e${i}`)].sort());
+});
+
+test("text cut in half an emoji, or any lone surrogate, is removed: the edge refuses it as invalid JSON", () => {
+  const t = load({ url: "https://www.example.com/?utm_campaign=" + "b".repeat(255) + "%F0%9F%98%80",
+    before: (w) => Object.defineProperty(w.document, "title", { get: () => "a".repeat(511) + "\u{1F600} and more" }) });
+  // (a backslash before "ud83d" is text, and stays)
+  t.w.analytics.track("x\udc00y", { ok: "\u{1F600}", bad: "\ud83d!", text: "\\ud83d", both: "\\\ud83d" });
+  t.flush();
+  // what the edge refuses: a string that is not well-formed once the body is parsed
+  const strings = (v) => typeof v === "string" ? [v] : v && typeof v === "object" ? Object.values(v).flatMap(strings) : [];
+  const bad = t.sent.flatMap((s) => strings(JSON.parse(s.opts.body))).filter((x) => !x.isWellFormed());
+  assert.deepEqual(bad, [], "no lone surrogate in the body");
+  const [pv, custom] = t.events();
+  assert.equal(pv.page_title, "a".repeat(511));
+  assert.equal(pv.utm_campaign, "b".repeat(255));
+  assert.deepEqual(custom.props, { name: "xy", ok: "\u{1F600}", bad: "!", text: "\\ud83d", both: "\\" });
+});
