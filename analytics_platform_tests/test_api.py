@@ -388,6 +388,70 @@ def test_export_refuses_what_it_cannot_do(client: tuple[TestClient, str, KeyStor
         assert r.status_code == 400 and msg in r.json()["error"], (q, r.text)
 
 
+
+def test_export_reads_the_files_the_events_view_reads(data: Path, tmp_path: Path) -> None:
+    """The events export reads the snapshot the warehouse's view reads, not the live lake: a
+    partition being rewritten (or written and not yet published) is not in it. Here every live
+    events file is replaced by one that is not Parquet, as the pipeline replaces a file (a new
+    file renamed over the path; the snapshot's links keep the old one)."""
+    from analytics_platform.query import export as exports
+    from analytics_platform_tests.apidata import build_warehouse
+
+    own = build_warehouse(tmp_path / "data")
+    live = sorted((own / "lake" / "events").glob("hour=*/*.parquet"))
+    assert live
+    for f in live:
+        f.with_suffix(".new").write_bytes(b"PAR1 being rewritten PAR1")
+        os.replace(f.with_suffix(".new"), f)
+    con = duckdb.connect(str(own / "warehouse.duckdb"), read_only=True)
+    try:
+        view = [r[0] for r in con.execute(
+            "SELECT event_id FROM events WHERE ts >= $1 AND ts < $1 + INTERVAL 1 DAY "
+            "ORDER BY ts, event_id", [DAY1]).fetchall()]
+    finally:
+        con.close()
+    out = tmp_path / "events.csv"
+    assert exports.export(own / "warehouse.duckdb", "events", DAY1, DAY1, "csv", out) == len(
+        view) > 1000
+    assert list(pd.read_csv(out).event_id) == view
+
+
+def test_export_to_the_last_day_a_date_can_be(client: tuple[TestClient, str, KeyStore],
+                                              data: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """to=9999-12-31 (there is no day after it) is an open end, in the API and the CLI."""
+    c, key, _ = client
+    auth = {"authorization": f"Bearer {key}"}
+    r = c.get(f"/api/v1/export?table=events&from={DAY3}&to=9999-12-31", headers=auth)
+    assert r.status_code == 200, r.text
+    want = oracle_events(data, DAY3, date.max).sort_values(["ts", "event_id"])
+    assert list(pd.read_csv(io.BytesIO(r.content)).event_id) == list(want.event_id)
+    for table in ("quarantine", "sessions"):
+        r = c.get(f"/api/v1/export?table={table}&to=9999-12-31", headers=auth)
+        assert r.status_code == 200, (table, r.text)
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(data))
+    out = tmp_path / "events.csv"
+    r = CliRunner().invoke(cli, ["export", "--table", "events", "--from", str(DAY3), "--to",
+                                 "9999-12-31", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert list(pd.read_csv(out).event_id) == list(want.event_id)
+
+
+@pytest.mark.parametrize(("query", "name"), [
+    (f"from={DAY1}&to={DAY3}", f"sessions_{DAY1}_{DAY3}.csv"),
+    (f"from={DAY3}", f"sessions_from_{DAY3}.csv"),
+    (f"to={DAY1}", f"sessions_to_{DAY1}.csv"),
+    ("", "sessions.csv"),
+])
+def test_the_exports_file_name_says_the_days_asked_for(
+        client: tuple[TestClient, str, KeyStore], query: str, name: str) -> None:
+    c, key, _ = client
+    r = c.get(f"/api/v1/export?table=sessions&{query}",
+              headers={"authorization": f"Bearer {key}"})
+    assert r.status_code == 200 and r.headers["content-disposition"] == (
+        f'attachment; filename="{name}"')
+
+
 def test_openapi_document_is_valid_and_lists_the_registry(
         client: tuple[TestClient, str, KeyStore]) -> None:
     c, _, _ = client

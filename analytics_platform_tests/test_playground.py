@@ -297,3 +297,85 @@ def test_a_sort_bigger_than_the_memory_limit_spills_and_leaves_no_file(warehouse
 def test_an_empty_warehouse_says_how_to_fill_it(tmp_path: Path) -> None:
     with pytest.raises(PlaygroundError, match="analytics-platform demo"):
         run_query("select 1", tmp_path / "warehouse.duckdb", tmp_path / "lake")
+
+
+# DuckDB works out table functions' arguments and LIMIT / OFFSET while binding: the plan shows
+# their values, computed on the shadow catalog, whose settings are not the real connection's.
+# Each of these ran (the first read the settings, the read_blob ones the warehouse's file and
+# the planted CSV) before the query as written was checked too.
+BIND_TIME_ESCAPES: list[tuple[str, str]] = [
+    ("select * from query(case when current_setting('access_mode') = 'read_only' "
+     "then 'select name, value from duckdb_settings()' else 'select 1' end)",
+     r"query\(\) takes plain literals"),
+    ("select * from query(case when current_setting('access_mode') = 'read_only' "
+     "then 'select * from read_blob(''{data}/warehouse.duckdb'')' else 'select 1' end)",
+     r"query\(\) takes plain literals"),
+    ("select * from query(case when current_setting('access_mode') = 'read_only' "
+     "then 'select * from read_csv(''{lake}/sessions/planted.csv'')' else 'select 1' end)",
+     r"query\(\) takes plain literals"),
+    ("select * from query_table(case when current_setting('access_mode') = 'read_only' "
+     "then 'duckdb_settings' else 'sessions' end)", r"query_table\(\) takes plain literals"),
+    ("select * from unnest([current_setting('temp_directory'), "
+     "current_setting('allowed_paths')::varchar])", r"current_setting\(\) is not allowed"),
+    ("select 1 limit ascii(substr(current_setting('temp_directory'), 2, 1))",
+     r"current_setting\(\) is not allowed in LIMIT"),
+    ("select * from kpis_daily limit 1 offset length(current_setting('allowed_paths')::varchar)",
+     r"current_setting\(\) is not allowed in LIMIT"),
+    # the same, one level down: query()'s SQL is checked as written too
+    ("select * from query('select * from range(ascii(current_setting(''temp_directory'')))')",
+     r"current_setting\(\) is not allowed in the arguments of range"),
+    # a function whose value is the connection's, denied or not (the shadow's differs: the
+    # rule is DuckDB's stability, not a list), and a subquery, evaluated while binding
+    ("select * from range(length(current_database()))",
+     r"current_database\(\) is not allowed in the arguments of range"),
+    ("select * from range((select count(*) from sessions))", "No subquery in the arguments"),
+]
+
+
+@pytest.mark.parametrize(("sql", "message"), BIND_TIME_ESCAPES)
+def test_what_duckdb_evaluates_while_binding_is_checked_as_written(
+        warehouse: Lake, sql: str, message: str) -> None:
+    query = sql.format(lake=warehouse.root, data=warehouse.data_dir)
+    with pytest.raises(PlaygroundError, match=message) as refused:
+        run(warehouse, query)
+    for secret in ("read_only", "/tmp", str(warehouse.data_dir), "a,b"):
+        assert secret not in str(refused.value)
+
+
+def test_constant_arguments_and_limits_still_run(warehouse: Lake) -> None:
+    r = run(warehouse, "select * from generate_series(date '2026-03-02', date '2026-03-04', "
+                       "interval 1 day) t(d)")
+    assert [d.date() for (d,) in r.rows] == [date(2026, 3, 2), date(2026, 3, 3),
+                                             date(2026, 3, 4)]
+    r = run(warehouse, "select session_id, x from sessions s, "
+                       "unnest(string_split(s.session_id, 's')) t(x) where x <> '' order by 1")
+    assert r.rows == [("s0", "0"), ("s1", "1"), ("s2", "2")]
+    assert run(warehouse, "select * from query('select count(*) from sessions')").rows == [(3,)]
+    assert run(warehouse, "select count(*) from query_table('kpis_daily')").rows == [(5,)]
+    r = run(warehouse, "select sessions from kpis_daily order by day limit 1 + 1 offset 3 - 1")
+    assert r.rows == [(102,), (103,)]
+
+
+@pytest.mark.parametrize(("sql", "values"), [
+    # 3,000,000 booleans in one list: 2 MiB of Arrow, ~0.2 GB as Python objects
+    ("select list_resize([true], 3000000, true) as x", "3,000,001"),
+    # inside a struct: the struct, its two lists and their elements
+    ("select {'a': list_resize([1], 1200000, 1), 'b': list_resize([2], 1200000, 2)} as s",
+     "2,400,003"),
+    # the map, its keys and its values
+    ("select map(range(1100000), range(1100000)) as m", "2,200,001"),
+])
+def test_a_result_of_too_many_values_is_refused(warehouse: Lake, sql: str, values: str) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(PlaygroundError, match=f"holds {values} values.*more than the "
+                                              "playground's 2,000,000"):
+        run(warehouse, sql)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024
+
+
+def test_values_are_counted_in_the_rows_returned(warehouse: Lake) -> None:
+    """5,000 lists of 1,000 elements hold 5 million values; cut at 1,000 rows, one million."""
+    r = run(warehouse, "select list_resize([i], 1000, i) as x from range(5000) t(i)",
+            max_rows=1000)
+    assert len(r.rows) == 1000 and r.truncated
+    assert r.rows[999] == ([999] * 1000,)

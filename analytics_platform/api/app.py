@@ -156,7 +156,10 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
                                     out)
         except exports.ExportError as e:
             return error(400 if warehouse_path.exists() else 503, str(e))
-        name = f"{table}" + (f"_{first}_{last}" if first or last else "") + f".{fmt}"
+        # the days asked for, and only those: events_2026-03-01_2026-03-31, sessions_from_2026-03-01
+        days = (f"_{first}_{last}" if first and last else f"_from_{first}" if first
+                else f"_to_{last}" if last else "")
+        name = f"{table}{days}.{fmt}"
         # deleted once streamed, or after the response when the client left before it began
         return StreamingResponse(exports.chunks(out), media_type=exports.FORMATS[fmt][1],
                                  headers={"content-disposition": f'attachment; filename="{name}"',

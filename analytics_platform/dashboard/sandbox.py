@@ -21,11 +21,21 @@ What decides, in order (DuckDB's own parser, binder and settings; no hand-writte
    call no function of ``DENIED_FUNCTIONS``. System views (``duckdb_databases``,
    ``sqlite_master``, ``pragma_*``), table functions (``read_csv``, ``glob``…) and file paths are
    refused whatever a CTE of the same name elsewhere is called.
+   **And parsed** (``json_serialize_sql``): DuckDB works out table functions' arguments and
+   LIMIT / OFFSET while binding, so they reach the plan as their values, computed on the shadow,
+   whose settings differ from the real connection's (``access_mode``, ``temp_directory``…):
+   ``query(case when current_setting('access_mode') = 'read_only' then … else 'select 1' end)``
+   was checked as ``select 1`` and ran the other branch. So the query as written may name no
+   function of ``DENIED_FUNCTIONS`` anywhere; those expressions may call only pure functions
+   (``stability`` CONSISTENT: the same value on both connections) and hold no subquery; and
+   ``query()`` / ``query_table()`` take plain literals only, ``query()``'s SQL checked the same
+   way.
 4. **The connection that runs it** is read-only, reads files only in the lake folders of the
    warehouse's views (``allowed_directories`` with ``enable_external_access = false``), loads no
    extension and no persistent secret, caps memory, temp space and threads, and locks its
    configuration before the query arrives. Error messages never show the data folder's path.
-5. The result is cut at ``max_rows`` (and refused above ``MAX_RESULT_BYTES``); DuckDB's
+5. The result is cut at ``max_rows`` (and refused above ``MAX_RESULT_BYTES`` or
+   ``MAX_RESULT_VALUES``, the second for the dashboard's conversion to Python rows); DuckDB's
    interrupt stops the query at ``timeout_s``, the kill a second later at the latest.
 """
 
@@ -55,6 +65,10 @@ ALLOWED_TABLE_FUNCTIONS = {"range", "generate_series", "unnest", "json_each", "j
 # writes. ``getenv`` exists only in DuckDB's CLI, and is listed in case that changes.
 DENIED_FUNCTIONS = {"current_setting", "getenv", "which_secret", "json_serialize_plan",
                     "json_execute_serialized_sql", "write_log"}
+# Table functions that bind to other SQL (``query``) or tables (``query_table``) named by their
+# argument: the plan shows what that bound to, so the argument must be the same on the shadow and
+# on the real connection: a plain literal.
+QUERY_FUNCTIONS = {"query", "query_table"}
 
 # The worker's limits. DuckDB's buffer pool (joins, sorts, aggregates; beyond it they spill to
 # the temp folder) and, under it, the kernel's cap on the whole process: the Python interpreter
@@ -65,6 +79,12 @@ ADDRESS_SPACE_BYTES = 3 * 2**30
 TEMP_LIMIT = "1GiB"
 THREADS = 2
 MAX_RESULT_BYTES = 64 * 2**20
+# The dashboard turns the result into Python objects, ~20-130 bytes per value, each element of a
+# list, map or struct one (and the list itself another), where the Arrow bytes above count 1 bit
+# per boolean: ``list_resize([true], 50000000, true)`` was 12 MiB of Arrow, grew the dashboard
+# by 3.3 GB and took 17 s. Two million values converted in 0.2-1.5 s and grew it by 43-256 MB
+# (booleans in a list; floats in a list; 1M rows of an integer and its text).
+MAX_RESULT_VALUES = 2_000_000
 # The worker says STARTED once its connections are set up, before it checks the query (0.5 s
 # after it is spawned: 0.3 s of that is importing DuckDB); it is killed if that takes longer
 # than SETUP_LIMIT_S, or if it still runs KILL_GRACE_S after its own interrupt was due.
@@ -179,7 +199,60 @@ def check_query(sql: str, shadow: duckdb.DuckDBPyConnection) -> str:
             name = str(((node["qname"] or {}).get("path") or ["?"])[-1]).lower()
             if name in DENIED_FUNCTIONS:
                 raise PlaygroundError(f"The function {name}() is not allowed here.")
+    pure = {r[0] for r in shadow.execute(
+        "SELECT lower(function_name) FROM duckdb_functions() WHERE function_type = 'scalar' "
+        "GROUP BY ALL HAVING bool_or(stability = 'CONSISTENT')").fetchall()}
+    _check_parsed(query, shadow, pure)
     return query
+
+
+def _check_parsed(query: str, shadow: duckdb.DuckDBPyConnection, pure: set[str]) -> None:
+    """Refuse what the plan cannot show: DuckDB's parse tree of ``query`` (arguments as written)
+    names a function of DENIED_FUNCTIONS, or an expression DuckDB evaluates while binding (a
+    table function's argument, LIMIT, OFFSET) is not built of literals and ``pure`` functions,
+    or ``query()`` / ``query_table()`` take anything but literals (``query()``'s SQL is checked
+    here too)."""
+    tree = json.loads(shadow.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
+    if tree.get("error"):
+        message = str(tree.get("error_message", "cannot parse")).splitlines()[0]
+        raise PlaygroundError(f"SQL error: this query cannot be checked ({message}).")
+    for node in _plan_nodes(tree["statements"]):
+        name = node.get("function_name")
+        if isinstance(name, str) and name.lower() in DENIED_FUNCTIONS:
+            raise PlaygroundError(f"The function {name.lower()}() is not allowed here.")
+        if node.get("type") == "TABLE_FUNCTION":
+            function = node.get("function") or {}
+            name = str(function.get("function_name", "?")).lower()
+            for arg in function.get("arguments") or []:
+                expr = arg.get("expression") or {}
+                if name in QUERY_FUNCTIONS:
+                    literal = expr.get("literal") or {}
+                    if expr.get("class") != "CONSTANT":
+                        raise PlaygroundError(f"{name}() takes plain literals here, like "
+                                              f"{name}('sessions').")
+                    if name == "query" and literal.get("kind") == "STRING":
+                        _check_parsed(str(literal.get("text")), shadow, pure)
+                _bound_constant(expr, f"the arguments of {name}()", pure)
+        elif str(node.get("type", "")).startswith("LIMIT") and "limit" in node:
+            for key in ("limit", "offset"):
+                if node.get(key):
+                    _bound_constant(node[key], "LIMIT and OFFSET", pure)
+
+
+def _bound_constant(expr: Any, where: str, pure: set[str]) -> None:
+    """Refuse ``expr`` (a parse tree) unless it holds no subquery and calls only ``pure``
+    functions: DuckDB evaluates it while binding, so its value, not the expression, reaches
+    the plan, and it must have the same value on the shadow and on the real connection."""
+    for node in _plan_nodes(expr):
+        if node.get("class") == "SUBQUERY":
+            raise PlaygroundError(f"No subquery in {where}: DuckDB works them out before the "
+                                  "query is checked. Write constants there.")
+        if node.get("class") == "FUNCTION":
+            name = str(node.get("function_name", "?")).lower()
+            if name not in pure:
+                raise PlaygroundError(f"The function {name}() is not allowed in {where}: DuckDB "
+                                      "works them out before the query is checked. Write "
+                                      "constants there.")
 
 
 def _without_terminator(statement: str) -> str:
@@ -270,10 +343,36 @@ def _execute(request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         raise PlaygroundError(f"The result is {table.nbytes / 2**20:,.0f} MiB, more than the "
                               f"playground's {MAX_RESULT_BYTES // 2**20} MiB: select fewer "
                               "columns or rows.")
+    values = sum(_values(chunk) for column in table.columns for chunk in column.chunks)
+    if values > MAX_RESULT_VALUES:
+        raise PlaygroundError(f"The result holds {values:,} values (each element of a list, map "
+                              f"or struct counts), more than the playground's "
+                              f"{MAX_RESULT_VALUES:,}: select fewer columns or rows, or "
+                              "shorter lists.")
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return {"columns": columns, "truncated": truncated}, sink.getvalue()
+
+
+def _values(array: Any) -> int:
+    """How many values the dashboard will make of an Arrow ``array`` (a column's chunk): one a
+    row, and, inside, one per element of a list or map and per field of a struct."""
+    import pyarrow as pa
+
+    kind = array.type
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_map(kind):
+        # offsets, not flatten(): a map has no flatten, and a sliced array's child is whole
+        start, end = array.offsets[0].as_py(), array.offsets[len(array)].as_py()
+        items = array.values.slice(start, end - start)
+        if pa.types.is_map(kind):  # its keys and values (a dict), no struct of the two
+            return len(array) + sum(_values(field) for field in items.flatten())
+        return len(array) + _values(items)
+    if pa.types.is_fixed_size_list(kind):
+        return len(array) + _values(array.flatten())
+    if pa.types.is_struct(kind):
+        return len(array) + sum(_values(field) for field in array.flatten())
+    return len(array)
 
 
 def _worker() -> None:

@@ -2,6 +2,7 @@
 tables and columns to write them from."""
 
 import re
+from collections.abc import Hashable
 
 import pandas as pd
 import plotly.express as px
@@ -15,6 +16,16 @@ from analytics_platform.dashboard.sandbox import PlaygroundError, run_query
 # Columns that name a row rather than measure it: never the chart's default value.
 KEYISH = re.compile(r"(^|_)(id|key|offset|step|steps|week|month|year|day|date|hour|minute|"
                     r"rank|order|version|width)$")
+
+
+def distinct_names(columns: pd.Index) -> list[str]:
+    """``columns`` with the second and later of a name numbered: page_path, page_path (2)."""
+    seen: dict[str, int] = {}
+    names = []
+    for c in map(str, columns):
+        seen[c] = seen.get(c, 0) + 1
+        names.append(c if seen[c] == 1 else f"{c} ({seen[c]})")
+    return names
 
 frame = current()
 header("SQL playground")
@@ -42,16 +53,22 @@ if st.button("Run", type="primary", key="run") or st.session_state.get("ran") ==
         df = pd.DataFrame(res.rows, columns=res.columns)
         if res.truncated:
             st.warning("Only the first 10,000 rows are shown.")
-        numeric = [c for c in df.select_dtypes("number").columns if c != df.columns[0]]
-        # a chart only when each row is one bar: a first column of labels, each once
-        if len(df.columns) >= 2 and numeric and df.columns[0] not in df.select_dtypes(
-                "number").columns and df[df.columns[0]].is_unique and 1 < len(df) <= 500:
+        # A join may select two columns of one name (a.page_path, b.page_path): the table shown
+        # (Arrow) and the chart need distinct names; the CSV keeps the query's.
+        shown = df.set_axis(distinct_names(df.columns), axis=1)
+        first = shown.iloc[:, 0]
+        numeric = [c for c in shown.select_dtypes("number").columns if c != shown.columns[0]]
+        # a chart only when each row is one bar: a first column of labels, each once (values
+        # that hash only: a list column's do not)
+        if (numeric and shown.columns[0] not in shown.select_dtypes("number").columns
+                and 1 < len(shown) <= 500 and all(isinstance(v, Hashable) for v in first)
+                and first.is_unique):
             measures = [c for c in numeric if not KEYISH.search(c)] or numeric
             y = st.selectbox("Chart", measures, key=f"chart_{example}",
-                             format_func=lambda c: f"{c} by {df.columns[0]}")
-            fig = px.bar(df, x=df.columns[0], y=y)
+                             format_func=lambda c: f"{c} by {shown.columns[0]}")
+            fig = px.bar(shown, x=shown.columns[0], y=y)
             fig.update_layout(height=300, margin={"l": 0, "r": 0, "t": 10, "b": 0})
             st.plotly_chart(fig, width="stretch", key="sql_chart")
-        st.dataframe(df, hide_index=True, width="stretch")
+        st.dataframe(shown, hide_index=True, width="stretch")
         st.download_button("Download CSV", df.to_csv(index=False).encode(),
                            file_name="query.csv", mime="text/csv", key="download")

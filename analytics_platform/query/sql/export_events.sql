@@ -5,7 +5,9 @@
 -- rare retries that arrived in another hour: the event_ids seen in more than one file are found
 -- with an aggregate, the copy that counts among those few rows with the same window as the
 -- view, and every other row passes as it is.
--- reads:  {files}: the glob of events/hour=*/part.parquet, as a SQL literal; $first, $after
+-- reads:  {files}: the glob of the files the warehouse's events view reads (its published
+--         snapshot, events/_published/<gen>/*.parquet: export.published_files), as a SQL
+--         literal; $first, $after
 --         (the UTC days of ts: first inclusive, after exclusive)
 WITH raw AS (
     SELECT * FROM read_parquet({files}, union_by_name = true, hive_partitioning = false)
