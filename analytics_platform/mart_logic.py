@@ -72,14 +72,17 @@ def funnel_sql(funnel: Funnel) -> str:
         f"SELECT {k} AS step, {_lit(s.name)} AS step_name, (SELECT count(*) FROM step{k}) "
         f"AS sessions" for k, s in enumerate(funnel.steps, start=1)
     )
+    # pct_of_previous: step 1 has no previous step, so it is 1 by definition (CONTRACT §5),
+    # even on a day no session reached it, where dividing step 1 by itself gave 0.
     return f"""
     WITH {", ".join(ctes)},
     counts AS ({counts})
     SELECT $date::DATE AS date, {_lit(funnel.name)} AS funnel, step, step_name, sessions,
            coalesce(sessions / nullif(first(sessions) OVER (ORDER BY step), 0), 0)
                AS pct_of_start,
-           coalesce(sessions / nullif(lag(sessions, 1, sessions) OVER (ORDER BY step), 0), 0)
-               AS pct_of_previous
+           CASE WHEN step = 1 THEN 1
+                ELSE coalesce(sessions / nullif(lag(sessions) OVER (ORDER BY step), 0), 0)
+           END AS pct_of_previous
     FROM counts
     """
 

@@ -90,9 +90,9 @@ def simple_funnels() -> str:
         parts.append(
             f"WITH {', '.join(ctes)}, counts AS ({counts}) SELECT '2026-03-02'::DATE AS date, "
             f"{_lit(f.name)} AS funnel, step, step_name, sessions, coalesce(sessions / nullif("
-            f"first(sessions) OVER (ORDER BY step), 0), 0) AS pct_of_start, coalesce(sessions / "
-            f"nullif(lag(sessions, 1, sessions) OVER (ORDER BY step), 0), 0) AS pct_of_previous "
-            f"FROM counts")
+            f"first(sessions) OVER (ORDER BY step), 0), 0) AS pct_of_start, CASE WHEN step = 1 "
+            f"THEN 1 ELSE coalesce(sessions / nullif(lag(sessions) OVER (ORDER BY step), 0), 0) "
+            f"END AS pct_of_previous FROM counts")
     return " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts) + " ORDER BY funnel, step"
 
 

@@ -38,7 +38,7 @@ BATCH_ROWS = 16_384
 class RawLines:
     """The lines of some raw objects: ``lines`` has columns obj (index into the objects given to
     :func:`read_lines`), pos (0-based line number in its object) and line (bytes, *with* its
-    trailing ``\\n``; blank lines are dropped)."""
+    trailing ``\\n``; blank lines, empty or of JSON whitespace alone, are dropped)."""
 
     lines: pa.Table
     # objects (or their tails) that could not be decompressed: the object, the error, and the
@@ -129,6 +129,14 @@ def _decompress(data: bytes) -> _Text:
     return _Text(text, np.concatenate(ends) if ends else np.empty(0, np.int64), error)
 
 
+# JSON's whitespace but the newline, which ends every line (RFC 8259 §2).
+_JSON_SPACE = b" \t\r"
+
+
+def _is_space(b: np.ndarray) -> np.ndarray:
+    return (b == 0x20) | (b == 0x09) | (b == 0x0D)
+
+
 _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="gunzip")
 _SCHEMA = pa.schema({"obj": pa.int32(), "pos": pa.int64(), "line": pa.large_binary()})
 
@@ -143,7 +151,22 @@ def _lines(obj: int, t: _Text) -> pa.Table:
     table = pa.table([pa.array(np.full(len(starts), obj, np.int32)),
                       pa.array(np.arange(len(starts), dtype=np.int64)), line_array],
                      schema=_SCHEMA)
-    keep = ends > starts  # blank lines are no records ("\r\n" is left to the JSON parser)
+    # Blank lines are no records (CONTRACT §2): empty ones, and those of JSON whitespace alone
+    # (space, tab, CR; "   " or the "\r" of an extra CRLF), which the JSON parser would call
+    # invalid_json. Filtered after numbering, so the other lines keep their `pos` (raw_pos
+    # counts every line of the object). A whitespace-only line starts and ends with
+    # whitespace, and a record almost never does (a CRLF record ends with "\r" but starts
+    # with "{"): two comparisons per line, and only the lines that do both are looked at in
+    # full, in Python.
+    keep = ends > starts
+    buf = np.frombuffer(t.text, dtype=np.uint8)
+    # (an empty line's `last` is another line's newline, or the text's last byte for a first
+    # line: it is dropped already)
+    first, last = buf[starts], buf[ends - 1]
+    maybe = np.flatnonzero(keep & _is_space(first) & _is_space(last))
+    for i in maybe.tolist():
+        if not t.text[starts[i] : ends[i]].strip(_JSON_SPACE):
+            keep[i] = False
     return table if keep.all() else table.filter(pa.array(keep))
 
 
