@@ -29,10 +29,12 @@ ORDER BY step""",
 SELECT cohort_week, week_offset, cohort_size, visitors, round(retention, 3) AS retention
 FROM cohort_retention
 ORDER BY cohort_week, week_offset""",
+    # from the sessions, not attribution_daily: its visitors are per day, and a sum over days
+    # counts a visitor who came back on another day once per day
     "Which campaigns bring visitors": """\
-SELECT campaign, source, sum(sessions) AS sessions, sum(visitors) AS visitors,
-       sum(conversions) AS conversions
-FROM attribution_daily
+SELECT campaign, source, count(*) AS sessions, count(DISTINCT visitor_key) AS visitors,
+       count(*) FILTER (converted) AS conversions
+FROM sessions
 WHERE campaign <> '(none)'
 GROUP BY ALL
 ORDER BY sessions DESC""",

@@ -128,6 +128,30 @@ def has_column(table: str, column: str) -> bool:
     return column in set(cols.column_name)
 
 
+NO_PAGE_VIEW = "no page view of it in this warehouse"
+TOP_PAGES_HELP = ("Sessions that viewed the page. The list holds the 200 most viewed pages; type "
+                  "any other page's path (e.g. /blog/post) to filter on it.")
+
+
+def page_viewed(page: str) -> bool:
+    """Whether the warehouse has a page view of ``page`` (in pages_daily, which the choices'
+    pages come from, so a page of the list and a page checked here mean the same). Asked only
+    for a page the 200 choices lack, so a page view costs no query more (issue 21)."""
+    return bool(query("SELECT count(*) > 0 AS viewed FROM pages_daily WHERE page_path = $p",
+                      {"p": page}).viewed.iloc[0])
+
+
+def _asked_pages() -> list[str]:
+    """The pages this run may filter on: the page widget's value (the reader's choice, typed
+    or picked, or the kept one), the kept one, or on a session's first run the address's."""
+    if _CHOSEN in st.session_state:
+        asked = [st.session_state.get("page"), st.session_state[_CHOSEN].get("page")]
+    else:
+        keep_address()
+        asked = list(st.session_state[_ADDRESS].get("page", []))
+    return list(dict.fromkeys(p for p in asked if isinstance(p, str) and p != ANY_PAGE))
+
+
 COUNTRY_MISSING = ("Not in this warehouse yet: its sessions have no country (CONTRACT §4); "
                    "backfill with the current version to add it.")
 
@@ -170,8 +194,10 @@ def _from_address(address: dict[str, list[str]], lo: date, hi: date,
     for name, param, label in Q.FILTERS:
         asked = address.get(param, [])
         known = [v for v in asked if v in options[name]]
+        # a page is among the options when it has a page view at all (sidebar_filters), so
+        # one that is not has none: say that, not that it is missing from a list of choices
         why = ("this warehouse has no country yet" if name == "countries" and not options[name]
-               else "not in this warehouse")
+               else NO_PAGE_VIEW if name == "page" else "not in this warehouse")
         ignored += [f"{label.lower()} “{v}” ({why})" for v in asked if v not in options[name]]
         if known:
             values[name] = known[0] if name in ("page", "goal") else known
@@ -237,8 +263,21 @@ def sidebar_filters(wh: Q.Warehouse, view: View, lo: date, hi: date) -> Q.Filter
     found = query(Q.COUNTRY_CHOICES).countries.iloc[0] if country else None
     opts["countries"] = list(found) if found is not None else []
     opts["goal"] = list(configured_goals())
+    # A page outside the 200 choices (a shared link's, a typed one) joins them when the
+    # warehouse has a view of it: the address applies it, the selectbox can show it.
+    unknown = []
+    for page in _asked_pages():
+        if page not in opts["page"]:
+            if page_viewed(page):
+                opts["page"].append(page)
+            else:
+                unknown.append(page)
     sb = st.sidebar
+    first_run = _CHOSEN not in st.session_state
     _kept_values(lo, hi, opts)
+    if unknown and not first_run:  # typed by the reader (the address's are said below)
+        sb.warning("Page filter not applied: " + "; ".join(
+            f"“{p}” ({NO_PAGE_VIEW})" for p in unknown))
     if st.session_state.get(_IGNORED):
         sb.warning("Not applied from the address: " + "; ".join(st.session_state[_IGNORED]))
     first_default = max(lo, hi - timedelta(days=13))
@@ -248,7 +287,8 @@ def sidebar_filters(wh: Q.Warehouse, view: View, lo: date, hi: date) -> Q.Filter
     values: dict[str, Any] = {}
     for name, _, label in Q.FILTERS:
         if name == "page":
-            v = sb.selectbox(label, [ANY_PAGE, *opts["page"]], key=name)
+            v = sb.selectbox(label, [ANY_PAGE, *opts["page"]], key=name,
+                             accept_new_options=True, help=TOP_PAGES_HELP)
             values[name] = None if v == ANY_PAGE else v
         elif name == "goal":
             v = sb.selectbox(label, [ANY_GOAL, *opts["goal"]], key=name,
@@ -304,22 +344,53 @@ def header(title: str, dated: bool = True) -> Q.Filters | None:
     for reason, names in by_reason.items():
         st.warning(f"Not applied on this view: {', '.join(names)}. {reason}")
     if DATES not in f.view.off:
-        note = provisional(filters.end)
+        note = provisional(filters.start, filters.end)
         if note:
             st.caption(note)
     return filters
 
 
-def provisional(end: date, now: datetime | None = None) -> str:
-    """The caption saying which numbers may still change, when the range reaches today."""
+def final_from(day: date) -> datetime:
+    """When ``day``'s sessions stop changing (CONTRACT §4, "Late events"): once the raw hours
+    through D + 1 day + late_arrival_hours (the end of its window, partitions.session_window,
+    not imported: the dashboard never loads Dagster) are processed, the last of them at
+    :schedule_minute past the hour after it (01:10 two days later with the defaults)."""
+    window_end = datetime.combine(day, datetime.min.time(), UTC) + timedelta(
+        days=1, hours=settings.late_arrival_hours())
+    return window_end + timedelta(hours=1, minutes=settings.schedule_minute())
+
+
+def provisional_days(start: date, end: date, now: datetime | None = None) -> list[date]:
+    """The days of ``start`` – ``end`` whose numbers may still change at ``now``: a day whose
+    window has not closed yet (:func:`final_from`), today and the days before it too."""
     now = now or datetime.now(UTC)
-    if end < now.date():
+    days: list[date] = []
+    day = end
+    while day >= start and final_from(day) > now:  # the later a day, the later it is final
+        days.insert(0, day)
+        day -= timedelta(days=1)
+    return days
+
+
+def provisional(start: date, end: date, now: datetime | None = None) -> str:
+    """The caption saying which days of the range may still change, and why."""
+    now = now or datetime.now(UTC)
+    days = provisional_days(start, end, now)
+    if not days:
         return ""
-    minute = settings.schedule_minute()
-    return (f"⏳ **{now:%d %b} (today, UTC) is provisional:** the pipeline adds each hour at "
-            f":{minute:02d} past the next, so the last hour or more is not counted yet, and a "
-            "visit still going on counts as it stood then (often a one-page bounce, not "
-            "converted) until the next run.")
+    first, last = days[0], days[-1]
+    span = (f"{first:%d %b}" if first == last
+            else f"{first:%d %b} – {last:%d %b}")
+    text = (f"⏳ **{span} (UTC) {'is' if first == last else 'are'} provisional:** a day's "
+            f"numbers are final only once the pipeline has counted the events that arrive up to "
+            f"{settings.late_arrival_hours()} h after the next day (late events, CONTRACT §4); "
+            f"{first:%d %b} is final from {final_from(first):%d %b %H:%M} UTC.")
+    if last >= now.date():
+        minute = settings.schedule_minute()
+        text += (f" Today: the pipeline adds each hour at :{minute:02d} past the next, so the "
+                 "last hour or more is not counted yet, and a visit still going on counts as it "
+                 "stood then (often a one-page bounce, not converted) until the next run.")
+    return text
 
 
 def comparison(f: Q.Filters, before_sessions: float | None) -> str:

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pyarrow as pa
 
+from analytics_platform import sql
+from analytics_platform.defs.events.reader import read_lines
 from analytics_platform.defs.events.user_agents import detect_bots
 from analytics_platform.duck import connect
 from analytics_platform.lake import hours_between, open_raw_lake
@@ -18,22 +20,29 @@ WINDOW = timedelta(minutes=30)
 # started at most a Firehose buffer (up to 15 minutes) before.
 SLACK = timedelta(minutes=15)
 
-# Raw records, so page paths go through the pipeline's own cleaning (duck.py's clean_path: no
-# query string, no address) before anything is shown; a visit is its session_id, or without
-# consent its visitor_hash (the pipeline's sessions come later).
-ACTIVITY_SQL = """
-WITH recent AS (
-    SELECT * FROM read_json($files, format = 'newline_delimited', compression = 'gzip',
-                            columns = {event_type: 'VARCHAR', event_id: 'VARCHAR',
-                                       session_id: 'VARCHAR', visitor_hash: 'VARCHAR',
-                                       page_path: 'VARCHAR', ingest_ts: 'VARCHAR',
-                                       user_agent: 'VARCHAR'},
-                            ignore_errors = true)
-    WHERE try_cast(ingest_ts AS TIMESTAMPTZ) >= $since
+# Raw records, read as the pipeline reads them: its reader's lines (reader.py) and its
+# records.sql, which splits records written back to back on one line ("}{") that a
+# newline-delimited reader drops as one invalid line, though the pipeline counts each. Page
+# paths go through the pipeline's own cleaning (duck.py's clean_path: no query string, no
+# address) before anything is shown; a visit is its session_id, or without consent its
+# visitor_hash (the pipeline's sessions come later). A piece that is not JSON is left out.
+ACTIVITY_SQL = f"""
+WITH records AS ({sql.load("events/records", lines="raw_lines")}),
+parsed AS (
+    -- NULL, not an error, for a piece that is not JSON, wherever DuckDB evaluates a filter
+    SELECT CASE WHEN json_valid(text) THEN text::JSON END AS j FROM records
+),
+recent AS (
+    SELECT j->>'event_type' AS event_type, j->>'event_id' AS event_id,
+           j->>'session_id' AS session_id, j->>'visitor_hash' AS visitor_hash,
+           j->>'page_path' AS page_path, j->>'ingest_ts' AS ingest_ts,
+           j->>'user_agent' AS user_agent
+    FROM parsed WHERE j IS NOT NULL
 )
 SELECT event_type, event_id, coalesce(session_id, visitor_hash) AS visit,
        clean_path(page_path) AS page_path, ingest_ts, coalesce(user_agent, '') AS user_agent
-FROM (SELECT DISTINCT ON (event_id) * FROM recent)
+FROM (SELECT DISTINCT ON (event_id) * FROM recent
+      WHERE try_cast(ingest_ts AS TIMESTAMPTZ) >= $since)
 """
 
 
@@ -60,10 +69,15 @@ def recent_activity(raw_url: str, now: datetime) -> Activity:
                      pd.DataFrame(columns=["page_path", "pageviews"]))
     if not objects:
         return empty
-    with lake.local_paths(objects) as paths:
-        con = connect()  # UTC and the pipeline's macros (clean_path), its memory bound
-        df = con.execute(ACTIVITY_SQL, {"files": [str(p) for p in paths], "since": since}).df()
-        con.close()
+    raw = read_lines(lake, objects)  # a damaged object: what decompresses of it, as the pipeline
+    con = connect()  # UTC and the pipeline's macros (clean_path), its memory bound
+    con.register("raw_lines", raw.lines)
+    con.register("raw_objects", pa.table({  # records.sql's raw_hour (not used here)
+        "obj": pa.array(range(len(objects)), pa.int32()), "key": [o.key for o in objects],
+        "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o in objects],
+                             pa.timestamp("us"))}))
+    df = con.execute(ACTIVITY_SQL, {"since": since}).df()
+    con.close()
     if df.empty:
         return empty
     agents = df.user_agent.drop_duplicates()

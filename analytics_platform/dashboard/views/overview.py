@@ -1,7 +1,8 @@
 """Overview: the KPIs against the period before, visitors over time, top, entry and exit pages."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -13,10 +14,12 @@ from analytics_platform.dashboard.frame import (
     duration,
     header,
     pct,
+    provisional_days,
     query,
     show_table,
     stats,
 )
+from analytics_platform.query.stats import time_labels
 
 filters = header("Overview")
 now = stats(Q.kpis(filters)).iloc[0]
@@ -43,14 +46,27 @@ series = stats(Q.series(filters, hourly))
 if series.empty:
     st.info("No sessions match these filters.")
 else:
+    # The query has a row per bucket with sessions only: every bucket of the range, 0 where
+    # none started, or the line would be drawn straight across a day or hour without any.
+    # Not past the current hour: the hours to come have no sessions *yet* (one that has
+    # some all the same, a clock ahead, is kept).
+    today = datetime.now(UTC).replace(tzinfo=None)
+    buckets = pd.DatetimeIndex(pd.to_datetime(
+        time_labels("time:hour" if hourly else "time:day", filters.start, filters.end)),
+        name="period")
+    buckets = buckets[(buckets <= today) | buckets.isin(series.period)]
+    series = series.set_index("period").reindex(buckets, fill_value=0).reset_index()
     fig = px.line(series, x="period", y=["visitors", "sessions", "pageviews"], markers=True,
                   labels={"period": "hour (UTC)" if hourly else "day", "value": "",
                           "variable": ""})
-    today = datetime.now(UTC).replace(tzinfo=None)
-    if filters.end >= today.date():  # what the pipeline has not finished counting
-        fig.add_vrect(x0=today.replace(hour=0, minute=0, second=0, microsecond=0)
-                      if not hourly else today.replace(minute=0, second=0, microsecond=0),
-                      x1=today, fillcolor="grey", opacity=0.15, line_width=0,
+    # what may still change: every day whose window for late events is open (CONTRACT §4),
+    # shaded from its start to now (or the range's end)
+    late = provisional_days(filters.start, filters.end)
+    if late:
+        fig.add_vrect(x0=datetime.combine(late[0], datetime.min.time()),
+                      x1=min(today, datetime.combine(filters.end + timedelta(days=1),
+                                                     datetime.min.time())),
+                      fillcolor="grey", opacity=0.15, line_width=0,
                       annotation_text="provisional", annotation_position="top left")
     fig.update_layout(height=320, margin={"l": 0, "r": 0, "t": 10, "b": 0})
     st.plotly_chart(fig, width="stretch", key="series")

@@ -1,5 +1,7 @@
 -- The dashboard's filter choices: every source, medium, campaign, device type and browser, and
--- the 200 most viewed pages.
+-- the 200 most viewed pages. A page outside them (a shared link's, or typed in the page box) is
+-- looked up on its own, only then (dashboard/frame.py's page_viewed), so this query stays one
+-- cheap query per page view.
 -- reads:  sessions, pages_daily
 SELECT (SELECT list(DISTINCT source ORDER BY source) FROM sessions) AS sources,
        (SELECT list(DISTINCT medium ORDER BY medium) FROM sessions) AS mediums,
