@@ -99,7 +99,8 @@ SETTINGS: tuple[Setting, ...] = (
             "for the report's chart) and the channel's id"),
     Setting("ANALYTICS_SLACK_WEBHOOK_URL", "none",
             "Slack through an incoming webhook instead of a token (no chart)"),
-    Setting("ANALYTICS_SMTP_HOST, ANALYTICS_SMTP_PORT", "none, `587`",
+    Setting("ANALYTICS_SMTP_HOST, ANALYTICS_SMTP_PORT",
+            "none, `465` with ssl, `587` with starttls, `25` with none",
             "e-mail through this SMTP server (Amazon SES: its SMTP endpoint, "
             "`email-smtp.<region>.amazonaws.com`)"),
     Setting("ANALYTICS_SMTP_USER, ANALYTICS_SMTP_PASSWORD", "none",

@@ -293,15 +293,18 @@ def test_a_spike_is_told_once_then_its_end(
         assert median == 100
         numbers = got["hook"]["numbers"]
         assert (numbers["events"], numbers["median_same_hour_7d"], numbers["pageviews"],
-                numbers["top_source"], numbers["top_source_pageviews"]) == (
-            310, 100, 310, "news.ycombinator.com", 310)
+                numbers["sessions"], numbers["top_source"], numbers["top_source_sessions"],
+                numbers["top_source_pageviews"]) == (
+            310, 100, 310, 310, "news.ycombinator.com", 310, 310)
         assert got["hook"]["kind"] == "anomaly" and got["hook"]["status"] == "open"
         span = f"{spike:%H:00}–{spike + timedelta(hours=1):%H:00} UTC"
-        assert (f"Events {spike:%A} {spike.day} {spike:%B %Y}, {span}: 310 (page views 310), "
+        assert (f"Events {spike:%A} {spike.day} {spike:%B %Y}, {span}: 310 (page views 310, "
+                "sessions 310), "
                 f"about {310 / median:.1f} times a usual day at that hour "
                 "(median 100 over the 7 days before); top source"
                 in got["text"])
-        assert "top source: news.ycombinator.com (310 page views)" in got["text"]
+        assert ("top source: news.ycombinator.com (310 sessions, 310 page views)"
+                in got["text"])
         assert "https://analytics.example.com" in got["text"]
         assert got["mail"]["Subject"].startswith("Traffic spike: 310 events")
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import smtplib
 import ssl
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,25 @@ from slack_sdk.webhook import WebhookClient
 SLACK_API_URL = "https://slack.com/api/"
 CHART_CID = "chart@analytics-platform"
 TIMEOUT_SECONDS = 15
+# The port each kind of SMTP security listens on when none is given (RFC 8314: implicit TLS on
+# 465; RFC 6409: submission with STARTTLS on 587; plain SMTP relay on 25).
+SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
+
+
+def slack_escape(value: object) -> str:
+    """``value`` as literal text in Slack mrkdwn: Slack's three control characters escaped
+    (docs.slack.dev "Formatting text for app surfaces": &, < and > only, nothing else is
+    decoded), so ``<!channel>`` or ``<https://evil|label>`` from the data shows as typed instead
+    of pinging a channel or hiding a link. slack_sdk (3.48) has no helper for this."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_code(value: object) -> str:
+    """``value`` as inline code in Slack mrkdwn: escaped, and with its backticks (which would
+    end the code span and let the rest be read as formatting) and line breaks (a span does not
+    cross lines) replaced by look-alikes that cannot."""
+    text = re.sub(r"\s+", " ", str(value)).replace("`", "\u02cb")
+    return f"`{slack_escape(text)}`"
 
 
 @dataclass
@@ -52,11 +73,32 @@ class Message:
             out["image_png_base64"] = base64.b64encode(self.image).decode()
         return out
 
+    def slack_text(self) -> str:
+        """The text as Slack mrkdwn: :attr:`text` is plain words holding values from the data
+        (a utm_source, a run's error), each to be shown as typed, so all of it is escaped."""
+        return slack_escape(self.text)
+
     def slack_blocks(self) -> list[dict[str, Any]]:
+        """Slack blocks: :attr:`blocks` when given (built with :func:`slack_escape` and
+        :func:`slack_code` around every value from the data), else the title and the text."""
         if self.blocks is not None:
             return self.blocks
-        return [{"type": "header", "text": {"type": "plain_text", "text": self.title[:150]}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": self.text[:3000]}}]
+        return [{"type": "header", "text": {"type": "plain_text", "text": self.title[:150],
+                                            "emoji": False}},
+                {"type": "section", "text": {"type": "mrkdwn",
+                                             "text": self.slack_text()[:3000]}}]
+
+    def to_json(self) -> dict[str, Any]:
+        """The message as JSON (the alerts sensor keeps undelivered ones in its cursor);
+        :meth:`from_json` reads it back. Not for the report: its chart is not kept."""
+        if self.image is not None:
+            raise ValueError("a message with an image is not kept as JSON")
+        return {k: getattr(self, k) for k in ("kind", "status", "title", "text", "link",
+                                               "numbers", "html", "blocks")}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Message:
+        return cls(**d)
 
     def email(self, sender: str, to: list[str]) -> EmailMessage:
         msg = EmailMessage()
@@ -95,7 +137,7 @@ class Channels:
     slack_webhook_url: str | None = None
     slack_api_url: str = SLACK_API_URL
     smtp_host: str | None = None
-    smtp_port: int = 587
+    smtp_port: int | None = None  # None: SMTP_PORTS[smtp_security]
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_security: str = "starttls"
@@ -123,32 +165,61 @@ class Channels:
             out.append("email")
         return out
 
-    def send(self, message: Message, log: Callable[[str], None] = print) -> dict[str, str]:
-        """Send ``message`` to every channel; returns the errors by channel (empty: all
-        delivered). One channel failing does not keep the message from the others."""
-        errors = {}
+    @property
+    def port(self) -> int:
+        """The SMTP port: the one configured, else the usual one for ``smtp_security``."""
+        return self.smtp_port if self.smtp_port is not None else SMTP_PORTS[self.smtp_security]
+
+    def deliver(self, name: str, message: Message) -> str | None:
+        """Send ``message`` to the channel ``name``. Raises when it was not delivered; returns
+        what went wrong when it was delivered only in part (an e-mail recipient refused), else
+        None. A partial delivery is not to be retried: the rest already has the message."""
+        out = getattr(self, f"_send_{name}")(message)
+        return out or None
+
+    def send(self, message: Message, log: Callable[[str], None] = print) -> Outcome:
+        """Send ``message`` to every channel. One channel failing does not keep the message
+        from the others; each failure, and each partial delivery, is logged."""
+        outcome = Outcome()
         for name in self.names():
             try:
-                getattr(self, f"_send_{name}")(message)
+                partial = self.deliver(name, message)
             except Exception as e:  # a channel down must not hide the message from the rest
-                errors[name] = f"{type(e).__name__}: {e}"
-                log(f"alert '{message.title}' not delivered to {name}: {errors[name]}")
-        return errors
+                outcome.errors[name] = f"{type(e).__name__}: {e}"
+                log(f"alert '{message.title}' not delivered to {name}: {outcome.errors[name]}")
+                continue
+            outcome.delivered.append(name)
+            if partial:
+                outcome.errors[name] = partial
+                log(f"alert '{message.title}' delivered to {name} in part: {partial}")
+        return outcome
 
     def _send_webhook(self, message: Message) -> None:
         assert self.webhook_url
         req = urllib.request.Request(
             self.webhook_url, data=json.dumps(message.payload()).encode(), method="POST",
             headers={"Content-Type": "application/json", "User-Agent": "analytics-platform"})
-        with urllib.request.urlopen(req, timeout=TIMEOUT_SECONDS) as resp:
-            resp.read()  # urlopen raises on 4xx/5xx
+        # Redirects are not followed: urllib would follow a 301/302 with a GET without the body,
+        # and the 200 of whatever page answers that GET would count as delivered while the
+        # alert is lost. A 3xx is an error naming where the webhook moved.
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(req, timeout=TIMEOUT_SECONDS) as resp:
+                resp.read()  # 4xx/5xx raise HTTPError
+        except urllib.error.HTTPError as e:
+            if 300 <= e.code < 400:
+                raise RuntimeError(
+                    f"webhook answered {e.code} {e.reason}, redirecting to "
+                    f"{e.headers.get('Location')!r}: not followed (the alert would be lost "
+                    "in a GET); set the webhook URL to the address it redirects to") from None
+            raise
 
     def _send_slack(self, message: Message) -> None:
         if self.slack_token:
             assert self.slack_channel
             client = SlackClientResource(token=self.slack_token,
                                          base_url=self.slack_api_url).get_client()
-            client.chat_postMessage(channel=self.slack_channel, text=message.text,
+            client.chat_postMessage(channel=self.slack_channel, text=message.slack_text(),
                                     blocks=message.slack_blocks(), unfurl_links=False)
             if message.image is not None:
                 client.files_upload_v2(channel=self.slack_channel, content=message.image,
@@ -156,22 +227,44 @@ class Channels:
             return
         assert self.slack_webhook_url
         resp = WebhookClient(self.slack_webhook_url, timeout=TIMEOUT_SECONDS).send(
-            text=message.text, blocks=message.slack_blocks())
+            text=message.slack_text(), blocks=message.slack_blocks())
         if resp.status_code != 200:
             raise RuntimeError(f"Slack webhook answered {resp.status_code}: {resp.body}")
 
-    def _send_email(self, message: Message) -> None:
+    def _send_email(self, message: Message) -> str | None:
         assert self.smtp_host and self.email_from
         email = message.email(self.email_from, list(self.email_to))
         if self.smtp_security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.smtp_host, self.smtp_port,
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.smtp_host, self.port,
                                                   timeout=TIMEOUT_SECONDS,
                                                   context=ssl.create_default_context())
         else:
-            smtp = smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=TIMEOUT_SECONDS)
+            smtp = smtplib.SMTP(self.smtp_host, self.port, timeout=TIMEOUT_SECONDS)
         with smtp:
             if self.smtp_security == "starttls":
                 smtp.starttls(context=ssl.create_default_context())
             if self.smtp_user:
                 smtp.login(self.smtp_user, self.smtp_password or "")
-            smtp.send_message(email)
+            # send_message raises when every recipient is refused; when only some are, it
+            # returns them ({address: (code, reply)}) and the others got the message
+            refused = smtp.send_message(email)
+        if refused:
+            return "recipients refused: " + "; ".join(
+                f"{addr} ({code} {reply.decode(errors='replace')})"
+                for addr, (code, reply) in sorted(refused.items()))
+        return None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> None:
+        return None  # urllib then raises the 3xx as an HTTPError
+
+
+@dataclass
+class Outcome:
+    """What :meth:`Channels.send` did: the channels that took the message (some of them maybe
+    in part), and what went wrong, by channel (failures and partial deliveries)."""
+
+    delivered: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)

@@ -10,11 +10,16 @@ Three kinds, each judged by what already defines it:
 - ``run:<job>``: the latest finished run of a job failed (it ends when a later run succeeds).
 
 An incident is a key in the sensor's cursor from the tick that opened it to the tick that saw
-it end: one message each way, whatever the number of ticks in between.
+it end: one message each way, whatever the number of ticks in between. A message waits in the
+cursor's outbox until every channel has taken it, each delivery written down as it happens
+(:class:`Ledger`), so a slow channel delays a message without repeating it on the others.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,13 +60,16 @@ def observe_traffic(lake: LakeResource, pipeline: PipelineSettings) -> Observati
     views and top source when it is anomalous."""
     result = event_checks.events_hourly_volume(lake=lake, pipeline=pipeline)
     facts = _meta(result)
-    if not result.passed:
+    if not result.passed and "hour" in facts:
         hour = datetime.strptime(facts["hour"], "%Y-%m-%d %H:00").replace(tzinfo=UTC)
         files = lake.open().existing("events", [hour_folder(hour)])
-        pageviews, top, top_n = duckdb.execute(sql.load("alerts/hour_detail"),
-                                               {"files": files}).fetchall()[0]
-        facts |= {"pageviews": int(pageviews), "top_source": top,
-                  "top_source_pageviews": int(top_n or 0)}
+        before = lake.open().existing("events", [hour_folder(hour - timedelta(hours=1))])
+        pageviews, sessions, top, top_sessions, top_views = duckdb.execute(
+            sql.load("alerts/hour_detail"), {"files": files, "window": before + files}
+        ).fetchall()[0]
+        facts |= {"pageviews": int(pageviews or 0), "sessions": int(sessions or 0),
+                  "top_source": top, "top_source_sessions": int(top_sessions or 0),
+                  "top_source_pageviews": int(top_views or 0)}
     return Observation("traffic", not result.passed, facts)
 
 
@@ -156,9 +164,10 @@ def opened(obs: Observation, links: Links) -> Message:
     if obs.key == "traffic":
         hour, n, median = _hour(f), int(f["events"]), float(f["median_same_hour_7d"])
         what = "spike" if n > median else "drop"
-        text = (f"Events {_hour_span(hour)}: {n:,} (page views {f['pageviews']:,}), "
-                f"{_against_usual(n, median)}; top source: "
-                f"{f['top_source']} ({f['top_source_pageviews']:,} page views).\n"
+        text = (f"Events {_hour_span(hour)}: {n:,} (page views {f['pageviews']:,}, sessions "
+                f"{f['sessions']:,}), {_against_usual(n, median)}; top source: "
+                f"{f['top_source']} ({f['top_source_sessions']:,} sessions, "
+                f"{f['top_source_pageviews']:,} page views).\n"
                 f"Robust z-score {f['robust_z']} (alert above {f['threshold']:g}).\n{dash}")
         return Message("anomaly", "open", f"Traffic {what}: {n:,} events "
                        f"{hour:%a %d %b %H:00}–{hour + timedelta(hours=1):%H:00} UTC",
@@ -222,28 +231,148 @@ def resolved(obs: Observation, before: dict[str, Any], links: Links) -> Message:
                    numbers)
 
 
-def step(open_incidents: dict[str, dict[str, Any]], observations: list[Observation],
-         channels: Channels, links: Links,
-         log: Callable[[str], None] = print) -> list[Message]:
-    """Send a message for every incident that opened or ended since the last tick, and update
-    ``open_incidents`` (the cursor's) in place. When every channel fails the transition is not
-    recorded, so the next tick tries again; when one channel delivers, the incident moves on
-    (the failures are logged)."""
-    sent = []
+# --- sending, once per message and channel ---------------------------------------------------
+
+
+def _sensor_timeout_seconds() -> float:
+    # Dagster abandons a sensor evaluation after DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS (60 s by
+    # default): the tick fails and the cursor it computed is lost. Read with Dagster's own
+    # function when it is there (a private module), else as its documentation describes.
+    try:
+        from dagster._grpc.utils import default_sensor_grpc_timeout
+
+        return float(default_sensor_grpc_timeout())
+    except ImportError:
+        return float(os.getenv("DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS") or 60)
+
+
+# A tick starts no delivery after this many seconds of sending; the rest waits for the next
+# tick. Half of Dagster's limit: a delivery started just before holds the line for at most
+# channels.TIMEOUT_SECONDS more per network round trip, and the checks need a second or two.
+SEND_BUDGET_SECONDS = _sensor_timeout_seconds() / 2
+# A message a channel has not taken for this long is given up for that channel (logged): a
+# channel down for a day gets no day-old alerts when it comes back.
+GIVE_UP_AFTER = timedelta(hours=24)
+# Deliveries are remembered this long in the ledger (below), far longer than a message waits.
+LEDGER_KEPT = timedelta(days=7)
+LEDGER_KEY = "analytics_platform/alerts_sensor/deliveries"
+
+
+def _identity(key: str, facts: dict[str, Any]) -> str:
+    """What tells one incident of ``key`` from the next: the hour that opened it, the newest
+    event when it opened, the failed run."""
+    if key == "traffic":
+        return str(facts.get("hour"))
+    if key == "freshness":
+        return str(facts.get("newest_ingest_ts") or "empty lake")
+    return str(facts.get("run_id"))
+
+
+@dataclass
+class State:
+    """The sensor's cursor: the open incidents (the facts each opened with) and the outbox, the
+    messages some channel has not taken yet (``{id: {"message", "left", "created"}}``)."""
+
+    open: dict[str, dict[str, Any]]
+    outbox: dict[str, dict[str, Any]]
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> State:
+        d = json.loads(cursor) if cursor else {}
+        if d.get("v") != 2:  # the cursor before the outbox: the open incidents alone
+            return cls(open=d, outbox={})
+        return cls(open=d["open"], outbox=d["outbox"])
+
+    def to_cursor(self) -> str:
+        return json.dumps({"v": 2, "open": self.open, "outbox": self.outbox}, sort_keys=True,
+                          default=str)
+
+
+class Ledger:
+    """Which channel took which message, written to the Dagster instance's key-value store
+    the moment it does. The cursor is saved only when a tick returns, and Dagster drops a tick
+    that runs past its limit, cursor and all: the next tick then works out the same messages
+    again (same ids) from the cursor before, and this says who already has them."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self._storage = instance.daemon_cursor_storage
+        raw = self._storage.get_cursor_values({LEDGER_KEY}).get(LEDGER_KEY)
+        self.entries: dict[str, dict[str, Any]] = json.loads(raw) if raw else {}
+
+    def taken(self, message_id: str) -> set[str]:
+        return set(self.entries.get(message_id, {}).get("channels", ()))
+
+    def record(self, message_id: str, channel: str, now: datetime) -> None:
+        entry = self.entries.setdefault(message_id, {"at": now.isoformat(), "channels": []})
+        entry["channels"].append(channel)
+        cutoff = now - LEDGER_KEPT
+        self.entries = {k: v for k, v in self.entries.items() if _iso(v["at"]) >= cutoff}
+        self._storage.set_cursor_values({LEDGER_KEY: json.dumps(self.entries, sort_keys=True)})
+
+
+@dataclass
+class TickReport:
+    sent: list[tuple[Message, list[str]]]  # messages some channel took on this tick, and which
+    waiting: dict[str, list[str]]  # message title: channels that still have to take it
+
+
+def step(state: State, observations: list[Observation], channels: Channels, links: Links,
+         ledger: Ledger, log: Callable[[str], None] = print,
+         clock: Callable[[], float] = time.monotonic) -> TickReport:
+    """Put a message in the outbox for every incident that opened or ended since the last tick
+    (``state`` is updated in place), then send the outbox: each message to each channel once.
+
+    A delivery is written to ``ledger`` as it happens, so a tick cut short sends nothing twice.
+    A channel that fails is not tried again on this tick (a server that accepts and never
+    answers costs one timeout, not one per message) and its messages wait for the next tick;
+    so do the messages not started within :data:`SEND_BUDGET_SECONDS`. A channel that took a
+    message in part (an e-mail recipient refused) has it: the failure is logged, not retried."""
+    started, now = clock(), datetime.now(UTC)
+    names = channels.names()
     for obs in observations:
-        before = open_incidents.get(obs.key)
+        before = state.open.get(obs.key)
         if obs.bad and before is None:
             message = opened(obs, links)
+            message_id = f"{obs.key}@{_identity(obs.key, obs.facts)}:open"
+            state.open[obs.key] = obs.facts
         elif not obs.bad and before is not None:
             message = resolved(obs, before, links)
+            message_id = f"{obs.key}@{_identity(obs.key, before)}:resolved"
+            del state.open[obs.key]
         else:
             continue
-        errors = channels.send(message, log)
-        if len(errors) == len(channels.names()):
-            continue
-        if obs.bad:
-            open_incidents[obs.key] = obs.facts
+        state.outbox.setdefault(message_id, {"message": message.to_json(), "left": names,
+                                             "created": now.isoformat()})
+
+    sent: dict[str, tuple[Message, list[str]]] = {}
+    failed: set[str] = set()
+    for message_id, item in list(state.outbox.items()):
+        message = Message.from_json(item["message"])
+        # a channel no longer configured is not waited for; one that took it in a tick whose
+        # cursor was lost has it
+        left = [c for c in item["left"] if c in names and c not in ledger.taken(message_id)]
+        for name in list(left):
+            if name in failed or clock() - started > SEND_BUDGET_SECONDS:
+                continue
+            try:
+                partial = channels.deliver(name, message)
+            except Exception as e:  # a channel down must not hide the message from the rest
+                failed.add(name)
+                log(f"alert '{message.title}' not delivered to {name}: {type(e).__name__}: {e}"
+                    " (tried again on the next tick)")
+                continue
+            ledger.record(message_id, name, datetime.now(UTC))
+            left.remove(name)
+            sent.setdefault(message_id, (message, []))[1].append(name)
+            if partial:
+                log(f"alert '{message.title}' delivered to {name} in part: {partial}")
+        if left and now - _iso(item["created"]) > GIVE_UP_AFTER:
+            log(f"alert '{message.title}' given up for {', '.join(left)}: not delivered since "
+                f"{item['created']}")
+            left = []
+        if left:
+            item["left"] = left
         else:
-            del open_incidents[obs.key]
-        sent.append(message)
-    return sent
+            del state.outbox[message_id]
+    waiting = {Message.from_json(i["message"]).title: i["left"] for i in state.outbox.values()}
+    return TickReport(list(sent.values()), waiting)

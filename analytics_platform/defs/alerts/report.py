@@ -17,7 +17,7 @@ import dagster as dg
 import duckdb
 
 from analytics_platform import settings, sql
-from analytics_platform.defs.alerts.channels import CHART_CID, Message
+from analytics_platform.defs.alerts.channels import CHART_CID, Message, slack_code
 from analytics_platform.defs.alerts.resources import AlertsResource, configured_at_load
 from analytics_platform.layout import day_folder
 from analytics_platform.resources import LakeResource
@@ -51,6 +51,18 @@ class WeeklyNumbers:
     @property
     def end(self) -> date:
         return self.start + timedelta(days=6)
+
+    @property
+    def partial(self) -> bool:
+        """Whether either week misses days in kpis_daily: then the changes compare daily
+        averages, since a week of 6 days against one of 7 reads as a drop that never was."""
+        return self.this.days < 7 or self.before.days < 7
+
+    def missing_days(self) -> list[date]:
+        """The days of both weeks without a row in kpis_daily."""
+        have = {d for d, _ in self.daily}
+        first = self.start - timedelta(days=7)
+        return [d for d in (first + timedelta(days=i) for i in range(14)) if d not in have]
 
 
 def report_week(sent: datetime | date) -> date:
@@ -98,11 +110,18 @@ def weekly_numbers(lake: Lake, start: date, top: int = TOP) -> WeeklyNumbers:
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def _change(now: float, before: float) -> str:
+def _change(now: float, before: float, days: tuple[int, int] = (7, 7)) -> str:
+    """The change from ``before`` to ``now``, of the daily averages when ``days`` (this week's,
+    the week before's) are not both 7; "–" when the week before has no day to compare with."""
+    this_days, before_days = days
+    if this_days == 0 or before_days == 0:
+        return "–"
+    now, before = now / this_days * 7, before / before_days * 7
     if not before:
         return "new" if now else "no change"
     pct = (now - before) / before
-    return f"{pct:+.0%}" if abs(pct) >= 0.005 else "no change"
+    per_day = " per day" if days != (7, 7) else ""
+    return f"{pct:+.0%}{per_day}" if abs(pct) >= 0.005 else f"no change{per_day}"
 
 
 def _rate(r: float | None) -> str:
@@ -117,14 +136,31 @@ def _rate_change(now: float | None, before: float | None) -> str:
 
 def headline_rows(n: WeeklyNumbers) -> list[tuple[str, str, str, str]]:
     """(what, this week, the week before, change) for the headline numbers."""
-    t, b = n.this, n.before
+    t, b, days = n.this, n.before, (n.this.days, n.before.days)
+
+    def total(v: int, week: Week) -> str:
+        # a week's total says over how many days when that is not 7
+        return f"{v:,}" if week.days == 7 else f"{v:,} in {week.days} day{'s' * (week.days != 1)}"
+
     return [
-        ("Visitors", f"{t.visitors:,}", f"{b.visitors:,}", _change(t.visitors, b.visitors)),
-        ("Sessions", f"{t.sessions:,}", f"{b.sessions:,}", _change(t.sessions, b.sessions)),
-        ("Page views", f"{t.pageviews:,}", f"{b.pageviews:,}", _change(t.pageviews, b.pageviews)),
-        ("Conversion rate", _rate(t.conversion_rate), _rate(b.conversion_rate),
-         _rate_change(t.conversion_rate, b.conversion_rate)),
-    ]
+        (what, total(getattr(t, k), t), total(getattr(b, k), b),
+         _change(getattr(t, k), getattr(b, k), days))
+        for what, k in (("Visitors", "visitors"), ("Sessions", "sessions"),
+                        ("Page views", "pageviews"))
+    ] + [("Conversion rate", _rate(t.conversion_rate), _rate(b.conversion_rate),
+          _rate_change(t.conversion_rate, b.conversion_rate))]
+
+
+def _partial_note(n: WeeklyNumbers) -> str | None:
+    """The sentence that says a week is incomplete, and how the report compares it."""
+    if not n.partial:
+        return None
+    weeks = [f"{label} has only {w.days} of its 7 days" for label, w in
+             (("this week", n.this), ("the week before", n.before)) if w.days < 7]
+    missing = ", ".join(f"{d:%a %d %b}" for d in n.missing_days())
+    how = ("there is nothing to compare with" if n.before.days == 0
+           else "changes compare daily averages")
+    return f"Incomplete data: {' and '.join(weeks)} in kpis_daily (missing: {missing}), so {how}."
 
 
 def chart_png(n: WeeklyNumbers) -> bytes:
@@ -155,8 +191,8 @@ def chart_png(n: WeeklyNumbers) -> bytes:
     return buf.getvalue()
 
 
-def _top_lines(rows: list[tuple[str, int, int]]) -> list[str]:
-    return [f"  {name}: {now:,} (week before {before:,}, {_change(now, before)})"
+def _top_lines(rows: list[tuple[str, int, int]], days: tuple[int, int]) -> list[str]:
+    return [f"  {name}: {now:,} (week before {before:,}, {_change(now, before, days)})"
             for name, now, before in rows] or ["  (none)"]
 
 
@@ -171,14 +207,17 @@ def _html_table(head: list[str], rows: list[tuple[Any, ...]]) -> str:
 def weekly_message(n: WeeklyNumbers, dashboard_url: str) -> Message:
     """The report as one message: text, HTML (chart inline), Slack blocks, the numbers."""
     span = f"{n.start:%a %d %b} – {n.end:%a %d %b %Y}"
-    title = (f"Weekly report, {span}: {n.this.visitors:,} visitors "
-             f"({_change(n.this.visitors, n.before.visitors)})")
+    days = (n.this.days, n.before.days)
+    note = _partial_note(n)
+    title = (f"Weekly report, {span}{' (incomplete data)' if note else ''}: "
+             f"{n.this.visitors:,} visitors ({_change(n.this.visitors, n.before.visitors, days)})")
     heads = headline_rows(n)
     text = "\n".join([
         f"Week of {span} (UTC), against the week before:",
+        *([note] if note else []),
         *[f"  {w}: {now} (week before {before}, {ch})" for w, now, before, ch in heads],
-        "Top sources (sessions):", *_top_lines(n.sources),
-        "Top pages (page views):", *_top_lines(n.pages),
+        "Top sources (sessions):", *_top_lines(n.sources, days),
+        "Top pages (page views):", *_top_lines(n.pages, days),
         "Visitors are daily unique visitors summed over the week.",
         f"Dashboard: {dashboard_url}",
     ])
@@ -186,24 +225,31 @@ def weekly_message(n: WeeklyNumbers, dashboard_url: str) -> Message:
     body = (f"<h2 style=\"font-family:sans-serif\">{html.escape(title)}</h2>"
             f"<div style=\"font-family:sans-serif\">"
             f"<p>Week of {html.escape(span)} (UTC), against the week before.</p>"
+            + (f"<p><strong>{html.escape(note)}</strong></p>" if note else "")
             + _html_table(["", "This week", "Week before", "Change"], heads)
             + f'<p><img src="cid:{CHART_CID}" alt="Visitors per day" width="640"></p>'
             "<h3>Top sources (sessions)</h3>"
             + _html_table(["Source", "This week", "Week before", "Change"],
-                          [(s, f"{a:,}", f"{b:,}", _change(a, b)) for s, a, b in n.sources])
+                          [(s, f"{a:,}", f"{b:,}", _change(a, b, days))
+                           for s, a, b in n.sources])
             + "<h3>Top pages (page views)</h3>"
             + _html_table(["Page", "This week", "Week before", "Change"],
-                          [(p, f"{a:,}", f"{b:,}", _change(a, b)) for p, a, b in n.pages])
+                          [(p, f"{a:,}", f"{b:,}", _change(a, b, days))
+                           for p, a, b in n.pages])
             + "<p style=\"color:#666\">Visitors are daily unique visitors summed over the "
             f"week.</p><p><a href=\"{html.escape(dashboard_url)}\">Open the dashboard</a></p>"
             "</div>")
 
     def mrkdwn_top(rows: list[tuple[str, int, int]]) -> str:
-        return "\n".join(f"• `{name}` {now:,} ({_change(now, before)})"
+        # a source (utm_source) or a page path is whatever a visitor sent: as inline code,
+        # escaped, so it can neither mention nor link nor end the code span
+        return "\n".join(f"• {slack_code(name)} {now:,} ({_change(now, before, days)})"
                          for name, now, before in rows) or "(none)"
 
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": f"Weekly report, {span}"}},
+        *([{"type": "section", "text": {"type": "mrkdwn", "text": f"*{note}*"}}] if note
+          else []),
         {"type": "section", "fields": [
             {"type": "mrkdwn", "text": f"*{w}*\n{now} ({ch}; week before {before})"}
             for w, now, before, ch in heads]},
@@ -216,6 +262,7 @@ def weekly_message(n: WeeklyNumbers, dashboard_url: str) -> Message:
     ]
     numbers = {
         "week_start": n.start.isoformat(), "week_end": n.end.isoformat(),
+        "complete": not n.partial, "missing_days": [d.isoformat() for d in n.missing_days()],
         "this_week": vars(n.this), "week_before": vars(n.before),
         "top_sources": [{"source": s, "sessions": a, "week_before": b} for s, a, b in n.sources],
         "top_pages": [{"page": p, "pageviews": a, "week_before": b} for p, a, b in n.pages],
@@ -246,9 +293,9 @@ def send_weekly_report(context: dg.OpExecutionContext, config: WeeklyReportConfi
     if not channels.names():
         context.log.warning("no alert channel configured: the report was not sent")
         return
-    errors = channels.send(message, context.log.warning)
-    if len(errors) == len(channels.names()):
-        raise dg.Failure(f"the weekly report reached no channel: {errors}")
+    outcome = channels.send(message, context.log.warning)
+    if not outcome.delivered:
+        raise dg.Failure(f"the weekly report reached no channel: {outcome.errors}")
 
 
 @dg.job(description="The weekly report (docs/ALERTS.md).", tags={"analytics/stage": "report"})

@@ -41,7 +41,8 @@ class AlertsResource(dg.ConfigurableResource):
     slack_api_url: str | None = Field(default=None, description=f"Default {SLACK_API_URL}.")
     smtp_host: str | None = Field(default=None, description="SMTP server (SES: "
                                   "email-smtp.<region>.amazonaws.com).")
-    smtp_port: int | None = Field(default=None, description="Default 587.")
+    smtp_port: int | None = Field(default=None, description="Default: 465 with ssl, 587 with "
+                                  "starttls, 25 with none.")
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_security: str | None = Field(default=None, description="starttls (default), ssl or "

@@ -1,7 +1,5 @@
 """The alerts sensor: anomalous traffic, stale data and failed runs, told to a person once."""
 
-import json
-
 import dagster as dg
 
 from analytics_platform.defs.alerts import incidents
@@ -20,8 +18,11 @@ INTERVAL_SECONDS = 120
     description="Sends a message (webhook, Slack, e-mail: the `alerts` resource) when the newest "
     "hour's traffic is anomalous (the events_hourly_volume check), when the newest event is "
     "older than $ANALYTICS_FRESHNESS_HOURS (events_freshness), or when a job's latest run "
-    "failed; and one more when each ends. The cursor holds the open incidents, so a message "
-    "goes once per incident, across restarts. Starts RUNNING when a channel is configured.",
+    "failed; and one more when each ends. The cursor holds the open incidents and the messages "
+    "a channel has not taken yet, and each delivery is recorded as it happens, so a message "
+    "goes once per incident and channel, across restarts and cut-short ticks; a slow or "
+    "unreachable channel's messages wait for the next tick. Starts RUNNING when a channel is "
+    "configured.",
 )
 def alerts_sensor(context: dg.SensorEvaluationContext, alerts: AlertsResource,
                   lake: LakeResource, pipeline: PipelineSettings) -> dg.SkipReason:
@@ -30,14 +31,17 @@ def alerts_sensor(context: dg.SensorEvaluationContext, alerts: AlertsResource,
         return dg.SkipReason("no alert channel configured (ANALYTICS_ALERT_WEBHOOK_URL, "
                              "ANALYTICS_SLACK_TOKEN, ANALYTICS_SMTP_HOST… or "
                              "ANALYTICS_ALERTS_FILE: docs/ALERTS.md)")
-    open_incidents = json.loads(context.cursor) if context.cursor else {}
+    state = incidents.State.from_cursor(context.cursor)
     observations = [incidents.observe_traffic(lake, pipeline),
                     incidents.observe_freshness(lake, pipeline),
                     *incidents.observe_runs(context.instance)]
     links = incidents.Links(alerts.dashboard_url.rstrip("/"), alerts.dagster_url.rstrip("/"))
-    sent = incidents.step(open_incidents, observations, channels, links, context.log.warning)
-    context.update_cursor(json.dumps(open_incidents, sort_keys=True, default=str))
-    for m in sent:
-        context.log.info(f"sent to {', '.join(channels.names())}: {m.title}")
-    still = ", ".join(sorted(open_incidents)) or "none"
-    return dg.SkipReason(f"{len(sent)} message(s) sent; open incidents: {still}")
+    tick = incidents.step(state, observations, channels, links,
+                          incidents.Ledger(context.instance), context.log.warning)
+    context.update_cursor(state.to_cursor())
+    for m, to in tick.sent:
+        context.log.info(f"sent to {', '.join(to)}: {m.title}")
+    still = ", ".join(sorted(state.open)) or "none"
+    waiting = "".join(f"; waiting for {', '.join(to)}: {title}"
+                      for title, to in sorted(tick.waiting.items()))
+    return dg.SkipReason(f"{len(tick.sent)} message(s) sent; open incidents: {still}{waiting}")

@@ -1,15 +1,53 @@
--- An anomalous hour in words: its page views and the source that sent most of them (utm_source,
--- else the referring host when it is not the site itself, else "(direct)").
--- reads:  $files (events/hour=… of the hour)
+-- An anomalous hour in words: its page views and sessions, and the source that sent most of its
+-- sessions, attributed as the sessions mart attributes a session (sessions/sql/sessions.sql):
+-- from the session's first page view (else its first event) by ts, event_id: its utm_source,
+-- else its referring host when that is not the site itself (page_host without "www.", or a
+-- subdomain of it; referrer_host already has "www." cut), else "(direct)". The host is kept
+-- as the source (the mart names it from the referrer table: news.ycombinator.com is
+-- "Hacker News" there), which is what a person on call looks up. The first page view is looked
+-- for in the hour before as well, so a session that began then keeps its source instead of
+-- being credited to the site's own pages. Counting page views by each view's own referrer
+-- credited every visit's second page to the site itself.
+-- reads:  $files (events/hour=… of the hour), $window (the hour before's files and $files)
 -- writes: nothing (an alert's numbers)
-WITH views AS (
-    SELECT coalesce(nullif(lower(trim(utm_source)), ''),
-                    CASE WHEN referrer_host <> page_host THEN referrer_host END,
-                    '(direct)') AS source
+WITH hour_views AS (
+    SELECT coalesce(session_id, event_id) AS sid, count(*) AS pageviews
     FROM read_parquet($files, hive_partitioning = false)
     WHERE event_type = 'page_view'
+    GROUP BY ALL
 ),
-sources AS (SELECT source, count(*) AS n FROM views GROUP BY source)
-SELECT (SELECT count(*) FROM views) AS pageviews,
-       (SELECT source FROM sources ORDER BY n DESC, source LIMIT 1) AS top_source,
-       (SELECT max(n) FROM sources) AS top_source_pageviews
+touch AS (
+    SELECT coalesce(session_id, event_id) AS sid,
+           coalesce(
+               arg_min({'utm_source': utm_source, 'referrer_host': referrer_host,
+                        'page_host': page_host}, (ts, event_id))
+                   FILTER (event_type = 'page_view'),
+               arg_min({'utm_source': utm_source, 'referrer_host': referrer_host,
+                        'page_host': page_host}, (ts, event_id))) AS t
+    FROM read_parquet($window, hive_partitioning = false)
+    WHERE coalesce(session_id, event_id) IN (SELECT sid FROM hour_views)
+    GROUP BY ALL
+),
+attributed AS (
+    SELECT sid,
+           nullif(lower(trim(t.utm_source)), '') AS utm,
+           t.referrer_host AS ref,
+           regexp_replace(lower(t.page_host), '^www\.', '') AS own
+    FROM touch
+),
+sources AS (
+    SELECT CASE WHEN a.utm IS NOT NULL THEN a.utm
+                WHEN a.ref IS NOT NULL
+                     AND NOT coalesce(a.ref = a.own OR a.ref LIKE '%.' || a.own, false)
+                    THEN a.ref
+                ELSE '(direct)' END AS source,
+           count(*) AS sessions, sum(v.pageviews) AS pageviews
+    FROM hour_views v JOIN attributed a USING (sid)
+    GROUP BY ALL
+)
+SELECT (SELECT sum(pageviews) FROM hour_views) AS pageviews,
+       (SELECT count(*) FROM hour_views) AS sessions,
+       s.source AS top_source, s.sessions AS top_source_sessions,
+       s.pageviews AS top_source_pageviews
+FROM (SELECT 1) LEFT JOIN (SELECT * FROM sources
+                           ORDER BY sessions DESC, pageviews DESC, source LIMIT 1) s ON true
