@@ -46,6 +46,10 @@ class Assumptions:
     # test_raw_notifications.py counts the messages on moto's SQS).
     raw_queue: bool = False
     reconcile_seconds: int = 3600
+    # and the last week of hour folders, hourly on a listing alone, daily with the queue
+    sweep_lists: int = settings.SENSOR_SWEEP_HOURS
+    sweep_seconds: int = settings.SENSOR_SWEEP_SECONDS
+    sweep_seconds_queue: int = settings.SENSOR_SWEEP_SECONDS_QUEUE
     # Reading one raw object is one GET (lake.py's local_paths: get_object; boto3's
     # download_file sent a HEAD first). Measured with `python bench/s3_requests.py` on
     # 2026-12-06: an `events` run of an hour of 21 objects sent 21 HEAD + 21 GET under raw/
@@ -137,15 +141,18 @@ def monthly_bill(events: int, mode: str = "firehose", endpoint: str = "url",
         bill.add("SQS (raw/ notifications)", f"{sqs:,.0f} requests (a poll every "
                  f"{a.sensor_seconds} s, 2 an object)",
                  sqs / 1e6 * p["sqs_standard"]["requests_per_million"])
-        lists = objects + 30 * 24 * 3600 / a.reconcile_seconds * a.sensor_lists
+        lists = (objects + 30 * 24 * 3600 / a.reconcile_seconds * a.sensor_lists
+                 + 30 * 24 * 3600 / a.sweep_seconds_queue * a.sweep_lists)
         bill.add("S3 LIST (raw-lake sensor)", f"{lists:,.0f} requests (an object's hour; "
-                 f"{a.sensor_lists} hours every {a.reconcile_seconds // 60} min)",
+                 f"{a.sensor_lists} hours every {a.reconcile_seconds // 60} min; "
+                 f"{a.sweep_lists} every {a.sweep_seconds_queue // 3600} h)",
                  lists / 1000 * s3["put_per_thousand"])
     else:
         # LIST is billed at the PUT rate, whatever the traffic: the sensor's cost floor.
-        lists = ticks * a.sensor_lists
+        lists = ticks * a.sensor_lists + 30 * 24 * 3600 / a.sweep_seconds * a.sweep_lists
         bill.add("S3 LIST (raw-lake sensor)", f"{lists:,.0f} requests (every {a.sensor_seconds} "
-                 "s)", lists / 1000 * s3["put_per_thousand"])
+                 f"s; {a.sweep_lists} hours every {a.sweep_seconds // 60} min)",
+                 lists / 1000 * s3["put_per_thousand"])
 
     logs_gb = requests * a.log_bytes_per_request / 1e9
     cw = p["cloudwatch_logs"]
@@ -274,12 +281,14 @@ class PipelineAssumptions:
     # `python bench/s3_requests.py --json counts.json` (a moto S3 server counting every request
     # by prefix; 3 days of Firehose objects at 1M events a month backfilled, then one new object
     # and the runs the automation makes for it), run on 2026-12-06 after storage.Lake.existing
-    # and _Remote.fetch changed (a GET a file, no HEAD; S3 asked with GETs or one ranged LIST).
+    # and _Remote.fetch changed (a GET a file, no HEAD; S3 asked with GETs or one ranged LIST),
+    # and again on 2026-12-07 after a day's run lists the late events of the two dates before it
+    # too (+2 LISTs) and an `events` run reads its hour's previous file (+1 GET in a task).
     # Files written (PUT): an `events` run 1 (its hour; quarantine writes none when empty), a
     # day's run 15 (one per asset of `daily_job`: sessions, session_events and 13 daily marts;
     # test_cost holds it to the job's assets), a history run 3. LIST (billed as PUT): an
     # `events` run 4 (its raw hour twice: to read it and to record what it read; the lake
-    # twice), a day's run 6 (7 in a task), a history run 3. On the machine (its lake cache
+    # twice), a day's run 8 (9 in a task), a history run 3. On the machine (its lake cache
     # persists) a run downloads no lake file, but asks S3 for the partitions of its window it
     # does not hold, those never written included (Lake.existing: a GET each, a 404 when absent,
     # up to 12; more, one LIST of their key range): 6 GETs for an `events` run, none for a day's
@@ -288,17 +297,17 @@ class PipelineAssumptions:
     files_per_daily_run: int = 15
     files_per_history_run: int = 3
     lists_per_events_run: int = 4
-    lists_per_daily_run: int = 6
+    lists_per_daily_run: int = 8
     lists_per_history_run: int = 3
     lake_gets_per_events_run: int = 6
     lake_gets_per_daily_run: int = 0
-    # A run task starts with an empty cache (same bench, `task`): an `events` run 77 lake GETs
-    # and 4 LISTs, a day's run 51 GETs and 7 LISTs, a history run 3 LISTs and a GET per day of
+    # A run task starts with an empty cache (same bench, `task`): an `events` run 78 lake GETs
+    # and 4 LISTs, a day's run 51 GETs and 9 LISTs, a history run 3 LISTs and a GET per day of
     # sessions it pulls (3 days: 3 GETs), 13 months of days at steady state. No HEAD.
-    ecs_lake_gets_per_events_run: int = 77
+    ecs_lake_gets_per_events_run: int = 78
     ecs_lake_gets_per_daily_run: int = 51
     ecs_lake_gets_per_history_day: int = 1
-    ecs_lists_per_daily_run: int = 7
+    ecs_lists_per_daily_run: int = 9
     # Logs: ~6 KB of run output per run (measured: 3.8–6.3 KB), plus ~40 lines of 150 B a minute
     # from the daemon and the sensors between runs at 30-s ticks, of which the daemon writes two a
     # tick of each of the two sensors ("Checking for new runs…", "No run requests…"): 32 lines a

@@ -250,6 +250,14 @@ def schedule_minute() -> int:
 SENSOR_INTERVAL_LOCAL = 10
 SENSOR_INTERVAL_S3 = 30
 SENSOR_LOOKBACK_HOURS = 3
+# Objects also land in older hour folders (the collector's spool after an outage, Firehose's
+# retries for up to a day, an erased object): the raw-lake sensor lists the last
+# SENSOR_SWEEP_HOURS of hour folders every SENSOR_SWEEP_SECONDS as well, hourly on a listing
+# alone, daily with raw/'s notifications (which name the objects of any hour as they land, but
+# not deletions). One LIST an hour folder (defs/automation/sensors.py; cost.py counts them).
+SENSOR_SWEEP_HOURS = 7 * 24
+SENSOR_SWEEP_SECONDS = 3600
+SENSOR_SWEEP_SECONDS_QUEUE = 24 * 3600
 
 
 def sensor_lookback_hours() -> int:

@@ -41,11 +41,14 @@ def test_sensor_on_s3(s3_bucket: str) -> None:
         lake.write_records(h1 + timedelta(seconds=i % 3600), b"x", object_id=f"{i:05d}",
                            durable=False)
     lake.write_records(h0, b"x", object_id="now-1")
-    lake.write_records(old, b"x", object_id="too-old")  # outside the look-back: never listed
+    # outside the look-back: listed by the sweep of the last 7 days (the first tick's, then
+    # one every SWEEP_SECONDS), not by every tick
+    lake.write_records(old, b"x", object_id="older")
 
     requests, cursor = evaluate(None, url)
     assert sorted(r.partition_key for r in requests) == sorted([partition_key(h0),
-                                                               partition_key(h1)])
+                                                               partition_key(h1),
+                                                               partition_key(old)])
     assert json.loads(cursor)[partition_key(h1)].startswith("1001-")
 
     # nothing new: nothing to run

@@ -370,3 +370,93 @@ def test_a_successful_run_puts_one_data_point(moto_endpoint: str, tmp_path: Path
         StartTime=datetime.now(UTC) - timedelta(hours=1), EndTime=datetime.now(UTC)
         + timedelta(minutes=5))["Datapoints"]
     assert sum(d["Sum"] for d in stats) == 1.0
+
+
+# --- the days an hour changes: late, wrong clocks, erasures (review of issue 21) ---------------
+
+def run_hour(instance: dg.DagsterInstance, hour: datetime) -> None:
+    execute(instance, dg.RunRequest(partition_key=partition_key(floor_hour(hour))))
+
+
+def test_the_days_an_hour_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked against CONTRACT §4 by hand: the days whose sessions a run of an hour changes.
+
+    - an event of 23:50 on the day before that arrives three days late, of a session whose
+      other events are of DAY: DAY leaves the session to the day before (its `earlier` check),
+      so DAY changes. Before: only the days that count the event (the day before), and DAY
+      kept a second row of the session;
+    - a record whose device clock is a year behind (no sent_ts to correct it): the days around
+      its date and its session's own day, not the 366 between them (before: every one);
+    - an hour whose only object was erased: the day of the events it held. Before: none, the
+      hour having no events left, and the erased visit stayed in the sessions."""
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("ANALYTICS_RAW_URL", raising=False)
+    monkeypatch.delenv("ANALYTICS_LATE_ARRIVAL_HOURS", raising=False)  # 24
+    raw = tmp_path / "raw"
+    midnight = datetime(2026, 3, 9, tzinfo=UTC)
+    session, clock = str(uuid.uuid4()), str(uuid.uuid4())
+    on_time = midnight + timedelta(minutes=10)
+    late_at = midnight + timedelta(days=3, hours=10)
+    drop(raw, on_time, session=session)
+    drop(raw, late_at, session=session, event_ts=midnight - timedelta(minutes=10))
+    wrong_at = midnight + timedelta(days=3, hours=12, minutes=5)
+    drop(raw, wrong_at, session=clock)
+    drop(raw, wrong_at + timedelta(minutes=1), session=clock,
+         event_ts=datetime(2025, 3, 12, 12, tzinfo=UTC))
+    erased_at = midnight + timedelta(hours=14, minutes=5)
+    drop(raw, erased_at)
+    with dg.instance_for_test() as instance:
+        for at in (on_time, late_at, wrong_at, erased_at):
+            run_hour(instance, at)
+        assert session_days_of(instance, partition_key(floor_hour(late_at))) == [
+            "2026-03-07", "2026-03-08", "2026-03-09"]
+        # the days before are refreshed blind: their own events are older than the hours the
+        # run reads (2026-03-07 only reads the event in its `earlier` check)
+        assert session_days_of(instance, partition_key(floor_hour(wrong_at))) == [
+            "2025-03-11", "2025-03-12", "2025-03-13", "2026-03-12"]
+        assert session_days_of(instance, partition_key(floor_hour(erased_at))) == ["2026-03-09"]
+        for f in (raw / "year=2026" / "month=03" / "day=09" / "hour=14").iterdir():
+            f.unlink()
+        run_hour(instance, erased_at)
+        assert not (tmp_path / "lake" / "events" / "hour=2026-03-09T14" / "part.parquet").exists()
+        assert session_days_of(instance, partition_key(floor_hour(erased_at))) == ["2026-03-09"]
+        # and a run of an hour that had no events and has none asks for no day
+        run_hour(instance, erased_at)
+        assert session_days_of(instance, partition_key(floor_hour(erased_at))) == []
+
+
+def test_older_and_emptied_hours_are_run(recent: tuple[Path, datetime]) -> None:
+    """The raw-lake sensor finds objects in hour folders older than its three recent ones (a
+    spool flushed after an outage, ingest/spool.py, goes to the folder of its oldest record),
+    on its first tick and then every SWEEP_SECONDS; and asks for a run of an hour whose objects
+    were all removed, so its events go. Before: neither, ever."""
+    from analytics_platform.defs.automation import sensors
+
+    raw, now = recent
+    old = floor_hour(now) - timedelta(hours=30)
+    drop(raw, old + timedelta(minutes=7))
+    with dg.instance_for_test() as instance:
+        requests, cursor = tick("raw_lake_sensor", instance, None, raw)
+        keys = sorted(r.partition_key for r in requests)
+        assert partition_key(old) in keys and len(keys) == 3
+        for r in requests:
+            execute(instance, r)
+        # a spool flush between two sweeps: found by the next one, not before
+        older = floor_hour(now) - timedelta(hours=50)
+        drop(raw, older + timedelta(minutes=3))
+        assert tick("raw_lake_sensor", instance, cursor, raw)[0] == []
+        state = json.loads(cursor)
+        state[sensors.SWEPT_AT] -= sensors.SWEEP_SECONDS
+        requests, cursor = tick("raw_lake_sensor", instance, json.dumps(state), raw)
+        assert [r.partition_key for r in requests] == [partition_key(older)]
+        execute(instance, requests[0])
+        # every object of a processed hour removed: one run of it, once
+        h1 = floor_hour(now) - timedelta(hours=1)
+        for f in (raw / h1.strftime("year=%Y/month=%m/day=%d/hour=%H")).iterdir():
+            f.unlink()
+        requests, cursor = tick("raw_lake_sensor", instance, cursor, raw)
+        assert [r.partition_key for r in requests] == [partition_key(h1)]
+        execute(instance, requests[0])
+        assert tick("raw_lake_sensor", instance, cursor, raw)[0] == []
+        assert not (raw.parent / "lake" / "events" / f"hour={h1:%Y-%m-%dT%H}" / "part.parquet"
+                    ).exists()

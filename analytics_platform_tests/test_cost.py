@@ -43,8 +43,10 @@ def test_firehose_mode_by_hand() -> None:
     # every 650-byte record is billed as 5 KB
     assert line(b, "Firehose ingestion") == pytest.approx(3_000_000 * 5 / 1024 / 1024 * 0.029)
     assert line(b, "S3 PUT (Firehose objects)") == pytest.approx(8640 / 1000 * 0.005)
-    # 3 hour prefixes every 30 s, at the PUT/LIST rate: $1.30 a month
-    assert line(b, "S3 LIST (raw-lake sensor)") == pytest.approx(3 * 86400 * 30 / 30 / 1000 * 0.005)
+    # 3 hour prefixes every 30 s, at the PUT/LIST rate: $1.30 a month; and the last week's 168
+    # hour folders every hour: $0.60
+    assert line(b, "S3 LIST (raw-lake sensor)") == pytest.approx(
+        (3 * 86400 * 30 / 30 + 168 * 24 * 30) / 1000 * 0.005)
     assert "Kinesis shard" not in {i for i, _, _ in b.lines}
     assert b.total == pytest.approx(sum(u for _, _, u in b.lines))
 
@@ -58,10 +60,11 @@ def test_raw_notifications_replace_the_sensors_listing() -> None:
     objects, ticks = 86400 * 30 / 220, 86400 * 30 / 10
     assert line(b, "SQS (raw/ notifications)") == pytest.approx((ticks + 2 * objects) / 1e6 * 0.40)
     assert line(b, "S3 LIST (raw-lake sensor)") == pytest.approx(
-        (objects + 24 * 30 * 3) / 1000 * 0.005)
+        (objects + 24 * 30 * 3 + 30 * 168) / 1000 * 0.005)  # the week's sweep daily
     listing = monthly_bill(1_000_000, "firehose", "url", replace(a, raw_queue=False), PRICES)
     # the listing every 10 s would be three times the $1.30 of a listing every 30 s
-    assert line(listing, "S3 LIST (raw-lake sensor)") == pytest.approx(3 * ticks / 1000 * 0.005)
+    assert line(listing, "S3 LIST (raw-lake sensor)") == pytest.approx(
+        (3 * ticks + 168 * 24 * 30) / 1000 * 0.005)
     assert "SQS (raw/ notifications)" not in {i for i, _, _ in listing.lines}
     assert listing.total - b.total > 3.5
 
@@ -156,9 +159,9 @@ def test_machine_bill_by_hand() -> None:
     # 480 events runs × 1 file, 1,440 day runs × 15, 24 history runs × 3, for 30 days
     assert line(b, "S3 PUT (lake files)") == pytest.approx(
         (480 + 1440 * 15 + 24 * 3) * 30 / 1000 * 0.005)
-    # LIST: 4 an events run, 6 a day's run, 3 a history run (bench/s3_requests.py)
+    # LIST: 4 an events run, 8 a day's run, 3 a history run (bench/s3_requests.py)
     assert line(b, "S3 LIST (runs)") == pytest.approx(
-        (480 * 4 + 1440 * 6 + 24 * 3) * 30 / 1000 * 0.005)
+        (480 * 4 + 1440 * 8 + 24 * 3) * 30 / 1000 * 0.005)
     # 20 objects an hour: the k-th run of an hour reads k objects (one GET each), of which the
     # ingest bill counts the first read of each object
     assert line(b, "S3 GET (raw re-reads)") == pytest.approx(
@@ -189,12 +192,12 @@ def test_ecs_runs_are_billed_a_minute_at_least() -> None:
         + 1440 * max(60, 65 + per_day / 83_000) * (0.03238 + 4 * 0.00356) * spot
         + 24 * 65 * (0.03238 + 4 * 0.00356) * spot)
     assert line(b, "Fargate Spot run tasks (arm64)") == pytest.approx(expected)
-    # an empty cache a task: the lake's files are downloaded (77 GETs an events run, 51 a day's
+    # an empty cache a task: the lake's files are downloaded (78 GETs an events run, 51 a day's
     # run, one a day of the 13 months of sessions a history run pulls); a day's run lists once more
     assert line(b, "S3 GET (lake, empty task caches)") == pytest.approx(
-        (480 * 77 + 1440 * 51 + 24 * 13 * 30) * 30 / 1000 * 0.0004)
+        (480 * 78 + 1440 * 51 + 24 * 13 * 30) * 30 / 1000 * 0.0004)
     assert line(b, "S3 LIST (runs)") == pytest.approx(
-        (480 * 4 + 1440 * 7 + 24 * 3) * 30 / 1000 * 0.005)
+        (480 * 4 + 1440 * 9 + 24 * 3) * 30 / 1000 * 0.005)
     # the machine no longer runs anything: its CPU is the idle processes'
     assert cost.machine_cpu(1_000_000, "ecs", p) == p.idle_vcpu
 

@@ -130,3 +130,38 @@ def test_one_definition_of_late(tmp_path: Path) -> None:
     con.register("referrers", load_referrers(None))
     result = build_day(con, lake, DAY0, PipelineSettings(late_arrival_hours=LATE_HOURS))
     assert (result["sessions"], result["late_events"]) == (2, 1)
+
+
+def hashed(e: dict, visitor_hash: str = "0123456789abcdef") -> dict:
+    """``e`` without consent: no session_id, the collector's visitor_hash instead."""
+    e = {k: v for k, v in e.items() if k != "session_id"}
+    return {**e, "visitor_hash": visitor_hash, "consent": False}
+
+
+def test_an_event_of_the_evening_before_that_arrives_days_late(tmp_path: Path) -> None:
+    """A session's first event, of 23:50, arrives three days later (a device offline), after
+    the window of the next day too; its second, of 00:10, on time. Before: the session had a
+    row on each day and the 00:10 event was counted on both (the next day read only the late
+    events of its own date and the one after, so its `earlier` check never saw 23:50). Now one
+    session, on the day of its first event, as the oracle says; with consent (session_id) and
+    without (a visitor_hash, whose late events are of a later day's hash)."""
+    midnight = DAY0 + timedelta(days=1)
+    days_late = timedelta(days=3, hours=10)
+    consented = [event(1, 1, midnight - timedelta(minutes=10), days_late),
+                 event(2, 1, midnight + timedelta(minutes=10), timedelta(seconds=1))]
+    # the hash of the day both arrive on: the same for both (CONTRACT §2)
+    anonymous = [hashed(event(3, 2, midnight - timedelta(minutes=10), days_late)),
+                 hashed(event(4, 2, midnight + timedelta(minutes=10), days_late))]
+    # another visit of the first day, on time: the days from the day before it are built
+    anchor = event(5, 3, DAY0 + timedelta(hours=12), timedelta(seconds=1))
+    for n, (evening, after_midnight) in enumerate((consented, anonymous)):
+        got, want, _ = run(tmp_path / str(n), [anchor, evening, after_midnight])
+        assert got == want
+        assert sorted((g[1], g[2]) for g in got) == [(DAY0.date(), 1), (DAY0.date(), 2)]
+        # and no event on two days in session_events
+        rows = duckdb.sql(
+            "SELECT event_id, count(*) FROM read_parquet("
+            f"'{tmp_path / str(n)}/data/lake/session_events/*/*.parquet') GROUP BY 1 "
+            "HAVING count(*) > 1"
+        ).fetchall()
+        assert rows == []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -72,8 +72,20 @@ RECONCILE_SECONDS = 3600
 # The long poll of a tick: at most half the interval, well inside the daemon's 60-s budget for a
 # sensor evaluation (and a message arriving during the poll ends it at once).
 QUEUE_WAIT_SECONDS = max(1, INTERVAL_SECONDS // 2)
+# Objects also land in older hour folders: the collector's spool flushed after an outage goes
+# to the folder of its oldest record (ingest/spool.py), Firehose retries a failed delivery for
+# up to a day, and an erased object leaves its hour changed. So every SWEEP_SECONDS the sensor
+# lists the hour folders of the last SWEEP_HOURS as well: hourly without a queue (168 LIST
+# requests an hour, 120,960 a month: $0.60 at $0.005 per 1,000, beside the 259,200 of listing
+# three hours every 30 s), daily with one, whose notifications name the objects of any hour
+# as they land (5,040 a month: $0.03; the queue does not report deletions, which this finds).
+SWEEP_HOURS = settings.SENSOR_SWEEP_HOURS
+SWEEP_SECONDS = (settings.SENSOR_SWEEP_SECONDS_QUEUE if settings.raw_queue_url()
+                 else settings.SENSOR_SWEEP_SECONDS)
 # Keys of the cursor that are not hours (an hour's key is a date, e.g. 2026-02-01-13:00).
-DELETE, WATCH, LISTED_AT = "_delete", "_watch", "_listed_at"
+DELETE, WATCH, LISTED_AT, SWEPT_AT = "_delete", "_watch", "_listed_at", "_swept_at"
+# What an hour without objects lists as (records.fingerprint of none).
+EMPTY = fingerprint([])
 # On its first tick the downstream automation reads the events materialisations of the last
 # days only (a day older than that is refreshed by a backfill, not by the sensor).
 FIRST_TICK_LOOKBACK = timedelta(days=3)
@@ -96,7 +108,10 @@ def _hour_requests(listed: dict[str, str], seen: dict[str, str], instance: dg.Da
                 current[key] = seen[key]
             continue
         current[key] = fp
-        if fp != seen.get(key) and fp != done.get(key):
+        # an hour now empty runs only when it was processed (or asked for) with objects: its
+        # events must go (an erasure); one that never had any is the schedule's
+        emptied = fp == EMPTY and seen.get(key, done.get(key, EMPTY)) != EMPTY
+        if fp != seen.get(key) and fp != done.get(key) and (fp != EMPTY or emptied):
             # the run key changes with the fingerprint: a late object means a new run
             requests.append(dg.RunRequest(run_key=f"{key}:{fp}", partition_key=key,
                                           tags=EVENTS_RUN_TAGS))
@@ -113,9 +128,12 @@ def _hour_requests(listed: dict[str, str], seen: dict[str, str], instance: dg.Da
     "objects changed meanwhile). It lists the hour folders of the last few hours every tick; "
     "with $ANALYTICS_RAW_QUEUE_URL, only the hours the queue's S3 notifications name (and every "
     "recent hour once an hour, for a lost notification), deleting the messages on the next "
-    "tick, once this one is committed. 'Processed' is what the hour's latest `events` "
-    "materialisation records (`raw_fingerprint`), so the hours a backfill did are not run "
-    "again; the cursor keeps the fingerprint each run was asked for.",
+    "tick, once this one is committed. The hour folders of the last 7 days are listed hourly "
+    "(daily with the queue): a spool flushed after an outage, a Firehose retry, an erased "
+    "object; an hour left empty runs again when it was processed with objects. 'Processed' "
+    "is what the hour's latest `events` materialisation records (`raw_fingerprint`), so the "
+    "hours a backfill did are not run again; the cursor keeps the fingerprint each run was "
+    "asked for.",
 )
 def raw_lake_sensor(context: dg.SensorEvaluationContext, raw_lake: RawLakeResource):
     lake = raw_lake.open()
@@ -142,20 +160,24 @@ def raw_lake_sensor(context: dg.SensorEvaluationContext, raw_lake: RawLakeResour
         reconcile = now.timestamp() - state.get(LISTED_AT, 0.0) >= RECONCILE_SECONDS
         hours = sorted((named | set(recent)) if reconcile else named)
         hours = [h for h in hours if h >= first]
-    listed: dict[str, str] = {}
-    for hour in hours:
-        if objects := lake.list_hour(hour):
-            listed[partition_key(hour)] = fingerprint(objects)
+    # the older hours too, every SWEEP_SECONDS (see SWEEP_HOURS)
+    sweep = now.timestamp() - state.get(SWEPT_AT, 0.0) >= SWEEP_SECONDS
+    if sweep:
+        hours = sorted(set(hours) | {h for h in hours_between(
+            now - timedelta(hours=SWEEP_HOURS), now) if h >= first})
+    # every hour listed, empty ones too: an hour whose objects were all removed (an erasure)
+    # must run again to drop its events (_hour_requests)
+    listed = {partition_key(hour): fingerprint(lake.list_hour(hour)) for hour in hours}
     current, requests, busy = _hour_requests(listed, seen, instance_of(context))
-    if queue_url is None:
-        cursor: dict = current
-    else:
-        # keep what was asked for in the look-back window (a message can name an hour again)
-        keep = {partition_key(h) for h in recent}
-        cursor = {k: v for k, v in seen.items() if k in keep} | current
+    # keep what was asked for over the sweep's days (a message, or the next sweep, can list an
+    # hour again), not the hours without objects: absent, they compare the same (_hour_requests)
+    keep = {partition_key(h) for h in hours_between(now - timedelta(hours=SWEEP_HOURS), now)}
+    cursor: dict = {k: v for k, v in (seen | current).items() if k in keep and v != EMPTY}
+    if queue_url is not None:
         cursor[DELETE] = received.handles
         cursor[WATCH] = sorted(busy)
         cursor[LISTED_AT] = now.timestamp() if reconcile else state.get(LISTED_AT, 0.0)
+    cursor[SWEPT_AT] = now.timestamp() if sweep else state.get(SWEPT_AT, 0.0)
     context.update_cursor(json.dumps(cursor, sort_keys=True))
     if not requests:
         where = (f"the last {LOOKBACK_HOURS} hour folders" if queue_url is None
@@ -173,7 +195,7 @@ def window_days(hour_key: str, late_hours: int) -> list[str]:
     hour = hour_of_partition_key(hour_key)
     days = (hour.date() + timedelta(days=n) for n in range(-3 - late_hours // 24, 2))
     return [day_key(datetime(d.year, d.month, d.day)) for d in days
-            if reads_hour(d, hour, (date.min, date.min), late_hours)]
+            if reads_hour(d, hour, (), late_hours)]
 
 
 def _window_hours(day: str, late_hours: int) -> set[str]:

@@ -24,6 +24,7 @@ from analytics_platform.defs.automation.records import (
     hour_metadata,
     raw_fingerprints,
     session_days,
+    snapshot_sessions,
 )
 from analytics_platform.defs.events.checks import (
     QUARANTINE_SHARE_DESCRIPTION,
@@ -539,6 +540,8 @@ def events(
     hours = hours_of(context.partition_keys)
     fingerprints = raw_fingerprints(raw, hours)  # for the automation: before reading
     con = connect()
+    # the sessions the hours held before this run: an erased object changes their days too
+    snapshot_sessions(con, out, hours)
     t0 = time.perf_counter()
     done = records = logged = 0
 

@@ -23,7 +23,7 @@ from analytics_platform.contract import SESSION_INACTIVITY_MINUTES
 from analytics_platform.defs.automation import SESSIONS, refresh_when_deps_change
 from analytics_platform.defs.metadata import column_schema, record_partitions
 from analytics_platform.defs.sessions.checks import RECONCILE_DESCRIPTION, reconcile
-from analytics_platform.defs.sessions.inputs import day_inputs
+from analytics_platform.defs.sessions.inputs import day_inputs, late_before
 from analytics_platform.duck import connect, memory_limit_bytes
 from analytics_platform.layout import day_folder
 from analytics_platform.partitions import daily, day_key, day_of, session_window_mapping
@@ -42,7 +42,7 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
     is registered on ``con`` as ``referrers``)."""
     window, late, window_end, before = day_inputs(lake, day, pipeline.late_arrival_hours)
     folder = day_folder(day)
-    if not window and not late:
+    if not window and not late:  # no event of the day (late_before holds none)
         lake.remove("sessions", folder)
         lake.remove("session_events", folder)
         return {"sessions": 0, "events": 0, "late_events": 0, "input_files": 0}
@@ -51,6 +51,11 @@ def build_day(con: duckdb.DuckDBPyConnection, lake: Lake, day: datetime,
         sources.append("SELECT *, file_index::INTEGER AS file_no, file_row_number AS file_row "
                        "FROM read_parquet($window, union_by_name = true, "
                        "hive_partitioning = false)")
+    # the late events of the two dates before go with the day's (after them: file_no), read in
+    # full, so that a session, by its session_id or its visitor_hash, that began in the 27 hours
+    # before midnight is left to its day (`earlier` in day_events.sql) however late that event
+    # arrived; day_events.sql keeps only the rows dated the day and the next
+    late = late + late_before(lake, day, pipeline.late_arrival_hours)
     if late:
         # only what arrived after the window: the rest is in the window's files already
         sources.append(f"SELECT *, (file_index + {len(window)})::INTEGER AS file_no, "

@@ -1,23 +1,31 @@
 -- Which days' sessions the events of some hours can change: for every session with events in one
--- of those hours, the dates of its first and last event over the hours around them (a session
--- that crosses midnight changes both days), and the dates of its events in the hour itself.
--- Distinct rows only: a handful per hour.
--- reads:  $here (the events files of the hours just written), $near (those and the events files
---         of the hours around them); {session_key}: the column that names a session
+-- of those hours (now, or before the run that rewrote them: an erased event changes its days as
+-- much as a new one), the dates of ts it has in the hour with the last day that reads each
+-- (`reads`, from hour_sessions.sql), and every date of ts it has over the hours around them
+-- (`dates`). A day's sessions depend on a session only through its events dated that day (CONTRACT
+-- §4): the distinct dates, not the range from the first to the last, which a device clock a year
+-- off made 340 days. Distinct rows only: a handful per hour.
+-- reads:  the temp tables `hour_sessions` (the hours' events now) and `hour_sessions_before` (as
+--         they were), {near}: session ids, visitor hashes and ts of the events files of the hours
+--         around them (records.session_days)
 -- writes: nothing (a SELECT)
 WITH here AS (
-    SELECT raw_hour, {session_key} AS session, CAST(min(ts) AS DATE) AS h_lo,
-           CAST(max(ts) AS DATE) AS h_hi
-    FROM read_parquet($here, union_by_name = true, hive_partitioning = false)
-    GROUP BY ALL
+    SELECT * FROM hour_sessions
+    UNION
+    SELECT * FROM hour_sessions_before
 ),
-span AS (
-    SELECT {session_key} AS session, CAST(min(ts) AS DATE) AS lo, CAST(max(ts) AS DATE) AS hi
-    FROM read_parquet($near, union_by_name = true, hive_partitioning = false)
-    WHERE {session_key} IN (SELECT session FROM here) OR {session_key} IS NULL
-    GROUP BY ALL
+dated AS (
+    SELECT coalesce(session_id, visitor_hash) AS session, CAST(ts AS DATE) AS d
+    FROM ({near})
+    WHERE coalesce(session_id, visitor_hash) IN (SELECT session FROM here)
+    UNION
+    SELECT session, d FROM here
+),
+dates AS (SELECT session, list(d ORDER BY d) AS dates FROM dated GROUP BY session),
+reads AS (
+    SELECT raw_hour, session, list_sort(list_distinct(list({'d': d, 'top': top}))) AS reads
+    FROM here GROUP BY ALL
 )
-SELECT DISTINCT h.raw_hour, least(h.h_lo, s.lo) AS lo, greatest(h.h_hi, s.hi) AS hi, h.h_lo,
-       h.h_hi
-FROM here h LEFT JOIN span s ON h.session IS NOT DISTINCT FROM s.session
+SELECT DISTINCT r.raw_hour, r.reads, s.dates
+FROM reads r JOIN dates s USING (session)
 ORDER BY ALL

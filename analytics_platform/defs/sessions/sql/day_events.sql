@@ -15,7 +15,8 @@
 -- the starts) and a first_value over each run were two more sorts and an MD5 per event (issue
 -- 21, docs/BENCHMARKS.md). A hash is of one UTC day of arrival and every event arrives after it
 -- happens, so all of a hash's events are in the window of any day they can start a session on.
--- reads:  {sources}: the events files of the day's window (and late events); {before}: session
+-- reads:  {sources}: the events files of the day's window (and late events: of the day and the
+--         next, and of the two dates before, for `earlier`: sessions/inputs.py); {before}: session
 --         ids and ts of the hours before it; $day; $inactivity_minutes
 --         (contract.SESSION_INACTIVITY_MINUTES)
 -- writes: the temp table `day_keys`: the row (file_no, file_row: see below) of each of the day's
