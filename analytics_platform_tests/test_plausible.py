@@ -108,6 +108,7 @@ def test_the_tracker_event_names_map_onto_the_contracts_types(ingest) -> None:
          "d": None, "domain": "shop.example"},
         {"n": "engagement", "sd": 80, "e": 5123},
         {"n": "engagement", "sd": "100"},
+        {"n": "engagement", "sd": 10, "e": "1500"},
     ]
     for b in bodies:
         assert send(ing, base | b) == (202, "ok"), b
@@ -119,10 +120,12 @@ def test_the_tracker_event_names_map_onto_the_contracts_types(ingest) -> None:
         ("custom", "/pricing", {"name": "Tagged", "url": "https://other.example/x?utm_medium=m"}),
         ("form_submit", "/pricing", None),
         ("custom", "/pricing", {"name": "Signup", "tier": "pro", "seats": 3,
-                                "revenue_amount": "15.99", "revenue_currency": "EUR"}),
+                                "revenue_amount": 15.99, "revenue_currency": "EUR"}),
         ("not_found", "/missing", None),
         ("scroll_depth", "/pricing", {"depth": 75}),
+        ("engagement", "/pricing", {"seconds": 5}),
         ("scroll_depth", "/pricing", {"depth": 100}),
+        ("engagement", "/pricing", {"seconds": 2}),
     ]
     assert len({r["visitor_hash"] for r in sink.records}) == 1
     assert all(validate_raw_record(r) == [] for r in sink.records)
@@ -157,13 +160,135 @@ def test_a_404_becomes_not_found_with_its_referring_page(ingest) -> None:
     assert "SECRET" not in json.dumps(sink.records) and "ada@" not in json.dumps(sink.records)
 
 
-def test_engaged_time_alone_is_answered_ok_and_stores_nothing(ingest) -> None:
+@pytest.mark.parametrize("via", ["collector", "lambda"])
+def test_the_visitor_hash_is_the_sites_of_d_across_its_subdomains(tmp_path: Path,
+                                                                    via: str) -> None:
+    """Plausible hashes its domain (d), not the page's host: one browser moving between the
+    subdomains of one site is one visitor there too, each page keeping its own page_host."""
+    sink = MemorySink()
+    salts = Salts(LocalSalts(tmp_path))
+    ing = Ingestor(IngestConfig(("*",)), sink, clock=lambda: NOW, salts=salts)
+
+    def post(body: dict[str, Any]) -> None:
+        raw = json.dumps({"n": "pageview", "r": None} | body)
+        if via == "collector":
+            status = ing.handle("POST", HEADERS, raw.encode(), PEER, "/api/event").response.status
+        else:
+            status = handler({"version": "2.0", "rawPath": "/api/event", "headers": HEADERS,
+                              "requestContext": {"http": {"method": "POST", "sourceIp": PEER}},
+                              "body": raw, "isBase64Encoded": False},
+                             ingestor=ing)["statusCode"]
+        assert status == 202, body
+
+    for u in ("https://shop.example/pricing", "https://www.shop.example/",
+              "https://app.shop.example/signup"):
+        post({"u": u, "d": "shop.example"})
+    # d's first entry (a page reporting to two sites), its case and "www." not counted
+    post({"u": "https://app.shop.example/", "d": " WWW.Shop.Example , other.example"})
+    post({"u": "https://app.shop.example/", "domain": "shop.example", "d": None})
+    # another site of d on the same host is another site: another visitor
+    post({"u": "https://app.shop.example/", "d": "app.shop.example"})
+    # without d, the page's host, as for the tracker's own events
+    post({"u": "https://app.shop.example/"})
+    salt = salts.for_day(NOW.date())
+
+    def expected(site: str) -> str:
+        return visitor_hash(salt, site, ipaddress.ip_address(PEER), DESKTOP_UA)
+
+    assert [(r["page_host"], r["visitor_hash"]) for r in sink.records] == [
+        ("shop.example", expected("shop.example")),
+        ("www.shop.example", expected("shop.example")),
+        ("app.shop.example", expected("shop.example")),
+        ("app.shop.example", expected("shop.example")),
+        ("app.shop.example", expected("shop.example")),
+        ("app.shop.example", expected("app.shop.example")),
+        ("app.shop.example", expected("app.shop.example")),
+    ]
+    assert expected("shop.example") != expected("app.shop.example")
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("0.30000000000000004", 0.30000000000000004),  # more than 6 decimals
+    ("1234567890123456.5", 1234567890123456.5),  # more than 15 integer digits
+    ("0.1234567890123456789", 0.1234567890123456789),  # more digits than a double holds
+    (" 15.99 ", 15.99), ("15", 15), ("-0.5", -0.5), ("1e3", 1e3), (".5", 0.5),
+])
+@pytest.mark.parametrize("via", ["collector", "lambda"])
+def test_revenue_as_decimal_text_is_stored_as_the_same_number(tmp_path: Path, via: str,
+                                                              text: str, number: Any) -> None:
+    """Decimal text of any precision is an amount, stored as the JSON number of the same
+    digits is: one record whichever way a site sends it."""
+    sink = MemorySink()
+    ing = Ingestor(IngestConfig(("*",)), sink, clock=lambda: NOW,
+                   salts=Salts(LocalSalts(tmp_path)))
+    for amount in (text, number):
+        body = json.dumps({"n": "Purchase", "u": "https://shop.example/", "d": "shop.example",
+                           "$": {"amount": amount, "currency": "EUR"}})
+        if via == "collector":
+            status = ing.handle("POST", HEADERS, body.encode(), PEER,
+                                "/api/event").response.status
+        else:
+            status = handler({"version": "2.0", "rawPath": "/api/event", "headers": HEADERS,
+                              "requestContext": {"http": {"method": "POST", "sourceIp": PEER}},
+                              "body": body, "isBase64Encoded": False},
+                             ingestor=ing)["statusCode"]
+        assert status == 202, amount
+    from_text, from_number = (json.dumps(r["props"]) for r in sink.records)
+    assert from_text == from_number
+    assert sink.records[0]["props"]["revenue_amount"] == number
+    assert all(validate_raw_record(r) == [] for r in sink.records)
+
+
+ENGAGEMENT = {"n": "engagement", "u": "https://shop.example/a", "d": "shop.example", "p": {},
+              "v": 36}
+
+
+@pytest.mark.parametrize(("sd", "e", "stored"), [
+    # what Plausible's tracker 0.4.6 sends: e is the engaged milliseconds since its previous
+    # send, the contract's engagement seconds since the previous engagement
+    (100, 42000, [("scroll_depth", {"depth": 100}), ("engagement", {"seconds": 42})]),
+    (10, 5123, [("engagement", {"seconds": 5})]),
+    # whole seconds, rounded half up as Plausible's milliseconds come
+    (10, 1499, [("engagement", {"seconds": 1})]),
+    (10, 1500, [("engagement", {"seconds": 2})]),
+    (0, "2500", [("engagement", {"seconds": 3})]),
+    # more than a day visible: the contract's day, not a refusal of the whole body
+    (50, 90_000_000, [("scroll_depth", {"depth": 50}), ("engagement", {"seconds": 86_400})]),
+    # a scroll with e not an integer: the scroll alone, as before
+    (75, -1, [("scroll_depth", {"depth": 75})]),
+    (75, 1.5, [("scroll_depth", {"depth": 75})]),
+])
+@pytest.mark.parametrize("via", ["collector", "lambda"])
+def test_engaged_time_becomes_an_engagement_event(tmp_path: Path, via: str, sd: Any, e: Any,
+                                                  stored: list[Any]) -> None:
+    sink = MemorySink()
+    ing = Ingestor(IngestConfig(("*",)), sink, clock=lambda: NOW,
+                   salts=Salts(LocalSalts(tmp_path)))
+    body = json.dumps(ENGAGEMENT | {"sd": sd, "e": e})
+    if via == "collector":
+        prepared = ing.handle("POST", HEADERS, body.encode(), PEER, "/api/event")
+        assert (prepared.response.status, prepared.response.body) == (202, b"ok")
+        assert prepared.rejected_reasons == []
+    else:
+        resp = handler({"version": "2.0", "rawPath": "/api/event", "headers": HEADERS,
+                        "requestContext": {"http": {"method": "POST", "sourceIp": PEER}},
+                        "body": body, "isBase64Encoded": False}, ingestor=ing)
+        assert (resp["statusCode"], resp["body"]) == (202, "ok")
+    assert [(r["event_type"], r["props"]) for r in sink.records] == stored
+    assert all(r["page_path"] == "/a" and validate_raw_record(r) == [] for r in sink.records)
+    # two events of one body: two ids (the pipeline keeps one event per id), one visitor
+    assert len({r["event_id"] for r in sink.records}) == len(sink.records)
+    assert len({r["visitor_hash"] for r in sink.records}) == 1
+
+
+def test_an_engagement_with_nothing_to_keep_is_answered_ok_and_stores_nothing(ingest) -> None:
     ing, sink = ingest
-    prepared = ing.handle("POST", HEADERS, json.dumps(
-        {"n": "engagement", "u": "https://shop.example/", "d": "shop.example", "sd": 10,
-         "e": 4000}).encode(), PEER, "/api/event")
-    assert (prepared.response.status, prepared.response.body) == (202, b"ok")
-    assert prepared.rejected_reasons == ["not_stored:engagement"] and sink.records == []
+    for extra in ({"sd": 10, "e": 499}, {"sd": 10, "e": 0}, {"sd": 24}, {"e": 400}):
+        prepared = ing.handle("POST", HEADERS, json.dumps(ENGAGEMENT | extra).encode(), PEER,
+                              "/api/event")
+        assert (prepared.response.status, prepared.response.body) == (202, b"ok"), extra
+        assert prepared.rejected_reasons == ["not_stored:engagement"], extra
+    assert sink.records == []
 
 
 @pytest.mark.parametrize(("body", "reason", "key"), [
@@ -210,6 +335,12 @@ def test_engaged_time_alone_is_answered_ok_and_stores_nothing(ingest) -> None:
      "invalid:revenue", "revenue"),
     ({"n": "x", "u": "https://shop.example/", "revenue": {"amount": 1}}, "invalid:revenue",
      "revenue"),
+    ({"n": "x", "u": "https://shop.example/", "$": {"amount": "1_000", "currency": "USD"}},
+     "invalid:revenue", "revenue"),
+    ({"n": "x", "u": "https://shop.example/", "$": {"amount": "NaN", "currency": "USD"}},
+     "invalid:revenue", "revenue"),
+    ({"n": "x", "u": "https://shop.example/", "$": {"amount": "1e400", "currency": "USD"}},
+     "invalid:revenue", "revenue"),
     ({"n": "engagement", "u": "https://shop.example/", "sd": "deep"}, "invalid:sd",
      "event_name"),
     ({"n": "pageview", "u": "https://shop.example/" + "a" * 2048}, "too_long:page_path", "url"),
@@ -379,7 +510,9 @@ def test_any_plausible_body_is_stored_valid_or_refused_with_a_reason(tmp_path_fa
     event(f"{r.status} {'stored' if sink.records else 'not stored'}")
     if r.status == 202:
         assert r.body == b"ok" and r.headers["content-type"].startswith("text/plain")
-        assert len(sink.records) <= 1
+        # one event, or two from an engagement (a scroll milestone and engaged time)
+        assert len(sink.records) <= 1 or [r["event_type"] for r in sink.records] == [
+            "scroll_depth", "engagement"]
     else:
         answer = json.loads(r.body)
         assert answer["reason"] and answer["message"] and answer["errors"]
@@ -466,17 +599,17 @@ def site_server(endpoint: str) -> ThreadingHTTPServer:
     return server
 
 
-def accepted(url: str) -> int:
-    return httpx.get(f"{url}/metrics").json()["accepted"]
+def accepted(url: str, counter: str = "accepted") -> int:
+    return httpx.get(f"{url}/metrics").json()[counter]
 
 
-def wait_for(url: str, n: int, timeout: float = 15) -> None:
+def wait_for(url: str, n: int, timeout: float = 15, counter: str = "accepted") -> None:
     import time
 
     deadline = time.monotonic() + timeout
-    while accepted(url) < n and time.monotonic() < deadline:
+    while accepted(url, counter) < n and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert accepted(url) >= n
+    assert accepted(url, counter) >= n
 
 
 def shop_visit(collector: str, site_port: int) -> list[Any]:
@@ -509,8 +642,12 @@ def shop_visit(collector: str, site_port: int) -> list[Any]:
         page.wait_for_function("window.statuses.length === 1")
         statuses = page.evaluate("window.statuses")
         page.evaluate("window.scrollTo(0, 0)")
-        page.click("#pricing")  # engagement of / (scrolled to 100 %), then pageview /pricing
-        wait_for(collector, n := n + 2)
+        # the engagement of / (scrolled to 100 %; one record, or two with a second engaged),
+        # then pageview /pricing: counted in requests, as the engagement's records vary
+        sent = accepted(collector, "requests")
+        page.click("#pricing")
+        wait_for(collector, sent + 2, counter="requests")
+        n = accepted(collector)
         with page.expect_download():
             page.click("#download")
         wait_for(collector, n := n + 1)  # File Download
@@ -552,11 +689,13 @@ def test_plausibles_tracker_in_chromium_lands_in_sessions(collector_factory) -> 
     records = raw_records(c.data)
     site = f"http://{SITE}:{port}"
     # engagement events come when the page is hidden or left: how many depends on the browser,
-    # but the scroll to the bottom of / must be there
+    # but the scroll to the bottom of / must be there, and engaged time only as whole seconds
     assert ("scroll_depth", "/", {"depth": 100}) in [
         (r["event_type"], r["page_path"], r.get("props")) for r in records]
+    assert all(isinstance(r["props"]["seconds"], int) and r["props"]["seconds"] >= 1
+               for r in records if r["event_type"] == "engagement")
     visit = [(r["event_type"], r["page_path"], r.get("props"))
-             for r in records if r["event_type"] != "scroll_depth"]
+             for r in records if r["event_type"] not in ("scroll_depth", "engagement")]
     assert visit[:-2] == [
         ("page_view", "/", None),
         ("custom", "/", {"name": "Signup", "tier": "pro", "revenue_amount": 15.99,

@@ -303,6 +303,13 @@ class Ingestor:
         now = format_timestamp(arrived)
         agent = scrub_emails(headers.get("user-agent") or "")
         hashes: dict[str, str] = {}
+        # the site the visitor hash is made with: Plausible's ``d`` when sent (as Plausible's own
+        # hash: one visitor across the site's subdomains), else the page's host
+        plausible_site = result.site if isinstance(result, plausible.PlausibleResult) else None
+
+        def site_of(e: dict[str, Any]) -> str:
+            return plausible_site or e.get("page_host") or ""
+
         if any(e.get("session_id") is None for e in result.events):
             try:
                 salt = self.salts.for_day(utc_day(arrived))
@@ -315,13 +322,13 @@ class Ingestor:
             # the raw User-Agent header, as a browser sends it on every request of the visit
             ua = headers.get("user-agent") or ""
             for e in result.events:
-                host = e.get("page_host") or ""
+                host = site_of(e)
                 if e.get("session_id") is None and host not in hashes:
                     hashes[host] = visitor_hash(salt, host, address, ua)
         # the country (CONTRACT §2): the CDN's header or the time zone, which is then dropped
         cloudfront = self.config.behind_cloudfront
         records = [make_raw_record(scrub_event(e), now, agent,
-                                   hashes[e.get("page_host") or ""]
+                                   hashes[site_of(e)]
                                    if e.get("session_id") is None else None,
                                    consent=e.get("visitor_id") is not None,
                                    country=country_of(e, headers, cloudfront))

@@ -19,14 +19,17 @@ Standard library only: it is part of the Lambda's zip (package.py).
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from analytics_platform.contract import (
+    MAX_ENGAGED_SECONDS,
     MAX_PROPS_VALUE_CHARS,
     SCROLL_DEPTHS,
     BodyResult,
@@ -59,17 +62,22 @@ ERROR_KEYS = {"n": "event_name", "u": "url", "d": "domain", "p": "props", "reven
               "sd": "event_name", "page_path": "url", "page_host": "url", "referrer": "referrer",
               "screen_width": "w", "props": "props"}
 _CURRENCY = re.compile(r"[A-Z]{3}")  # ISO 4217's shape; Plausible checks its own list
-_DECIMAL = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,6})?")
+# decimal text of any length and precision (ASCII digits only: Decimal also takes "1_000" and
+# other scripts' digits, which no amount is written with)
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _MISSING = object()
 
 
 @dataclass
 class PlausibleResult(BodyResult):
     """``check_body``'s outcome; ``dropped``: why a valid body stored nothing (an engagement
-    event without a scroll milestone), answered ``202 ok`` as Plausible answers a dropped
-    event."""
+    event with neither a scroll milestone nor a second engaged), answered ``202 ok`` as
+    Plausible answers a dropped event."""
 
     dropped: str | None = None
+    # the site the visitor hash is made with: ``d``'s (site_of), None without one
+    site: str | None = None
 
 
 def _first(body: dict[str, Any], *keys: str) -> Any:
@@ -157,13 +165,30 @@ def _revenue(raw: Any) -> dict[str, Any] | Violation:
     if not isinstance(value, dict):
         return bad
     amount, currency = value.get("amount"), value.get("currency")
-    number = isinstance(amount, (int, float)) and not isinstance(amount, bool)
-    if not (number or (isinstance(amount, str) and _DECIMAL.fullmatch(amount.strip()))):
+    if isinstance(amount, str):
+        amount = _amount_of_text(amount)
+    if not isinstance(amount, (int, float)) or isinstance(amount, bool):
         return bad
     if not (isinstance(currency, str) and _CURRENCY.fullmatch(currency.strip().upper())):
         return bad
-    return {"revenue_amount": amount.strip() if isinstance(amount, str) else amount,
-            "revenue_currency": currency.strip().upper()}
+    return {"revenue_amount": amount, "revenue_currency": currency.strip().upper()}
+
+
+def _amount_of_text(text: str) -> int | float | None:
+    """Decimal text as the number the same digits sent as a JSON number are stored as (an
+    integer, else the nearest double), so ``"0.30000000000000004"`` and
+    ``0.30000000000000004`` make the same record; None when it is not a number, or none a
+    record can hold (beyond a double's range)."""
+    text = text.strip()
+    if not _DECIMAL.fullmatch(text):
+        return None
+    if _INTEGER.fullmatch(text):
+        try:
+            return int(text)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            return None
+    number = float(Decimal(text))  # correctly rounded, whatever the digits' count
+    return number if math.isfinite(number) else None
 
 
 def _scroll(raw: Any) -> int | None:
@@ -175,14 +200,41 @@ def _scroll(raw: Any) -> int | None:
     return None
 
 
+def site_of(body: dict[str, Any]) -> str | None:
+    """The site of ``d`` for the visitor hash, as Plausible's own hash takes its domain: the
+    first of a comma-separated list (a page reporting to several sites), lower case, without
+    ``www.``. So one visitor moving between subdomains of one site (``shop.example``,
+    ``app.shop.example``) is one visitor, while ``page_host`` keeps each page's host. None
+    without a usable ``d``: then the page's host is the site, as for our tracker's events."""
+    domain = _first(body, "d", "domain")
+    if not isinstance(domain, str):
+        return None
+    first = domain.split(",")[0].strip().lower().rstrip(".")
+    first = first[4:] if first.startswith("www.") else first
+    return first or None
+
+
 def _engaged_ms(raw: Any) -> int | None:
     if isinstance(raw, str) and re.fullmatch(r"[0-9]{1,12}", raw):
         raw = int(raw)
     return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0 else None
 
 
-def to_event(body: Any, arrived: datetime) -> dict[str, Any] | Violation | str:
-    """One Plausible body → a contract event (not yet validated), a refusal, or the reason a
+def _engaged_seconds(ms: int | None) -> int:
+    """Plausible's ``e`` (engaged milliseconds since its previous send; it resets after each) as
+    the contract's ``engagement`` ``props.seconds``, the same difference: whole seconds as our
+    tracker counts them (analytics.js), rounded half up so that a page view's sum stays
+    unbiased, at most the contract's day (MAX_ENGAGED_SECONDS: a tab left visible overnight is
+    one long engagement, not an invalid one). 0 when there is nothing to store: our tracker
+    sends no engagement of 0 seconds either."""
+    if ms is None:
+        return 0
+    return min((ms + 500) // 1000, MAX_ENGAGED_SECONDS)
+
+
+def to_events(body: Any, arrived: datetime) -> list[dict[str, Any]] | Violation | str:
+    """One Plausible body → its contract events (not yet validated: one, or two for an
+    ``engagement`` with both a scroll milestone and engaged time), a refusal, or the reason a
     valid body stores nothing."""
     if not isinstance(body, dict):
         return Violation("not_an_object", message="a Plausible event is one JSON object")
@@ -213,7 +265,8 @@ def to_event(body: Any, arrived: datetime) -> dict[str, Any] | Violation | str:
 
     domain = _first(body, "d", "domain")
     if domain is not _MISSING and domain is not None:
-        # one site per warehouse: checked as Plausible checks it, not stored (page_host is u's)
+        # checked as Plausible checks it; not stored (page_host is u's), but the visitor hash's
+        # site (site_of)
         if not isinstance(domain, str):
             return Violation("wrong_type", "d", message="d must be a string")
         if domain.strip() == "":
@@ -251,10 +304,20 @@ def to_event(body: Any, arrived: datetime) -> dict[str, Any] | Violation | str:
             return Violation("invalid", "sd", message=(
                 "an engagement event needs an integer sd (scroll %) or e (milliseconds)"))
         reached = [d for d in SCROLL_DEPTHS if depth is not None and d <= depth]
-        if not reached:  # engaged time alone: the contract's milestones are cumulative
-            return "not_stored:engagement"
-        event |= {"event_type": "scroll_depth", "props": {"depth": reached[-1]}}
-        return event
+        seconds = _engaged_seconds(ms)
+        events = []
+        if reached:
+            events.append(event | {"event_type": "scroll_depth",
+                                   "props": {"depth": reached[-1]}})
+        if seconds:
+            # the same body's second event: its id is derived from the body's, so the pair is
+            # fixed per body and the two never share an id (the pipeline keeps one event per
+            # event_id)
+            events.append(event | {
+                "event_id": str(uuid.uuid5(uuid.UUID(event["event_id"]), ENGAGEMENT)),
+                "event_type": "engagement", "props": {"seconds": seconds}})
+        # a scroll under 25 % and under half a second engaged: nothing the contract keeps
+        return events or "not_stored:engagement"
 
     event_type = EVENT_TYPES.get(name, "custom")
     if event_type in ("outbound", "download"):
@@ -285,7 +348,7 @@ def to_event(body: Any, arrived: datetime) -> dict[str, Any] | Violation | str:
     if props:
         event["props"] = props
     event["event_type"] = event_type
-    return event
+    return [event]
 
 
 def check_body(body: bytes, arrived: datetime) -> PlausibleResult:
@@ -295,15 +358,16 @@ def check_body(body: bytes, arrived: datetime) -> PlausibleResult:
     except ValueError:
         return PlausibleResult(400, violations=[
             Violation("invalid_json", message="body is not JSON")])
-    event = to_event(parsed, arrived)
-    if isinstance(event, Violation):
-        return PlausibleResult(400, violations=[event])
-    if isinstance(event, str):
-        return PlausibleResult(202, dropped=event)
-    problems = validate_event(event)
+    events = to_events(parsed, arrived)
+    if isinstance(events, Violation):
+        return PlausibleResult(400, violations=[events])
+    if isinstance(events, str):
+        return PlausibleResult(202, dropped=events)
+    # one body is stored whole or refused whole, as Plausible answers it with one status
+    problems = [v for e in events for v in validate_event(e)]
     if problems:
         return PlausibleResult(400, violations=problems)
-    return PlausibleResult(202, events=[event])
+    return PlausibleResult(202, events=events, site=site_of(parsed))
 
 
 def answer(result: PlausibleResult) -> tuple[int, str, bytes]:
