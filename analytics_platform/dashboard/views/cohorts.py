@@ -32,6 +32,14 @@ else:
         return week + timedelta(weeks=int(offset), days=6) > last
 
     grid = cohorts.pivot(index="cohort_week", columns="week_offset", values="retention")
+    # the mart has a row only where someone came back: a week the data covers with no one back
+    # is 0 %, not blank; weeks after the data's last one stay blank (NaN). Every offset up to
+    # the first cohort's last is a column, even one where no cohort had anyone back.
+    span = (last - min(grid.index)).days // 7
+    grid = grid.reindex(columns=range(max(span, int(max(grid.columns))) + 1))
+    for w in grid.index:
+        began = [o for o in grid.columns if w + timedelta(weeks=int(o)) <= last]
+        grid.loc[w, began] = grid.loc[w, began].fillna(0.0)
     marks = pd.DataFrame([[partial(w, o) for o in grid.columns] for w in grid.index],
                          index=grid.index, columns=grid.columns)
     text = [[("" if pd.isna(v) else f"{v:.0%}" + ("*" if m else ""))
