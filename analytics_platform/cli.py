@@ -484,13 +484,18 @@ def api(host: str, port: int, rate_per_hour: float, burst: int) -> None:
     (GET /api/v1/export) on the warehouse, for keys made with `api-key create`
     (docs/API.md)."""
     from analytics_platform.api.app import create_app, serve
-    from analytics_platform.api.keys import KeyStore, RateLimiter
+    from analytics_platform.api.keys import KeyFileError, KeyStore, RateLimiter
 
     data = settings.data_dir()
     keys = KeyStore(data / "api_keys.json")
-    if not any(k.revoked is None for k in keys.list()):
-        click.echo("No API key yet: every request will get 401. Make one with "
-                   "`analytics-platform api-key create NAME`.", err=True)
+    try:
+        if not any(k.revoked is None for k in keys.list()):
+            click.echo("No API key yet: every request will get 401. Make one with "
+                       "`analytics-platform api-key create NAME`.", err=True)
+    except KeyFileError as e:
+        # started all the same (under `serve` a process that exits is restarted for ever): every
+        # query is answered 503 until the file is mended, which the server sees without a restart
+        click.echo(f"{e} Every request will get 503 until it is mended.", err=True)
     click.echo(f"API on http://{host}:{port} (POST /api/v2/query, GET /api/v1/export, "
                f"GET /api/openapi.json) on {data / 'warehouse.duckdb'}")
     serve(create_app(data, keys, RateLimiter(rate_per_hour, burst)), host, port)
@@ -520,9 +525,12 @@ def api_key_create(name: str) -> None:
 @api_key.command("list")
 def api_key_list() -> None:
     """Every key: id, name, first characters, created, revoked."""
-    from analytics_platform.api.keys import KeyStore
+    from analytics_platform.api.keys import KeyFileError, KeyStore
 
-    keys = KeyStore(settings.data_dir() / "api_keys.json").list()
+    try:
+        keys = KeyStore(settings.data_dir() / "api_keys.json").list()
+    except KeyFileError as e:  # a message naming the file, not a traceback
+        raise click.ClickException(str(e)) from e
     if not keys:
         click.echo("No API keys.")
     for k in keys:

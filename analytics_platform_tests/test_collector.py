@@ -232,3 +232,40 @@ def test_stop_returns_only_once_a_flush_under_way_has_reached_the_lake(tmp_path:
         assert list((tmp_path / "spool").glob("seg-*")) == []
 
     asyncio.run(run())
+
+
+def test_a_second_collector_on_the_same_data_folder_refuses_to_start(tmp_path: Path) -> None:
+    """Two collectors on one data folder took each other's open segment for a closed one and
+    deleted it after flushing: of 100 events acknowledged by the first, 10 reached the lake.
+    The second now refuses to start, saying why; the first loses nothing; and once the first
+    is gone (kill -9: the kernel drops its lock) the next one starts and recovers its segment."""
+    data = tmp_path / "data"
+    first = Collector(data, 3600)
+    try:
+        acked = []
+        for _ in range(20):
+            batch = [good(event_id=str(uuid.uuid4()))]
+            assert post(first.url, batch).status_code == 202
+            acked += [e["event_id"] for e in batch]
+        try:
+            second = Collector(data, 0.2)  # would flush (and delete) the first one's segment
+        except RuntimeError as e:
+            assert "did not start" in str(e)
+        else:
+            second.proc.kill()
+            second.proc.wait()
+            pytest.fail("a second collector started on the same data folder")
+        logs = sorted(tmp_path.glob("collector-*.log"), key=lambda p: p.stat().st_mtime)
+        assert "another collector is running on the spool folder" in logs[-1].read_text()
+        for _ in range(20):  # the first goes on as before
+            batch = [good(event_id=str(uuid.uuid4()))]
+            assert post(first.url, batch).status_code == 202
+            acked += [e["event_id"] for e in batch]
+        assert lake_event_ids(data) == Counter()  # nothing flushed (nor deleted) behind its back
+        first.stop(signal.SIGKILL)
+        after = Collector(data, 3600)  # the dead one's lock is free: recovery as usual
+        after.stop()
+        assert lake_event_ids(data) == Counter({i: 1 for i in acked})
+    finally:
+        if first.proc.poll() is None:
+            first.proc.kill()

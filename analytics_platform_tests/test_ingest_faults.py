@@ -489,3 +489,94 @@ def test_a_segment_that_cannot_be_read_does_not_hold_back_the_others(collector_f
     wait_for(lambda: health(c.url)["status"] == "degraded")
     assert health(c.url)["reason"] == "spool_segment_unreadable: EISDIR"
     c.stop(signal.SIGKILL)
+
+
+def test_idle_connections_over_the_limit_are_answered_and_closed_at_once(
+        collector_factory) -> None:  # noqa: F811
+    """300 connections that say nothing, with a limit of 16 and 128 file descriptors: the ones
+    over the limit used to be held open until they sent a request, so the descriptors ran out
+    and a normal POST got no answer. Now each is answered 503 (JSON) and closed at once, the
+    collector holds at most its limit, and a normal request gets a JSON 503, not a failure."""
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    c = collector_factory(env={"ANALYTICS_COLLECTOR_MAX_CONNECTIONS": "16",
+                               "ANALYTICS_COLLECTOR_HEADER_SECONDS": "60"},
+                          preexec_fn=few_descriptors)
+    socks = [connect(c.url) for _ in range(300)]
+    try:
+        time.sleep(1.0)
+        held, refused = 0, 0
+        for s in socks:
+            s.settimeout(0.2)
+            try:
+                status, headers, body = read_response(s)
+            except TimeoutError:
+                held += 1  # nothing said: the server still holds it
+                continue
+            except (ConnectionError, OSError):
+                continue  # reset: closed too, without an answer
+            assert status == 503 and json.loads(body)["reason"] == "too_many_connections"
+            assert headers["retry-after"] and headers["connection"] == "close"
+            assert s.recv(1) == b""  # and closed
+            refused += 1
+        assert held <= 16, held
+        assert refused >= 300 - 16 - 10, refused  # a few may be reset before their answer
+        r = post(c.url, batch(1))  # the limit still holds: a clear 503, not a dead socket
+        assert r.status_code == 503 and r.json()["reason"] == "too_many_connections"
+    finally:
+        for s in socks:
+            s.close()
+    wait_for(lambda: post(c.url, batch(1)).status_code == 202, 10)
+
+
+def _crash_after_the_lake_write(spool_dir: Path, lake_dir: Path) -> None:
+    """In a child process: two requests whose ingest_ts goes back across an hour (NTP stepping
+    the clock back), then a flush that SIGKILLs the process after the lake write and before the
+    segment's delete."""
+    import asyncio
+    import os
+
+    from analytics_platform.ingest.spool import Spool
+    from analytics_platform.lake import LocalRawLake
+
+    class CrashingLake(LocalRawLake):
+        def write_records(self, *args: Any, **kwargs: Any) -> Any:
+            out = super().write_records(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGKILL)
+            return out
+
+    async def run() -> None:
+        spool = Spool(spool_dir, CrashingLake(lake_dir), flush_seconds=3600)
+        await spool.start()
+        await spool.append(b'{"event_id":"e1","ingest_ts":"2026-12-07T10:00:01.000Z"}\n')
+        await spool.append(b'{"event_id":"e2","ingest_ts":"2026-12-07T09:59:59.000Z"}\n')
+        await spool.flush()
+
+    asyncio.run(run())
+
+
+def test_a_clock_step_back_and_a_kill_mid_flush_duplicate_nothing(tmp_path: Path) -> None:
+    """The running collector named a segment's object by its first line's ingest_ts, recovery
+    by the oldest: after a kill between the lake write and the delete, recovery wrote the same
+    records again under another name (every event twice)."""
+    import multiprocessing
+
+    from analytics_platform.ingest.spool import Spool
+    from analytics_platform.lake import LocalRawLake
+
+    spool_dir, lake_dir = tmp_path / "spool", tmp_path / "raw"
+    child = multiprocessing.get_context("fork").Process(
+        target=_crash_after_the_lake_write, args=(spool_dir, lake_dir))
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    assert list(spool_dir.glob("seg-*.ndjson"))  # the delete never happened
+    assert Spool(spool_dir, LocalRawLake(lake_dir)).recover() == 2
+    objects = [p.relative_to(lake_dir).as_posix() for p in lake_dir.rglob("*.gz")]
+    assert len(objects) == 1 and objects[0].startswith(
+        "year=2026/month=12/day=07/hour=09/analytics-1-2026-12-07-09-59-59-"), objects
+    ids = Counter(json.loads(line)["event_id"] for p in lake_dir.rglob("*.gz")
+                  for line in gzip.decompress(p.read_bytes()).splitlines())
+    assert ids == Counter({"e1": 1, "e2": 1})

@@ -11,14 +11,22 @@ Every request to the first two needs ``Authorization: Bearer <key>`` (``api-key 
 passes the key's rate limit; errors are Plausible's shape, ``{"error": "…"}``. Read-only by
 construction: no route writes, and the warehouse is attached read-only. Request headers (and so
 keys) are never logged.
+
+Served like the collector (``ingest/collector.py``'s guarded protocol): a request head must
+arrive within ``ANALYTICS_API_HEADER_SECONDS`` (10) and a query's body within
+``ANALYTICS_API_BODY_SECONDS`` (10), else 408; past ``ANALYTICS_API_MAX_CONNECTIONS`` (512)
+open connections a new one is answered 503 and closed at once. Plain uvicorn held a silent or
+half-sent connection for ever, so a few hundred exhausted the process's file descriptors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,8 +41,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from analytics_platform.api import v2
-from analytics_platform.api.keys import ApiKey, KeyStore, RateLimiter
+from analytics_platform.api.keys import ApiKey, KeyFileError, KeyStore, RateLimiter
 from analytics_platform.api.openapi import document
+from analytics_platform.ingest.collector import CollectorLimits, guarded_protocol
 from analytics_platform.query import export as exports
 from analytics_platform.query.handwritten import load
 from analytics_platform.query.stats import QueryError, run
@@ -42,6 +51,7 @@ from analytics_platform.query.warehouse import Warehouse
 
 log = logging.getLogger("analytics_platform.api")
 MAX_BODY = 64 * 1024
+ENV_PREFIX = "ANALYTICS_API_"  # ANALYTICS_API_HEADER_SECONDS, _BODY_SECONDS, _MAX_CONNECTIONS
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -55,6 +65,7 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
     (``7d``, ``month``…) count back from."""
     keys = keys or KeyStore(data_dir / "api_keys.json")
     limiter = limiter or RateLimiter()
+    body_seconds = CollectorLimits.from_env(ENV_PREFIX).body_seconds
     warehouse_path = data_dir / "warehouse.duckdb"
     spool = data_dir / ".export_tmp"
 
@@ -80,7 +91,14 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
         if scheme.lower() != "bearer" or not secret.strip():
             return error(401, "Missing API key. Please use a valid API key as a Bearer Token "
                               "(analytics-platform api-key create NAME).")
-        key = keys.verify(secret.strip())
+        try:
+            key = keys.verify(secret.strip())
+        except KeyFileError as e:
+            # No key can be checked: refuse every request, say so, and never 500. The next
+            # request reads the file again, so fixing it needs no restart.
+            log.error("%s", e)
+            return error(503, "The server cannot read its API key file; the server's log says "
+                              "why.", {"retry-after": "30"})
         if key is None:
             return error(401, "Invalid API key. Please make sure you're using a valid API key "
                               "that has not been revoked.")
@@ -101,12 +119,19 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
             return error(413, f"The query is over {MAX_BODY // 1024} KiB.")
         # read piece by piece, and no further than MAX_BODY: a chunked body declares no
         # length, and request.body() would hold all of it in memory before any check
+        # ... and within body_seconds: a client that announces a body and sends part of it
+        # would hold the connection (and a descriptor) for ever
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                return error(413, f"The query is over {MAX_BODY // 1024} KiB.")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(body_seconds):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > MAX_BODY:
+                        return error(413, f"The query is over {MAX_BODY // 1024} KiB.")
+                    chunks.append(chunk)
+        except TimeoutError:
+            return error(408, f"The query's body took over {body_seconds:g} s.",
+                         {"connection": "close"})
         try:
             payload = json.loads(b"".join(chunks))
         except RecursionError:  # arrays nested thousands deep: deeper than the parser goes
@@ -212,7 +237,8 @@ def access_log(app: Callable) -> Callable:
 
 
 def serve(app: Starlette, host: str, port: int) -> None:
-    """Run ``app`` on uvicorn, with :func:`access_log` in place of uvicorn's."""
+    """Run ``app`` on uvicorn, with :func:`access_log` in place of uvicorn's, on the collector's
+    guarded protocol (head timeout, connection cap), its answers in the API's error shape."""
     import uvicorn
 
     from analytics_platform.ingest.privacy import scrub_logs
@@ -220,8 +246,11 @@ def serve(app: Starlette, host: str, port: int) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    counters: Counter[str] = Counter()
+    protocol = guarded_protocol(CollectorLimits.from_env(ENV_PREFIX), counters,
+                                lambda _reason, message: {"error": message}, "API")
     config = uvicorn.Config(access_log(app), host=host, port=port, log_level="info",
                             access_log=False, timeout_graceful_shutdown=10,
-                            proxy_headers=False)
+                            proxy_headers=False, http=protocol)
     scrub_logs()  # a path or an exception's message may quote a request (docs/PRIVACY.md)
     uvicorn.Server(config).run()

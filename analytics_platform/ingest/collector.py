@@ -36,7 +36,7 @@ from starlette.routing import Route
 from analytics_platform.contract import encode_json, encode_records
 from analytics_platform.ingest.core import PATHS, IngestConfig, Ingestor, Prepared
 from analytics_platform.ingest.privacy import scrub_logs, utc_day
-from analytics_platform.ingest.spool import Spool, describe_error
+from analytics_platform.ingest.spool import Spool, SpoolBusy, describe_error
 from analytics_platform.lake import RawLake
 
 TRACKER_DIR = Path(__file__).resolve().parent.parent / "tracker"
@@ -72,11 +72,13 @@ class CollectorLimits:
     max_connections: int = 512
 
     @classmethod
-    def from_env(cls) -> CollectorLimits:
+    def from_env(cls, prefix: str = "ANALYTICS_COLLECTOR_") -> CollectorLimits:
+        """``prefix`` lets another server on the same protocol (the API: ``ANALYTICS_API_``)
+        have its own settings."""
         env = os.environ.get
-        return cls(float(env("ANALYTICS_COLLECTOR_BODY_SECONDS", cls.body_seconds)),
-                   float(env("ANALYTICS_COLLECTOR_HEADER_SECONDS", cls.header_seconds)),
-                   int(env("ANALYTICS_COLLECTOR_MAX_CONNECTIONS", cls.max_connections)))
+        return cls(float(env(f"{prefix}BODY_SECONDS", cls.body_seconds)),
+                   float(env(f"{prefix}HEADER_SECONDS", cls.header_seconds)),
+                   int(env(f"{prefix}MAX_CONNECTIONS", cls.max_connections)))
 
 
 def _json_error(status: int, reason: str, message: str,
@@ -307,20 +309,19 @@ def _raw_response(status: int, phrase: str, payload: dict[str, str],
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
-async def _too_many_connections(scope: dict, receive: Callable, send: Callable) -> None:
-    body = encode_json({"reason": "too_many_connections",
-                        "message": "the collector is at its connection limit; send it again"})
-    await send({"type": "http.response.start", "status": 503, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"retry-after", b"1"), (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
+def _collector_error(reason: str, message: str) -> dict[str, str]:
+    return {"reason": reason, "message": message}
 
 
-def guarded_protocol(limits: CollectorLimits, counters: Counter[str]) -> type:
+def guarded_protocol(limits: CollectorLimits, counters: Counter[str],
+                     error_body: Callable[[str, str], dict[str, str]] = _collector_error,
+                     server: str = "collector") -> type:
     """uvicorn's httptools protocol with two bounds it lacks: the time to send a request head
     (uvicorn waits for ever on a connection that opens and says nothing, or says it slowly) and
     the number of open connections (uvicorn's own ``limit_concurrency`` answers in plain text);
-    and a JSON answer to a request its parser refuses."""
+    and a JSON answer to a request its parser refuses. ``error_body(reason, message)`` is the
+    JSON of those answers, in the shape of the server's other errors (the API's is
+    ``{"error": …}``)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class GuardedProtocol(HttpToolsProtocol):
@@ -329,8 +330,17 @@ def guarded_protocol(limits: CollectorLimits, counters: Counter[str]) -> type:
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             if len(self.connections) > limits.max_connections:
+                # Answered and closed now, not when (if ever) a request comes: an over-limit
+                # connection that stays silent would otherwise hold its socket until the head
+                # timeout, and enough of them exhaust the process's file descriptors, so that
+                # accept() fails and a normal client gets no answer at all.
                 counters["refused_connections"] += 1
-                self.app = _too_many_connections  # this connection's requests only
+                transport.write(_raw_response(503, "Service Unavailable", error_body(
+                    "too_many_connections",
+                    f"the {server} is at its connection limit; send it again"),
+                    {"retry-after": "1"}))
+                transport.close()  # connection_lost takes it out of self.connections
+                return
             self._arm()
 
         def _arm(self) -> None:
@@ -358,8 +368,8 @@ def guarded_protocol(limits: CollectorLimits, counters: Counter[str]) -> type:
         def send_400_response(self, msg: str) -> None:
             # a request the HTTP parser refuses: uvicorn answers it in plain text
             counters["malformed_requests"] += 1
-            self.transport.write(_raw_response(400, "Bad Request", {
-                "reason": "malformed_request", "message": msg}))
+            self.transport.write(_raw_response(400, "Bad Request", error_body(
+                "malformed_request", msg)))
             self.transport.close()
 
         def _head_timeout(self) -> None:
@@ -368,9 +378,8 @@ def guarded_protocol(limits: CollectorLimits, counters: Counter[str]) -> type:
                                                and not self.cycle.response_complete):
                 return
             counters["header_timeouts"] += 1
-            self.transport.write(_raw_response(408, "Request Timeout", {
-                "reason": "header_timeout",
-                "message": f"the request head took over {limits.header_seconds:g} s"}))
+            self.transport.write(_raw_response(408, "Request Timeout", error_body(
+                "header_timeout", f"the request head took over {limits.header_seconds:g} s")))
             self.transport.close()
 
     return GuardedProtocol
@@ -383,6 +392,13 @@ def serve(app: Callable, host: str, port: int) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        # Before listening: a second collector on this data folder would take the first one's
+        # open segment for its own and delete it (spool.py), so it does not start at all.
+        app.state.spool.acquire()  # type: ignore[attr-defined]
+    except SpoolBusy as e:
+        log.error("collector: not starting: %s", e)
+        raise SystemExit(f"collector: not starting: {e}") from None
     protocol = guarded_protocol(app.limits, app.counters)  # type: ignore[attr-defined]
     # No proxy headers from uvicorn: which header may name the client (for visitor_hash only)
     # is the Ingestor's configuration, trusted proxies only (ANALYTICS_CLIENT_IP_HEADER).

@@ -14,6 +14,16 @@ for a while.
   same segment again (after a crash between the write and the delete, or a retry) replaces the
   object instead of duplicating it. A failed flush is logged, counted and retried with backoff;
   the segments wait on disk meanwhile (``SpoolHealth`` says so).
+- One collector per spool folder: ``start`` takes an exclusive ``flock`` on ``.lock`` in it and
+  refuses to start (``SpoolBusy``) while another process holds it. Every segment in the folder is
+  then this process's or a dead one's, so flushing "every segment but the current one" never
+  takes another live collector's open segment (two collectors on one folder deleted each other's
+  open segment, losing acknowledged events). The kernel drops the lock when its holder dies, even
+  by ``kill -9``: the next collector starts and recovers what it left.
+- An object's name is the segment's id and its oldest ``ingest_ts`` (the minimum over its lines,
+  not the first line: a clock stepped back makes a later line older), computed the same way for
+  this process's segments and for recovered ones, so a flush cut short after the lake write
+  and redone by the next process replaces the object instead of writing a second one.
 - On start, segments left by a previous process are flushed first. Their lines are checked one
   by one: a trailing partial line (a write cut short, never acknowledged) is dropped, and a line
   that cannot be read (damage on disk) is parked in ``damaged/`` with its reason, never silently
@@ -25,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import time
@@ -57,6 +68,10 @@ def describe_error(e: BaseException) -> str:
     if isinstance(e, OSError) and e.errno in errno.errorcode:
         return f"{type(e).__name__}: {errno.errorcode[e.errno]}"
     return type(e).__name__
+
+
+class SpoolBusy(RuntimeError):
+    """Another live process holds the spool folder."""
 
 
 class SegmentUnreadable(OSError):
@@ -106,7 +121,7 @@ class Spool:
         self._segment: Path | None = None
         self._fd: int | None = None
         self._size = 0
-        self._own: set[str] = set()  # segments this process wrote (known to hold whole lines)
+        self._lock_fd: int | None = None  # the flock on .lock, held while running
         self._parked: set[str] = set()
         self._writer_task: asyncio.Task[None] | None = None
         self._flusher_task: asyncio.Task[None] | None = None
@@ -118,13 +133,34 @@ class Spool:
     def damaged_folder(self) -> Path:
         return self.folder / "damaged"
 
+    def acquire(self) -> None:
+        """Take the spool folder for this process (idempotent); raises ``SpoolBusy`` if another
+        live process has it."""
+        if self._lock_fd is not None:
+            return
+        path = self.folder / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SpoolBusy(
+                f"another collector is running on the spool folder {self.folder} (it holds "
+                f"{path}); run one collector per data folder, or give this one its own "
+                "ANALYTICS_DATA_DIR") from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the only descriptor drops the flock
+            self._lock_fd = None
+
     # --- segments --------------------------------------------------------------------------
 
     def _open_segment(self) -> None:
         name = f"seg-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex}.ndjson"
         self._fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._segment, self._size = self.folder / name, 0
-        self._own.add(name)
 
     def _close_segment(self) -> Path | None:
         seg, fd, size = self._segment, self._fd, self._size
@@ -150,13 +186,16 @@ class Spool:
     @staticmethod
     def _check_lines(data: bytes) -> tuple[bytes, bytes, list[_Line], datetime | None]:
         """(readable lines, unreadable lines, why each is unreadable, the oldest ``ingest_ts``)
-        of complete lines. Line by line in Python: 195 ms for a full 8 MB segment (11,000
-        records), so this runs only on segments another process left (recovery), never on the
-        flush path of the running collector."""
+        of complete lines. Runs on every segment, this process's and recovered ones alike: the
+        oldest ``ingest_ts`` names the lake object, and a second way of finding it (the first
+        line's, on the running collector's path) named the same segment differently after a
+        clock step back, so its re-flush on recovery duplicated it. Each distinct timestamp text
+        is parsed once (a request's records share one)."""
         good: list[bytes] = []
         bad: list[bytes] = []
         why: list[_Line] = []
         oldest: datetime | None = None
+        parsed: dict[str, datetime | None] = {}
         for n, line in enumerate(data.splitlines(keepends=True), 1):
             try:
                 value: Any = orjson.loads(line)
@@ -168,9 +207,14 @@ class Spool:
                 elif not isinstance(value.get("ingest_ts"), str):
                     reason = "no_ingest_ts"
                 else:
-                    try:
-                        ts = parse_timestamp(value["ingest_ts"])
-                    except ValueError:
+                    text = value["ingest_ts"]
+                    if text not in parsed:
+                        try:
+                            parsed[text] = parse_timestamp(text)
+                        except ValueError:
+                            parsed[text] = None
+                    ts = parsed[text]
+                    if ts is None:  # parse_timestamp answers None for a malformed one
                         reason = "bad_ingest_ts"
                     else:
                         good.append(line)
@@ -204,7 +248,8 @@ class Spool:
 
     def flush_segment(self, segment: Path) -> int:
         """Write one closed segment to the raw lake and delete it; returns its record count.
-        A segment this process did not write is checked line by line first."""
+        Its lines are checked one by one (unreadable ones parked), and the object is named by
+        the oldest ``ingest_ts`` among them."""
         try:
             data = segment.read_bytes()
         except OSError as e:
@@ -216,12 +261,7 @@ class Spool:
                         len(data) - end, segment.name)
         data = data[:end]
         oldest = None
-        if data and segment.name in self._own:
-            try:
-                oldest = parse_timestamp(orjson.loads(data[: data.find(b"\n")])["ingest_ts"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                oldest = None  # cannot happen to lines this code wrote; check them all then
-        if data and oldest is None:
+        if data:
             data, bad, why, oldest = self._check_lines(data)
             if why:
                 self._park(segment, bad, why)
@@ -231,12 +271,12 @@ class Spool:
             self.stats.flushed_objects += 1
             self.stats.flushed_records += data.count(b"\n")
         segment.unlink()
-        self._own.discard(segment.name)
         return data.count(b"\n")
 
     def recover(self) -> int:
         """Flush the segments a previous process left behind (before serving). Raises if the
         raw lake refuses a write or a segment cannot be read: the flusher then retries."""
+        self.acquire()  # never another live collector's segments
         n = 0
         unreadable: SegmentUnreadable | None = None
         for seg in self._closed_segments():
@@ -263,6 +303,7 @@ class Spool:
     # --- the writer and the flusher ----------------------------------------------------------
 
     async def start(self) -> None:
+        self.acquire()  # before recovery: the segments in the folder must not be a live one's
         try:
             await asyncio.to_thread(self.recover)
         except Exception as e:  # the lake is down: serve anyway, the flusher retries
@@ -419,3 +460,4 @@ class Spool:
         if not await self._flush_logged():
             log.error("spool: stopping with %d segment(s) not flushed; the next start "
                       "delivers them", self.pending_segments())
+        self.release()
