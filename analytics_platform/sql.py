@@ -14,7 +14,7 @@ SQL generated from data (the contract's rules in ``defs/events/validation.py``, 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -61,3 +61,15 @@ def literal(value: object) -> str:
 def literal_list(values: Iterable[object]) -> str:
     """A SQL list literal of strings, e.g. file paths for ``read_parquet``."""
     return "[" + ", ".join(literal(v) for v in values) + "]"
+
+
+def tree_nodes(node: object) -> Iterator[dict]:
+    """Every object of a JSON tree, depth first: the nodes of DuckDB's ``json_serialize_sql`` and
+    ``EXPLAIN (FORMAT json)`` output (the playground's checks, the export's view paths)."""
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from tree_nodes(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from tree_nodes(v)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from analytics_platform.api.keys import KeyStore
-from analytics_platform_tests.test_collector import CLI, free_port
+from analytics_platform_tests.test_collector import CLI, answers_health, free_port
 from analytics_platform_tests.test_ingest_faults import read_response
 
 # --- raced changes ------------------------------------------------------------------------------
@@ -86,13 +86,8 @@ class Api:
                 [CLI, "api", "--port", str(self.port)],
                 env={**os.environ, "ANALYTICS_DATA_DIR": str(data), **(env or {})},
                 stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        if answers_health(self.proc, self.url):
+            return
         self.stop()
         raise RuntimeError(f"the API did not start: {self.log.read_text()[-3000:]}")
 

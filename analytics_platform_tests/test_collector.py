@@ -32,6 +32,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def answers_health(proc: subprocess.Popen, url: str, seconds: float = 30) -> bool:
+    """Whether the server ``proc`` answers ``GET {url}/healthz`` with 200 within ``seconds``
+    (False as soon as it exits)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return False
+
+
 class Collector:
     """``analytics-platform collect`` as a child process; ``env`` adds to (``None`` removes from)
     its environment, ``preexec_fn`` runs in the child before it starts (resource limits)."""
@@ -55,13 +68,8 @@ class Collector:
                 env=full, stdout=out, stderr=subprocess.STDOUT, text=True,
                 preexec_fn=preexec_fn)
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        if answers_health(self.proc, self.url):
+            return
         self.proc.kill()
         self.proc.wait()
         raise RuntimeError(f"the collector did not start (exit {self.proc.returncode}): "

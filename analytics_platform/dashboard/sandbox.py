@@ -58,6 +58,8 @@ from typing import Any
 
 import duckdb
 
+from analytics_platform.sql import tree_nodes
+
 # Table functions that compute rows and read nothing.
 ALLOWED_TABLE_FUNCTIONS = {"range", "generate_series", "unnest", "json_each", "json_tree"}
 # Scalar functions that reveal the server's state or act on it: settings hold the data folder's
@@ -143,16 +145,6 @@ def shadow_catalog(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return shadow
 
 
-def _plan_nodes(node: Any) -> Any:
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _plan_nodes(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _plan_nodes(v)
-
-
 def check_query(sql: str, shadow: duckdb.DuckDBPyConnection) -> str:
     """The single SELECT statement of ``sql`` once DuckDB has bound it against ``shadow`` (see
     :func:`shadow_catalog`) and its plan reads only the shadow's tables; else a PlaygroundError
@@ -184,7 +176,7 @@ def check_query(sql: str, shadow: duckdb.DuckDBPyConnection) -> str:
         raise PlaygroundError(f"SQL error: {message}")
     if len(plan.get("plans", [])) != 1:
         raise PlaygroundError("Run one statement at a time.")
-    for node in _plan_nodes(plan["plans"]):
+    for node in tree_nodes(plan["plans"]):
         if node.get("type") == "LOGICAL_GET":
             path = (node.get("qname") or {}).get("path") or ["?"]
             if path == ["seq_scan"]:
@@ -216,7 +208,7 @@ def _check_parsed(query: str, shadow: duckdb.DuckDBPyConnection, pure: set[str])
     if tree.get("error"):
         message = str(tree.get("error_message", "cannot parse")).splitlines()[0]
         raise PlaygroundError(f"SQL error: this query cannot be checked ({message}).")
-    for node in _plan_nodes(tree["statements"]):
+    for node in tree_nodes(tree["statements"]):
         name = node.get("function_name")
         if isinstance(name, str) and name.lower() in DENIED_FUNCTIONS:
             raise PlaygroundError(f"The function {name.lower()}() is not allowed here.")
@@ -243,7 +235,7 @@ def _bound_constant(expr: Any, where: str, pure: set[str]) -> None:
     """Refuse ``expr`` (a parse tree) unless it holds no subquery and calls only ``pure``
     functions: DuckDB evaluates it while binding, so its value, not the expression, reaches
     the plan, and it must have the same value on the shadow and on the real connection."""
-    for node in _plan_nodes(expr):
+    for node in tree_nodes(expr):
         if node.get("class") == "SUBQUERY":
             raise PlaygroundError(f"No subquery in {where}: DuckDB works them out before the "
                                   "query is checked. Write constants there.")

@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 
 from analytics_platform.query.handwritten import fill
-from analytics_platform.sql import literal
+from analytics_platform.sql import literal, tree_nodes
 from analytics_platform.storage import FIRST_COPY_ORDER
 
 
@@ -100,7 +100,7 @@ def published_files(con: duckdb.DuckDBPyConnection, view: str) -> str:
                  if kind == duckdb.token_type.keyword and sql[pos:end].strip().lower() == b"as"),
                 "")
     tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [body]).fetchone()[0])
-    for node in _nodes(tree.get("statements", [])):
+    for node in tree_nodes(tree.get("statements", [])):
         function = node.get("function") or {}
         if node.get("type") == "TABLE_FUNCTION" and function.get("function_name") == "read_parquet":
             literal_ = (function["arguments"][0]["expression"].get("literal") or {})
@@ -108,16 +108,6 @@ def published_files(con: duckdb.DuckDBPyConnection, view: str) -> str:
                 return str(literal_["text"])
     raise ExportError(f"The warehouse's {view} view reads no Parquet files: publish the "
                       "warehouse again (a backfill).")
-
-
-def _nodes(node: object) -> Iterator[dict]:
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _nodes(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _nodes(v)
 
 
 def export_sql(table: str, first: date | None, last: date | None, columns: list[str],
