@@ -76,7 +76,14 @@ def simulate(days: int, visitors_per_day: int, start: date | None, seed: int,
                f"seed {seed}) into {lake.url}")
     t0 = time.perf_counter()
     traffic = generate(cfg)
-    report = write_traffic(traffic, lake, progress=not quiet)
+    try:
+        report = write_traffic(traffic, lake, progress=not quiet)
+    except OSError as e:
+        raise click.ClickException(f"cannot write to {lake.url}: {e}") from e
+    except Exception as e:  # botocore's: no credentials, no bucket, access denied
+        if type(e).__module__.startswith("botocore"):
+            raise click.ClickException(f"cannot write to {lake.url}: {e}") from e
+        raise
     elapsed = time.perf_counter() - t0
     click.echo(
         f"Wrote {report.records:,} records in {report.objects:,} objects "
@@ -286,6 +293,27 @@ EARLIER_LOCAL_INSTANCE_YAMLS = (
 )
 
 
+def _raw_has_objects(first: date, last: date) -> None:
+    """A ValueError unless the raw lake holds an object in an hour of ``first``…``last``: a
+    backfill of a range without any (a wrong ANALYTICS_RAW_URL) emptied the warehouse's days
+    and said "Done". Hour by hour until one has an object (one LIST an hour on S3)."""
+    from analytics_platform.lake import hours_between, open_raw_lake
+
+    url = settings.raw_url()
+    if "://" not in url and not Path(url).is_dir():
+        raise ValueError(f"the raw lake {url} does not exist (ANALYTICS_RAW_URL)")
+    lake = open_raw_lake(url)
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    end = min(datetime(last.year, last.month, last.day, 23, tzinfo=UTC), datetime.now(UTC))
+    try:
+        if any(lake.list_hour(h) for h in hours_between(start, end)):
+            return
+    except Exception as e:  # botocore's: no credentials, no bucket, access denied
+        raise ValueError(f"cannot list the raw lake {url}: {e}") from e
+    raise ValueError(f"the raw lake {url} has no object from {first} to {last}: nothing to "
+                     "backfill (check ANALYTICS_RAW_URL; --allow-empty empties those days)")
+
+
 def _dagster_home() -> str:
     """$DAGSTER_HOME, defaulting to $ANALYTICS_DATA_DIR/dagster_home (created), so runs started
     here show up in `dagster dev`."""
@@ -304,14 +332,26 @@ def _dagster_home() -> str:
 @click.option("--to", "last", required=True, callback=_parse_date,
               help="Last day (UTC), inclusive.")
 @click.option("--verbose", is_flag=True, help="Show Dagster's step logs.")
-def backfill(first: date, last: date, verbose: bool) -> None:
+@click.option("--allow-empty", is_flag=True,
+              help="Go on when the raw lake has no object in the range: its days' tables are "
+                   "then emptied (by default that is refused, as a wrong ANALYTICS_RAW_URL).")
+def backfill(first: date, last: date, verbose: bool, allow_empty: bool) -> None:
     """Materialise every asset for a range of days through Dagster.
 
     Three runs whatever the range (raw hours → events, days → sessions and daily marts, then
     the all-history marts), recorded in $DAGSTER_HOME so the UI shows them.
     """
-    from analytics_platform.backfill import run_backfill
+    from analytics_platform.backfill import plan, run_backfill
 
+    try:
+        # what the steps would refuse only inside the first run, in its stack traces
+        settings.duckdb_memory_limit()
+        settings.late_arrival_hours()
+        plan(first, last)
+        if not allow_empty:
+            _raw_has_objects(first, last)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
     home = _dagster_home()
     click.echo(f"Backfilling {first} … {last} (Dagster instance: {home})")
     try:
@@ -319,6 +359,10 @@ def backfill(first: date, last: date, verbose: bool) -> None:
                               log_level="INFO" if verbose else "WARNING")
     except (ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from e
+    except KeyboardInterrupt:
+        click.echo("Interrupted: run the same command again to finish (a partition done "
+                   "again is written the same).", err=True)
+        sys.exit(130)
     ev = report.phases[0]
     click.echo(
         f"Done in {report.seconds:.1f} s: {report.records:,} raw records → "
@@ -566,6 +610,8 @@ def export(table: str, first: date | None, last: date | None, fmt: str, out: str
     `events` rows are the cleaned, de-duplicated events (CONTRACT §3)."""
     import tempfile
 
+    import duckdb
+
     from analytics_platform.query import export as exports
 
     warehouse = settings.data_dir() / "warehouse.duckdb"
@@ -583,6 +629,8 @@ def export(table: str, first: date | None, last: date | None, fmt: str, out: str
         click.echo(f"{rows:,} rows", err=True)
     except exports.ExportError as e:
         raise click.ClickException(str(e)) from e
+    except (OSError, duckdb.IOException) as e:  # --out where nothing can be written
+        raise click.ClickException(f"cannot write {out}: {e}") from e
 
 
 if __name__ == "__main__":

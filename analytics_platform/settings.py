@@ -14,6 +14,7 @@ boto3, which reads ``AWS_ENDPOINT_URL`` and the credentials itself.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -196,7 +197,11 @@ def start_date() -> str:
 def late_arrival_hours() -> int:
     """``$ANALYTICS_LATE_ARRIVAL_HOURS`` (default 24): a day's sessions are final once raw hours
     up to day + 1 day + this many hours are processed (CONTRACT §4)."""
-    return int(_env("ANALYTICS_LATE_ARRIVAL_HOURS") or 24)
+    text = _env("ANALYTICS_LATE_ARRIVAL_HOURS") or "24"
+    if not text.strip().isdigit():
+        raise ValueError(f"ANALYTICS_LATE_ARRIVAL_HOURS must be a whole number of hours, 0 or "
+                         f"more, not {text!r}")
+    return int(text)
 
 
 def quarantine_warn_share() -> float:
@@ -237,7 +242,12 @@ def duckdb_memory_limit() -> str:
     """``$ANALYTICS_DUCKDB_MEMORY`` (default ``1GB``): what one pipeline step's DuckDB may hold
     in memory before it spills to ``$ANALYTICS_DATA_DIR/.duckdb_tmp``. With the step's own
     buffers this keeps a step under about 1.5 GB whatever the size of the partition."""
-    return _env("ANALYTICS_DUCKDB_MEMORY") or "1GB"
+    value = _env("ANALYTICS_DUCKDB_MEMORY") or "1GB"
+    # DuckDB refused a bad one only inside the first step, in a run's stack traces
+    if not re.fullmatch(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|[KMGT]|bytes)\s*", value, re.I):
+        raise ValueError(f"ANALYTICS_DUCKDB_MEMORY must be a size such as 1GB or 512MB, "
+                         f"not {value!r}")
+    return value
 
 
 def schedule_minute() -> int:
