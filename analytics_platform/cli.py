@@ -358,8 +358,15 @@ def backfill(first: date, last: date, verbose: bool, allow_empty: bool) -> None:
         report = run_backfill(first, last, log=click.echo,
                               log_level="INFO" if verbose else "WARNING")
     except (ValueError, RuntimeError) as e:
-        raise click.ClickException(str(e)) from e
+        # Ctrl-C reaches Dagster's step first, which fails its run as interrupted
+        if "DagsterExecutionInterruptedError" not in str(e):
+            raise click.ClickException(str(e)) from e
+        interrupted = True
     except KeyboardInterrupt:
+        interrupted = True
+    else:
+        interrupted = False
+    if interrupted:
         click.echo("Interrupted: run the same command again to finish (a partition done "
                    "again is written the same).", err=True)
         sys.exit(130)
