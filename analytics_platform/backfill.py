@@ -178,6 +178,15 @@ def _error_text(error: object) -> str:
     return " ← ".join(p for p in parts if p)
 
 
+def _interrupted(error: object) -> bool:
+    """Whether a step's error (or what caused it) is Dagster's interrupt of the run."""
+    while error is not None:
+        if getattr(error, "cls_name", None) == "DagsterExecutionInterruptedError":
+            return True
+        error = getattr(error, "cause", None)
+    return False
+
+
 def _run_phase(definitions: dg.Definitions, phase: Phase, instance: dg.DagsterInstance,
                backfill_id: str, run_config: dict, run_ids: list[str],
                log: Callable[[str], None]) -> None:
@@ -196,8 +205,13 @@ def _run_phase(definitions: dg.Definitions, phase: Phase, instance: dg.DagsterIn
     phase.success = result.success
     phase.metadata = _metadata(result)
     if not result.success:
-        failures = [_error_text(e.event_specific_data.error) for e in result.all_events
-                    if e.is_step_failure and e.event_specific_data is not None]
+        errors = [e.event_specific_data.error for e in result.all_events
+                  if e.is_step_failure and e.event_specific_data is not None]
+        # Ctrl-C reaches the step first, which fails the run as interrupted: it is the user's
+        # interrupt, not the run's failure
+        if any(_interrupted(error) for error in errors):
+            raise KeyboardInterrupt
+        failures = [_error_text(error) for error in errors]
         raise RuntimeError(f"{phase.job} failed: " + " | ".join(failures)[:2000])
     log(f"  done in {phase.seconds:.1f} s")
 

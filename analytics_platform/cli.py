@@ -26,6 +26,14 @@ def main() -> None:
     """
 
 
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """What reaching a folder or a bucket raises: the disk's, and botocore's (no credentials,
+    no bucket, access denied), imported only when a command needs it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return OSError, BotoCoreError, ClientError
+
+
 def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
     if value is None:
         return None
@@ -78,12 +86,8 @@ def simulate(days: int, visitors_per_day: int, start: date | None, seed: int,
     traffic = generate(cfg)
     try:
         report = write_traffic(traffic, lake, progress=not quiet)
-    except OSError as e:
+    except _storage_errors() as e:
         raise click.ClickException(f"cannot write to {lake.url}: {e}") from e
-    except Exception as e:  # botocore's: no credentials, no bucket, access denied
-        if type(e).__module__.startswith("botocore"):
-            raise click.ClickException(f"cannot write to {lake.url}: {e}") from e
-        raise
     elapsed = time.perf_counter() - t0
     click.echo(
         f"Wrote {report.records:,} records in {report.objects:,} objects "
@@ -308,7 +312,7 @@ def _raw_has_objects(first: date, last: date) -> None:
     try:
         if any(lake.list_hour(h) for h in hours_between(start, end)):
             return
-    except Exception as e:  # botocore's: no credentials, no bucket, access denied
+    except _storage_errors() as e:
         raise ValueError(f"cannot list the raw lake {url}: {e}") from e
     raise ValueError(f"the raw lake {url} has no object from {first} to {last}: nothing to "
                      "backfill (check ANALYTICS_RAW_URL; --allow-empty empties those days)")
@@ -358,15 +362,8 @@ def backfill(first: date, last: date, verbose: bool, allow_empty: bool) -> None:
         report = run_backfill(first, last, log=click.echo,
                               log_level="INFO" if verbose else "WARNING")
     except (ValueError, RuntimeError) as e:
-        # Ctrl-C reaches Dagster's step first, which fails its run as interrupted
-        if "DagsterExecutionInterruptedError" not in str(e):
-            raise click.ClickException(str(e)) from e
-        interrupted = True
-    except KeyboardInterrupt:
-        interrupted = True
-    else:
-        interrupted = False
-    if interrupted:
+        raise click.ClickException(str(e)) from e
+    except KeyboardInterrupt:  # also a run Dagster failed as interrupted (backfill._run_phase)
         click.echo("Interrupted: run the same command again to finish (a partition done "
                    "again is written the same).", err=True)
         sys.exit(130)
