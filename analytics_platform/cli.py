@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from analytics_platform import settings
+from analytics_platform.serve import FOLLOWER, ROLES
 
 if TYPE_CHECKING:
     from analytics_platform.serve import Topology
@@ -463,8 +464,7 @@ def _supervise(topology: Topology, storage: str, done: str,
 @click.option("--code-server-host", envvar="DAGSTER_CODE_SERVER_HOST", default="127.0.0.1",
               show_default=True, help="Where the webserver and daemon find the code server "
               "(env DAGSTER_CODE_SERVER_HOST).")
-@click.option("--only", "role", type=click.Choice(
-    ["code-server", "daemon", "webserver", "dashboard", "collector", "api", "lake-pull"]),
+@click.option("--only", "role", type=click.Choice([*ROLES, FOLLOWER]),
     help="Run this one role in the foreground (a container's command) instead of all six "
          "(seven with ANALYTICS_RUN_LAUNCHER=ecs: lake-pull, the runs' lake brought to this "
          "warehouse).")

@@ -263,11 +263,12 @@ def experiments(f: Filters) -> Statement:
             params, setup)
 
 
-def compare_variants(df: pd.DataFrame) -> pd.DataFrame:
-    """Lift and p-value of each variant against its baseline, as the experiments mart does."""
+def compare_variants(df: pd.DataFrame, *, decision: bool = False) -> pd.DataFrame:
+    """Lift and p-value of each variant against its baseline, as the experiments mart does
+    (with ``decision``, also what the dashboard's verdict rests on: mart_logic.compare_variants)."""
     cols = ["experiment", "variant", "sessions", "conversions", "conversion_rate"]
     rows = [tuple(r) for r in df[cols].itertuples(index=False)]
-    return mart_logic.compare_variants(rows).to_pandas()
+    return mart_logic.compare_variants(rows, decision=decision).to_pandas()
 
 
 # --- issue 19's report marts: countries, outbound links, downloads, 404s, web vitals, engaged time

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from analytics_platform import sql
-from analytics_platform.defs.events.reader import read_lines
+from analytics_platform.defs.events.reader import objects_table, read_lines
 from analytics_platform.defs.events.user_agents import detect_bots
 from analytics_platform.duck import connect
 from analytics_platform.lake import hours_between, open_raw_lake
@@ -72,10 +72,7 @@ def recent_activity(raw_url: str, now: datetime) -> Activity:
     raw = read_lines(lake, objects)  # a damaged object: what decompresses of it, as the pipeline
     con = connect()  # UTC and the pipeline's macros (clean_path), its memory bound
     con.register("raw_lines", raw.lines)
-    con.register("raw_objects", pa.table({  # records.sql's raw_hour (not used here)
-        "obj": pa.array(range(len(objects)), pa.int32()), "key": [o.key for o in objects],
-        "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o in objects],
-                             pa.timestamp("us"))}))
+    con.register("raw_objects", objects_table(objects))
     df = con.execute(ACTIVITY_SQL, {"since": since}).df()
     con.close()
     if df.empty:

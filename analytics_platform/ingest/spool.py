@@ -209,10 +209,7 @@ class Spool:
                 else:
                     text = value["ingest_ts"]
                     if text not in parsed:
-                        try:
-                            parsed[text] = parse_timestamp(text)
-                        except ValueError:
-                            parsed[text] = None
+                        parsed[text] = parse_timestamp(text)
                     ts = parsed[text]
                     if ts is None:  # parse_timestamp answers None for a malformed one
                         reason = "bad_ingest_ts"

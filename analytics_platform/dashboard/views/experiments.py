@@ -4,7 +4,6 @@ over the sessions of the dates and filters."""
 import pandas as pd
 import streamlit as st
 
-from analytics_platform import mart_logic
 from analytics_platform.dashboard import queries as Q
 from analytics_platform.dashboard.frame import header, p_value, query, show_table
 
@@ -25,10 +24,8 @@ if counts.empty:
             "`<html data-analytics-experiment=… data-analytics-variant=…>`.")
 else:
     # the mart's statistics plus what the verdict rests on (the test used, the Holm-adjusted
-    # p-value): queries.compare_variants returns the mart's columns only
-    cols = ["experiment", "variant", "sessions", "conversions", "conversion_rate"]
-    exp = mart_logic.compare_variants([tuple(r) for r in counts[cols].itertuples(index=False)],
-                                      decision=True).to_pandas()
+    # p-value)
+    exp = Q.compare_variants(counts, decision=True)
     for name, rows in exp.groupby("experiment"):
         st.subheader(name)
         base = rows[rows.variant == rows.baseline].iloc[0]

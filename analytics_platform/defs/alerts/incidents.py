@@ -60,10 +60,11 @@ def observe_traffic(lake: LakeResource, pipeline: PipelineSettings) -> Observati
     views and top source when it is anomalous."""
     result = event_checks.events_hourly_volume(lake=lake, pipeline=pipeline)
     facts = _meta(result)
-    if not result.passed and "hour" in facts:
+    if not result.passed:
         hour = datetime.strptime(facts["hour"], "%Y-%m-%d %H:00").replace(tzinfo=UTC)
-        files = lake.open().existing("events", [hour_folder(hour)])
-        before = lake.open().existing("events", [hour_folder(hour - timedelta(hours=1))])
+        out = lake.open()
+        files = out.existing("events", [hour_folder(hour)])
+        before = out.existing("events", [hour_folder(hour - timedelta(hours=1))])
         pageviews, sessions, top, top_sessions, top_views = duckdb.execute(
             sql.load("alerts/hour_detail"), {"files": files, "window": before + files}
         ).fetchall()[0]

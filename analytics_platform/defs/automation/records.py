@@ -79,9 +79,12 @@ def _hour_sessions(con: duckdb.DuckDBPyConnection, table: str, files: list[str])
     query = sql.load("automation/hour_sessions")
     params: dict = {"files": files, "before_hours": SESSION_OWNER_HOURS + SESSION_LOOKBACK_HOURS}
     if not files:  # read_parquet refuses an empty list: the same columns, no rows
-        query, params = ("SELECT NULL::TIMESTAMP AS raw_hour, NULL::VARCHAR AS session, "
-                         "NULL::DATE AS d, NULL::DATE AS top WHERE false"), {}
+        query, params = _NO_SESSIONS, {}
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {query}", params)
+
+
+_NO_SESSIONS = ("SELECT NULL::TIMESTAMP AS raw_hour, NULL::VARCHAR AS session, NULL::DATE AS d, "
+                "NULL::DATE AS top WHERE false")
 
 
 def session_days(con: duckdb.DuckDBPyConnection, lake: Lake, hours: list[datetime],
@@ -100,9 +103,8 @@ def session_days(con: duckdb.DuckDBPyConnection, lake: Lake, hours: list[datetim
     further); and a day whose own events are older than those hours (an event that arrives days
     after it happened, a wrong device clock) is refreshed whenever it reads the hour."""
     out: dict[str, set[str]] = {partition_key(h): set() for h in hours}
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if "hour_sessions_before" not in tables:
-        _hour_sessions(con, "hour_sessions_before", [])
+    # without snapshot_sessions on ``con``, no events before the run
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS hour_sessions_before AS {_NO_SESSIONS}")
     _hour_sessions(con, "hour_sessions",
                    lake.existing("events", [layout.hour_folder(h) for h in hours]))
     if not con.execute("SELECT count(*) FROM (SELECT * FROM hour_sessions UNION ALL "

@@ -31,7 +31,7 @@ from analytics_platform.defs.events.checks import (
     UNIQUE_IDS_DESCRIPTION,
     events_check_results,
 )
-from analytics_platform.defs.events.reader import CHUNK_GZ_BYTES, chunks, read_lines
+from analytics_platform.defs.events.reader import CHUNK_GZ_BYTES, chunks, objects_table, read_lines
 from analytics_platform.defs.events.stats import HourStats, total
 from analytics_platform.defs.events.user_agents import classify_table, warm_up
 from analytics_platform.defs.events.validation import (
@@ -232,11 +232,7 @@ def _process_batch(
     keys = [o.key for o in objects]
     hours = [h for h, _ in batch]
     folders = [layout.hour_folder(h) for h in hours]
-    con.register("raw_objects", pa.table({
-        "obj": pa.array(range(len(objects)), pa.int32()),
-        "key": pa.array(keys, pa.string()),
-        "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o in objects], pa.timestamp("us")),
-    }))
+    con.register("raw_objects", objects_table(objects))
     corrupt, warm = _check_records(con, raw_lake, objects, prefetch, chunk_gz_bytes)
     _quarantine(con, corrupt)
     # User agents are parsed once per distinct value (the libraries are Python).

@@ -96,12 +96,11 @@ def events_hourly_volume(lake: LakeResource, pipeline: PipelineSettings) -> dg.A
     hours_dir = out.table_dir("events")
     # The newest *complete* hour: the current one is still filling up.
     current = hour_folder(datetime.now(UTC))
-    folders = sorted(p.name for p in hours_dir.glob(f"{HOUR}=*")) if hours_dir.exists() else []
     # Only folders that still hold a file: an hour re-run after its raw objects were deleted
     # (an erasure request) loses its file but keeps its folder, and read_parquet fails on a
     # list without the latest hour's file ("needs at least one file").
-    folders = [f for f in folders
-               if f < current and out.partition_path("events", f).exists()]
+    folders = sorted(p.parent.name for p in hours_dir.glob(f"{HOUR}=*/part.parquet")
+                     if p.parent.name < current) if hours_dir.exists() else []
     if not folders:
         return dg.AssetCheckResult(passed=True, metadata={"note": "no complete hour yet"})
     latest = hour_of_folder(folders[-1])

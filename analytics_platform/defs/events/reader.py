@@ -194,3 +194,13 @@ def read_lines(lake: RawLake, objects: list[RawObject], indexes: list[int] | Non
     # core but one idle. Slices are views, nothing is copied.
     table = pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS), _SCHEMA)
     return RawLines(table, corrupt, raw_bytes)
+
+
+def objects_table(objects: list[RawObject]) -> pa.Table:
+    """``raw_objects`` as records.sql joins it (``obj``, ``key``, ``raw_hour``): the pipeline's
+    events step and the dashboard's Realtime read raw lines through the same SQL."""
+    return pa.table({
+        "obj": pa.array(range(len(objects)), pa.int32()),
+        "key": pa.array([o.key for o in objects], pa.string()),
+        "raw_hour": pa.array([o.hour.replace(tzinfo=None) for o in objects], pa.timestamp("us")),
+    })
