@@ -180,6 +180,12 @@ CREATE OR REPLACE MACRO utc(x) AS make_timestamp(epoch_us(try_cast(x AS TIMESTAM
 -- shows raw records through it too (the events step cuts, then scrubs with its other texts).
 CREATE OR REPLACE MACRO path_only(p) AS regexp_replace(p, '(?s)[?#].*$', '');
 CREATE OR REPLACE MACRO clean_path(p) AS scrub(path_only(p));
+-- A referrer from the site itself (CONTRACT §4): the page's host without "www.", or a subdomain
+-- of it (referrer_host has "www." cut already); such a session is direct. The sessions mart and
+-- the traffic alert's top source both attribute with it.
+CREATE OR REPLACE MACRO self_referral(referrer_host, page_host) AS coalesce(
+    referrer_host = regexp_replace(lower(page_host), '^www\.', '')
+    OR ends_with(referrer_host, '.' || regexp_replace(lower(page_host), '^www\.', '')), false);
 -- Who a visitor is (CONTRACT §3.6): the consented visitor_id; without consent the day's
 -- visitor_hash; a record from before issue 18 with neither is a visitor of its own session.
 CREATE OR REPLACE MACRO visitor_of(visitor_id, visitor_hash, session_id) AS

@@ -154,3 +154,24 @@ def test_table_shape() -> None:
     assert t.num_rows > 1500  # the database's ~1,700 hosts, not a hand-written table
     patterns = t.column("pattern").to_pylist()
     assert not [p for p in patterns if p.startswith("www.") or "/" in p]
+
+
+@pytest.mark.parametrize(("referrer_host", "page_host", "own"), [
+    ("brightpath.example", "www.brightpath.example", True),
+    ("brightpath.example", "BrightPath.example", True),
+    ("blog.brightpath.example", "www.brightpath.example", True),   # a subdomain of the site
+    ("notbrightpath.example", "brightpath.example", False),        # not a label boundary
+    ("brightpath.example", "shop.brightpath.example", False),      # the parent is another site
+    ("ab.example", "a_.example", False),   # "_" is a host's character, not a wildcard
+    ("news.ycombinator.com", "www.brightpath.example", False),
+    ("brightpath.example", None, False),
+])
+def test_self_referral_is_the_site_or_a_subdomain_of_it(referrer_host: str, page_host: str | None,
+                                                        own: bool) -> None:
+    """CONTRACT §4's self-referral, the one macro the sessions mart and the traffic alert's top
+    source both attribute with."""
+    from analytics_platform import duck
+
+    with duck.connect() as con:
+        got = con.execute("SELECT self_referral(?, ?)", [referrer_host, page_host]).fetchone()[0]
+    assert got is own

@@ -26,9 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
-import duckdb
 
-from analytics_platform import sql
+from analytics_platform import duck, sql
 from analytics_platform.defs.alerts.channels import Channels, Message
 from analytics_platform.defs.events import checks as event_checks
 from analytics_platform.layout import hour_folder
@@ -65,9 +64,10 @@ def observe_traffic(lake: LakeResource, pipeline: PipelineSettings) -> Observati
         out = lake.open()
         files = out.existing("events", [hour_folder(hour)])
         before = out.existing("events", [hour_folder(hour - timedelta(hours=1))])
-        pageviews, sessions, top, top_sessions, top_views = duckdb.execute(
-            sql.load("alerts/hour_detail"), {"files": files, "window": before + files}
-        ).fetchall()[0]
+        with duck.connect() as con:  # the pipeline's macros: self_referral
+            pageviews, sessions, top, top_sessions, top_views = con.execute(
+                sql.load("alerts/hour_detail"), {"files": files, "window": before + files}
+            ).fetchall()[0]
         facts |= {"pageviews": int(pageviews or 0), "sessions": int(sessions or 0),
                   "top_source": top, "top_source_sessions": int(top_sessions or 0),
                   "top_source_pageviews": int(top_views or 0)}

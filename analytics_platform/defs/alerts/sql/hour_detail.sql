@@ -8,41 +8,41 @@
 -- for in the hour before as well, so a session that began then keeps its source instead of
 -- being credited to the site's own pages. Counting page views by each view's own referrer
 -- credited every visit's second page to the site itself.
--- reads:  $files (events/hour=… of the hour), $window (the hour before's files and $files)
+-- reads:  $window (the files of the hour before and of the hour), once; $files (the hour's)
+--         names the rows of the hour itself
 -- writes: nothing (an alert's numbers)
-WITH hour_views AS (
-    SELECT coalesce(session_id, event_id) AS sid, count(*) AS pageviews
-    FROM read_parquet($files, hive_partitioning = false)
-    WHERE event_type = 'page_view'
+WITH win AS (
+    SELECT coalesce(session_id, event_id) AS sid, event_type, ts, event_id, utm_source,
+           referrer_host, page_host, list_contains($files, filename) AS in_hour
+    FROM read_parquet($window, hive_partitioning = false, filename = true)
+),
+hour_views AS (
+    SELECT sid, count(*) AS pageviews
+    FROM win
+    WHERE in_hour AND event_type = 'page_view'
     GROUP BY ALL
 ),
 touch AS (
-    SELECT coalesce(session_id, event_id) AS sid,
+    SELECT sid,
            coalesce(
                arg_min({'utm_source': utm_source, 'referrer_host': referrer_host,
                         'page_host': page_host}, (ts, event_id))
                    FILTER (event_type = 'page_view'),
                arg_min({'utm_source': utm_source, 'referrer_host': referrer_host,
                         'page_host': page_host}, (ts, event_id))) AS t
-    FROM read_parquet($window, hive_partitioning = false)
-    WHERE coalesce(session_id, event_id) IN (SELECT sid FROM hour_views)
+    FROM win
+    WHERE sid IN (SELECT sid FROM hour_views)
     GROUP BY ALL
 ),
-attributed AS (
-    SELECT sid,
-           nullif(lower(trim(t.utm_source)), '') AS utm,
-           t.referrer_host AS ref,
-           regexp_replace(lower(t.page_host), '^www\.', '') AS own
-    FROM touch
-),
 sources AS (
-    SELECT CASE WHEN a.utm IS NOT NULL THEN a.utm
-                WHEN a.ref IS NOT NULL
-                     AND NOT coalesce(a.ref = a.own OR a.ref LIKE '%.' || a.own, false)
-                    THEN a.ref
+    SELECT CASE WHEN nullif(lower(trim(a.t.utm_source)), '') IS NOT NULL
+                    THEN lower(trim(a.t.utm_source))
+                WHEN a.t.referrer_host IS NOT NULL
+                     AND NOT self_referral(a.t.referrer_host, a.t.page_host)
+                    THEN a.t.referrer_host
                 ELSE '(direct)' END AS source,
            count(*) AS sessions, sum(v.pageviews) AS pageviews
-    FROM hour_views v JOIN attributed a USING (sid)
+    FROM hour_views v JOIN touch a USING (sid)
     GROUP BY ALL
 )
 SELECT (SELECT sum(pageviews) FROM hour_views) AS pageviews,

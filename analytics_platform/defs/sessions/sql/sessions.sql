@@ -70,7 +70,7 @@ touches AS (
            nullif(trim(touch.utm_medium), '') AS utm_medium,
            nullif(trim(touch.utm_campaign), '') AS utm_campaign,
            touch.referrer_host AS referrer_host,
-           regexp_replace(lower(touch.page_host), '^www\.', '') AS own_host
+           self_referral(touch.referrer_host, touch.page_host) AS self_referral
     FROM per_session
 ),
 -- The referrer table, matched once per distinct host; the most specific pattern wins. A pattern
@@ -102,17 +102,13 @@ attributed AS (
     SELECT t.session_id,
            CASE
                WHEN t.utm_source IS NOT NULL THEN lower(t.utm_source)
-               WHEN t.referrer_host IS NOT NULL AND NOT coalesce(
-                        t.referrer_host = t.own_host OR t.referrer_host LIKE '%.' || t.own_host,
-                        false)
+               WHEN t.referrer_host IS NOT NULL AND NOT t.self_referral
                    THEN coalesce(m.source, t.referrer_host)
                ELSE '(direct)'
            END AS source,
            CASE
                WHEN t.utm_source IS NOT NULL THEN coalesce(lower(t.utm_medium), '(none)')
-               WHEN t.referrer_host IS NOT NULL AND NOT coalesce(
-                        t.referrer_host = t.own_host OR t.referrer_host LIKE '%.' || t.own_host,
-                        false)
+               WHEN t.referrer_host IS NOT NULL AND NOT t.self_referral
                    THEN coalesce(m.medium, 'referral')
                ELSE '(none)'
            END AS medium,
