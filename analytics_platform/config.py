@@ -4,6 +4,7 @@ checked."""
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,15 @@ M = TypeVar("M", bound=FunnelStep)
 MATCH_KEYS = {"name", "event_type", "page_path", "prop", "min", "equals"}
 
 
+def _finite(x: float) -> bool:
+    """A number a condition can hold: not NaN or infinite, even as a double (a YAML integer
+    of 400 digits)."""
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
+
+
 def _parse_match(s: object, at: str, cls: type[M]) -> M:
     """One event condition (a funnel step or a goal) of a YAML file, checked."""
     if not isinstance(s, dict):
@@ -61,6 +71,16 @@ def _parse_match(s: object, at: str, cls: type[M]) -> M:
         raise ConfigError(f"{at}: 'min' and 'equals' need a 'prop'")
     if "min" in s and (not isinstance(s["min"], (int, float)) or isinstance(s["min"], bool)):
         raise ConfigError(f"{at}: 'min' must be a number")
+    if "min" in s and not _finite(s["min"]):  # YAML's .nan / .inf: no event could meet them
+        raise ConfigError(f"{at}: 'min' must be a finite number")
+    # equals is compared as a number or as text (mart_logic.step_condition, CONTRACT §5): a
+    # YAML null (`equals:` left empty) was taken as no condition at all, a list or a mapping
+    # as its Python text, a date as its own; .nan never equals anything
+    if "equals" in s and not isinstance(s["equals"], (str, int, float)):  # bool is an int
+        raise ConfigError(f"{at}: 'equals' must be text, a number or true / false (quote a "
+                          f"date or other text: \"2026-03-01\")")
+    if "equals" in s and not isinstance(s["equals"], str) and not _finite(s["equals"]):
+        raise ConfigError(f"{at}: 'equals' must be a finite number")
     if "page_path" in s and (not isinstance(s["page_path"], str) or not s["page_path"]):
         raise ConfigError(f"{at}: 'page_path' must be a path such as /pricing")
     return cls(

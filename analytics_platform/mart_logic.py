@@ -11,8 +11,10 @@ took about 1.7 s the first time a goal was filtered on).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 import pyarrow as pa
 
@@ -22,18 +24,67 @@ from analytics_platform.config import Funnel, FunnelStep, Goal
 _lit = sql.literal
 
 
+# Decimal text (CONTRACT §5): ASCII digits, an optional sign, point and exponent. A prop string
+# must be this to meet a ``min``, and a configured ``equals`` string to be a number; Python's
+# float() and DuckDB's cast also take "NaN", "inf", "1_000" and " 15" (a prop "NaN" met every
+# ``min``: NaN sorts above every number in DuckDB). The same pattern in Python and in RE2.
+DECIMAL_TEXT = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+_HUGEINT = 2 ** 127  # DuckDB's HUGEINT holds [-2^127, 2^127)
+
+
+def _configured_number(value: str | float | bool) -> Decimal | None:
+    """The value of a configured ``equals`` that is a number or decimal text, exactly (a YAML
+    float's binary value: 7.0 is 7); None for other text and for booleans."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return Decimal(value)
+    if not re.fullmatch(DECIMAL_TEXT, value):
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:  # an exponent past Decimal's (~1e18): no JSON number is that
+        return None
+
+
+def _equals_condition(node: str, value: str, equals: str | float | bool) -> str:
+    """``equals`` on the prop whose JSON is ``node`` and whose text (``->>``) is ``value``.
+
+    A JSON number against a configured number or decimal text is compared by value (its text
+    was compared: 2.0 never equalled "2", a YAML 7.0 never a JSON 7): a JSON integer (DuckDB's
+    ``json_type`` BIGINT / UBIGINT) exactly, as HUGEINT, so 2^53 + 1 is not 2^53, and equal
+    only to a whole number; any other JSON number (DOUBLE) as a double. Anything else (a
+    string or boolean prop, or configured text that is not a number, or a boolean) is text:
+    the prop's string, ``true`` / ``false``, against the configured value's text (a YAML
+    number's Python text, 7 → "7", 7.0 → "7.0")."""
+    text = ("true" if equals else "false") if isinstance(equals, bool) else str(equals)
+    as_text = f"{value} = {_lit(text)}"
+    number = _configured_number(equals)
+    if number is None:
+        return as_text
+    whole = -_HUGEINT <= number < _HUGEINT and number == number.to_integral_value()
+    as_int = f"try_cast({value} AS HUGEINT) = {_lit(int(number))}::HUGEINT" if whole else "false"
+    as_double = f"try_cast({value} AS DOUBLE) = {_lit(repr(float(number)))}::DOUBLE"
+    return (f"CASE json_type({node}) WHEN 'BIGINT' THEN {as_int} WHEN 'UBIGINT' THEN {as_int} "
+            f"WHEN 'DOUBLE' THEN {as_double} ELSE {as_text} END")
+
+
 def step_condition(step: FunnelStep, alias: str = "e") -> str:
-    """The SQL condition an event must meet to count for ``step`` (a funnel step or a goal)."""
+    """The SQL condition an event must meet to count for ``step`` (a funnel step or a goal):
+    the one rule of CONTRACT §5 for the marts, the dashboard and the query layer's goal
+    filter."""
     cond = [f"{alias}.event_type = {_lit(step.event_type)}"]
     if step.page_path is not None:
         cond.append(f"{alias}.page_path = {_lit(step.page_path)}")
     if step.prop is not None:
+        node = f"{alias}.props::JSON->{_lit(step.prop)}"
         value = f"{alias}.props::JSON->>{_lit(step.prop)}"
         if step.min is not None:
-            cond.append(f"try_cast({value} AS DOUBLE) >= {float(step.min)}")
+            # a JSON number's text is decimal text too; a string counts when it is one ("15")
+            cond.append(f"try_cast(CASE WHEN regexp_full_match({value}, {_lit(DECIMAL_TEXT)}) "
+                        f"THEN {value} END AS DOUBLE) >= {float(step.min)!r}")
         if step.equals is not None:
-            eq = str(step.equals).lower() if isinstance(step.equals, bool) else step.equals
-            cond.append(f"{value} = {_lit(eq)}")
+            cond.append(_equals_condition(node, value, step.equals))
         if step.min is None and step.equals is None:
             cond.append(f"{value} IS NOT NULL")
     return " AND ".join(cond)

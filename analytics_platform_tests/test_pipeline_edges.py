@@ -1,18 +1,20 @@
 """Edges of the pipeline a review found broken: the hourly volume check after an hour lost its
-events file, step 1 of a funnel no session reached, and raw lines of whitespace alone."""
+events file, step 1 of a funnel no session reached, a day whose sessions partition holds no
+session, and raw lines of whitespace alone."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import statistics
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
+from analytics_platform.backfill import run_backfill
 from analytics_platform.config import Funnel, FunnelStep
 from analytics_platform.defs.events import reader
 from analytics_platform.defs.events.checks import events_hourly_volume
@@ -156,6 +158,42 @@ def test_funnel_pct_of_previous_follows_the_contract(sessions: dict[str, list[st
              1.0 if k == 0 else (n / reached[k - 1] if reached[k - 1] else 0.0))
             for k, n in enumerate(reached)]
     assert got == want
+
+
+# --- the daily marts: a day whose sessions partition holds no session ------------------------
+
+def test_a_day_whose_sessions_partition_is_empty_has_no_row_in_any_daily_mart(
+        data: Path) -> None:
+    """The reviewer's case: page views on 03-01 and 03-03 only, a backfill of 03-01 … 03-03.
+    03-02's sessions partition is written (its window reads 03-03's event) and holds no row:
+    that day has no sessions (CONTRACT §5), so no daily mart has a row or a file for it
+    (funnel_daily had one row per step, all 0, where kpis_daily had none)."""
+    days = [date(2026, 3, 1), date(2026, 3, 3)]
+    raw = open_raw_lake(data / "raw")
+    for n, d in enumerate(days):
+        ts = datetime(d.year, d.month, d.day, 10, tzinfo=UTC)
+        raw.write_records(ts, gzip.compress((json.dumps(record(n, ts)) + "\n").encode()),
+                          object_id=f"o{n}")
+    with dg.DagsterInstance.ephemeral() as instance:
+        report = run_backfill(days[0], days[-1], instance=instance, log=lambda _: None)
+    assert report.success
+    lake = data / "lake"
+    empty = lake / "sessions" / "date=2026-03-02" / "part.parquet"
+    assert duckdb.execute(f"SELECT count(*) FROM '{empty}'").fetchall() == [(0,)]  # the edge
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        def dates(table: str) -> set[date]:
+            return {d for (d,) in con.execute(f"SELECT DISTINCT date FROM {table}").fetchall()}
+
+        assert dates("funnel_daily") == dates("kpis_daily") == set(days)
+    finally:
+        con.close()
+    daily = sorted(p.parent.parent.name for p in lake.glob("*/date=2026-03-01/part.parquet")
+                   if p.parent.parent.name not in ("sessions", "session_events"))
+    assert {"kpis_daily", "funnel_daily", "goals_daily", "journeys_daily"} <= set(daily)
+    # every daily mart: a partition for each day with sessions, none for 03-02
+    assert {m: sorted(p.parent.name for p in (lake / m).glob("date=*/part.parquet"))
+            for m in daily} == {m: ["date=2026-03-01", "date=2026-03-03"] for m in daily}
 
 
 # --- the reader: lines of whitespace alone are blank lines --------------------------------------

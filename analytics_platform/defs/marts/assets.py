@@ -74,10 +74,16 @@ def _write_day(con: duckdb.DuckDBPyConnection, lake: Lake, table: str, day: date
                build: Callable[[duckdb.DuckDBPyConnection, datetime], str], with_events: bool,
                checks: Sequence[MartCheck], params: dict[str, Any]) -> _Day:
     """One day of ``table`` on ``con``: its sessions as ``s`` (and events as ``e``), the rows of
-    ``build`` written as the day's partition, then its ``checks``."""
+    ``build`` written as the day's partition, then its ``checks``; a day without sessions (no
+    ``sessions`` file, or one of no row) has no partition."""
     folder = day_folder(day)
     s_files = lake.existing("sessions", [folder])
-    if not s_files:
+    # A day's sessions partition can exist and hold no row: its window read events of the day
+    # after (or before) and none began that day. That day has no sessions (CONTRACT §5), so
+    # every daily mart drops its partition, as for a day never materialised: a mart whose
+    # statement always yields rows (funnel_daily's zero-count steps) wrote a day kpis_daily
+    # had not. The count is the files' footers, no data read.
+    if not sum(pq.ParquetFile(f).metadata.num_rows for f in s_files):
         lake.remove(table, folder)
         return _Day(None, 0, {})
     con.execute(f"CREATE OR REPLACE TEMP VIEW s AS SELECT * FROM read_parquet("
