@@ -65,7 +65,7 @@ def _declared(path: Path, kind: str) -> set[str]:
 
 
 @pytest.mark.parametrize("doc", ["README.md", "infra/README.md", "docs/DEPLOY.md",
-                                 "docs/COSTS.md", "docs/PIPELINE.md"])
+                                 "docs/COSTS.md", "docs/PIPELINE.md", "docs/QUERYING.md"])
 def test_the_docs_name_only_settings_the_stack_takes(doc: str) -> None:
     """A user sets infra/envs/prod's variables (terraform.tfvars); a module's variable the stack
     does not declare is one Terraform ignores there with a warning (DEPLOY.md named

@@ -15,6 +15,7 @@ import gzip
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analytics_platform import layout
+from analytics_platform import contract, layout
 from analytics_platform.backfill import run_backfill
 from analytics_platform.lake import open_raw_lake, parse_s3_url
 from analytics_platform.simulate import SimConfig, generate, write_traffic
@@ -43,14 +44,20 @@ JAVA_TO_STRFTIME = [("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("
 
 
 def hive_type(t: pa.DataType) -> str:
-    """The Hive (Glue) type that reads an Arrow/Parquet type without loss, as Athena and Spark
-    map them (unsigned 64-bit: decimal(20,0), as Spark reads Parquet UINT64)."""
+    """The Hive (Glue) type Athena reads an Arrow/Parquet type as, without loss where it can.
+
+    Unsigned 64-bit (``visitor_key``: INT64 annotated UINT_64) is ``bigint``, not the
+    ``decimal(20,0)`` Spark maps it to: Trino's Parquet reader (Athena engine v3) reads a
+    ``decimal(20,0)`` column only from a DECIMAL-annotated file column and fails the query on an
+    integer-annotated one ("Unsupported Trino column type"), while ``bigint`` takes any INT64 with
+    an integer annotation, the unsigned one included (ColumnReaderFactory). The 64 bits are read
+    as two's complement: a key past 2^63 is negative, one-to-one, so distinct counts are exact."""
     simple = [(pa.types.is_string, "string"), (pa.types.is_large_string, "string"),
               (pa.types.is_boolean, "boolean"), (pa.types.is_int8, "tinyint"),
               (pa.types.is_int16, "smallint"), (pa.types.is_int32, "int"),
               (pa.types.is_int64, "bigint"), (pa.types.is_uint8, "smallint"),
               (pa.types.is_uint16, "int"), (pa.types.is_uint32, "bigint"),
-              (pa.types.is_uint64, "decimal(20,0)"), (pa.types.is_float32, "float"),
+              (pa.types.is_uint64, "bigint"), (pa.types.is_float32, "float"),
               (pa.types.is_float64, "double"), (pa.types.is_date32, "date"),
               (pa.types.is_timestamp, "timestamp"), (pa.types.is_binary, "binary")]
     for test, name in simple:
@@ -258,6 +265,36 @@ def test_plan_glue_tables_match_the_parquet_files(plan: dict[str, Any],
         assert sd["ser_de_info"][0]["serialization_library"].endswith("ParquetHiveSerDe")
 
 
+# How Glue types each kind of field of the contract (contract.Kind) in the raw JSON: uuids and
+# timestamps stay text as the handler wrote them, props is the JSON object of CONTRACT §1.
+RAW_KIND_TYPES = {"string": "string", "uuid": "string", "timestamp": "string", "integer": "int",
+                  "boolean": "boolean", "props": "map<string,string>"}
+
+
+def stored_raw_columns() -> list[tuple[str, str]]:
+    """The columns of a stored raw record, in contract.py's order: the client's fields the
+    handler keeps (STORED_FIELD_NAMES), then the ones it adds (RAW_FIELDS)."""
+    kinds = {f.name: f.kind for f in (*contract.FIELDS, *contract.RAW_FIELDS)}
+    names = [*contract.STORED_FIELD_NAMES, *contract.RAW_EXTRA_FIELDS]
+    return [(n, RAW_KIND_TYPES[kinds[n]]) for n in names]
+
+
+@needs_terraform
+def test_plan_raw_events_has_every_stored_field(plan: dict[str, Any]) -> None:
+    """raw_events (the Athena table over raw/) has a column for every field the ingest side
+    stores, with the contract's kind, and nothing else; a field added to contract.py without the
+    table fails here (visitor_hash, consent, country and country_source once did)."""
+    [table] = [r["values"] for r in planned(plan, "aws_glue_catalog_table")
+               if r["name"] == "raw_events"]
+    columns = [(c["name"], c["type"]) for c in table["storage_descriptor"][0]["columns"]]
+    expected = stored_raw_columns()
+    assert dict(columns) == dict(expected), (
+        f"missing {sorted(dict(expected).items() - dict(columns).items())}, "
+        f"extra {sorted(dict(columns).items() - dict(expected).items())}")
+    assert columns == expected, "in contract.py's order, as `SELECT *` shows them"
+    assert not {c for c, _ in columns} & {k["name"] for k in table["partition_keys"]}
+
+
 @needs_terraform
 def test_plan_locations_are_where_the_pipeline_puts_the_files(plan: dict[str, Any],
                                                               written: dict[str, Any]) -> None:
@@ -292,6 +329,33 @@ def test_no_crawler_anywhere(plan: dict[str, Any]) -> None:
     assert not [p for p in tf_files if '"aws_glue_crawler"' in p.read_text()]
 
 
+@needs_terraform
+def test_the_doc_registers_partitions_where_the_files_are(plan: dict[str, Any]) -> None:
+    """Partition projection is Athena's alone: Spark through the Glue catalog and Redshift
+    Spectrum see a partitioned table's partitions only once they are registered, and nothing in
+    the stack registers them. docs/QUERYING.md says how; every `ALTER TABLE … ADD PARTITION` it
+    shows names a projected table's key, a value in the folder format of layout.py, and the S3
+    folder the table's projection points at for it (`MSCK REPAIR TABLE` finds those folders)."""
+    text = (ROOT / "docs" / "QUERYING.md").read_text()
+    text = re.sub(r'"\s*\n\s*"', "", text)  # a Python string split over lines
+    tables = {r["values"]["name"]: r["values"] for r in planned(plan, "aws_glue_catalog_table")
+              if r["name"] == "lake"}
+    adds = re.findall(r"ALTER TABLE \w+\.(\w+) ADD IF NOT EXISTS\s+PARTITION \(`?(\w+)`?\s*=\s*"
+                      r"'([^']+)'\)\s+LOCATION '([^']+)'", text)
+    kinds = set()
+    for table, key, value, location in adds:
+        params = tables[table]["parameters"]
+        assert [k["name"] for k in tables[table]["partition_keys"]] == [key], (table, key)
+        assert params["projection.enabled"] == "true", table
+        fmt = layout.HOUR_FORMAT if key == layout.HOUR else layout.DAY_FORMAT
+        assert datetime.strptime(value, fmt).strftime(fmt) == value, (table, value)
+        assert location == params["storage.location.template"].replace(f"${{{key}}}", value)
+        kinds.add(key)
+    assert kinds == {layout.HOUR, layout.DAY}, f"an hourly and a daily example: {adds}"
+    repaired = re.findall(r"MSCK REPAIR TABLE analytics_analytics\.(\w+)", text)
+    assert repaired and all(tables[t]["partition_keys"] for t in repaired), repaired
+
+
 # --- the doc's queries ---------------------------------------------------------------------
 
 def athena_queries() -> list[str]:
@@ -301,15 +365,12 @@ def athena_queries() -> list[str]:
     return [b for b in blocks if "analytics_analytics." in b]
 
 
-def test_the_doc_queries_run_on_the_tables_as_glue_describes_them(
-        lake_root: Path, declared: dict[str, Any]) -> None:
-    """Each example runs (DuckDB standing in for Trino: the queries keep to SQL both accept)
-    over the backfill's files, read as Glue reads them: the partition folder as a column of the
-    key's type, and returns rows; `current_date` is the backfill's last day."""
+@pytest.fixture(scope="module")
+def glue_duck(lake_root: Path, declared: dict[str, Any]) -> Iterator[Any]:
+    """DuckDB standing in for Trino over the backfill's files, read as Glue reads them: one view
+    per table in `analytics_analytics`, the partition folder a column of the key's type."""
     import duckdb
 
-    queries = athena_queries()
-    assert len(queries) >= 5, "the Athena examples of docs/QUERYING.md"
     con = duckdb.connect()
     con.execute("CREATE SCHEMA analytics_analytics")
     for name, t in declared.items():
@@ -322,7 +383,36 @@ def test_the_doc_queries_run_on_the_tables_as_glue_describes_them(
             con.execute(f"CREATE VIEW analytics_analytics.{name} AS SELECT * REPLACE "
                         f"(CAST({key} AS {'VARCHAR' if key_type == 'string' else 'DATE'}) "
                         f"AS {key}) FROM read_parquet('{files}', hive_partitioning = true)")
+    yield con
+    con.close()
+
+
+def test_the_doc_queries_run_on_the_tables_as_glue_describes_them(glue_duck: Any) -> None:
+    """Each example runs (DuckDB standing in for Trino: the queries keep to SQL both accept)
+    over the backfill's files and returns rows; `current_date` is the backfill's last day."""
+    queries = athena_queries()
+    assert len(queries) >= 5, "the Athena examples of docs/QUERYING.md"
     for q in queries:
         sql = q.replace("current_date", f"DATE '{DAY2}'")
-        rows = con.execute(sql).fetchall()
+        rows = glue_duck.execute(sql).fetchall()
         assert rows, f"no rows from:\n{q}"
+
+
+def test_the_doc_counts_visitors_as_the_contract_does(glue_duck: Any, lake_root: Path) -> None:
+    """The example that counts visitors from `sessions` counts those of CONTRACT §3.6, the
+    consented `visitor_id` or else the day's `visitor_hash`: per device, the same number as the
+    pipeline's own key of that visitor (`visitor_key`, what the marts count) over the same
+    sessions. `count(DISTINCT visitor_id)` alone counted the consented visitors only (NULL
+    without consent)."""
+    [query] = [q for q in athena_queries()
+               if "FROM analytics_analytics.sessions" in q and "visitors" in q]
+    got = {row[0]: row[2] for row in glue_duck.execute(query).fetchall()}
+    expected = dict(glue_duck.execute(
+        "SELECT device_type, count(DISTINCT visitor_key) "
+        f"FROM read_parquet('{lake_root}/sessions/*/*.parquet') GROUP BY device_type").fetchall())
+    assert got == expected
+    # the backfill has both kinds of visitor, so the check means something
+    consented, hashed = glue_duck.execute(
+        "SELECT count(*) FILTER (visitor_id IS NOT NULL), count(*) FILTER (visitor_id IS NULL) "
+        "FROM analytics_analytics.sessions").fetchone()
+    assert consented and hashed, (consented, hashed)

@@ -8,6 +8,9 @@ module "storage" {
   force_destroy        = var.force_destroy
   # raw/'s new objects → SQS, for the pipeline's raw-lake sensor (none without a pipeline here)
   raw_notifications = var.enable_pipeline
+  # other consumers' queues (Snowflake's AUTO_REFRESH, docs/QUERYING.md): the bucket has one
+  # notification configuration, the storage module's
+  extra_queue_notifications = var.extra_queue_notifications
 }
 
 module "ingest" {
@@ -30,10 +33,11 @@ module "ingest" {
 }
 
 module "catalog" {
-  source          = "../../modules/catalog"
-  name            = var.name
-  bucket          = module.storage.bucket
-  lake_start_date = var.lake_start_date
+  source               = "../../modules/catalog"
+  name                 = var.name
+  bucket               = module.storage.bucket
+  lake_start_date      = var.lake_start_date
+  bytes_scanned_cutoff = var.bytes_scanned_cutoff
 }
 
 module "pipeline" {

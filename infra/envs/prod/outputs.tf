@@ -22,7 +22,7 @@ output "athena" {
 }
 
 output "lake_catalog" {
-  description = "The Glue tables over the Parquet lake (docs/QUERYING.md): any engine reads what the dashboard reads."
+  description = "The Glue tables over the Parquet lake (docs/QUERYING.md): Athena reads what the dashboard reads; Spark and Redshift Spectrum once partitions are registered."
   value = {
     database  = module.catalog.database
     workgroup = module.catalog.workgroup

@@ -58,8 +58,9 @@ variable "ingest_cloudfront_origin_secret" {
 }
 
 variable "reserved_concurrency" {
-  type    = number
-  default = 10
+  description = "Concurrent executions reserved for (and the most allowed to) the ingest handler, e.g. 10: a bound on cost and abuse. null (default): none, the account's concurrency quota bounds it. Reserving needs a quota of at least 100 + this (`aws lambda get-account-settings`), which new accounts do not have (docs/DEPLOY.md)."
+  type        = number
+  default     = null
 }
 
 variable "buffering_interval" {
@@ -157,4 +158,22 @@ variable "lake_start_date" {
   description = "First day the Glue tables over the Parquet lake project partitions from (YYYY-MM-DD): your ANALYTICS_START_DATE."
   type        = string
   default     = "2026-01-01"
+}
+
+variable "bytes_scanned_cutoff" {
+  description = "Athena cancels a query of the workgroup that would scan more than this many bytes (10 GB ≈ $0.05)."
+  type        = number
+  default     = 10737418240
+}
+
+variable "extra_queue_notifications" {
+  description = "SQS queues of other consumers to notify of the bucket's objects, e.g. Snowflake's AUTO_REFRESH channel on lake/ (docs/QUERYING.md): [{ id, queue_arn, filter_prefix, optional filter_suffix, optional events }]. A notification added to the bucket outside Terraform is removed by the next apply; put it here."
+  type = list(object({
+    id            = string
+    queue_arn     = string
+    filter_prefix = string
+    filter_suffix = optional(string)
+    events        = optional(list(string), ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"])
+  }))
+  default = []
 }

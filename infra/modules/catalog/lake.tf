@@ -1,12 +1,15 @@
 # The Parquet lake the pipeline writes (ANALYTICS_LAKE_URL = s3://<bucket>/<lake_prefix>), as
-# Glue tables any engine can read: Athena (Trino), Spark with the Glue catalog, Redshift
-# Spectrum. One table per table the warehouse publishes, with the columns of lake_tables.json,
-# the one place they are written down; analytics_platform_tests/test_lake_catalog.py holds that
-# file, and this plan, to the Parquet schema of a real backfill.
+# Glue tables. One table per table the warehouse publishes, with the columns of
+# lake_tables.json, the one place they are written down; analytics_platform_tests/
+# test_lake_catalog.py holds that file, and this plan, to the Parquet schema of a real backfill.
 #
-# Partitions are projected from the folder names (analytics_platform/layout.py): no crawler to
-# run or pay for, no partition to register after each run, and a new hour or day is queryable
-# as soon as its file lands.
+# Partitions are projected from the folder names (analytics_platform/layout.py) for Athena: no
+# crawler to run or pay for, no partition to register after each run, and a new hour or day is
+# queryable as soon as its file lands. Projection is Athena's alone: Spark through the Glue
+# catalog and Redshift Spectrum read the partitions registered in Glue, and nothing here
+# registers any, so to them a partitioned table is empty until `MSCK REPAIR TABLE` or
+# `ALTER TABLE … ADD PARTITION` registers its folders (docs/QUERYING.md); Athena ignores
+# registered partitions of a projected table, so doing that changes nothing for it.
 #   hour=2026-02-01T13  hourly tables (events, quarantine): key `hour`, string, hour projection
 #   date=2026-02-01     daily tables (sessions, session_events, daily marts): key `date`, date
 #   all                 all-history marts: one file, no partition
@@ -74,7 +77,11 @@ resource "aws_glue_catalog_table" "lake" {
     }
 
     # A file column named like the partition key (the daily marts' `date`) is the key itself:
-    # Hive allows a name once, and its value is the folder's.
+    # Hive allows a name once, and its value is the folder's. The types are those Athena reads
+    # the files' columns as; `visitor_key` (INT64 annotated UINT_64 in the files) is `bigint`:
+    # Trino's Parquet reader reads an integer-annotated INT64 as bigint, and fails the query if
+    # the table says decimal(20,0), the type Spark gives UINT64, since it reads a long decimal
+    # only from a DECIMAL-annotated column. Keys past 2^63 come out negative, one to one.
     dynamic "columns" {
       for_each = [for c in each.value.columns : c if c[0] != each.value.partition]
       content {

@@ -56,20 +56,25 @@ resource "aws_glue_catalog_table" "raw_events" {
       parameters            = { "ignore.malformed.json" = "true" }
     }
 
-    # The raw record of CONTRACT §2 (analytics_platform/contract.py).
+    # The stored raw record of CONTRACT §2, in analytics_platform/contract.py's order: the client's
+    # fields the handler keeps (STORED_FIELD_NAMES), then those it adds (RAW_FIELDS). Ids and
+    # times stay the text the handler wrote. A list, not a map, so `SELECT *` keeps that order;
+    # analytics_platform_tests/test_lake_catalog.py holds the plan's columns to contract.py.
     dynamic "columns" {
-      for_each = {
-        event_type     = "string", event_id = "string", session_id = "string", visitor_id = "string",
-        page_path      = "string", page_host = "string", page_title = "string", referrer = "string",
-        utm_source     = "string", utm_medium = "string", utm_campaign = "string",
-        utm_content    = "string", utm_term = "string", screen_width = "int",
-        screen_height  = "int", event_ts = "string", sent_ts = "string",
-        props          = "map<string,string>", ingest_ts = "string", user_agent = "string",
-        schema_version = "int",
-      }
+      for_each = [
+        ["event_type", "string"], ["event_id", "string"], ["session_id", "string"],
+        ["visitor_id", "string"], ["page_path", "string"], ["page_host", "string"],
+        ["page_title", "string"], ["referrer", "string"], ["utm_source", "string"],
+        ["utm_medium", "string"], ["utm_campaign", "string"], ["utm_content", "string"],
+        ["utm_term", "string"], ["screen_width", "int"], ["screen_height", "int"],
+        ["event_ts", "string"], ["sent_ts", "string"], ["props", "map<string,string>"],
+        ["ingest_ts", "string"], ["user_agent", "string"], ["schema_version", "int"],
+        ["visitor_hash", "string"], ["consent", "boolean"], ["country", "string"],
+        ["country_source", "string"],
+      ]
       content {
-        name = columns.key
-        type = columns.value
+        name = columns.value[0]
+        type = columns.value[1]
       }
     }
   }

@@ -143,14 +143,9 @@ resource "aws_kinesis_firehose_delivery_stream" "raw" {
     buffering_interval  = var.buffering_interval
     buffering_size      = var.buffering_size_mb
     compression_format  = "GZIP"
-
-    # A second guard besides the handler's own "\n" after each record.
-    processing_configuration {
-      enabled = true
-      processors {
-        type = "AppendDelimiterToRecord"
-      }
-    }
+    # No AppendDelimiterToRecord processor: the handler already ends every record with "\n"
+    # (contract.encode_record), so a second delimiter would follow each record with a blank
+    # line, which Athena's JSON SerDe reads as a row of NULLs in raw_events.
 
     cloudwatch_logging_options {
       enabled         = true
@@ -340,7 +335,7 @@ resource "aws_lambda_function" "ingest" {
 # --- the endpoint: a Function URL (default) or an HTTP API -----------------------------------
 
 resource "aws_lambda_function_url" "ingest" {
-  #checkov:skip=CKV_AWS_258:the endpoint is public by nature (browsers post to it); abuse is bounded by reserved concurrency
+  #checkov:skip=CKV_AWS_258:the endpoint is public by nature (browsers post to it); abuse is bounded by the handler's concurrency (var.reserved_concurrency, else the account's quota)
   count              = var.endpoint == "function_url" ? 1 : 0
   function_name      = aws_lambda_function.ingest.function_name
   authorization_type = "NONE"
@@ -354,7 +349,7 @@ resource "aws_lambda_function_url" "ingest" {
 
 # Public Function URLs need both permissions (AWS, October 2025).
 resource "aws_lambda_permission" "url_invoke_function_url" {
-  #checkov:skip=CKV_AWS_301:browsers post anonymously: the endpoint is public by design, bounded by reserved concurrency
+  #checkov:skip=CKV_AWS_301:browsers post anonymously: the endpoint is public by design, bounded by the handler's concurrency
   count                  = var.endpoint == "function_url" ? 1 : 0
   statement_id           = "PublicFunctionUrl"
   action                 = "lambda:InvokeFunctionUrl"
@@ -365,7 +360,7 @@ resource "aws_lambda_permission" "url_invoke_function_url" {
 
 resource "aws_lambda_permission" "url_invoke_function" {
   #checkov:skip=CKV_AWS_364:AWS requires lambda:InvokeFunction for public Function URLs; provider 5.x cannot yet scope it to the URL
-  #checkov:skip=CKV_AWS_301:idem: public by design, bounded by reserved concurrency
+  #checkov:skip=CKV_AWS_301:idem: public by design, bounded by the handler's concurrency
   count         = var.endpoint == "function_url" ? 1 : 0
   statement_id  = "PublicFunctionUrlInvoke"
   action        = "lambda:InvokeFunction"
@@ -465,7 +460,7 @@ resource "aws_cloudfront_origin_request_policy" "ingest" {
 }
 
 resource "aws_cloudfront_distribution" "ingest" {
-  #checkov:skip=CKV_AWS_68:a WAF web ACL costs $5 a month plus $0.60 per million requests, more than the whole ingest side; reserved concurrency bounds abuse
+  #checkov:skip=CKV_AWS_68:a WAF web ACL costs $5 a month plus $0.60 per million requests, more than the whole ingest side; the handler's concurrency bounds abuse
   #checkov:skip=CKV2_AWS_47:idem: no WAF (no Java behind it either: the handler is Python)
   #checkov:skip=CKV_AWS_86:access logs would hold every visitor's IP address, which this project never stores (docs/PRIVACY.md)
   #checkov:skip=CKV_AWS_174:the default *.cloudfront.net certificate cannot set a minimum TLS version; a custom domain's ACM certificate can (TLSv1.2_2021)
@@ -545,9 +540,44 @@ resource "aws_cloudwatch_metric_alarm" "firehose_freshness" {
   tags                = var.tags
 }
 
+# The handler catches what goes wrong and answers it (500 internal_error, 503 sink_unavailable
+# when Firehose or Kinesis refuses the records): that is a successful invocation, so Lambda's Errors
+# metric stays at 0 even while every request fails. This alarm counts the 5xx answers where the
+# endpoint counts them: the Function URL (AWS/Lambda Url5xxCount, which also counts crashes and
+# timeouts) or the HTTP API (AWS/ApiGateway 5xx). No requests, no data: not an alarm.
+locals {
+  http_5xx = var.endpoint == "function_url" ? {
+    namespace  = "AWS/Lambda"
+    metric     = "Url5xxCount"
+    dimensions = { FunctionName = aws_lambda_function.ingest.function_name }
+    } : {
+    namespace  = "AWS/ApiGateway"
+    metric     = "5xx"
+    dimensions = { ApiId = aws_apigatewayv2_api.ingest[0].id }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "ingest_5xx" {
+  alarm_name          = "${var.name}-ingest-5xx"
+  alarm_description   = "The ingest endpoint answered 5xx: events not stored (the tracker keeps them and sends them again). 503 sink_unavailable: Firehose or Kinesis refused the records (a wrong or missing stream, throttling, permissions); 503 salt_unavailable: the salts bucket; 500: a fault in the handler or a crash. The handler's log says which."
+  namespace           = local.http_5xx.namespace
+  metric_name         = local.http_5xx.metric
+  dimensions          = local.http_5xx.dimensions
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  tags                = var.tags
+}
+
+# Invocation errors: the handler crashed, timed out or could not start (an import error, a bad
+# zip), which the handler's own answers never show.
 resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
   alarm_name          = "${var.name}-ingest-errors"
-  alarm_description   = "The ingest handler failed (5xx to browsers)."
+  alarm_description   = "The ingest handler crashed, timed out or could not start (a Lambda invocation error). Answers the handler itself gives (500, 503) are counted by the ingest-5xx alarm."
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
   dimensions          = { FunctionName = aws_lambda_function.ingest.function_name }
@@ -563,7 +593,7 @@ resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
 
 resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
   alarm_name          = "${var.name}-ingest-throttles"
-  alarm_description   = "Requests were throttled by the reserved concurrency: raise it if traffic is real."
+  alarm_description   = "Requests were throttled: the handler reached its concurrency (reserved_concurrency, or the account's quota). Raise it if the traffic is real."
   namespace           = "AWS/Lambda"
   metric_name         = "Throttles"
   dimensions          = { FunctionName = aws_lambda_function.ingest.function_name }

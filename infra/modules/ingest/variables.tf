@@ -65,9 +65,9 @@ variable "lambda_memory_mb" {
 }
 
 variable "reserved_concurrency" {
-  description = "Upper bound on concurrent handler executions: caps cost and abuse."
+  description = "Concurrent executions reserved for the handler, which are also its upper bound: caps cost and abuse (10 is plenty for a site). null (default): no reservation, the bound is the account's concurrency quota. AWS keeps 100 executions unreserved, so reserving 10 needs a quota of at least 110; new accounts start lower (docs/DEPLOY.md)."
   type        = number
-  default     = 10
+  default     = null
 }
 
 variable "throttle_rate" {
@@ -89,7 +89,7 @@ variable "buffering_interval" {
 }
 
 variable "buffering_size_mb" {
-  description = "Firehose buffering size, MB (64 is the minimum with a processor)."
+  description = "Firehose buffering size, MB (1–128): Firehose writes an object when this much has arrived or buffering_interval has passed."
   type        = number
   default     = 64
 }

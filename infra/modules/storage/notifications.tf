@@ -85,16 +85,42 @@ resource "aws_sqs_queue_policy" "raw" {
   })
 }
 
-# One notification configuration per bucket: S3 checks that it may send to the queue when this is
-# created, hence after the queue policy.
+# One notification configuration per bucket, and this resource owns all of it: a notification
+# added by hand (Snowflake's AUTO_REFRESH queue on lake/, say) would be removed on the next apply,
+# so other consumers' queues come in through var.extra_queue_notifications. S3 checks that it may
+# send to each queue when this is created, hence after the queue policy.
 resource "aws_s3_bucket_notification" "lake" {
-  count  = var.raw_notifications ? 1 : 0
+  count  = var.raw_notifications || length(var.extra_queue_notifications) > 0 ? 1 : 0
   bucket = aws_s3_bucket.lake.id
-  queue {
-    id            = "raw-object-created"
-    queue_arn     = aws_sqs_queue.raw[0].arn
-    events        = ["s3:ObjectCreated:*"]
-    filter_prefix = "raw/"
+
+  dynamic "queue" {
+    for_each = var.raw_notifications ? [1] : []
+    content {
+      id            = "raw-object-created"
+      queue_arn     = aws_sqs_queue.raw[0].arn
+      events        = ["s3:ObjectCreated:*"]
+      filter_prefix = "raw/"
+    }
+  }
+
+  dynamic "queue" {
+    for_each = var.extra_queue_notifications
+    content {
+      id            = queue.value.id
+      queue_arn     = queue.value.queue_arn
+      events        = queue.value.events
+      filter_prefix = queue.value.filter_prefix
+      filter_suffix = queue.value.filter_suffix
+    }
+  }
+
+  lifecycle {
+    # S3 refuses two configurations whose prefixes overlap for the same events; say so at plan,
+    # not halfway through an apply.
+    precondition {
+      condition     = !var.raw_notifications || alltrue([for n in var.extra_queue_notifications : !startswith("raw/", n.filter_prefix) && !startswith(n.filter_prefix, "raw/")])
+      error_message = "An extra queue notification's filter_prefix overlaps raw/, which the pipeline's queue is notified of: give it a prefix outside raw/ (lake/, …)."
+    }
   }
   depends_on = [aws_sqs_queue_policy.raw]
 }

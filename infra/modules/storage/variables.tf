@@ -59,3 +59,19 @@ variable "raw_queue_retention_seconds" {
     error_message = "raw_queue_retention_seconds must be between 3600 and 1209600 (14 days)."
   }
 }
+
+variable "extra_queue_notifications" {
+  description = "Other SQS queues to notify of the bucket's objects, e.g. Snowflake's AUTO_REFRESH channel on lake/ (docs/QUERYING.md): { id, queue_arn, filter_prefix, optional filter_suffix, optional events (default created and removed objects) }. The bucket has one notification configuration, this module's, so a queue added outside Terraform is removed by the next apply: add it here. The queue's own policy must let S3 send to it. A prefix may not overlap raw/ while raw_notifications is on (S3 refuses two configurations for the same objects)."
+  type = list(object({
+    id            = string
+    queue_arn     = string
+    filter_prefix = string
+    filter_suffix = optional(string)
+    events        = optional(list(string), ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"])
+  }))
+  default = []
+  validation {
+    condition     = alltrue([for n in var.extra_queue_notifications : can(regex("^arn:aws[a-z-]*:sqs:", n.queue_arn)) && alltrue([for e in n.events : startswith(e, "s3:")])])
+    error_message = "Each extra queue notification needs an SQS queue ARN (arn:aws:sqs:…, not its URL) and S3 event types (s3:ObjectCreated:*, …)."
+  }
+}

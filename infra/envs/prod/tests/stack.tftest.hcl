@@ -74,6 +74,24 @@ run "pipeline_opt_in" {
   }
 }
 
+# A queue of another consumer (Snowflake's AUTO_REFRESH channel) on the lake: the stack passes it
+# to the storage module, whose notification configuration (the bucket's only one) includes it.
+run "extra_queue_notifications" {
+  command = plan
+  variables {
+    extra_queue_notifications = [{
+      id            = "snowflake-lake"
+      queue_arn     = "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-AIDAEXAMPLE-abc"
+      filter_prefix = "lake/"
+    }]
+  }
+
+  assert {
+    condition     = module.storage.notification_queue_arns == ["arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-AIDAEXAMPLE-abc"]
+    error_message = "extra_queue_notifications reaches the bucket's notification configuration."
+  }
+}
+
 # The module's own tests check the distribution and the handler's environment; here, that the stack
 # passes both variables (the module refuses cloudfront without a secret, so the plan proves it).
 # A plan with the domain overridden: 6 s here against 14 s for a mock apply.

@@ -33,8 +33,8 @@ run "firehose_mode_plan" {
     error_message = "Raw objects are gzip."
   }
   assert {
-    condition     = aws_kinesis_firehose_delivery_stream.raw["direct"].extended_s3_configuration[0].processing_configuration[0].processors[0].type == "AppendDelimiterToRecord"
-    error_message = "A newline delimiter processor guards the record boundaries."
+    condition     = length(flatten([for c in aws_kinesis_firehose_delivery_stream.raw["direct"].extended_s3_configuration[0].processing_configuration : [for p in c.processors : p.type if c.enabled]])) == 0
+    error_message = "No Firehose processor: the handler ends every record with a newline, and an AppendDelimiterToRecord after it would add a blank line, an all-NULL row in Athena's raw_events."
   }
   assert {
     condition     = length(aws_kinesis_stream.events) == 0 && keys(aws_kinesis_firehose_delivery_stream.raw) == ["direct"]
@@ -53,8 +53,8 @@ run "firehose_mode_plan" {
     error_message = "The handler enforces the same allowlist."
   }
   assert {
-    condition     = aws_lambda_function.ingest.reserved_concurrent_executions == 10
-    error_message = "Reserved concurrency bounds cost and abuse."
+    condition     = coalesce(aws_lambda_function.ingest.reserved_concurrent_executions, -1) == -1
+    error_message = "No reserved concurrency by default (unset, AWS's -1): reserving any fails on an account whose concurrency quota is under 110, as new accounts' is."
   }
   assert {
     condition     = aws_lambda_permission.url_invoke_function_url[0].action == "lambda:InvokeFunctionUrl" && aws_lambda_permission.url_invoke_function[0].action == "lambda:InvokeFunction"
@@ -67,6 +67,17 @@ run "firehose_mode_plan" {
   assert {
     condition     = aws_cloudwatch_metric_alarm.firehose_freshness.metric_name == "DeliveryToS3.DataFreshness" && aws_cloudwatch_metric_alarm.lambda_errors.metric_name == "Errors" && aws_cloudwatch_metric_alarm.lambda_throttles.metric_name == "Throttles"
     error_message = "Alarms on Firehose freshness and Lambda errors and throttles."
+  }
+  assert {
+    condition = {
+      namespace  = aws_cloudwatch_metric_alarm.ingest_5xx.namespace, metric = aws_cloudwatch_metric_alarm.ingest_5xx.metric_name
+      dimensions = aws_cloudwatch_metric_alarm.ingest_5xx.dimensions, statistic = aws_cloudwatch_metric_alarm.ingest_5xx.statistic
+      threshold  = aws_cloudwatch_metric_alarm.ingest_5xx.threshold, comparison = aws_cloudwatch_metric_alarm.ingest_5xx.comparison_operator
+      } == {
+      namespace = "AWS/Lambda", metric = "Url5xxCount", dimensions = tomap({ FunctionName = "analytics-ingest" }), statistic = "Sum"
+      threshold = 0, comparison = "GreaterThanThreshold"
+    }
+    error_message = "An alarm on the Function URL's 5xx answers: the handler answers 500 or 503 (sink_unavailable) without an invocation error, so the Errors alarm stays silent while every request fails."
   }
   assert {
     condition     = length(aws_cloudfront_distribution.ingest) == 0 && length(aws_cloudfront_origin_request_policy.ingest) == 0
@@ -139,6 +150,10 @@ run "kinesis_mode" {
     condition     = jsondecode(aws_iam_role_policy.firehose.policy).Statement[3].Resource == ["arn:aws:kinesis:us-east-1:123456789012:stream/analytics-events"]
     error_message = "Firehose reads only its one stream."
   }
+  assert {
+    condition     = length(flatten([for c in aws_kinesis_firehose_delivery_stream.raw["from_stream"].extended_s3_configuration[0].processing_configuration : [for p in c.processors : p.type if c.enabled]])) == 0
+    error_message = "No processor on the stream's reader either: its records already end with the handler's newline."
+  }
 }
 
 run "kinesis_draining" {
@@ -179,6 +194,22 @@ run "http_api_endpoint" {
   assert {
     condition     = toset(keys(aws_apigatewayv2_route.events)) == toset(["POST /v1/events", "POST /api/event"])
     error_message = "Two routes: POST /v1/events (our tracker) and POST /api/event (Plausible's)."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.ingest_5xx.namespace == "AWS/ApiGateway" && aws_cloudwatch_metric_alarm.ingest_5xx.metric_name == "5xx" && keys(aws_cloudwatch_metric_alarm.ingest_5xx.dimensions) == tolist(["ApiId"])
+    error_message = "With the HTTP API, the 5xx alarm counts the API's 5xx answers (AWS/ApiGateway 5xx by ApiId)."
+  }
+}
+
+run "reserved_concurrency_when_asked" {
+  command = plan
+  variables {
+    reserved_concurrency = 10
+  }
+
+  assert {
+    condition     = aws_lambda_function.ingest.reserved_concurrent_executions == 10
+    error_message = "reserved_concurrency reserves that many executions: a bound on cost and abuse."
   }
 }
 
@@ -261,6 +292,10 @@ run "cloudfront_over_the_http_api" {
   assert {
     condition     = one(aws_cloudfront_distribution.ingest[0].origin).domain_name == "abc123.execute-api.us-east-1.amazonaws.com"
     error_message = "The origin is the HTTP API's domain."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.ingest_5xx.dimensions == tomap({ ApiId = aws_apigatewayv2_api.ingest[0].id })
+    error_message = "The 5xx alarm watches this HTTP API."
   }
 }
 

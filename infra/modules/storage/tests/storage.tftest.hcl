@@ -60,7 +60,7 @@ run "no_notifications_without_a_consumer" {
   command = plan
 
   assert {
-    condition     = length(aws_s3_bucket_notification.lake) == 0 && length(aws_sqs_queue.raw) == 0 && output.raw_queue_url == null
+    condition     = length(aws_s3_bucket_notification.lake) == 0 && length(aws_sqs_queue.raw) == 0 && output.raw_queue_url == null && output.notification_queue_arns == []
     error_message = "Without raw_notifications (no pipeline in the account) there is no queue and no notification."
   }
 }
@@ -110,4 +110,78 @@ run "raw_notifications_into_sqs" {
     condition     = output.raw_queue_url == "https://sqs.us-east-1.amazonaws.com/123456789012/example-com-analytics-raw-objects"
     error_message = "The queue's URL is an output (ANALYTICS_RAW_QUEUE_URL)."
   }
+}
+
+# --- other consumers' queues (extra_queue_notifications), e.g. Snowflake's AUTO_REFRESH ---------
+# A bucket has one notification configuration, which aws_s3_bucket_notification owns whole: a
+# queue added by hand is removed on the next apply, so the stack's resource carries them too.
+
+run "extra_queue_notifications_next_to_raw" {
+  command = apply
+  variables {
+    raw_notifications = true
+    extra_queue_notifications = [{
+      id            = "snowflake-lake"
+      queue_arn     = "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-AIDAEXAMPLE-abc"
+      filter_prefix = "lake/"
+    }]
+  }
+
+  assert {
+    condition = [for q in aws_s3_bucket_notification.lake[0].queue : {
+      id     = q.id, arn = q.queue_arn, events = q.events, prefix = q.filter_prefix }] == [{
+      id     = "raw-object-created", arn = "arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects"
+      events = toset(["s3:ObjectCreated:*"]), prefix = "raw/"
+      }, {
+      id     = "snowflake-lake", arn = "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-AIDAEXAMPLE-abc"
+      events = toset(["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]), prefix = "lake/"
+    }]
+    error_message = "The bucket's one notification configuration holds raw/'s queue and the extra one (created and removed objects by default: the pipeline replaces and deletes lake files)."
+  }
+  assert {
+    condition     = output.notification_queue_arns == ["arn:aws:sqs:us-east-1:123456789012:example-com-analytics-raw-objects", "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-AIDAEXAMPLE-abc"]
+    error_message = "The queues the bucket notifies are an output."
+  }
+}
+
+run "extra_queue_notifications_without_the_pipeline" {
+  command = plan
+  variables {
+    extra_queue_notifications = [{
+      id            = "snowflake-kpis"
+      queue_arn     = "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-AIDAEXAMPLE-abc"
+      filter_prefix = "lake/kpis_daily/"
+      events        = ["s3:ObjectCreated:*"]
+    }]
+  }
+
+  assert {
+    condition     = length(aws_sqs_queue.raw) == 0 && [for q in aws_s3_bucket_notification.lake[0].queue : { id = q.id, prefix = q.filter_prefix, events = q.events }] == [{ id = "snowflake-kpis", prefix = "lake/kpis_daily/", events = toset(["s3:ObjectCreated:*"]) }]
+    error_message = "An extra notification alone: no raw/ queue, the configuration holds just that one."
+  }
+}
+
+run "an_extra_notification_cannot_overlap_raw" {
+  command = plan
+  variables {
+    raw_notifications = true
+    extra_queue_notifications = [{
+      id            = "everything"
+      queue_arn     = "arn:aws:sqs:us-east-1:999999999999:sf-snowpipe-AIDAEXAMPLE-abc"
+      filter_prefix = ""
+    }]
+  }
+  expect_failures = [aws_s3_bucket_notification.lake]
+}
+
+run "an_extra_notification_needs_a_queue_arn" {
+  command = plan
+  variables {
+    extra_queue_notifications = [{
+      id            = "snowflake-lake"
+      queue_arn     = "https://sqs.us-east-1.amazonaws.com/999999999999/sf-snowpipe"
+      filter_prefix = "lake/"
+    }]
+  }
+  expect_failures = [var.extra_queue_notifications]
 }
