@@ -42,7 +42,8 @@ recent AS (
 SELECT event_type, event_id, coalesce(session_id, visitor_hash) AS visit,
        clean_path(page_path) AS page_path, ingest_ts, coalesce(user_agent, '') AS user_agent
 FROM (SELECT DISTINCT ON (event_id) * FROM recent
-      WHERE try_cast(ingest_ts AS TIMESTAMPTZ) >= $since)
+      WHERE try_cast(ingest_ts AS TIMESTAMPTZ) >= $since
+        AND try_cast(ingest_ts AS TIMESTAMPTZ) < $until)
 """
 
 
@@ -73,7 +74,10 @@ def recent_activity(raw_url: str, now: datetime) -> Activity:
     con = connect()  # UTC and the pipeline's macros (clean_path), its memory bound
     con.register("raw_lines", raw.lines)
     con.register("raw_objects", objects_table(objects))
-    df = con.execute(ACTIVITY_SQL, {"since": since}).df()
+    # up to the end of now's minute, the series' last: a record that arrived after ``now`` (the
+    # view asked about a past moment, or a collector's clock ahead of this one) is in neither
+    until = pd.Timestamp(now).floor("min").to_pydatetime() + timedelta(minutes=1)
+    df = con.execute(ACTIVITY_SQL, {"since": since, "until": until}).df()
     con.close()
     if df.empty:
         return empty
