@@ -234,9 +234,19 @@ def lake_pull(follow: bool, every: float) -> None:
             following.follow(lake, instance, every, echo=lambda m: click.echo(
                 f"{datetime.now(UTC):%H:%M:%S} {m}"))
         return
-    for table, n in lake.pull_all().items():  # every table the lake in S3 holds
+    url = f"s3://{lake.remote.bucket}/{lake.remote.prefix}"
+    try:  # every table the lake in S3 holds or the cache here has
+        fetched = lake.pull_all()
+    except _storage_errors() as e:  # no bucket, no access, S3 failing: one line, no traceback
+        raise click.ClickException(f"cannot pull the lake {url}: {e}") from e
+    for table, n in fetched.items():
         click.echo(f"{table}: {n} file(s) fetched")
-    click.echo("warehouse views: " + ", ".join(publish_warehouse(lake)))
+    try:
+        views = publish_warehouse(lake)
+    except OSError as e:  # the data folder's disk (full, read-only)
+        raise click.ClickException(f"cannot publish the warehouse in {lake.data_dir}: "
+                                   f"{e}") from e
+    click.echo("warehouse views: " + ", ".join(views))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
@@ -352,12 +362,19 @@ def backfill(first: date, last: date, verbose: bool, allow_empty: bool) -> None:
         # what the steps would refuse only inside the first run, in its stack traces
         settings.duckdb_memory_limit()
         settings.late_arrival_hours()
-        plan(first, last)
+        days = plan(first, last)[1]
         if not allow_empty:
             _raw_has_objects(first, last)
     except ValueError as e:
         raise click.ClickException(str(e)) from e
     home = _dagster_home()
+    # the plan clamps the range to the partitions that exist: say so, not only in a job's line
+    if days.first != str(first):
+        click.echo(f"Note: the partitions begin on {days.first} (ANALYTICS_START_DATE); the "
+                   f"days before it are left out.", err=True)
+    if days.last != str(last):
+        click.echo(f"Note: {last} has not begun yet (UTC); the backfill ends with {days.last}.",
+                   err=True)
     click.echo(f"Backfilling {first} … {last} (Dagster instance: {home})")
     try:
         report = run_backfill(first, last, log=click.echo,

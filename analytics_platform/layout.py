@@ -11,7 +11,11 @@ Under ``$ANALYTICS_DATA_DIR/lake``::
     <table>/_published/<gen>/<partition>.parquet
                                                 hard links to the files a warehouse snapshot's
                                                 views read (storage.publish_warehouse)
-    _tmp/                                       files being written, renamed into place
+    _tmp/                                       files being written or downloaded, renamed
+                                                into place (leftovers of a killed process:
+                                                removed after a while, storage._prune_leftovers)
+    _locks/<n>.lock                             what orders a file's changes here and in S3
+                                                between processes (storage.Lake._lock)
 
 (The *raw* lake's ``year=/month=/day=/hour=/`` keys are Firehose's and live in ``lake.py``.)
 """
@@ -34,6 +38,10 @@ LATE_EVENTS = "late_events"
 INTERNAL = frozenset({LATE_EVENTS})
 # Inside a table's folder: the snapshots the warehouse's views read (never a partition).
 PUBLISHED = "_published"
+# Under ``lake/``: files being written or downloaded; the lock files (never tables: a name
+# that starts with "_" is none).
+TMP = "_tmp"
+LOCKS = "_locks"
 
 
 def hour_folder(hour: datetime) -> str:

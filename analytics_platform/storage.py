@@ -6,6 +6,8 @@ Layout under ``$ANALYTICS_DATA_DIR``::
     lake/<table>/_published/<gen>/<partition>.parquet
                                                hard links: the snapshot a warehouse's views read
     lake/_tmp/                                 where files are written before the rename
+    lake/_locks/                               the locks that order this machine's changes to a
+                                               lake file kept in S3 (Lake._lock)
     warehouse.duckdb                           a view per table, swapped atomically: a hard
                                                link to .warehouse/<gen>.duckdb; the tables the
                                                dashboard reads on every request (NATIVE_TABLES)
@@ -25,13 +27,15 @@ the old snapshot, whose files never change under them.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +69,46 @@ NULLABLE = "SELECT CASE WHEN COLUMNS(*) IS NOT NULL THEN COLUMNS(*) END FROM ({q
 # Lake.existing: at most this many partitions missing from the local cache are asked for with a
 # GET each; more are listed first (a LIST costs what 12.5 GETs do).
 _PROBE_AT_MOST = 12
+# Lake._lock: how many lock files the lake's files share (by a hash of their path). Bounded, so
+# the lock files are never removed (removing a lock file someone holds breaks the lock); two
+# files of one stripe only wait for each other's short critical sections.
+_LOCK_STRIPES = 64
+# The extended attribute that keeps, on a local file of a lake kept in S3, the ETag of the S3
+# object it is a copy of (set before the file takes its place, so it is never another file's).
+_ETAG_XATTR = "user.analytics_platform.s3_etag"
+
+
+def _mark(path: Path, etag: str, mtime: float) -> None:
+    """Record which S3 object ``path`` is a copy of: its ETag (an extended attribute, where the
+    file system keeps them) and a modification time no older than the object's LastModified
+    (what :meth:`Lake.pull` compares where there is no ETag). The ETag is what tells two
+    versions apart: S3's LastModified has whole seconds, so a file replaced within the second
+    it was pulled in by one of the same size looked the same by size and time (found in
+    review: the reader kept the old rows). The listing a pull makes has every ETag: no
+    request more."""
+    os.utime(path, (mtime, mtime))
+    # AttributeError: no xattr calls in this os module (macOS); OSError: not on this file
+    # system. Size and time are then compared, as before.
+    with suppress(AttributeError, OSError):
+        os.setxattr(path, _ETAG_XATTR, etag.encode())
+
+
+def _etag(path: Path) -> str | None:
+    """The ETag :func:`_mark` kept on ``path``; None when there is none."""
+    try:
+        return os.getxattr(path, _ETAG_XATTR).decode()
+    except (AttributeError, OSError):
+        return None
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """What tells that ``path`` was replaced or removed (inode, size, mtime_ns); None when
+    absent. Not ctime: a publish's hard link to the file changes it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 class _Remote:
@@ -81,33 +125,41 @@ class _Remote:
     def key(self, path: Path) -> str:
         return self.prefix + path.relative_to(self.root).as_posix()
 
-    def push(self, path: Path) -> None:
-        self.client.upload_file(str(path), self.bucket, self.key(path))
+    def push(self, src: Path, path: Path) -> str:
+        """Put the file ``src`` at ``path``'s key; returns the object's ETag. One PUT whatever
+        the size, as the cost model counts a file written (boto3's ``upload_file`` makes a file
+        over 8 MB a multipart upload, three requests at least, answers no ETag, and raises its
+        own error class, which is not botocore's)."""
+        with open(src, "rb") as body:
+            return self.client.put_object(Bucket=self.bucket, Key=self.key(path),
+                                          Body=body)["ETag"]
 
     def delete(self, path: Path) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(path))
 
-    def fetch(self, path: Path) -> bool:
-        """Download one file into the local cache (atomically); False if S3 has none. One GET
-        (boto3's ``download_file`` sends a HEAD for the size first: two requests a file)."""
+    def download(self, path: Path) -> Path | None:
+        """S3's copy of ``path``, downloaded into a file of its own under ``lake/_tmp`` and
+        marked with the version it is (:func:`_mark`), for the caller to move into place or
+        remove; None if S3 has none. One GET (boto3's ``download_file`` sends a HEAD for the
+        size first: two requests a file)."""
         from botocore.exceptions import ClientError
 
-        tmp = self.root / "_tmp" / f"fetch-{uuid.uuid4().hex}.parquet"
-        tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self.key(path))["Body"]
+            got = self.client.get_object(Bucket=self.bucket, Key=self.key(path))
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return False
+                return None
             raise
+        tmp = self.root / layout.TMP / f"fetch-{uuid.uuid4().hex}.parquet"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with body, open(tmp, "wb") as out:
+            with got["Body"] as body, open(tmp, "wb") as out:
                 shutil.copyfileobj(body, out, 1 << 20)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, path)
-        finally:
+            _mark(tmp, got["ETag"], got["LastModified"].timestamp())
+        except BaseException:
             tmp.unlink(missing_ok=True)
-        return True
+            raise
+        return tmp
 
     # Keys a LIST page returns (S3's maximum; a test lowers it to exercise the paging).
     page_keys = 1000
@@ -145,16 +197,16 @@ class _Remote:
                       for p in page.get("CommonPrefixes", [])]
         return sorted(n for n in names if not n.startswith(("_", ".")))
 
-    def listing(self, rel_prefix: str) -> dict[Path, tuple[int, float]]:
+    def listing(self, rel_prefix: str) -> dict[Path, tuple[int, float, str]]:
         """The Parquet files under ``rel_prefix``: their local path → (size, S3's LastModified
-        as a POSIX timestamp)."""
+        as a POSIX timestamp, ETag)."""
         out = {}
         for page in self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix + rel_prefix):
             for item in page.get("Contents", []):
                 if item["Key"].endswith(".parquet"):
                     out[self.root / item["Key"][len(self.prefix):]] = (
-                        int(item["Size"]), item["LastModified"].timestamp())
+                        int(item["Size"]), item["LastModified"].timestamp(), item["ETag"])
         return out
 
     def list(self, rel_prefix: str) -> list[Path]:
@@ -167,6 +219,16 @@ class Lake:
     With ``remote_url`` (``$ANALYTICS_LAKE_URL=s3://bucket/prefix``) every file written is also
     put to S3, which holds the durable lake; the local folder is then a cache that fills itself
     from S3 when a partition is read (DuckDB reads local files: no ``httpfs`` needed).
+
+    The local copy is never ahead of S3, so that what S3 says can be taken from it: a file is
+    put to S3 before it takes its place here (:meth:`write`), removed from S3 before it is here
+    (:meth:`delete`). And what S3 said is never taken back over a change made here since:
+    a file fetched (:meth:`_fetch`, under :meth:`pull`, :meth:`existing`, :meth:`files`) takes
+    its place only if the local file is still the one it saw before asking S3. Two runs of one
+    machine share its data folder (deploy/dagster.yaml runs two at once): found in review, a
+    history run's pull of ``sessions`` while a daily run wrote it fetched the old day back over
+    the new one, or removed a new day not yet uploaded. :meth:`_lock` orders these changes of
+    one file between processes.
     """
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None,
@@ -212,48 +274,103 @@ class Lake:
             wanted = (missing if len(missing) <= _PROBE_AT_MOST
                       else sorted(self.remote.present(missing)))
             for p in wanted:
-                self.remote.fetch(p)
+                self._fetch(p, None)
         return [str(p) for p in paths if p.exists()]
 
     def files(self, table: str, partition: str) -> list[str]:
         """Every file of one partition folder (the late-events store has several)."""
         folder = self.table_dir(table) / partition
-        local = set(folder.glob("*.parquet"))
         if self.remote is not None:
+            local = set(folder.glob("*.parquet"))
             for p in self.remote.list(f"{table}/{partition}/"):
-                if p not in local and self.remote.fetch(p):
-                    local.add(p)
-        return sorted(str(p) for p in local)
+                if p not in local:
+                    self._fetch(p, None)
+        return sorted(str(p) for p in folder.glob("*.parquet"))
 
     def pull(self, table: str) -> int:
         """Make the local cache of ``table`` match S3 (new and replaced files fetched, deleted
-        ones dropped); returns the number of files fetched.
+        ones dropped); returns the number of files fetched. A reader's machine pulls every
+        table (``lake-pull``), a history run ``sessions``, beside the runs that write it.
 
         A partition is replaced at the same key (a day run again), so a file is fetched again
-        when S3's copy differs in size or is newer than the one here, whose modification time is
-        set to S3's at each fetch (as ``aws s3 sync`` compares them). Only a reader's machine
-        pulls (``lake-pull``): a machine that writes the lake has its own files already."""
+        when its ETag differs from S3's (kept with it: :func:`_mark`); where there is none,
+        when S3's copy differs in size or is newer than the one here, whose modification time
+        is S3's LastModified (as ``aws s3 sync`` compares them). The listing is one moment of
+        S3: a file that changed here since (a run of this machine wrote it: S3 has it) is not
+        judged by it (:meth:`_fetch`). A file S3 did not list is asked for once more (a GET,
+        billed as one: only for files deleted in S3, or written here during the listing), and
+        goes only if S3 still has none."""
         if self.remote is None:
             return 0
         remote = self.remote.listing(f"{table}/")
         fetched = 0
-        for p, (size, modified) in remote.items():
-            st = p.stat() if p.exists() else None
-            if st is not None and st.st_size == size and st.st_mtime >= modified:
-                continue
-            if self.remote.fetch(p):
-                os.utime(p, (modified, modified))
-                fetched += 1
+        for p, (size, modified, etag) in remote.items():
+            seen = _identity(p)
+            if seen is not None:
+                kept = _etag(p)
+                if (kept == etag if kept is not None
+                        else seen[1] == size and seen[2] / 1e9 >= modified):
+                    continue
+            fetched += self._fetch(p, seen)
         for p in self.table_dir(table).glob("*/*.parquet"):
             if p not in remote:
-                p.unlink()
+                fetched += self._fetch(p, _identity(p))
         return fetched
 
+    @contextmanager
+    def _lock(self, path: Path) -> Iterator[None]:
+        """Hold the lock of ``path`` (an exclusive ``flock`` on one of ``lake/_locks/``'s files,
+        by a hash of its path) for one change of it: the S3 side and the local side of a write
+        or a delete, or a fetched file taking its place. So a change here and S3 happen in the
+        same order for one file whatever the processes, and a fetch cannot slip between the PUT
+        and the rename of a write."""
+        folder = self.root / layout.LOCKS
+        folder.mkdir(parents=True, exist_ok=True)
+        stripe = zlib.crc32(path.relative_to(self.root).as_posix().encode()) % _LOCK_STRIPES
+        fd = os.open(folder / f"{stripe:02d}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the only descriptor drops the flock
+
+    def _fetch(self, path: Path, seen: tuple[int, int, int] | None) -> bool:
+        """Make ``path`` S3's copy of it (one GET), or remove it if S3 has none, unless the file
+        here changed since ``seen`` (its :func:`_identity` before S3 was asked; None: absent);
+        True when a file was fetched.
+
+        The GET is made without the lock (a download must not hold up this machine's writes),
+        so its answer may be older than a file a run here wrote meanwhile: that run put its
+        file to S3 before the rename, and a changed file here is as new as S3's was when it
+        changed. It is kept, then; the answer is dropped (a later pull fetches what S3 may
+        have had newer still)."""
+        assert self.remote is not None
+        got = self.remote.download(path)
+        if got is None and seen is None:
+            return False  # none here, none in S3
+        try:
+            with self._lock(path):
+                if _identity(path) != seen:
+                    return False
+                if got is None:
+                    path.unlink(missing_ok=True)
+                    return False
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(got, path)
+                return True
+        finally:
+            if got is not None:
+                got.unlink(missing_ok=True)
+
     def delete(self, path: Path) -> None:
-        """Remove one file of the lake, here and in S3."""
-        path.unlink(missing_ok=True)
-        if self.remote is not None:
+        """Remove one file of the lake, in S3 and then here (the local copy never holds a file
+        S3 has no longer: a pull would take it for one S3 has not yet)."""
+        if self.remote is None:
+            path.unlink(missing_ok=True)
+            return
+        with self._lock(path):
             self.remote.delete(path)
+            path.unlink(missing_ok=True)
 
     def named(self, table: str, names: set[str]) -> list[Path]:
         """Files of ``table`` (in any partition folder) whose name is in ``names``, here or in
@@ -275,11 +392,16 @@ class Lake:
                       if p.is_dir() and layout.is_table(p.name) and self.has_data(p.name))
 
     def pull_all(self) -> dict[str, int]:
-        """:meth:`pull` every table the lake in S3 holds (bookkeeping included); files fetched
-        per table."""
+        """:meth:`pull` every table the lake in S3 holds and every table that has files here
+        (bookkeeping included); files fetched per table. A table whose last file was removed
+        in S3 (``quarantine``, once a re-run of its hours cleared them) is no longer listed
+        there, and its files here go too (found in review: they were published on and on). A
+        LIST more for such a table, once: with its files gone it is no longer visited."""
         if self.remote is None:
             return {}
-        return {table: self.pull(table) for table in self.remote.tables()}
+        here = {p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(
+            ("_", ".")) and self.has_data(p.name)} if self.root.exists() else set()
+        return {table: self.pull(table) for table in sorted(set(self.remote.tables()) | here)}
 
     def remove(self, table: str, partition: str, name: str = "part") -> None:
         """Drop a partition's file (re-materialising an empty partition leaves nothing stale)."""
@@ -290,10 +412,14 @@ class Lake:
         """Run ``query`` and store its rows as the partition's Parquet file, atomically: the file
         is written under ``lake/_tmp`` and renamed into place, so a reader sees the old file or
         the new one, never half of one. Re-running replaces, never appends. Every column is
-        written OPTIONAL (see NULLABLE)."""
+        written OPTIONAL (see NULLABLE).
+
+        With the lake in S3 the file is put there first, then renamed into place, both under
+        the file's lock (see the class): the copy here is never newer than S3's. A failed PUT
+        leaves both as they were."""
         target = self.partition_path(table, partition, name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp_dir = self.root / "_tmp"
+        tmp_dir = self.root / layout.TMP
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / f"{table}-{uuid.uuid4().hex}.parquet"
         try:
@@ -301,11 +427,15 @@ class Lake:
                 f"COPY ({NULLABLE.format(query=query)}) TO '{tmp}' ({PARQUET})",
                 params or {},
             ).fetchall()
-            os.replace(tmp, target)
+            if self.remote is None:
+                os.replace(tmp, target)
+            else:
+                with self._lock(target):
+                    etag = self.remote.push(tmp, target)
+                    _mark(tmp, etag, time.time())  # S3 has it: no older than its LastModified
+                    os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
-        if self.remote is not None:
-            self.remote.push(target)
         return target
 
 
@@ -485,6 +615,37 @@ def _prune_snapshots(lake: Lake, keep: str) -> None:
     for g in gone:
         (root / f"{g}.duckdb").unlink(missing_ok=True)
         (root / f"{g}.retired").unlink(missing_ok=True)
+    # A publish killed (SIGKILL, the OOM killer) before its clean-up leaves its file's WAL, which
+    # the lines above never looked at (found in review). A WAL is of no use without its file,
+    # and a publish in progress has its file: the WALs of files gone (or going now) go.
+    for wal in root.glob("*.duckdb.wal"):
+        if not Path(str(wal).removesuffix(".wal")).exists():
+            wal.unlink(missing_ok=True)
+
+
+def _prune_leftovers(lake: Lake, keep: str) -> None:
+    """Remove what a process killed mid-way leaves and nothing else removes, once older than
+    SNAPSHOT_RETENTION_SECONDS (a running process keeps its own files younger: a write's or a
+    download's file is written to until it is renamed): files under ``lake/_tmp`` (found in
+    review: a write killed in its COPY left 94 MB there), and the link a publish makes of its
+    new warehouse file before renaming it over ``warehouse.duckdb``, left by a publish killed
+    in between (it keeps the file's second name, so :func:`_prune_snapshots` never counts the
+    file superseded)."""
+    cutoff = time.time() - SNAPSHOT_RETENTION_SECONDS
+    tmp = lake.root / layout.TMP
+    leftovers = list(tmp.iterdir()) if tmp.exists() else []
+    leftovers += [p for p in lake.data_dir.glob(".warehouse-*.duckdb")
+                  if p.name != f".warehouse-{keep}.duckdb"]
+    for p in leftovers:
+        try:
+            if p.lstat().st_mtime >= cutoff:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except FileNotFoundError:  # another publish's clean-up got there first
+            continue
 
 
 def clone_or_copy(src: Path, dst: Path) -> None:
@@ -777,6 +938,7 @@ def publish_warehouse(lake: Lake) -> list[str]:
     if replaced is not None:
         _retire(root, replaced)
     _prune_snapshots(lake, gen)
+    _prune_leftovers(lake, gen)
     return sorted(published)
 
 

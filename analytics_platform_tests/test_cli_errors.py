@@ -4,7 +4,8 @@ the day and said "Done")."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,59 @@ def test_simulate_into_a_place_it_cannot_write(env: Path, tmp_path: Path) -> Non
     blocker.write_text("not a folder")
     _fails_cleanly(["simulate", "--days", "1", "--visitors-per-day", "5", "--quiet",
                     "--raw-url", str(blocker / "raw")], "cannot write to")
+
+
+@pytest.fixture()
+def failing_s3() -> Iterator[str]:
+    """An endpoint that answers every request with 500 (S3 having a bad moment)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Fail(BaseHTTPRequestHandler):
+        def _fail(self) -> None:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _fail
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Fail)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("fault", ["no such bucket", "500"])
+def test_lake_pull_when_s3_fails(env: Path, moto_endpoint: str, failing_s3: str,
+                                 monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
+    """The one-shot `lake-pull` (found in review: a traceback of botocore's NoSuchBucket)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint if fault != "500" else failing_s3)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's retries of a 500: seconds each
+    monkeypatch.setenv("ANALYTICS_LAKE_URL", "s3://no-such-bucket-here/lake")
+    _fails_cleanly(["lake-pull"], "cannot pull the lake s3://no-such-bucket-here/lake/")
+    assert not (env / "warehouse.duckdb").exists()
+
+
+def test_a_backfill_says_which_days_of_its_range_it_leaves_out(env: Path) -> None:
+    """Days before the first partition, or not begun yet, are left out of a backfill: said in a
+    line of its own (found in review: only a job's line showed the range actually run)."""
+    from analytics_platform.partitions import first_hour
+
+    first = first_hour().date()
+    result = CliRunner().invoke(main, ["backfill", "--from", str(first - timedelta(days=1)),
+                                       "--to", str(first), "--allow-empty"])
+    assert result.exit_code == 0, result.output
+    assert f"the partitions begin on {first} (ANALYTICS_START_DATE)" in result.output
+    today = datetime.now(UTC).date()
+    result = CliRunner().invoke(main, ["backfill", "--from", str(today), "--to",
+                                       str(today + timedelta(days=2)), "--allow-empty"])
+    assert result.exit_code == 0, result.output
+    assert (f"{today + timedelta(days=2)} has not begun yet (UTC); the backfill ends with "
+            f"{today}") in result.output

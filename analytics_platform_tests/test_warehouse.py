@@ -96,6 +96,60 @@ def test_old_snapshots_are_removed_after_their_retention(tmp_path: Path, monkeyp
     assert r.execute("SELECT * FROM sessions").fetchall() == [(1,)]
 
 
+def test_what_a_killed_publish_or_write_leaves_goes_after_the_retention(
+        tmp_path: Path, monkeypatch) -> None:
+    """A process killed mid-way (SIGKILL, the OOM killer) skips its own clean-up. Found in
+    review: a publish killed while it stored left ``.warehouse/<gen>.duckdb.wal`` after its file
+    had gone; a write killed in its COPY left ``lake/_tmp/<table>-<uuid>.parquet`` (94 MB).
+    The next publish removes such leftovers once older than the snapshots' retention; a temp
+    file younger than that may be a running write's and stays, as does the WAL of a file that
+    is still there (a publish in progress)."""
+    import os
+    import uuid
+
+    from analytics_platform import storage
+
+    lake = Lake(tmp_path / "data", remote_url="")
+    lake.write(connect(), "SELECT 1 AS a", "sessions", "date=2026-01-01")
+    publish_warehouse(lake)
+    root = storage.snapshot_root(lake)
+    old = time.time() - storage.SNAPSHOT_RETENTION_SECONDS - 60
+
+    def left(path: Path, size: int = 1000, aged: bool = True) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\0" * size)
+        if aged:
+            os.utime(path, (old, old))
+        return path
+
+    def gen() -> str:  # the name of a publish's generation, two hours ago
+        return f"{time.time_ns() - 7200 * 10**9:020d}-{uuid.uuid4().hex[:8]}"
+
+    orphan_wal = left(root / f"{gen()}.duckdb.wal")  # its file pruned already
+    killed_write = left(lake.root / "_tmp" / f"events-{uuid.uuid4().hex}.parquet")
+    killed_fetch = left(lake.root / "_tmp" / f"fetch-{uuid.uuid4().hex}.parquet")
+    running_write = left(lake.root / "_tmp" / f"sessions-{uuid.uuid4().hex}.parquet", aged=False)
+    # killed between linking its file and renaming the link over warehouse.duckdb: the link
+    # keeps the file's second name, so the file never counted as superseded
+    linked = left(root / f"{gen()}.duckdb")
+    stray = lake.data_dir / f".warehouse-{linked.stem}.duckdb"
+    os.link(linked, stray)
+    live = left(root / f"{gen()}.duckdb", aged=False)  # a publish in progress
+    live_wal = left(root / f"{live.stem}.duckdb.wal")
+    publish_warehouse(lake)
+    assert not orphan_wal.exists() and not killed_write.exists() and not killed_fetch.exists()
+    assert not stray.exists() and linked.stat().st_nlink == 1
+    assert running_write.exists() and live.exists() and live_wal.exists()
+    # a killed publish's file and its WAL, once superseded for longer than the retention
+    live.unlink()
+    monkeypatch.setattr(storage, "SNAPSHOT_RETENTION_SECONDS", 0)
+    publish_warehouse(lake)
+    assert not linked.exists() and not live_wal.exists()
+    assert sorted(p.suffix for p in root.iterdir()) == [".duckdb"]
+    r = duckdb.connect(str(lake.warehouse_path), read_only=True)
+    assert r.execute("SELECT * FROM sessions").fetchall() == [(1,)]
+
+
 def quarantine_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in con.execute("DESCRIBE quarantine").fetchall()]
 

@@ -25,7 +25,9 @@ def run_history(lake_res: LakeResource, table: str, query: str,
     """Expose all sessions as ``s`` and replace ``table`` with ``query`` (or with ``post``'s
     table of the query's rows)."""
     lake = lake_res.open()
-    lake.pull("sessions")  # every partition, when the lake is kept in S3
+    # every partition, when the lake is kept in S3; safe beside a run of this machine that
+    # writes sessions meanwhile (Lake.pull never takes a file back over one written here)
+    lake.pull("sessions")
     con = connect()
     t0 = time.perf_counter()
     if not lake.has_data("sessions"):
