@@ -277,3 +277,52 @@ def test_a_second_collector_on_the_same_data_folder_refuses_to_start(tmp_path: P
     finally:
         if first.proc.poll() is None:
             first.proc.kill()
+
+
+def _damaged(spool: Path, name: str, age_days: float) -> list[Path]:
+    """A parked segment's two files (spool._park), last written ``age_days`` ago."""
+    folder = spool / "damaged"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"{name}.ndjson", folder / f"{name}.reason.json"]
+    files[0].write_bytes(b'{"event_id": "dam\n')
+    files[1].write_text('{"lines": [{"line": 1, "reason": "invalid_json"}]}')
+    then = time.time() - age_days * 86400
+    for f in files:
+        os.utime(f, (then, then))
+    return files
+
+
+def test_parked_lines_are_deleted_after_their_retention(tmp_path: Path) -> None:
+    """Parked lines (spool/damaged/) are raw records as the handler made them: kept
+    DAMAGED_KEEP_DAYS for someone to look at, then deleted (they were kept for ever)."""
+    from analytics_platform.ingest.spool import DAMAGED_KEEP_DAYS, Spool
+    from analytics_platform.lake import open_raw_lake
+
+    spool = Spool(tmp_path / "spool", open_raw_lake(tmp_path / "raw"))
+    assert spool.purge_damaged(time.time()) == 0  # no damaged/ folder yet
+    old = _damaged(tmp_path / "spool", "seg-old", DAMAGED_KEEP_DAYS + 0.01)
+    new = _damaged(tmp_path / "spool", "seg-new", DAMAGED_KEEP_DAYS - 0.01)
+    leftover = tmp_path / "spool" / "damaged" / ".seg-old.ndjson.tmp"  # a crash mid-park
+    leftover.write_bytes(b"x")
+    os.utime(leftover, (0, 0))
+    assert spool.purge_damaged(time.time()) == 3
+    assert sorted(p.name for p in (tmp_path / "spool" / "damaged").iterdir()) == sorted(
+        p.name for p in new)
+    assert not any(p.exists() for p in old)
+    # the clock decides, not the call: a day later the others are due too
+    assert spool.purge_damaged(time.time() + 86400) == 2
+
+
+def test_the_collector_deletes_expired_parked_lines_on_its_timer(collector_factory,
+                                                                 tmp_path: Path) -> None:
+    """The collector runs the retention on the timer that purges salts (at its start, then
+    every minute), whether or not a request comes: 31 days is past the 30 of DAMAGED_KEEP_DAYS."""
+    spool = tmp_path / "data" / "spool"
+    old = _damaged(spool, "seg-old", 31)
+    new = _damaged(spool, "seg-new", 1)
+    c = collector_factory()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(p.exists() for p in old):
+        time.sleep(0.1)
+    c.stop()
+    assert not any(p.exists() for p in old) and all(p.exists() for p in new)

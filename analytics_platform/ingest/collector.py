@@ -53,6 +53,9 @@ ENDPOINTS = {
     "GET /metrics": "counters: requests, accepted, rejected by reason, flushes, spool backlog",
 }
 REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+# The housekeeping timer: expired salts (at most 48 hours after their day began) and parked
+# spool lines past their retention (spool.DAMAGED_KEEP_DAYS) are deleted at start, then this
+# often, with or without requests.
 SALT_PURGE_SECONDS = 60.0
 
 
@@ -235,19 +238,25 @@ def create_app(lake: RawLake, spool_dir: Path, config: IngestConfig | None = Non
         log.error("collector: internal error", exc_info=exc)
         return _json_error(500, "internal_error", "the collector failed; send it again")
 
-    async def purge_salts() -> None:
-        # Requests purge too, but a salt must not outlive its 48 hours on a quiet collector.
+    async def housekeeping() -> None:
+        # Requests purge salts too, but a salt must not outlive its 48 hours on a quiet
+        # collector; nothing else would ever delete parked spool lines.
         while True:
             try:
                 await asyncio.to_thread(ingestor.salts.purge, utc_day(ingestor.clock()))
             except Exception as e:
                 log.error("collector: purging expired salts failed: %s", describe_error(e))
+            try:
+                await asyncio.to_thread(spool.purge_damaged, time.time())
+            except OSError as e:
+                log.error("collector: deleting expired parked spool lines failed: %s",
+                          describe_error(e))
             await asyncio.sleep(SALT_PURGE_SECONDS)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette):
         await spool.start()
-        purger = asyncio.create_task(purge_salts())
+        purger = asyncio.create_task(housekeeping())
         try:
             yield
         finally:

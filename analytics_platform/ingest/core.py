@@ -21,6 +21,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ from analytics_platform.ingest.privacy import (
     SaltUnavailable,
     salt_store,
     scrub,
-    scrub_emails,
+    scrub_agent,
     scrub_props,
     scrub_url,
     utc_day,
@@ -128,14 +129,21 @@ class Prepared:
 _MAX_CHARS = {f.name: f.max_chars for f in FIELDS}
 _URL_FIELDS = ("page_path", "referrer")
 _PATH_PROPS = {"download": ("file",), "not_found": ("from",)}
+# A props value that is a URL: absolute, with a scheme ("https://…"), or a path ("/…", "//host/…")
+# with a query or a fragment. Such a value keeps what page_path keeps (scrub_url), whatever the
+# event type and the key: a tagged link's url or an outbound click's href kept its query
+# ("?token=…") through /v1/events, while Plausible's /api/event cut it. Any other text is kept
+# as it is ("Save 20%? Now #1", "a=1&b=2", "C#"): a question or a hash tag is no query.
+_URL_VALUE = re.compile(r"\s*(?:[A-Za-z][A-Za-z0-9+.\-]*://|/[^?#]*[?#])")
 _TEXT_FIELDS = ("page_host", "page_title", "utm_source", "utm_medium", "utm_campaign",
                 "utm_content", "utm_term")
 
 
 def scrub_event(event: dict[str, Any]) -> dict[str, Any]:
     """A valid event as it may be stored (CONTRACT §2): no e-mail or IP address in any text, no
-    query parameter but UTM tags and no fragment in ``page_path`` / ``referrer``, no control or
-    invisible characters; each value still within its limit."""
+    query parameter but UTM tags and no fragment in ``page_path`` / ``referrer`` and in a props
+    value that is a URL (``_URL_VALUE``), no control or invisible characters; each value still
+    within its limit."""
     out = dict(event)
     for name in _URL_FIELDS:
         if isinstance(out.get(name), str):
@@ -147,6 +155,10 @@ def scrub_event(event: dict[str, Any]) -> dict[str, Any]:
             out[name] = scrub(out[name], max_chars=_MAX_CHARS[name])
     props = out.get("props")
     if isinstance(props, dict) and props:
+        # URLs first, on the text as sent: scrubbed first, "https://jamie:pw@x.com" would
+        # become "https://jamie:(email)", which no longer reads as user:password@
+        props = {k: scrub_url(v) if isinstance(v, str) and _URL_VALUE.match(v) else v
+                 for k, v in props.items()}
         # keys are scrubbed like values ({"jamie@example.com": 1}); an event whose keys could
         # not be stored so was refused (refuse_unstorable)
         out["props"] = scrub_props(props, max_key_chars=MAX_PROPS_KEY_CHARS,
@@ -301,7 +313,7 @@ class Ingestor:
                   else check_body(body))
         refuse_unstorable(result)
         now = format_timestamp(arrived)
-        agent = scrub_emails(headers.get("user-agent") or "")
+        agent = scrub_agent(headers.get("user-agent") or "")
         hashes: dict[str, str] = {}
         # the site the visitor hash is made with: Plausible's ``d`` when sent (as Plausible's own
         # hash: one visitor across the site's subdomains), else the page's host

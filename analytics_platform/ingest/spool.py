@@ -27,7 +27,8 @@ for a while.
 - On start, segments left by a previous process are flushed first. Their lines are checked one
   by one: a trailing partial line (a write cut short, never acknowledged) is dropped, and a line
   that cannot be read (damage on disk) is parked in ``damaged/`` with its reason, never silently
-  and never in the way of the lines after it.
+  and never in the way of the lines after it; parked lines are deleted ``DAMAGED_KEEP_DAYS``
+  after they were parked (``purge_damaged``, on the collector's timer).
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ log = logging.getLogger("analytics_platform.collector")
 # RETRY_MAX (and never longer than the flush interval would be at first).
 RETRY_FIRST = 1.0
 RETRY_MAX = 60.0
+# Parked lines (damaged/) are raw records as the handler made them (scrubbed; a user agent, a
+# visitor_hash): kept this long for someone to look at, then deleted by the collector's
+# housekeeping timer (they used to be kept for ever). 30 days, as Firehose keeps the records it
+# could not deliver, the same kind of record on AWS (errors/, error_retention_days,
+# infra/modules/storage).
+DAMAGED_KEEP_DAYS = 30
 
 
 def describe_error(e: BaseException) -> str:
@@ -242,6 +249,20 @@ class Spool:
         log.warning("spool: parked %d unreadable line(s) of %s in %s (%s)", len(why),
                     segment.name, self.damaged_folder,
                     ", ".join(f"line {w.number}: {w.reason}" for w in why[:5]))
+
+    def purge_damaged(self, now: float) -> int:
+        """Delete what ``damaged/`` holds that was last written more than ``DAMAGED_KEEP_DAYS``
+        before ``now`` (``time.time()``): parked lines, their reasons, and the temporary file of
+        a park a crash cut short. Returns how many files went."""
+        cutoff = now - DAMAGED_KEEP_DAYS * 86400
+        gone = 0
+        with contextlib.suppress(FileNotFoundError):
+            for p in self.damaged_folder.iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    if p.is_file() and p.stat().st_mtime < cutoff:
+                        p.unlink()
+                        gone += 1
+        return gone
 
     def flush_segment(self, segment: Path) -> int:
         """Write one closed segment to the raw lake and delete it; returns its record count.
