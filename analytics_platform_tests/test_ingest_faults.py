@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import os
 import resource
 import select
 import shutil
@@ -580,3 +581,31 @@ def test_a_clock_step_back_and_a_kill_mid_flush_duplicate_nothing(tmp_path: Path
     ids = Counter(json.loads(line)["event_id"] for p in lake_dir.rglob("*.gz")
                   for line in gzip.decompress(p.read_bytes()).splitlines())
     assert ids == Counter({"e1": 1, "e2": 1})
+
+
+def test_an_idle_collector_is_healthy_again_once_its_disk_has_room(
+        collector_factory, tmp_path: Path) -> None:  # noqa: F811
+    """The spool's file system full (a file beside the spool takes the room): requests get 503
+    and /healthz says failing. Once the room is back, /healthz says ok again without any request
+    (found in review: only a request's write cleared it, so an idle collector stayed failing,
+    and whatever routes traffic by /healthz never sent that request)."""
+    spool = tmp_path / "data" / "spool"
+    with small_tmpfs(spool, "256k"):
+        c = collector_factory(flush_seconds=0.3)
+        filler = spool / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):  # all the room there is
+            while os.write(fd, bytes(4096)):
+                pass
+        os.close(fd)
+        _acked, statuses = send_batches(c.url, 20, size=10)
+        assert statuses[503], statuses
+        got = httpx.get(f"{c.url}/healthz")
+        assert got.status_code == 503 and "spool_write_failed" in got.text, got.text
+        filler.unlink()
+        deadline = time.monotonic() + 10
+        while (got := httpx.get(f"{c.url}/healthz")).status_code != 200:
+            assert time.monotonic() < deadline, got.text
+            time.sleep(0.2)
+        assert got.json()["status"] == "ok", got.text
+        c.stop()

@@ -411,6 +411,42 @@ class Spool:
                 return  # stop() flushes once more itself
             self._wake.clear()
             await self._flush_logged()
+            if self.health.last_write_error:
+                await self._probe_writes()
+
+    # What a probe writes: a request body's worth (the collector's bound on a body is 64 KiB).
+    PROBE_BYTES = 64 * 1024
+
+    async def _probe_writes(self) -> None:
+        """Clear the write error once the spool's file system takes a request's worth again.
+        Only a write cleared it, and writes come from requests: an idle collector stayed
+        ``failing`` (503 on /healthz) after its disk had room again (found in review: the
+        image's health check and any router sending traffic by it then never sent the request
+        that would have told)."""
+        probe = self.folder / ".probe"
+
+        def write() -> None:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(bytes(self.PROBE_BYTES))
+                while view:
+                    written = os.write(fd, view)
+                    if written == 0:
+                        raise OSError(errno.ENOSPC, "no byte written")
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+
+        async with self._lock:  # not beside a request's write: they share the room
+            try:
+                await asyncio.to_thread(write)
+            except OSError:
+                return
+            if self.health.last_write_error:
+                log.warning("spool: the spool's file system takes writes again")
+            self.health.last_write_error = None
 
     async def _flush_logged(self) -> bool:
         try:
