@@ -108,6 +108,18 @@ class SpoolHealth:
     last_flush_at: float | None = None  # the last successful flush
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` and fsync it, or raise ``OSError``: os.write may write
+    less than asked (a file-size limit, a disk filling up), so the rest is written again."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(errno.ENOSPC, "no byte written")
+        view = view[written:]
+    os.fsync(fd)
+
+
 @dataclass(frozen=True)
 class _Line:
     number: int  # 1-based, in the segment
@@ -346,15 +358,7 @@ class Spool:
         fd, start = self._fd, self._size
         assert fd is not None
         try:
-            view = memoryview(blob)
-            while view:
-                # os.write may write less than asked (a file-size limit, a disk filling up):
-                # the rest is written again, or the call raises
-                written = os.write(fd, view)
-                if written == 0:
-                    raise OSError(errno.ENOSPC, "no byte written")
-                view = view[written:]
-            os.fsync(fd)
+            _write_all(fd, blob)
         except OSError:
             # Not acknowledged: cut it back out, so the segment holds only whole, acknowledged
             # lines, and start a new segment (this one may sit at a size limit).
@@ -428,13 +432,7 @@ class Spool:
         def write() -> None:
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                view = memoryview(bytes(self.PROBE_BYTES))
-                while view:
-                    written = os.write(fd, view)
-                    if written == 0:
-                        raise OSError(errno.ENOSPC, "no byte written")
-                    view = view[written:]
-                os.fsync(fd)
+                _write_all(fd, bytes(self.PROBE_BYTES))
             finally:
                 os.close(fd)
                 probe.unlink(missing_ok=True)
