@@ -7,6 +7,10 @@ events (same shape as 2.0), on the contract's path and on Plausible's ``/api/eve
 ``s3://`` location shared by every instance, so that all hash a day with the same salt),
 ``ANALYTICS_CLIENT_IP_HEADER`` / ``ANALYTICS_TRUSTED_PROXIES`` (behind CloudFront or another
 proxy; by default the client's address is the request context's ``sourceIp``).
+
+Also invoked once a day, at 00:01 UTC, by an EventBridge scheduled rule (infra/modules/ingest):
+that event only purges the expired salts (see ``is_scheduled_purge``), so that a salt goes when it
+is 48 hours old even on a site that gets no request (docs/PRIVACY.md, "Salts").
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from analytics_platform.ingest.core import EVENTS_PATH, IngestConfig, Ingestor, Response
 from analytics_platform.ingest.plausible import PATH as PLAUSIBLE_PATH
-from analytics_platform.ingest.privacy import scrub_logs
+from analytics_platform.ingest.privacy import scrub_logs, utc_day
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,33 @@ def request_path(event: Any) -> str:
     return EVENTS_PATH
 
 
+# Keys of the events that carry a request: API Gateway (1.0, 2.0) and Function URL events always
+# have a requestContext, and the request's own bytes arrive in "headers" and "body" (a string),
+# so no request can set a top-level key. None of them is in EventBridge's scheduled event.
+_REQUEST_KEYS = frozenset(("requestContext", "headers", "multiValueHeaders", "body",
+                           "isBase64Encoded", "httpMethod", "rawPath", "path"))
+
+
+def is_scheduled_purge(event: Any) -> bool:
+    """Whether ``event`` is the daily schedule's (EventBridge: ``source`` ``aws.events``,
+    ``detail-type`` ``Scheduled Event``), not a request. A request whose body, or even whose
+    event, holds those keys beside its own is still a request (``_REQUEST_KEYS``)."""
+    return (isinstance(event, dict) and event.get("source") == "aws.events"
+            and event.get("detail-type") == "Scheduled Event"
+            and not _REQUEST_KEYS.intersection(event))
+
+
+def purge_salts(ing: Ingestor) -> dict[str, Any]:
+    """Delete the salts that have expired on the function's UTC day, from the bucket and from
+    this instance's memory; nothing else (no salt is created, no event stored). The day is the
+    function's clock's, never the event's ``time``: whoever may invoke the function (the
+    Function URL's permission lets any principal call it directly) can only make it do what
+    every request already does every 10 minutes."""
+    purged = ing.salts.purge(utc_day(ing.clock()))
+    log.info("ingest: scheduled purge deleted %d expired salt(s)", purged)
+    return {"purged": purged}
+
+
 def _answer(r: Response) -> dict[str, Any]:
     return {"statusCode": r.status, "headers": r.headers, "body": r.body.decode(),
             "isBase64Encoded": False}
@@ -102,7 +133,12 @@ def _answer(r: Response) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: Any = None,
             ingestor: Ingestor | None = None) -> dict[str, Any]:
     """Every request gets a JSON answer with a reason, whatever fails: a Lambda that raises
-    answers a bare 502 (Function URL, HTTP API) or 500 that the tracker cannot read."""
+    answers a bare 502 (Function URL, HTTP API) or 500 that the tracker cannot read.
+    The daily schedule's event is no request: nobody reads its answer (the invocation is
+    asynchronous), so a failure to purge raises, which Lambda retries (twice) and counts in its
+    Errors metric (the ingest-errors alarm)."""
+    if is_scheduled_purge(event):
+        return purge_salts(ingestor or _ingestor())
     try:
         ing = ingestor or _ingestor()
     except Exception:

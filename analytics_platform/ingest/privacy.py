@@ -5,8 +5,9 @@ Without consent the tracker keeps nothing on the device and sends no id: the han
 ``visitor_hash`` = HMAC-SHA256(key = the UTC day's random salt, message = site host, client
 address, user agent), cut to 16 hex digits. The address is used in memory for that hash and for
 nothing else: it is never stored, logged, counted or put in an error. Salts are random per UTC day
-and destroyed after at most 48 hours, so a hash can be linked neither across days nor, once its
-salt is gone, back to an address.
+and destroyed 48 hours after their day began (at the next purge: the collector's one-minute
+timer, the Lambda's daily scheduled run at 00:01 UTC), so a hash can be linked neither across
+days nor, once its salt is gone, back to an address.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ SALT_BYTES = 32
 HASH_HEX = 16
 # A salt is used on its own UTC day and kept through the next one, so that an instance whose
 # clock is a little behind still finds the salt the others use; then it is deleted: a salt lives
-# at most 48 hours from the start of its day.
+# 48 hours from the start of its day, and until the next purge (a minute or two).
 KEEP_DAYS = 2
 # LocalSalts writes a salt under ``.tmp-<uuid>`` and hard-links it to its day's name, then
 # unlinks the temporary name: a crash in between leaves a second name of the day's salt, which

@@ -159,8 +159,10 @@ resource "aws_kinesis_firehose_delivery_stream" "raw" {
 # --- the daily salts of visitor_hash (docs/PRIVACY.md) ----------------------------------------
 # A bucket of its own: only the handler can read a salt (with it, a day's hashes could be
 # matched against guessed addresses), nothing is versioned (a deleted salt must be gone), and
-# every object expires one day after its creation, which S3 rounds up to the next midnight UTC:
-# at most 48 hours. The handler also deletes salts older than yesterday itself.
+# every object expires one day after its creation, which S3 rounds up to the next midnight UTC.
+# That expiry is asynchronous (S3 removes an expired object some time later, and may serve it
+# until then), so it is only a backstop: the handler deletes the salts older than yesterday
+# itself, on requests and on the daily schedule below, which needs none.
 
 resource "aws_s3_bucket" "salts" {
   #checkov:skip=CKV_AWS_18:access logs of a few reads a day would outlive the salts they describe
@@ -300,7 +302,7 @@ resource "aws_iam_role_policy" "lambda" {
 
 resource "aws_lambda_function" "ingest" {
   #checkov:skip=CKV_AWS_117:a public endpoint that only reaches AWS APIs needs no VPC (a NAT gateway would cost more than everything else)
-  #checkov:skip=CKV_AWS_116:a failed request is retried by the tracker; there is no asynchronous invocation to dead-letter
+  #checkov:skip=CKV_AWS_116:a failed request is retried by the tracker; the only asynchronous invocation, the daily salt purge, carries no data: Lambda retries it, the errors alarm reports it, and any later purge does the same work
   #checkov:skip=CKV_AWS_173:stream names, and with var.cloudfront the origin secret, which is only a guard against bypassing CloudFront (no data behind it): the AWS-managed key is enough
   #checkov:skip=CKV_AWS_272:code signing needs a signing profile the user may not have; the zip is reproducible instead
   function_name                  = local.function_name
@@ -330,6 +332,42 @@ resource "aws_lambda_function" "ingest" {
 
   depends_on = [aws_cloudwatch_log_group.lambda]
   tags       = var.tags
+}
+
+# --- the daily salt purge ----------------------------------------------------------------------
+# A salt must be gone once its day began 48 hours ago (docs/PRIVACY.md), but the handler purges
+# only when a request comes, and a quiet site may get none for days. So a scheduled rule invokes
+# it every day at 00:01 UTC, traffic or not: the handler recognises EventBridge's Scheduled
+# Event and only deletes the salts expired on its own UTC day (lambda_handler.is_scheduled_purge).
+# 00:01, not 00:00: the rule fires at some second of its minute, and a minute's margin keeps the
+# function's clock on the new day, when the day before yesterday's salt has expired.
+# A scheduled rule rather than EventBridge Scheduler: the rule needs no IAM role, only the
+# resource-policy statement below, scoped to the rule's ARN (Scheduler needs a role it assumes,
+# with lambda:InvokeFunction on the function). Scheduled rules cost nothing; the invocation a
+# day is within Lambda's free tier.
+
+resource "aws_cloudwatch_event_rule" "purge_salts" {
+  name                = "${var.name}-purge-salts"
+  description         = "Invokes ${local.function_name} daily to delete the expired visitor_hash salts (docs/PRIVACY.md)"
+  schedule_expression = "cron(1 0 * * ? *)"
+  state               = "ENABLED"
+  tags                = var.tags
+}
+
+# No input: the handler gets EventBridge's own event (source "aws.events", detail-type "Scheduled
+# Event"), a shape no request can take.
+resource "aws_cloudwatch_event_target" "purge_salts" {
+  rule      = aws_cloudwatch_event_rule.purge_salts.name
+  target_id = "ingest"
+  arn       = aws_lambda_function.ingest.arn
+}
+
+resource "aws_lambda_permission" "purge_salts" {
+  statement_id  = "DailySaltPurge"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.ingest.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.purge_salts.arn
 }
 
 # --- the endpoint: a Function URL (default) or an HTTP API -----------------------------------
@@ -574,10 +612,10 @@ resource "aws_cloudwatch_metric_alarm" "ingest_5xx" {
 }
 
 # Invocation errors: the handler crashed, timed out or could not start (an import error, a bad
-# zip), which the handler's own answers never show.
+# zip), which the handler's own answers never show; or the daily salt purge failed (it raises).
 resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
   alarm_name          = "${var.name}-ingest-errors"
-  alarm_description   = "The ingest handler crashed, timed out or could not start (a Lambda invocation error). Answers the handler itself gives (500, 503) are counted by the ingest-5xx alarm."
+  alarm_description   = "The ingest handler crashed, timed out or could not start (a Lambda invocation error), or its daily salt purge failed (expired salts may outlive 48 hours: Lambda retries it twice). Answers the handler itself gives (500, 503) are counted by the ingest-5xx alarm."
   namespace           = "AWS/Lambda"
   metric_name         = "Errors"
   dimensions          = { FunctionName = aws_lambda_function.ingest.function_name }

@@ -25,6 +25,9 @@ mock_resource "aws_lambda_function" {
     invoke_arn = "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/analytics/invocations"
   }
 }
+mock_resource "aws_cloudwatch_event_rule" {
+  defaults = { arn = "arn:aws:events:us-east-1:123456789012:rule/analytics-purge-salts" }
+}
 mock_resource "aws_lambda_function_url" {
   defaults = { function_url = "https://abc123.lambda-url.us-east-1.on.aws/" }
 }

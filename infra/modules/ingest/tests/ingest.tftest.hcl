@@ -315,3 +315,37 @@ run "a_short_origin_secret_is_refused" {
   }
   expect_failures = [var.cloudfront_origin_secret]
 }
+
+# --- the daily salt purge (docs/PRIVACY.md, "Salts") -------------------------------------------
+
+override_resource {
+  target = aws_cloudwatch_event_rule.purge_salts
+  values = { arn = "arn:aws:events:us-east-1:123456789012:rule/analytics-purge-salts" }
+}
+
+run "salts_are_purged_daily_without_traffic" {
+  command = apply
+
+  assert {
+    condition     = aws_cloudwatch_event_rule.purge_salts.schedule_expression == "cron(1 0 * * ? *)" && aws_cloudwatch_event_rule.purge_salts.state == "ENABLED"
+    error_message = "A rule invokes the handler every day at 00:01 UTC: a salt goes when it turns 48 hours old even if no request comes (S3's lifecycle expiry is asynchronous)."
+  }
+  assert {
+    condition     = aws_cloudwatch_event_target.purge_salts.rule == aws_cloudwatch_event_rule.purge_salts.name && aws_cloudwatch_event_target.purge_salts.arn == aws_lambda_function.ingest.arn
+    error_message = "The rule's target is the ingest handler."
+  }
+  assert {
+    condition     = aws_cloudwatch_event_target.purge_salts.input == null && aws_cloudwatch_event_target.purge_salts.input_path == null && length(aws_cloudwatch_event_target.purge_salts.input_transformer) == 0
+    error_message = "The handler gets EventBridge's own Scheduled Event (source aws.events), which it recognises: no input replaces it."
+  }
+  assert {
+    condition = {
+      action     = aws_lambda_permission.purge_salts.action, principal = aws_lambda_permission.purge_salts.principal
+      source_arn = aws_lambda_permission.purge_salts.source_arn, function_name = aws_lambda_permission.purge_salts.function_name
+      } == {
+      action     = "lambda:InvokeFunction", principal = "events.amazonaws.com"
+      source_arn = "arn:aws:events:us-east-1:123456789012:rule/analytics-purge-salts", function_name = "analytics-ingest"
+    }
+    error_message = "EventBridge may invoke the handler for this one rule only (no IAM role: a resource policy statement scoped to the rule's ARN)."
+  }
+}
