@@ -134,8 +134,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the sink's stream (the `s3` sink writes to `ANALYTICS_RAW_URL`)"),
     Setting("ANALYTICS_SALT_URL", "`$ANALYTICS_DATA_DIR/salts` (collector); required by the Lambda",
             "where the daily salts of `visitor_hash` live, a folder or `s3://bucket/prefix` "
-            "(the Lambda's: its own bucket); each is destroyed 48 hours after its day began, at the "
-            "next purge (a minute or two; docs/PRIVACY.md)"),
+            "(the Lambda's: its own bucket); each is destroyed 48 hours after its day began, at "
+            "the next purge (a minute or two; docs/PRIVACY.md)"),
     Setting("ANALYTICS_CLIENT_IP_HEADER", "none (the connection's peer)",
             "the header that carries the client's address behind a proxy or CDN "
             "(`x-forwarded-for`, `cloudfront-viewer-address`…), used for `visitor_hash` only, "
