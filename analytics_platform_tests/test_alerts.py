@@ -406,6 +406,67 @@ def test_a_failed_run_is_told_once_then_its_success(
         nothing(received)
 
 
+def finished_run(instance: dg.DagsterInstance, assets: set[str], tags: dict[str, str],
+                 ok: bool) -> dg.DagsterRun:
+    """A finished run started from the asset graph (job __ASSET_JOB: the UI's Materialize, an
+    asset backfill, `dagster asset materialize`) of ``assets``, as the instance records it."""
+    from dagster._core.remote_origin import (  # what a run launched from the daemon carries
+        RegisteredCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+
+    job = "__ASSET_JOB"
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(
+        RegisteredCodeLocationOrigin("analytics_platform"), "__repository__"), job)
+    run = dg.DagsterRun(job_name=job, run_id=str(uuid.uuid4()), remote_job_origin=origin,
+                        status=dg.DagsterRunStatus.NOT_STARTED, tags=tags,
+                        asset_selection=frozenset(dg.AssetKey(a) for a in assets))
+    instance.add_run(run)
+    end = dg.DagsterEventType.RUN_SUCCESS if ok else dg.DagsterEventType.RUN_FAILURE
+    for event in (dg.DagsterEventType.RUN_START, end):
+        instance.report_dagster_event(dg.DagsterEvent(event.value, job_name=job), run.run_id)
+    return run
+
+
+def test_asset_runs_are_told_apart_by_their_assets() -> None:
+    """Runs from the asset graph all have the job __ASSET_JOB: each selection of assets is an
+    incident of its own, named by its assets, and it ends when what the failed run was to
+    write has been written since (by any run). Before: one `run:__ASSET_JOB` incident, which
+    an unrelated asset's successful run ended."""
+    from analytics_platform.defs.alerts import incidents
+
+    hour = "2026-03-02-10:00"
+    links = incidents.Links("https://dash.example.com", "https://dagster.example.com")
+    with dg.instance_for_test() as instance:
+        failed = finished_run(instance, {"quarantine", "events"},
+                              {PARTITION_RANGE_START_TAG: "2026-03-02-09:00",
+                               PARTITION_RANGE_END_TAG: hour}, ok=False)
+        finished_run(instance, {"kpis_daily"}, {"dagster/partition": "2026-03-02"}, ok=True)
+        seen = {o.key: o for o in incidents.observe_runs(instance)}
+        events = seen["run:assets:events,quarantine"]
+        assert events.bad and events.facts["run_id"] == failed.run_id
+        assert not seen["run:assets:kpis_daily"].bad
+        message = incidents.opened(events, links)
+        assert message.title == "Pipeline run failed: events, quarantine"
+        assert "A run of events, quarantine (partitions 2026-03-02-09:00 … 2026-03-02-10:00)" \
+            in message.text and "__ASSET_JOB" not in message.text
+        # events_job writes one of the two hours again: not enough
+        for key in ("events", "quarantine"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=hour))
+        assert {o.key: o for o in incidents.observe_runs(instance)}[
+            "run:assets:events,quarantine"].bad
+        # and the other: over
+        for key in ("events", "quarantine"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                key, partition="2026-03-02-09:00"))
+        events = {o.key: o for o in incidents.observe_runs(instance)}[
+            "run:assets:events,quarantine"]
+        assert not events.bad
+        text = incidents.resolved(events, seen["run:assets:events,quarantine"].facts, links).text
+        assert text.startswith("events, quarantine written again: "), text
+
+
 def test_no_channel_no_message_and_the_sensor_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, webhook: tuple[str, Received]
 ) -> None:

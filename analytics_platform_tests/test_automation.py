@@ -92,6 +92,24 @@ def test_hourly_schedule_processes_the_previous_hour() -> None:
     assert schedule.cron_schedule == "10 * * * *"
 
 
+def test_the_schedules_first_tick_skips_the_hour_before_the_first_partition() -> None:
+    """On $ANALYTICS_START_DATE at :10 the hour that ended is before the first partition: a
+    skip, not a run request for a partition that does not exist (the daemon's tick failed with
+    DagsterUnknownPartitionError)."""
+    from analytics_platform.definitions import defs
+    from analytics_platform.partitions import first_hour
+
+    schedule = defs().resolve_schedule_def("hourly_events_schedule")
+    with dg.build_schedule_context(
+            scheduled_execution_time=first_hour() + timedelta(minutes=10)) as ctx:
+        result = schedule(ctx)
+    assert isinstance(result, dg.SkipReason), result
+    assert "before the first partition" in (result.skip_message or "")
+    with dg.build_schedule_context(
+            scheduled_execution_time=first_hour() + timedelta(hours=1, minutes=10)) as ctx:
+        assert schedule(ctx).partition_key == partition_key(first_hour())
+
+
 def test_definitions_load_and_validate() -> None:
     from analytics_platform.definitions import defs
 

@@ -17,8 +17,13 @@ import duckdb
 import pytest
 from dagster import DagsterEventType
 
-from analytics_platform.backfill import run_backfill
+from analytics_platform.backfill import (
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+    run_backfill,
+)
 from analytics_platform.contract import encode_records
+from analytics_platform.defs.automation import housekeeping
 from analytics_platform.defs.automation.housekeeping import delete_old_runs
 from analytics_platform.defs.automation.records import SESSION_DAYS
 from analytics_platform.defs.automation.sensors import window_days
@@ -78,10 +83,21 @@ def execute(instance: dg.DagsterInstance, request: dg.RunRequest, job: str = "ev
     return result
 
 
-def add_run(instance: dg.DagsterInstance, job: str, key: str, status: dg.DagsterRunStatus
-            ) -> dg.DagsterRun:
-    """A run as the daemon leaves it in the instance: queued (by the run coordinator), or
-    started (by its run worker), through the events that put it there."""
+# The events that put a run in each status, in order.
+STATUS_EVENTS = {
+    dg.DagsterRunStatus.QUEUED: [DagsterEventType.RUN_ENQUEUED],
+    dg.DagsterRunStatus.STARTED: [DagsterEventType.RUN_START],
+    dg.DagsterRunStatus.CANCELED: [DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_CANCELED],
+}
+
+
+def add_run(instance: dg.DagsterInstance, job: str, key: str | None,
+            status: dg.DagsterRunStatus, tags: dict[str, str] | None = None,
+            assets: set[str] | None = None) -> dg.DagsterRun:
+    """A run as the daemon leaves it in the instance: queued (by the run coordinator), started
+    (by its run worker) or canceled while queued, through the events that put it there; of
+    partition ``key`` unless ``tags`` say otherwise; ``assets``: the selection of a run started
+    from the asset graph (job ``__ASSET_JOB``)."""
     from dagster._core.remote_origin import (  # what a run launched from the daemon carries
         RegisteredCodeLocationOrigin,
         RemoteJobOrigin,
@@ -91,11 +107,13 @@ def add_run(instance: dg.DagsterInstance, job: str, key: str, status: dg.Dagster
     origin = RemoteJobOrigin(RemoteRepositoryOrigin(
         RegisteredCodeLocationOrigin("analytics_platform"), "__repository__"), job)
     run = dg.DagsterRun(job_name=job, run_id=str(uuid.uuid4()), remote_job_origin=origin,
-                        status=dg.DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": key})
+                        status=dg.DagsterRunStatus.NOT_STARTED,
+                        tags=tags if tags is not None else {"dagster/partition": key},
+                        asset_selection=frozenset(dg.AssetKey(a) for a in assets)
+                        if assets else None)
     instance.add_run(run)
-    event = {dg.DagsterRunStatus.QUEUED: DagsterEventType.RUN_ENQUEUED,
-             dg.DagsterRunStatus.STARTED: DagsterEventType.RUN_START}[status]
-    instance.report_dagster_event(dg.DagsterEvent(event.value, job_name=job), run.run_id)
+    for event in STATUS_EVENTS[status]:
+        instance.report_dagster_event(dg.DagsterEvent(event.value, job_name=job), run.run_id)
     assert instance.get_run_by_id(run.run_id).status == status
     return run
 
@@ -460,3 +478,190 @@ def test_older_and_emptied_hours_are_run(recent: tuple[Path, datetime]) -> None:
         assert tick("raw_lake_sensor", instance, cursor, raw)[0] == []
         assert not (raw.parent / "lake" / "events" / f"hour={h1:%Y-%m-%dT%H}" / "part.parquet"
                     ).exists()
+
+
+# --- runs from the asset graph, canceled runs, retention (review of the operations side) -------
+
+def schedule_at(instance: dg.DagsterInstance, hour: datetime) -> dg.RunRequest | dg.SkipReason:
+    """The hourly schedule's tick for ``hour`` (at :10 of the hour after)."""
+    schedule = definitions().resolve_schedule_def("hourly_events_schedule")
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=hour + timedelta(
+            hours=1, minutes=10)) as ctx:
+        return schedule(ctx)
+
+
+def test_an_asset_run_in_flight_holds_its_hours(recent: tuple[Path, datetime]) -> None:
+    """A run started from the asset graph (the UI's Materialize or asset backfill, `dagster
+    asset materialize`: job __ASSET_JOB, one run over a range) is in flight as an events_job
+    run is. Before: only events_job runs counted, and the sensor and the schedule started a
+    second writer of the same hours."""
+    raw, now = recent
+    hour = floor_hour(now) - timedelta(hours=1)
+    first, key = partition_key(hour - timedelta(hours=2)), partition_key(hour)
+    with dg.instance_for_test() as instance:
+        backfill = add_run(instance, "__ASSET_JOB", None, dg.DagsterRunStatus.QUEUED,
+                           tags={PARTITION_RANGE_START_TAG: first, PARTITION_RANGE_END_TAG: key},
+                           assets={"events", "quarantine"})
+        requests, cursor = tick("raw_lake_sensor", instance, None, raw)
+        assert requests == []  # both hours with objects are the asset run's
+        assert isinstance(schedule_at(instance, hour), dg.SkipReason)
+        # once it is gone (it ended without materialising), they are run
+        finish(instance, backfill)
+        requests, cursor = tick("raw_lake_sensor", instance, cursor, raw)
+        assert sorted(r.partition_key for r in requests) == [
+            partition_key(hour - timedelta(hours=1)), key]
+        assert schedule_at(instance, hour).partition_key == key
+
+
+def test_the_days_wait_for_asset_runs_of_their_window(backfilled) -> None:
+    """An events hour of the day's window, or the day itself, in an asset run in flight: the
+    downstream automation waits for it, as for events_job and daily_job runs. Before: it asked
+    for the day at once."""
+    _, instance, cursor = backfilled
+    hour = datetime(2026, 3, 9, 12, tzinfo=UTC)
+    execute(instance, dg.RunRequest(partition_key=partition_key(hour)))
+    events = add_run(instance, "__ASSET_JOB", None, dg.DagsterRunStatus.QUEUED, tags={
+        PARTITION_RANGE_START_TAG: partition_key(hour - timedelta(hours=2)),
+        PARTITION_RANGE_END_TAG: partition_key(hour - timedelta(hours=1))},
+        assets={"events", "quarantine"})
+    assert tick("downstream_automation", instance, cursor)[0] == []
+    finish(instance, events)
+    mart = add_run(instance, "__ASSET_JOB", "2026-03-09", dg.DagsterRunStatus.STARTED,
+                   assets={"kpis_daily"})
+    assert tick("downstream_automation", instance, cursor)[0] == []
+    finish(instance, mart)
+    requests, _ = tick("downstream_automation", instance, cursor)
+    assert [(r.job_name, r.partition_key) for r in requests] == [("daily_job", "2026-03-09")]
+
+
+def test_a_canceled_days_run_is_asked_for_again(backfilled) -> None:
+    """Its run canceled (by hand, in the queue), the day is still to refresh: asked for again,
+    under a new run key (the daemon launches a run key once), once per canceled run. Before:
+    the canceled run counted as done and the day was dropped."""
+    _, instance, cursor = backfilled
+    execute(instance, dg.RunRequest(partition_key=partition_key(datetime(2026, 3, 9, 12,
+                                                                         tzinfo=UTC))))
+    requests, cursor = tick("downstream_automation", instance, cursor)
+    assert [r.partition_key for r in requests] == ["2026-03-09"]
+    add_run(instance, "daily_job", None, dg.DagsterRunStatus.CANCELED,
+            tags={"dagster/partition": "2026-03-09", "dagster/run_key": requests[0].run_key})
+    again, cursor = tick("downstream_automation", instance, cursor)
+    assert [r.partition_key for r in again] == ["2026-03-09"]
+    assert again[0].run_key != requests[0].run_key
+    # the same request on the next tick, until the daemon has launched it: no new key
+    assert [r.run_key for r in tick("downstream_automation", instance, cursor)[0]] == [
+        again[0].run_key]
+    execute(instance, again[0])
+    assert tick("downstream_automation", instance, cursor)[0] == []
+
+
+def test_a_canceled_hours_run_is_asked_for_again(recent: tuple[Path, datetime]) -> None:
+    """The raw-lake sensor likewise: the hour whose run was canceled runs again, under a new
+    run key, once per canceled run. Before: the cursor had it as asked for, and it was not."""
+    raw, now = recent
+    key = partition_key(floor_hour(now) - timedelta(hours=1))
+    with dg.instance_for_test() as instance:
+        requests, cursor = tick("raw_lake_sensor", instance, None, raw)
+        asked = next(r for r in requests if r.partition_key == key)
+        add_run(instance, "events_job", None, dg.DagsterRunStatus.CANCELED,
+                tags={"dagster/partition": key, "dagster/run_key": asked.run_key})
+        again, cursor = tick("raw_lake_sensor", instance, cursor, raw)
+        assert [r.partition_key for r in again] == [key] and again[0].run_key != asked.run_key
+        assert [r.run_key for r in tick("raw_lake_sensor", instance, cursor, raw)[0]] == [
+            again[0].run_key]
+        execute(instance, again[0])
+        assert tick("raw_lake_sensor", instance, cursor, raw)[0] == []
+
+
+def test_a_kept_run_is_deleted_once_superseded(backfilled, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
+    """The retention sensor keeps a run that holds the latest materialisation of a partition;
+    once a later run supersedes it, a later pass deletes it. Before: the cursor had moved past
+    it and it was kept for ever."""
+    _, instance, _ = backfilled
+    key = partition_key(datetime(2026, 3, 9, 12, tzinfo=UTC))
+    monkeypatch.setenv("ANALYTICS_RUN_RETENTION_DAYS", str(1 / 86400))  # a second
+    sensor = definitions().resolve_sensor_def("run_retention")
+
+    def retention(cursor: str | None) -> str | None:
+        with dg.build_sensor_context(instance=instance, cursor=cursor) as ctx:
+            sensor(ctx)
+            return ctx.cursor
+
+    first = execute(instance, dg.RunRequest(partition_key=key)).run_id
+    time.sleep(1.1)
+    cursor = retention(None)
+    assert first in {r.run_id for r in instance.get_runs()}  # the hour's latest
+    second = execute(instance, dg.RunRequest(partition_key=key)).run_id
+    time.sleep(1.1)
+    # a day later (the kept runs are looked at again once a day)
+    monkeypatch.setattr(housekeeping, "RESCAN_SECONDS", 0, raising=False)
+    cursor = retention(cursor)
+    left = {r.run_id for r in instance.get_runs()}
+    assert first not in left and second in left
+    assert session_days_of(instance, key) == ["2026-03-09"]
+
+
+def step_error(result: dg.ExecuteInProcessResult) -> str:
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    error = failure.event_specific_data.error
+    texts = []
+    while error is not None:
+        texts.append(error.message)
+        error = error.cause
+    return " ".join(texts)
+
+
+def test_a_day_never_computed_fails_and_names_its_hours(backfilled) -> None:
+    """A day none of whose events hours was ever materialised (nor its sessions, for a mart)
+    fails, naming what is missing, and writes nothing: "never computed" is not "no traffic".
+    Before: an empty sessions partition and a kpis_daily of 0 rows, every check passed."""
+    data, instance, _ = backfilled
+    day = "2026-03-12"  # the backfill's events end at 2026-03-11 00:00
+    daily = definitions().resolve_job_def("daily_job")
+    result = daily.execute_in_process(instance=instance, partition_key=day,
+                                      raise_on_error=False)
+    assert not result.success
+    error = step_error(result)
+    assert "2026-03-12-00:00" in error and "2026-03-12-23:00" in error, error
+    assert not (data / "lake" / "sessions" / f"date={day}").exists()
+    kpis = definitions().resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={dg.AssetKey("kpis_daily")})
+    result = kpis.execute_in_process(instance=instance, partition_key=day, raise_on_error=False)
+    assert not result.success
+    assert f"sessions of {day}" in step_error(result)
+
+
+def test_a_day_with_hours_missing_says_which(backfilled) -> None:
+    """A day with some of its window's hours never materialised is built from the others and
+    its `sessions_window_materialised` check fails (error), naming them; a day whose window is
+    complete passes it. Before: no such check."""
+    _, instance, _ = backfilled
+    daily = definitions().resolve_job_def("daily_job")
+    checks = {}
+    for day in ("2026-03-09", "2026-03-11"):
+        result = daily.execute_in_process(instance=instance, partition_key=day)
+        checks[day] = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["2026-03-09"]["sessions_window_materialised"].passed
+    missing = checks["2026-03-11"]["sessions_window_materialised"]
+    assert not missing.passed and missing.severity == dg.AssetCheckSeverity.ERROR
+    text = missing.metadata["missing_hours"].value
+    assert "2026-03-11-01:00" in text and "2026-03-11-23:00" in text, text
+    assert "2026-03-11-00:00 " not in text  # the backfill's last hour
+
+
+def test_today_runs_while_its_current_hour_is_not_materialised(recent: tuple[Path, datetime]
+                                                               ) -> None:
+    """The automation's own path: the hours with objects run, then their days, while the
+    current hour is not materialised: every run succeeds."""
+    raw, now = recent
+    with dg.instance_for_test() as instance:
+        requests, _ = tick("raw_lake_sensor", instance, None, raw)
+        for r in requests:
+            execute(instance, r)
+        assert partition_key(floor_hour(now)) not in instance.get_materialized_partitions(
+            dg.AssetKey("events"))
+        days, _ = tick("downstream_automation", instance, None)
+        assert days and {r.job_name for r in days} == {"daily_job"}
+        for r in days:
+            execute(instance, r)

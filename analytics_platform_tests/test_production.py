@@ -444,3 +444,37 @@ def test_ecs_run_launcher_starts_a_sized_task_per_run(
     finally:
         for p in reversed(procs):
             stop(p)
+
+
+def test_a_run_without_size_tags_gets_the_daily_stages_size(
+        moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run from the asset graph (the UI's Materialize or asset backfill, `dagster asset
+    materialize`) carries none of the jobs' tags: deploy/dagster-ecs.yaml's `run_resources`
+    size it as the daily stage (4096 MiB; the task definition's 2048 MiB were short of a day's
+    sessions). The size is dagster-aws's own computation, from the file as Dagster loads it; a
+    run's `ecs/cpu` and `ecs/memory` tags still win. Before: no size, the task definition's."""
+    import dagster as dg
+    from dagster_aws.ecs.container_context import EcsContainerContext
+
+    from analytics_platform.defs.automation import DAILY_RUN_TAGS, EVENTS_RUN_TAGS
+
+    ecs = boto3.client("ecs", endpoint_url=moto_endpoint, region_name="us-east-1")
+    family = f"analytics-run-{uuid.uuid4().hex[:6]}"
+    ecs.register_task_definition(
+        family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="512",
+        memory="2048", containerDefinitions=[{"name": "run", "image": IMAGE, "memory": 2048}])
+    for name, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "ANALYTICS_ECS_TASK_DEFINITION": family,
+                        "ANALYTICS_ECS_CLUSTER": "analytics"}.items():
+        monkeypatch.setenv(name, value)
+    launcher_config = yaml.safe_load((ROOT / "deploy" / "dagster-ecs.yaml").read_text())[
+        "run_launcher"]
+    with dg.instance_for_test(overrides={"run_launcher": launcher_config}) as instance:
+        launcher = instance.run_launcher
+        assert type(launcher).__name__ == "EcsRunLauncher"
+        for tags, want in (({}, DAILY_RUN_TAGS), (EVENTS_RUN_TAGS, EVENTS_RUN_TAGS)):
+            run = dg.DagsterRun(job_name="__ASSET_JOB", tags=tags)
+            size = launcher.get_cpu_and_memory_overrides(
+                EcsContainerContext.create_for_run(run, launcher), run)
+            assert size == {"cpu": want["ecs/cpu"], "memory": want["ecs/memory"]}, tags

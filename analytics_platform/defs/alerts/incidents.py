@@ -7,7 +7,12 @@ Three kinds, each judged by what already defines it:
   evaluated here by calling the check itself, so there is one definition of "anomalous";
 - ``freshness``: the ``events_freshness`` check fails (the newest event is older than
   ``$ANALYTICS_FRESHNESS_HOURS``), called the same way;
-- ``run:<job>``: the latest finished run of a job failed (it ends when a later run succeeds).
+- ``run:<job>``: the latest finished run of a job failed (it ends when a later run succeeds);
+  ``run:assets:<a,b>`` for the runs started from the asset graph (the UI's Materialize or asset
+  backfill, ``dagster asset materialize``), all of one job ``__ASSET_JOB``: one incident per
+  selection of assets, named by them, which ends when a later run of the same assets succeeds
+  or when every asset and partition the failed run was to write has been written since, by
+  any run (the automation's jobs do not run the same selections).
 
 An incident is a key in the sensor's cursor from the tick that opened it to the tick that saw
 it end: one message each way, whatever the number of ticks in between. A message waits in the
@@ -20,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +36,7 @@ from analytics_platform import duck, sql
 from analytics_platform.defs.alerts.channels import Channels, Message
 from analytics_platform.defs.events import checks as event_checks
 from analytics_platform.layout import hour_folder
+from analytics_platform.partitions import daily, hourly
 from analytics_platform.resources import LakeResource, PipelineSettings
 
 # The latest finished runs looked at on each tick: the newest run of every job that ran lately.
@@ -39,7 +45,7 @@ RUNS_LOOKED_AT = 200
 
 @dataclass
 class Observation:
-    key: str  # traffic | freshness | run:<job>
+    key: str  # traffic | freshness | run:<job> | run:assets:<asset,…>
     bad: bool
     facts: dict[str, Any]  # JSON-able: kept in the cursor while the incident is open
 
@@ -99,32 +105,104 @@ def _failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
     return "no error recorded"
 
 
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+# Materialisations read per query when a failed asset run is checked for being written since;
+# a run over more partitions than this is not filtered by them in the query (a year of hours
+# would be 8,760 query parameters) but as the records are read.
+PAGE = 1000
+
+
+def asset_run_assets(run: dg.DagsterRun) -> list[str] | None:
+    """The assets of a run started from the asset graph (a job of Dagster's own, ``__ASSET_JOB``:
+    its names begin with two underscores), sorted; None for a run of one of the jobs."""
+    if run.job_name.startswith("__") and run.asset_selection:
+        return sorted(k.to_user_string() for k in run.asset_selection)
+    return None
+
+
+def _partitions(tags: Mapping[str, str]) -> list[str] | None:
+    """The partitions a run covers (None: unpartitioned), its range's keys read by the
+    definition that holds them."""
+    if PARTITION_TAG in tags:
+        return [tags[PARTITION_TAG]]
+    first, last = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if not (first and last):
+        return None
+    for definition in (hourly, daily):
+        if definition.has_partition_key(first) and definition.has_partition_key(last):
+            return definition.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
+    return [first, last]
+
+
+def written_since(instance: dg.DagsterInstance, run: dg.RunRecord, assets: list[str]
+                  ) -> dg.EventLogRecord | None:
+    """When every asset and partition of a failed run has been materialised since the run
+    started (by it, before it failed, or by any later run): the newest of those
+    materialisations. Else None."""
+    since = run.start_time or run.create_timestamp.timestamp()
+    partitions = _partitions(run.dagster_run.tags)
+    wanted = set(partitions or ())
+    newest: dg.EventLogRecord | None = None
+    for asset in assets:
+        written: set[str | None] = set()
+        cursor = None
+        while True:
+            page = instance.fetch_materializations(dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey.from_user_string(asset),
+                asset_partitions=partitions if partitions and len(partitions) <= PAGE else None,
+                after_timestamp=since), limit=PAGE, cursor=cursor)
+            for r in page.records:
+                if partitions is not None and r.partition_key not in wanted:
+                    continue
+                written.add(r.partition_key)
+                if newest is None or r.timestamp > newest.timestamp:
+                    newest = r
+            if not page.has_more:
+                break
+            cursor = page.cursor
+        if not written or (partitions is not None and not written >= wanted):
+            return None
+    return newest
+
+
 def observe_runs(instance: dg.DagsterInstance) -> list[Observation]:
-    """The latest finished run of every job among the last :data:`RUNS_LOOKED_AT`."""
+    """The latest finished run of every job among the last :data:`RUNS_LOOKED_AT`, and of
+    every selection of assets run from the asset graph."""
     records = instance.get_run_records(
         filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS,
                                         dg.DagsterRunStatus.FAILURE]),
         limit=RUNS_LOOKED_AT)
     latest: dict[str, dg.RunRecord] = {}
     for r in records:
-        job = r.dagster_run.job_name
-        if job not in latest or (r.end_time or 0) > (latest[job].end_time or 0):
-            latest[job] = r
+        assets = asset_run_assets(r.dagster_run)
+        key = f"run:assets:{','.join(assets)}" if assets else f"run:{r.dagster_run.job_name}"
+        if key not in latest or (r.end_time or 0) > (latest[key].end_time or 0):
+            latest[key] = r
     out = []
-    for job, r in sorted(latest.items()):
+    for key, r in sorted(latest.items()):
         run = r.dagster_run
         tags = run.tags
-        partition = tags.get("dagster/partition") or (
-            f"{tags['dagster/asset_partition_range_start']} … "
-            f"{tags['dagster/asset_partition_range_end']}"
-            if "dagster/asset_partition_range_start" in tags else None)
+        partition = tags.get(PARTITION_TAG) or (
+            f"{tags[RANGE_START_TAG]} … {tags[RANGE_END_TAG]}"
+            if RANGE_START_TAG in tags else None)
         failed = run.status == dg.DagsterRunStatus.FAILURE
         facts: dict[str, Any] = {
-            "job": job, "run_id": run.run_id, "partition": partition,
+            "job": run.job_name, "run_id": run.run_id, "partition": partition,
             "ended": datetime.fromtimestamp(r.end_time or 0, UTC).isoformat()}
+        assets = asset_run_assets(run)
+        if assets:
+            facts["assets"] = assets
+            # written since by other runs (the jobs'): over, as of the newest of those writes
+            done = written_since(instance, r, assets) if failed else None
+            if done is not None:
+                failed = False
+                facts |= {"run_id": done.run_id,
+                          "ended": datetime.fromtimestamp(done.timestamp, UTC).isoformat()}
         if failed:
             facts["error"] = _failure_reason(instance, run.run_id)
-        out.append(Observation(f"run:{job}", failed, facts))
+        out.append(Observation(key, failed, facts))
     return out
 
 
@@ -189,9 +267,15 @@ def opened(obs: Observation, links: Links) -> Message:
     ended = _iso(f["ended"])
     part = (f" (partition{'s' if '…' in f['partition'] else ''} {f['partition']})"
             if f.get("partition") else "")
-    text = (f"A run of {f['job']}{part} failed at {ended:%H:%M} UTC on {_day(ended)}: "
+    what = _what(f)
+    text = (f"A run of {what}{part} failed at {ended:%H:%M} UTC on {_day(ended)}: "
             f"{f['error']}.\nRun: {run_url}\nUntil it succeeds the dashboard may lag. {dash}")
-    return Message("run_failure", "open", f"Pipeline run failed: {f['job']}", text, run_url, f)
+    return Message("run_failure", "open", f"Pipeline run failed: {what}", text, run_url, f)
+
+
+def _what(facts: dict[str, Any]) -> str:
+    """What a run ran: its job, or the assets of a run started from the asset graph."""
+    return ", ".join(facts["assets"]) if facts.get("assets") else str(facts["job"])
 
 
 def resolved(obs: Observation, before: dict[str, Any], links: Links) -> Message:
@@ -224,8 +308,16 @@ def resolved(obs: Observation, before: dict[str, Any], links: Links) -> Message:
                 f"{since}.\n{dash}")
         return Message("freshness", "resolved", "Data is flowing again", text, links.dashboard,
                        numbers)
-    run_url = f"{links.dagster}/runs/{f['run_id']}"
+    # a materialisation reported without a run has no run page
+    run_url = f"{links.dagster}/runs/{f['run_id']}" if f["run_id"] else f"{links.dagster}/runs"
     ended, failed = _iso(f["ended"]), _iso(before["ended"])
+    if f.get("assets"):
+        what = _what(f)
+        text = (f"{what} written again: the last of it at {ended:%H:%M} UTC on {_day(ended)} "
+                f"({run_url}); a run of it had failed at {failed:%H:%M} UTC on "
+                f"{_day(failed)}.\n{dash}")
+        return Message("run_failure", "resolved", f"{what} written again", text, run_url,
+                       numbers)
     text = (f"{f['job']} runs again: a run succeeded at {ended:%H:%M} UTC on {_day(ended)} "
             f"({run_url}); it had failed since {failed:%H:%M} UTC on {_day(failed)}.\n{dash}")
     return Message("run_failure", "resolved", f"{f['job']} succeeds again", text, run_url,

@@ -8,6 +8,7 @@ runs it never purges, hence ``run_retention``.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -22,6 +23,12 @@ RETENTION_INTERVAL_SECONDS = 3600
 BATCH = 500
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
             dg.DagsterRunStatus.CANCELED]
+# A run kept for holding a partition's latest materialisation is superseded by the partition's
+# next run: a pass over the old runs that reached the newest starts again from the oldest once
+# this long after it began, so those are deleted within a day of it. A pass looks at BATCH runs
+# a tick: the kept runs (one or a few per partition: ~9,000 a year of hours) take a tick per
+# 500 of them, once a day.
+RESCAN_SECONDS = 86400
 
 
 def holds_a_latest_materialization(instance: dg.DagsterInstance, run_id: str) -> bool:
@@ -45,7 +52,7 @@ def delete_old_runs(instance: dg.DagsterInstance, older_than_days: float, after:
     """Delete the finished runs created more than ``older_than_days`` ago (and after
     ``after``, a creation timestamp), oldest first, up to ``limit``, but those that hold the
     latest materialisation of a partition. Returns (deleted, kept, the creation time of the
-    last run looked at)."""
+    last run looked at); fewer than ``limit`` looked at: none older is left after it."""
     now = time.time() if now is None else now
     cutoff = datetime.fromtimestamp(now - older_than_days * 86400, UTC)
     records = instance.get_run_records(
@@ -63,21 +70,38 @@ def delete_old_runs(instance: dg.DagsterInstance, older_than_days: float, after:
     return deleted, kept, after
 
 
+def retention_pass(instance: dg.DagsterInstance, days: float, cursor: str | None,
+                   now: float | None = None) -> tuple[int, int, str]:
+    """One tick of :func:`run_retention`: its (deleted, kept, next cursor). The cursor is
+    where the pass is (``after``: the creation time of the last run looked at), when it began
+    and whether it reached the newest old run; a pass that did starts again from the oldest
+    :data:`RESCAN_SECONDS` after it began, for the kept runs since superseded. (A cursor of
+    before, a bare timestamp, goes on from there.)"""
+    now = time.time() if now is None else now
+    raw = json.loads(cursor) if cursor else {}
+    state = raw if isinstance(raw, dict) else {"after": float(raw), "began": 0.0, "end": False}
+    after, began = float(state.get("after", 0.0)), float(state.get("began", 0.0))
+    if not cursor or (state.get("end") and now - began >= RESCAN_SECONDS):
+        after, began = 0.0, now
+    deleted, kept, after = delete_old_runs(instance, days, after, now=now)
+    end = deleted + kept < BATCH
+    return deleted, kept, json.dumps({"after": after, "began": began, "end": end})
+
+
 @dg.sensor(
     minimum_interval_seconds=RETENTION_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Every hour, deletes the finished runs older than $ANALYTICS_RUN_RETENTION_DAYS "
     "(14 by default; 0 keeps every run) with their events, but the runs that hold the latest "
-    "materialisation of some partition. Launches no run.",
+    "materialisation of some partition: those are looked at again once a day, and deleted once "
+    "a later run has superseded them. Launches no run.",
 )
 def run_retention(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     days = settings.run_retention_days()
     if days <= 0:
         return dg.SkipReason("ANALYTICS_RUN_RETENTION_DAYS=0: every run is kept")
-    # runs looked at before are not looked at again: those kept hold a latest materialisation
-    after = float(context.cursor or 0)
-    deleted, kept, after = delete_old_runs(context.instance, days, after)
-    context.update_cursor(str(after))
+    deleted, kept, cursor = retention_pass(context.instance, days, context.cursor)
+    context.update_cursor(cursor)
     return dg.SkipReason(f"{deleted} run(s) older than {days:g} days deleted, {kept} kept (they "
                          "hold the latest materialisation of a partition)")
 

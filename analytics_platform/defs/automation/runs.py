@@ -13,6 +13,7 @@ from analytics_platform.backfill import PARTITION_RANGE_END_TAG, PARTITION_RANGE
 from analytics_platform.defs.automation.records import FINGERPRINT
 
 PARTITION_TAG = "dagster/partition"
+RUN_KEY_TAG = "dagster/run_key"
 # A run in one of these states has not finished: queued (it will read its inputs when it
 # starts) or started (what it read, its materialisation will tell).
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
@@ -33,22 +34,49 @@ def instance_of(context: dg.SensorEvaluationContext | dg.ScheduleEvaluationConte
 
 
 def run_partitions(run: dg.DagsterRun, partitions: dg.PartitionsDefinition) -> set[str]:
-    """The partitions one run covers: its partition, or its range (a single-run backfill)."""
+    """The partitions of ``partitions`` one run covers: its partition, or its range (a
+    single-run backfill); none when its keys are another definition's (an hourly run's keys
+    are no days)."""
     if PARTITION_TAG in run.tags:
-        return {run.tags[PARTITION_TAG]}
+        key = run.tags[PARTITION_TAG]
+        return {key} if partitions.has_partition_key(key) else set()
     first, last = run.tags.get(PARTITION_RANGE_START_TAG), run.tags.get(PARTITION_RANGE_END_TAG)
-    if first and last:
+    # checked first: a range of hours read as days gives the days that hold them
+    if first and last and partitions.has_partition_key(first) and partitions.has_partition_key(
+            last):
         return set(partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last)))
     return set()
 
 
 def busy_partitions(instance: dg.DagsterInstance, job_name: str,
                     partitions: dg.PartitionsDefinition) -> set[str]:
-    """The partitions of ``job_name`` that a queued or running run already covers."""
+    """The partitions of ``job_name``'s stage that a queued or running run already covers: a
+    run of the job, or a run started from the asset graph (the UI's Materialize or asset
+    backfill, ``dagster asset materialize``: job ``__ASSET_JOB``, with the assets it selected)
+    of partitions of the same definition. Every asset on the hourly partitions is the events
+    stage's and every one on the daily partitions the daily stage's, and a run holds the
+    assets of one partitions definition (Dagster splits an asset backfill by definition): the
+    partition tags say whose it is."""
     out: set[str] = set()
-    for run in instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT)):
-        out |= run_partitions(run, partitions)
+    for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
+        if run.job_name == job_name or run.asset_selection:
+            out |= run_partitions(run, partitions)
     return out
+
+
+def run_key_after_cancel(instance: dg.DagsterInstance, job_name: str, partition: str,
+                         run_key: str) -> str | None:
+    """When the latest run of ``job_name`` for ``partition`` was asked for as ``run_key`` (or
+    as a key made from it here) and canceled (by hand, in the queue or while it ran): the run
+    key to ask for it again with, ``run_key`` and that run's id (the daemon launches a run key
+    once, so the old one would be dropped). Else None. One new key per canceled run: a run
+    canceled each time it is asked for comes back once per sensor tick, no faster."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=job_name, tags={PARTITION_TAG: partition}),
+                             limit=1)
+    if (runs and runs[0].status == dg.DagsterRunStatus.CANCELED
+            and runs[0].tags.get(RUN_KEY_TAG, "").startswith(run_key)):
+        return f"{run_key}:{runs[0].run_id}"
+    return None
 
 
 def latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey,

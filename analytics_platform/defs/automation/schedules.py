@@ -6,7 +6,7 @@ from datetime import timedelta
 import dagster as dg
 
 from analytics_platform import settings
-from analytics_platform.defs.automation import events_job
+from analytics_platform.defs.automation import EVENTS_RUN_TAGS, events_job
 from analytics_platform.defs.automation.records import fingerprint
 from analytics_platform.defs.automation.runs import (
     busy_partitions,
@@ -14,7 +14,7 @@ from analytics_platform.defs.automation.runs import (
     materialized_fingerprints,
 )
 from analytics_platform.lake import floor_hour, partition_key
-from analytics_platform.partitions import hourly
+from analytics_platform.partitions import first_hour, hourly
 from analytics_platform.resources import RawLakeResource
 
 # By :10 the previous hour's folder is complete but for rare retries (settings.schedule_minute).
@@ -35,6 +35,10 @@ SCHEDULE_MINUTE = settings.schedule_minute()
 def hourly_events_schedule(context: dg.ScheduleEvaluationContext):
     previous = floor_hour(context.scheduled_execution_time) - timedelta(hours=1)
     key = partition_key(previous)
+    if previous < first_hour():
+        # the first tick on $ANALYTICS_START_DATE: a request for it failed the daemon's tick
+        # (DagsterUnknownPartitionError)
+        return dg.SkipReason(f"{key} is before the first partition ({partition_key(first_hour())})")
     instance = instance_of(context)
     if instance is not None:
         if key in busy_partitions(instance, events_job.name, hourly):
@@ -45,4 +49,5 @@ def hourly_events_schedule(context: dg.ScheduleEvaluationContext):
         fp = fingerprint(RawLakeResource().open().list_hour(previous))
         if materialized_fingerprints(instance, [key]).get(key) == fp:
             return dg.SkipReason(f"{key}: already processed with these objects ({fp})")
-    return dg.RunRequest(run_key=f"schedule:{key}", partition_key=key)
+    # the job's tags on the request itself, as the sensors do (sensors.py)
+    return dg.RunRequest(run_key=f"schedule:{key}", partition_key=key, tags=EVENTS_RUN_TAGS)

@@ -34,6 +34,7 @@ from analytics_platform.defs.automation.runs import (
     instance_of,
     latest_materialization,
     materialized_fingerprints,
+    run_key_after_cancel,
     run_start,
 )
 from analytics_platform.lake import (
@@ -111,10 +112,22 @@ def _hour_requests(listed: dict[str, str], seen: dict[str, str], instance: dg.Da
         # an hour now empty runs only when it was processed (or asked for) with objects: its
         # events must go (an erasure); one that never had any is the schedule's
         emptied = fp == EMPTY and seen.get(key, done.get(key, EMPTY)) != EMPTY
-        if fp != seen.get(key) and fp != done.get(key) and (fp != EMPTY or emptied):
-            # the run key changes with the fingerprint: a late object means a new run
-            requests.append(dg.RunRequest(run_key=f"{key}:{fp}", partition_key=key,
-                                          tags=EVENTS_RUN_TAGS))
+        if fp == done.get(key) or (fp == EMPTY and not emptied):
+            continue
+        # the run key changes with the fingerprint: a late object means a new run
+        run_key = f"{key}:{fp}"
+        if fp == seen.get(key) or fp == EMPTY:
+            # asked for on an earlier tick (an emptied hour, whose cursor entry is dropped, on
+            # every tick until it runs) and not done: a canceled run is asked for again; a
+            # failed one is not (no retry loop: Dagster's run retries are for that), nor one
+            # the daemon has not launched yet
+            again = (run_key_after_cancel(instance, events_job.name, key, run_key)
+                     if instance is not None else None)
+            if again:
+                run_key = again
+            elif fp != EMPTY:
+                continue
+        requests.append(dg.RunRequest(run_key=run_key, partition_key=key, tags=EVENTS_RUN_TAGS))
     return current, requests, busy & set(listed)
 
 
@@ -132,8 +145,9 @@ def _hour_requests(listed: dict[str, str], seen: dict[str, str], instance: dg.Da
     "(daily with the queue): a spool flushed after an outage, a Firehose retry, an erased "
     "object; an hour left empty runs again when it was processed with objects. 'Processed' "
     "is what the hour's latest `events` materialisation records (`raw_fingerprint`), so the "
-    "hours a backfill did are not run again; the cursor keeps the fingerprint each run was "
-    "asked for.",
+    "hours a backfill did are not run again (nor those a run started from the asset graph has "
+    "queued or in progress); an hour whose run was canceled is asked for again. The cursor "
+    "keeps the fingerprint each run was asked for.",
 )
 def raw_lake_sensor(context: dg.SensorEvaluationContext, raw_lake: RawLakeResource):
     lake = raw_lake.open()
@@ -205,15 +219,16 @@ def _window_hours(day: str, late_hours: int) -> set[str]:
 
 def _handled(instance: dg.DagsterInstance, day: str, since: float) -> bool:
     """Whether a run of ``day`` started after its events changed at ``since``: its sessions
-    were materialised by such a run, or its latest run (failed) started after (no retry loop:
-    Dagster's run retries are for that)."""
+    were materialised by such a run, or its latest run that ended (not canceled: a canceled run
+    did not do the day) failed and started after (no retry loop: Dagster's run retries are for
+    that)."""
     record = latest_materialization(instance, SESSIONS, day)
     if record is not None and (run_start(instance, record.run_id) or 0) >= since:
         return True
-    runs = instance.get_runs(dg.RunsFilter(job_name=daily_job.name,
-                                           tags={"dagster/partition": day}), limit=1)
-    return (bool(runs) and runs[0].is_finished
-            and (run_start(instance, runs[0].run_id) or 0) >= since)
+    runs = instance.get_runs(dg.RunsFilter(
+        job_name=daily_job.name, tags={"dagster/partition": day},
+        statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]), limit=1)
+    return bool(runs) and (run_start(instance, runs[0].run_id) or 0) >= since
 
 
 def _history_request(instance: dg.DagsterInstance, now: float, interval: float
@@ -246,7 +261,10 @@ def _history_request(instance: dg.DagsterInstance, now: float, interval: float
     "reads the hour), then asks for one `daily_job` run per such day once no run of that day "
     "and no `events` run of its window is queued or in progress, unless a run of the day "
     "started after the change. The all-history marts follow when sessions changed, at most "
-    "every $ANALYTICS_HISTORY_INTERVAL_MINUTES. The cursor keeps the days still to refresh.",
+    "every $ANALYTICS_HISTORY_INTERVAL_MINUTES. A day whose run was canceled is asked for "
+    "again on the next tick (stop the sensor to leave it). Runs started from the asset graph "
+    "(job `__ASSET_JOB`) count as those of the jobs. The cursor keeps the days still to "
+    "refresh.",
 )
 def downstream_automation(context: dg.SensorEvaluationContext, pipeline: PipelineSettings):
     instance = context.instance
@@ -280,8 +298,13 @@ def downstream_automation(context: dg.SensorEvaluationContext, pipeline: Pipelin
         elif _handled(instance, day, since):
             del dirty[day]
         else:
+            # its run canceled: the day is still to do, under a new run key
+            run_key = f"{day}:{since}"
+            again = run_key_after_cancel(instance, daily_job.name, day, run_key)
+            if again:
+                context.log.info(f"{day}: its run was canceled; asked for again ({again})")
             requests.append(dg.RunRequest(job_name=daily_job.name, partition_key=day,
-                                          run_key=f"{day}:{since}", tags=DAILY_RUN_TAGS))
+                                          run_key=again or run_key, tags=DAILY_RUN_TAGS))
     # the all-history marts, when no day is asked for this tick (they read every day)
     history = None if requests or busy_days else _history_request(
         instance, time.time(), settings.history_interval_minutes() * 60)

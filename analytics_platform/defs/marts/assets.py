@@ -111,9 +111,10 @@ def run_daily(
     the query ``build`` returns (with the DuckDB ``params``) as the day's partition of ``table``,
     then evaluate ``checks`` on it. Days are written ``DAY_WORKERS`` at a time, each worker on
     a cursor of its own (temp views are a cursor's own); what is recorded is in day order."""
-    con = connect()
     t0 = time.perf_counter()
     days = sorted(day_of(k) for k in context.partition_keys)
+    refuse_days_without_sessions(context.instance, lake, days)
+    con = connect()
     params = params or {}
 
     def start(worker: int, stack: ExitStack) -> Worker[datetime, _Day]:
@@ -145,6 +146,26 @@ def run_daily(
                                       "failures": "\n".join(failures[c.name]) or "none"})
         for c in checks
     ])
+
+
+def refuse_days_without_sessions(instance: dg.DagsterInstance, lake: Lake,
+                                 days: list[datetime]) -> None:
+    """Fail the run, before it writes anything, when a day of it has no ``sessions`` file and
+    its sessions partition was never materialised: the mart would hold the day as one without
+    sessions (no partition, 0 rows) when it was never computed. A day materialised without a
+    file had no sessions (build_day). An instance that holds no sessions materialisation at
+    all (a Dagster home made anew over an existing lake) cannot tell: the files decide."""
+    materialised = instance.get_materialized_partitions(dg.AssetKey("sessions"))
+    if not materialised:
+        return
+    never = [day_key(d) for d in days if day_key(d) not in materialised
+             and not lake.existing("sessions", [day_folder(d)])]
+    if never:
+        raise dg.Failure(
+            description=f"The sessions of {', '.join(never)} were never materialised: the "
+            "mart would count no sessions there, as for a day without traffic. Materialise "
+            "`sessions` for those days first (daily_job runs both), then the mart.",
+            metadata={"days": ", ".join(never)})
 
 
 def daily_mart_asset(**kwargs) -> Callable:

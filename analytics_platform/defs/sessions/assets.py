@@ -12,7 +12,7 @@ De-duplication is over everything read, so a copy that arrived in another hour c
 """
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
@@ -22,10 +22,19 @@ from analytics_platform.config import load_referrers
 from analytics_platform.contract import SESSION_INACTIVITY_MINUTES
 from analytics_platform.defs.automation import SESSIONS, refresh_when_deps_change
 from analytics_platform.defs.metadata import column_schema, record_partitions
-from analytics_platform.defs.sessions.checks import RECONCILE_DESCRIPTION, reconcile
+from analytics_platform.defs.sessions.checks import (
+    RECONCILE_DESCRIPTION,
+    WINDOW_CHECK,
+    WINDOW_DESCRIPTION,
+    never_computed,
+    reconcile,
+    spans,
+    window_check,
+)
 from analytics_platform.defs.sessions.inputs import day_inputs, late_before
 from analytics_platform.duck import connect, memory_limit_bytes
-from analytics_platform.layout import day_folder
+from analytics_platform.lake import partition_key
+from analytics_platform.layout import day_folder, hour_folder
 from analytics_platform.partitions import daily, day_key, day_of, session_window_mapping
 from analytics_platform.resources import LakeResource, PipelineSettings
 from analytics_platform.storage import (
@@ -164,15 +173,21 @@ SPEC_COMMON = {
     partitions_def=daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[dg.AssetCheckSpec("sessions_reconcile_with_events", asset="sessions",
-                                   description=RECONCILE_DESCRIPTION)],
+                                   description=RECONCILE_DESCRIPTION),
+                 dg.AssetCheckSpec(WINDOW_CHECK, asset="sessions",
+                                   description=WINDOW_DESCRIPTION)],
 )
 def sessions(context: dg.AssetExecutionContext, lake: LakeResource, pipeline: PipelineSettings):
     """Sessions and their events, one day at a time (see the module docstring for the window)."""
     out = lake.open()
-    con = connect()
-    con.register("referrers", load_referrers(pipeline.referrers_file))
     t0 = time.perf_counter()
     days = sorted(day_of(k) for k in context.partition_keys)
+    # what the instance knows of the events hours, before anything is written (checks.py)
+    materialised = context.instance.get_materialized_partitions(dg.AssetKey("events"))
+    now = datetime.now(UTC)
+    refuse_days_never_computed(out, days, materialised, now)
+    con = connect()
+    con.register("referrers", load_referrers(pipeline.referrers_file))
     totals = {"sessions": 0, "events": 0, "late_events": 0, "input_files": 0}
     per_day: dict[str, dict[str, int]] = {}
     for i, day in enumerate(days, 1):
@@ -212,3 +227,25 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, pipeline: Pi
     yield dg.MaterializeResult(asset_key="sessions")
     yield dg.MaterializeResult(asset_key="session_events")
     yield check
+    yield window_check(days, pipeline.late_arrival_hours, materialised, now)
+
+
+def refuse_days_never_computed(lake: Lake, days: list[datetime], materialised: set[str],
+                               now: datetime) -> None:
+    """Fail the run, before it writes anything, when a day of it was never computed: none of
+    its own events hours is materialised (``materialised``) nor holds a file in the lake (a
+    Dagster home made anew over an existing lake knows none of them). Its sessions would be
+    empty, as for a day without traffic, and every check would pass."""
+    never = {}
+    for day in days:
+        hours = never_computed(day, materialised, now)
+        if hours and not lake.existing("events", [hour_folder(h) for h in hours]):
+            never[day_key(day)] = [partition_key(h) for h in hours]
+    if never:
+        raise dg.Failure(
+            description="No events hour of " + "; ".join(
+                f"{d} was ever materialised ({spans(k)})" for d, k in never.items())
+            + ": its sessions would be those of a day without traffic. Materialise `events` "
+            "for those hours first (events_job, or `analytics-platform backfill`), then the "
+            "day.",
+            metadata={"days": ", ".join(never)})
