@@ -126,7 +126,9 @@ def monthly_bill(events: int, mode: str = "firehose", endpoint: str = "url",
              gb * f["per_gb"])
 
     s3 = p["s3_standard"]
-    objects = 30 * 24 * 3600 / a.buffer_seconds
+    # Firehose writes an object per buffer interval that received a request, none for an
+    # interval without (as runs_per_day counts them): at 0 or 1,000 events a month, not 8,640.
+    objects = min(30 * 24 * 3600 / a.buffer_seconds, requests)
     bill.add("S3 PUT (Firehose objects)", f"{objects:,.0f} objects",
              objects / 1000 * s3["put_per_thousand"])
     stored_gb = events * a.record_bytes * a.gzip_ratio / 1e9 * a.retention_months

@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from analytics_platform import settings
 from analytics_platform.api import v2
 from analytics_platform.api.keys import ApiKey, KeyFileError, KeyStore, RateLimiter
 from analytics_platform.api.openapi import document
@@ -58,6 +59,44 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def raw_lake_has_objects(url: str) -> bool | None:
+    """Whether the raw lake at ``url`` holds any object (one LIST of a key at most: S3's
+    ``MaxKeys=1``, or the first file found in a local folder); None when it cannot be asked
+    (S3 refused, no credentials). What a warehouse without sessions is told depends on it: to
+    wait for the pipeline when events came (bots only, or its first hour), how to get data
+    when none did. The dashboard asks it too (``dashboard/frame.py``)."""
+    from analytics_platform.lake import LocalRawLake, S3RawLake, open_raw_lake
+
+    try:
+        lake = open_raw_lake(url)
+        if isinstance(lake, S3RawLake):
+            page = lake.client.list_objects_v2(Bucket=lake.bucket, Prefix=lake.prefix + "year=",
+                                               MaxKeys=1)
+            return bool(page.get("KeyCount"))
+        assert isinstance(lake, LocalRawLake)
+        # the objects' layout (year=/month=/day=/hour=/name), hidden files being writes under
+        # way (LocalRawLake.list_hour skips them too)
+        return any(not p.name.startswith(".") and p.is_file()
+                   for p in lake.root.glob("year=*/month=*/day=*/hour=*/*"))
+    except Exception:  # any: this is a hint, never a reason to fail the answer it goes in
+        log.warning("cannot tell whether the raw lake %s holds objects", url, exc_info=True)
+        return None
+
+
+def no_sessions_yet(raw_url: str, schedule_minute: int) -> str:
+    """Why the warehouse has no sessions, and what to do, by what the raw lake holds."""
+    when = (f"the pipeline counts a new raw object within minutes, and every hour at the "
+            f"latest at :{schedule_minute:02d} past the next. Events from bots and quarantined "
+            "events are dropped, so traffic of bots alone makes no session.")
+    received = raw_lake_has_objects(raw_url)
+    if received:
+        return "The warehouse has no sessions yet, but events have been received: " + when
+    if received is None:  # the raw lake could not be listed (logged)
+        return "The warehouse has no sessions yet; once events have been received, " + when
+    return ("The warehouse has no sessions yet, and no event has been received: point the "
+            "tracker at the collector (docs/INGEST.md); sessions follow within minutes.")
+
+
 def create_app(data_dir: Path, keys: KeyStore | None = None,
                limiter: RateLimiter | None = None,
                now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Starlette:
@@ -68,6 +107,9 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
     body_seconds = CollectorLimits.from_env(ENV_PREFIX).body_seconds
     warehouse_path = data_dir / "warehouse.duckdb"
     spool = data_dir / ".export_tmp"
+    # the raw lake of this data folder (settings.raw_url() is $ANALYTICS_DATA_DIR's)
+    raw_url = (settings.raw_url() if settings.is_set("ANALYTICS_RAW_URL")
+               else str(data_dir / "raw"))
 
     opened: dict[tuple[int, int], Warehouse] = {}
 
@@ -140,7 +182,11 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
             return error(400, "Invalid request: the body is not JSON.")
         wh = warehouse()
         if wh is None:
-            return error(503, "The warehouse has no sessions yet: run a backfill first.")
+            # not "run a backfill first": on a deployment the pipeline runs, and the events
+            # may be there already (bots only, or its first hour)
+            message = await run_in_threadpool(no_sessions_yet, raw_url,
+                                              settings.schedule_minute())
+            return error(503, message, {"retry-after": "60"})
 
         def first_day() -> date | None:
             return wh.row(load("range"))[0]
@@ -179,8 +225,10 @@ def create_app(data_dir: Path, keys: KeyStore | None = None,
         try:
             await run_in_threadpool(exports.export, warehouse_path, table, first, last, fmt,
                                     out)
+        except exports.NotPublished as e:  # the server's state, not the request's fault
+            return error(503, str(e), {"retry-after": "300"})
         except exports.ExportError as e:
-            return error(400 if warehouse_path.exists() else 503, str(e))
+            return error(400, str(e))
         # the days asked for, and only those: events_2026-03-01_2026-03-31, sessions_from_2026-03-01
         days = (f"_{first}_{last}" if first and last else f"_from_{first}" if first
                 else f"_to_{last}" if last else "")

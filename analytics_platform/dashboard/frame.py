@@ -91,12 +91,7 @@ def draw(view: View) -> Frame:
     data = settings.data_dir()
     wh = Q.Warehouse(warehouse_path())
     if view.needs_data and not wh.ready:
-        st.info(
-            "**No data yet.** The warehouse is empty or has no sessions. Fill it with two weeks "
-            "of simulated traffic:\n\n```sh\nmake demo\n```\n\nor, step by step:\n\n```sh\n"
-            "analytics-platform simulate --days 14\nanalytics-platform backfill --from "
-            "YYYY-MM-DD --to YYYY-MM-DD\n```"
-        )
+        st.info(no_data_yet())
         st.stop()
     if view.needs_data and view.needs_current_sessions and wh.outdated:
         st.warning(
@@ -112,6 +107,43 @@ def draw(view: View) -> Frame:
         f.filters = f.chosen.without(set(view.off) - {DATES})
     st.session_state[_FRAME] = f
     return f
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _raw_has_objects(url: str) -> bool | None:
+    # imported here: only a dashboard without sessions asks (the API's module and its imports)
+    from analytics_platform.api.app import raw_lake_has_objects
+
+    return raw_lake_has_objects(url)
+
+
+def no_data_yet() -> str:
+    """What a view says when the warehouse has no sessions: that events came and when the
+    pipeline counts them, when the raw lake holds some (bots only, or the first hour of a
+    deployment); how to get data when it holds none. Simulated traffic (``make demo``,
+    ``simulate``) is offered only then: written into a deployment's raw lake it would be
+    counted as its visitors."""
+    url = settings.raw_url()
+    received = _raw_has_objects(url)
+    when = (f"With the pipeline running (`analytics-platform serve`), a new raw object is "
+            f"counted within minutes, and every hour at the latest at "
+            f":{settings.schedule_minute():02d} past the next. Events from bots and quarantined "
+            "events (CONTRACT §3) are dropped, so traffic of bots alone makes no session. "
+            "Realtime shows what arrived in the last 30 minutes.")
+    if received:
+        return ("**No sessions yet, but events have been received** (in `" + url + "`). "
+                + when)
+    if received is None:  # the lake could not be listed (the log says why): no advice to
+        # write simulated traffic into what may be a deployment's lake
+        return ("**No sessions yet.** Whether events have been received is unknown: the raw "
+                "lake `" + url + "` could not be listed. " + when)
+    return (
+        "**No data yet.** The warehouse is empty or has no sessions, and no event has been "
+        "received. Point the tracker at the collector (docs/INGEST.md), or try the dashboard "
+        "on two weeks of simulated traffic in a folder of its own (not a deployment's raw "
+        "lake: they would be counted as visits):\n\n```sh\nmake demo\n```\n\nor, step by "
+        "step:\n\n```sh\nanalytics-platform simulate --days 14\nanalytics-platform backfill "
+        "--from YYYY-MM-DD --to YYYY-MM-DD\n```")
 
 
 def current() -> Frame:
@@ -154,6 +186,9 @@ def _asked_pages() -> list[str]:
 
 COUNTRY_MISSING = ("Not in this warehouse yet: its sessions have no country (CONTRACT §4); "
                    "backfill with the current version to add it.")
+NO_COUNTRY_YET = ("No session has a country yet: it comes from the visitor's time zone (the "
+                  "tracker sends it; Plausible's /api/event does not) or CloudFront's header "
+                  "(CONTRACT §2).")
 
 
 def keep_address() -> None:
@@ -250,18 +285,27 @@ def _kept_values(lo: date, hi: date, opts: dict[str, list[str]]) -> dict[str, An
     return kept
 
 
+def _listed(value: Any) -> list[str]:
+    """A list column's value as a list: [] for NULL, which pandas gives as None or pd.NA (the
+    choices' SQL coalesces its lists, but a warehouse's query is not the only way here: a
+    NULL here stopped every page of a small site, TypeError: 'NAType' object is not iterable)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return []
+    return [v for v in value if isinstance(v, str)]
+
+
 def sidebar_filters(wh: Q.Warehouse, view: View, lo: date, hi: date) -> Q.Filters:
     """The date range (the last 14 days of the warehouse by default) and the filters, read
     from the address on a session's first run and written back to it on every run."""
     choices = query(Q.CHOICES).iloc[0]
     opts: dict[str, list[str]] = {
-        name: list(choices[col]) if choices[col] is not None else []
+        name: _listed(choices[col])
         for name, col in (("sources", "sources"), ("mediums", "mediums"),
                           ("campaigns", "campaigns"), ("devices", "devices"),
                           ("browsers", "browsers"), ("page", "pages"))}
     country = has_column("sessions", "country")
-    found = query(Q.COUNTRY_CHOICES).countries.iloc[0] if country else None
-    opts["countries"] = list(found) if found is not None else []
+    opts["countries"] = (_listed(query(Q.COUNTRY_CHOICES).countries.iloc[0]) if country
+                         else [])
     opts["goal"] = list(configured_goals())
     # A page outside the 200 choices (a shared link's, a typed one) joins them when the
     # warehouse has a view of it: the address applies it, the selectbox can show it.
@@ -294,9 +338,11 @@ def sidebar_filters(wh: Q.Warehouse, view: View, lo: date, hi: date) -> Q.Filter
             v = sb.selectbox(label, [ANY_GOAL, *opts["goal"]], key=name,
                              help="Sessions with an event that completes the goal (goals.yaml)")
             values[name] = None if v == ANY_GOAL else v
-        elif name == "countries" and not country:
-            sb.multiselect(label, [], key=name, disabled=True, help=COUNTRY_MISSING,
-                           placeholder="not in this warehouse yet")
+        elif name == "countries" and not opts["countries"]:
+            sb.multiselect(label, [], key=name, disabled=True,
+                           help=COUNTRY_MISSING if not country else NO_COUNTRY_YET,
+                           placeholder="not in this warehouse yet" if not country
+                           else "no session has one yet")
             values[name] = ()
         else:
             values[name] = tuple(sb.multiselect(label, opts[name], key=name))

@@ -78,6 +78,19 @@ class ExportError(ValueError):
     """An export that cannot be made as asked (the API answers 400)."""
 
 
+class NotPublished(ExportError):
+    """An export of a table the warehouse has no file of yet: the request is right, the server
+    cannot serve it now (the API answers 503 with Retry-After, as for a missing warehouse). Not
+    a file of headers alone: that reads as "no rows on those days" to a client that syncs, which
+    would never ask again; and without a file DuckDB has no columns to write the headers of."""
+
+
+def not_yet(table: str) -> str:
+    """Why a table of the contract is not in the warehouse."""
+    return (f"The warehouse has no {table} yet: the pipeline publishes a table once a run has "
+            "written a file of it (a site without any web vital, say, has no web_vitals_daily).")
+
+
 def _day_after(last: date | None) -> date | None:
     """The exclusive end of a range of UTC days ending with ``last``; None (no end) for none, or
     for the last day a date can be (9999-12-31 has no day after)."""
@@ -91,7 +104,7 @@ def published_files(con: duckdb.DuckDBPyConnection, view: str) -> str:
     row = con.execute("SELECT sql FROM duckdb_views() WHERE database_name = current_database() "
                       "AND view_name = ?", [view]).fetchone()
     if row is None:
-        raise ExportError(f"The warehouse has no {view} yet.")
+        raise NotPublished(not_yet(view))
     sql = row[0].encode()  # the tokenizer's positions count UTF-8 bytes
     tokens = duckdb.tokenize(row[0])
     ends = [pos for pos, _ in tokens[1:]] + [len(sql)]
@@ -106,8 +119,8 @@ def published_files(con: duckdb.DuckDBPyConnection, view: str) -> str:
             literal_ = (function["arguments"][0]["expression"].get("literal") or {})
             if literal_.get("kind") == "STRING":
                 return str(literal_["text"])
-    raise ExportError(f"The warehouse's {view} view reads no Parquet files: publish the "
-                      "warehouse again (a backfill).")
+    raise NotPublished(f"The warehouse's {view} view reads no Parquet files: publish the "
+                       "warehouse again (a backfill).")
 
 
 def export_sql(table: str, first: date | None, last: date | None, columns: list[str],
@@ -155,7 +168,8 @@ def export(warehouse: Path, table: str, first: date | None, last: date | None, f
     if fmt not in FORMATS:
         raise ExportError(f"Unknown format '{fmt}': one of {', '.join(FORMATS)}.")
     if not warehouse.exists():
-        raise ExportError("The warehouse is empty: run a backfill first.")
+        raise NotPublished("The warehouse is empty: the pipeline has not published it yet "
+                           "(or run a backfill).")
     spill = warehouse.parent / ".duckdb_tmp"
     spill.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(spill),
@@ -167,7 +181,7 @@ def export(warehouse: Path, table: str, first: date | None, last: date | None, f
         views = {r[0] for r in con.execute(
             "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
         if table in TABLES and table not in views:
-            raise ExportError(f"The warehouse has no {table} yet.")
+            raise NotPublished(not_yet(table))
         columns = [r[0] for r in con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
             [table]).fetchall()]

@@ -7,6 +7,7 @@ import streamlit as st
 from analytics_platform import settings
 from analytics_platform.dashboard import queries as Q
 from analytics_platform.dashboard.frame import header, missing_mart, query, show_table
+from analytics_platform.text import plural
 
 BRANCHES = 8  # the most taken next pages drawn from each page of a path
 
@@ -24,7 +25,7 @@ if not missing_mart("journeys_daily"):
     else:
         counts = entries.set_index("entry_page").sessions
         entry = st.selectbox("Entry page", list(entries.entry_page), key="journey_entry",
-                             format_func=lambda p: f"{p} ({int(counts[p]):,} sessions)")
+                             format_func=lambda p: f"{p} ({plural(int(counts[p]), 'session')})")
         paths = query(Q.JOURNEYS, {"start": filters.start, "end": filters.end, "entry": entry})
         paths["node"] = paths.path.map(tuple)
         paths["parent"] = paths.node.map(lambda p: p[:-1])

@@ -20,6 +20,7 @@ from analytics_platform.dashboard.frame import (
     stats,
 )
 from analytics_platform.query.stats import time_labels
+from analytics_platform.text import plural
 
 filters = header("Overview")
 now = stats(Q.kpis(filters)).iloc[0]
@@ -39,7 +40,7 @@ cols[4].metric("Visit duration", duration(now.avg_duration_s),
                change(now.avg_duration_s, before.avg_duration_s))
 cols[5].metric("Conversion rate", pct(now.conversion_rate),
                change(now.conversion_rate, before.conversion_rate, points=True))
-st.caption(f"{int(now.conversions):,} sessions clicked “Book a call”. "
+st.caption(f"{plural(int(now.conversions), 'session')} clicked “Book a call”. "
            + comparison(filters, before_sessions))
 hourly = filters.days < 2
 series = stats(Q.series(filters, hourly))
@@ -72,20 +73,35 @@ else:
     st.plotly_chart(fig, width="stretch", key="series")
 # two tables a row: three side by side cut their numbers off at 1440 px
 left, right = st.columns(2)
+# A site whose sessions have no page view (custom events only, or none in these dates) gets
+# a sentence, not three tables of headers alone.
+NO_PAGE_VIEW = "No page view in these dates and filters."
 with left:
     st.subheader("Top pages")
     top = stats(Q.top_pages(filters))
-    if "engagement_daily" in current().warehouse.tables:  # an older warehouse has none
-        engaged = query(*Q.report(filters, "engagement"))
-        top = top.merge(engaged[["page_path", "avg_engaged_s"]], on="page_path", how="left")
-    show_table(top, key="top_pages")
-    if "avg_engaged_s" in top.columns:
-        st.caption("Engaged time: seconds the page was visible (not a tab in the background), "
-                   "per session that had it, on average.")
+    if top.empty:
+        st.info(NO_PAGE_VIEW)
+    else:
+        if "engagement_daily" in current().warehouse.tables:  # an older warehouse has none
+            engaged = query(*Q.report(filters, "engagement"))
+            top = top.merge(engaged[["page_path", "avg_engaged_s"]], on="page_path",
+                            how="left")
+        show_table(top, key="top_pages")
+        if "avg_engaged_s" in top.columns:
+            st.caption("Engaged time: seconds the page was visible (not a tab in the "
+                       "background), per session that had it, on average.")
 with right:
     st.subheader("Entry pages")
-    show_table(stats(Q.entry_pages(filters)), key="entry_pages")
+    entry = stats(Q.entry_pages(filters))
+    if entry.empty:
+        st.info(NO_PAGE_VIEW)
+    else:
+        show_table(entry, key="entry_pages")
 left, _ = st.columns(2)
 with left:
     st.subheader("Exit pages")
-    show_table(stats(Q.exit_pages(filters)), key="exit_pages")
+    exit_ = stats(Q.exit_pages(filters))
+    if exit_.empty:
+        st.info(NO_PAGE_VIEW)
+    else:
+        show_table(exit_, key="exit_pages")

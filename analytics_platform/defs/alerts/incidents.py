@@ -38,6 +38,7 @@ from analytics_platform.defs.events import checks as event_checks
 from analytics_platform.layout import hour_folder
 from analytics_platform.partitions import daily, hourly
 from analytics_platform.resources import LakeResource, PipelineSettings
+from analytics_platform.text import plural
 
 # The latest finished runs looked at on each tick: the newest run of every job that ran lately.
 RUNS_LOOKED_AT = 200
@@ -245,8 +246,8 @@ def opened(obs: Observation, links: Links) -> Message:
         what = "spike" if n > median else "drop"
         text = (f"Events {_hour_span(hour)}: {n:,} (page views {f['pageviews']:,}, sessions "
                 f"{f['sessions']:,}), {_against_usual(n, median)}; top source: "
-                f"{f['top_source']} ({f['top_source_sessions']:,} sessions, "
-                f"{f['top_source_pageviews']:,} page views).\n"
+                f"{f['top_source']} ({plural(f['top_source_sessions'], 'session')}, "
+                f"{plural(f['top_source_pageviews'], 'page view')}).\n"
                 f"Robust z-score {f['robust_z']} (alert above {f['threshold']:g}).\n{dash}")
         return Message("anomaly", "open", f"Traffic {what}: {n:,} events "
                        f"{hour:%a %d %b %H:00}–{hour + timedelta(hours=1):%H:00} UTC",

@@ -9,6 +9,7 @@ browser) as a PNG, inline in the e-mail and uploaded to Slack when a token is co
 
 import html
 import io
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ TOP = 5
 class Week:
     """One week's numbers (``None`` where the week has no day in the marts)."""
 
-    days: int = 0
+    days: int = 0  # the days the pipeline processed (with a kpis_daily row or not)
     visitors: int = 0
     sessions: int = 0
     pageviews: int = 0
@@ -47,6 +48,9 @@ class WeeklyNumbers:
     sources: list[tuple[str, int, int]]  # name, sessions this week, the week before
     pages: list[tuple[str, int, int]]  # path, page views this week, the week before
     daily: list[tuple[date, int]] = field(default_factory=list)  # visitors per day, both weeks
+    # the days of both weeks the pipeline processed: those with a kpis_daily row, and those
+    # without one that it materialised (a day without sessions has no row, CONTRACT §5)
+    processed: frozenset[date] = frozenset()
 
     @property
     def end(self) -> date:
@@ -54,13 +58,15 @@ class WeeklyNumbers:
 
     @property
     def partial(self) -> bool:
-        """Whether either week misses days in kpis_daily: then the changes compare daily
-        averages, since a week of 6 days against one of 7 reads as a drop that never was."""
+        """Whether either week misses days the pipeline has not processed: then the changes
+        compare daily averages, since a week of 6 days against one of 7 reads as a drop that
+        never was."""
         return self.this.days < 7 or self.before.days < 7
 
     def missing_days(self) -> list[date]:
-        """The days of both weeks without a row in kpis_daily."""
-        have = {d for d, _ in self.daily}
+        """The days of both weeks the pipeline has not processed (no kpis_daily row, and no
+        materialisation of the day)."""
+        have = self.processed | {d for d, _ in self.daily}
         first = self.start - timedelta(days=7)
         return [d for d in (first + timedelta(days=i) for i in range(14)) if d not in have]
 
@@ -71,8 +77,19 @@ def report_week(sent: datetime | date) -> date:
     return day - timedelta(days=day.weekday() + 7)
 
 
-def weekly_numbers(lake: Lake, start: date, top: int = TOP) -> WeeklyNumbers:
-    """Read the week starting on ``start`` and the week before from the marts."""
+def processed_days(instance: dg.DagsterInstance) -> set[date]:
+    """The days whose ``kpis_daily`` partition the pipeline materialised: a day it processed,
+    with a row or, without sessions, none (CONTRACT §5)."""
+    return {date.fromisoformat(key) for key in
+            instance.get_materialized_partitions(dg.AssetKey("kpis_daily"))}
+
+
+def weekly_numbers(lake: Lake, start: date, top: int = TOP,
+                   processed: Collection[date] = ()) -> WeeklyNumbers:
+    """Read the week starting on ``start`` and the week before from the marts. A day counts as
+    processed when it has a kpis_daily row or is in ``processed`` (:func:`processed_days`); a
+    processed day without a row is a day without sessions: zero, not missing. Without
+    ``processed`` only the days with a row count, the marts being all there is to go on."""
     if start.weekday() != 0:
         raise ValueError(f"a report week starts on a Monday, not on {start:%A} {start}")
     prev, end = start - timedelta(days=7), start + timedelta(days=7)
@@ -100,9 +117,16 @@ def weekly_numbers(lake: Lake, start: date, top: int = TOP) -> WeeklyNumbers:
         return con.execute(sql.load("alerts/weekly_top", label=label, measure=measure),
                            {"files": files, "top": top, **params}).fetchall()
 
+    # a week's days: those processed, whether a row says so or the instance does (a tiny
+    # site's quiet day has none: counted as missing, its week read as incomplete, and a week
+    # without any visitor failed the report instead of saying 0)
+    done = frozenset({d for d in processed if prev <= d < end} | {d for d, _ in daily})
+    for this_week, week in weeks.items():
+        first = start if this_week else prev
+        week.days = sum(first <= d < first + timedelta(days=7) for d in done)
     numbers = WeeklyNumbers(start, weeks[True], weeks[False],
                             ranked("attribution_daily", "source", "sessions"),
-                            ranked("pages_daily", "page_path", "pageviews"), daily)
+                            ranked("pages_daily", "page_path", "pageviews"), daily, done)
     con.close()
     return numbers
 
@@ -139,7 +163,9 @@ def headline_rows(n: WeeklyNumbers) -> list[tuple[str, str, str, str]]:
     t, b, days = n.this, n.before, (n.this.days, n.before.days)
 
     def total(v: int, week: Week) -> str:
-        # a week's total says over how many days when that is not 7
+        # a week's total says over how many days when that is not 7; none: no number at all
+        if not week.days:
+            return "–"
         return f"{v:,}" if week.days == 7 else f"{v:,} in {week.days} day{'s' * (week.days != 1)}"
 
     return [
@@ -155,8 +181,9 @@ def _partial_note(n: WeeklyNumbers) -> str | None:
     """The sentence that says a week is incomplete, and how the report compares it."""
     if not n.partial:
         return None
-    weeks = [f"{label} has only {w.days} of its 7 days" for label, w in
-             (("this week", n.this), ("the week before", n.before)) if w.days < 7]
+    weeks = [f"{label} has {f'only {w.days}' if w.days else 'none'} of its 7 days"
+             for label, w in (("this week", n.this), ("the week before", n.before))
+             if w.days < 7]
     missing = ", ".join(f"{d:%a %d %b}" for d in n.missing_days())
     how = ("there is nothing to compare with" if n.before.days == 0
            else "changes compare daily averages")
@@ -191,9 +218,15 @@ def chart_png(n: WeeklyNumbers) -> bytes:
     return buf.getvalue()
 
 
+def _before(before: int, days: tuple[int, int]) -> str:
+    """A top row's number of the week before: "–" when that week has no processed day (not a
+    0 it never counted)."""
+    return f"{before:,}" if days[1] else "–"
+
+
 def _top_lines(rows: list[tuple[str, int, int]], days: tuple[int, int]) -> list[str]:
-    return [f"  {name}: {now:,} (week before {before:,}, {_change(now, before, days)})"
-            for name, now, before in rows] or ["  (none)"]
+    return [f"  {name}: {now:,} (week before {_before(before, days)}, "
+            f"{_change(now, before, days)})" for name, now, before in rows] or ["  (none)"]
 
 
 def _html_table(head: list[str], rows: list[tuple[Any, ...]]) -> str:
@@ -230,11 +263,11 @@ def weekly_message(n: WeeklyNumbers, dashboard_url: str) -> Message:
             + f'<p><img src="cid:{CHART_CID}" alt="Visitors per day" width="640"></p>'
             "<h3>Top sources (sessions)</h3>"
             + _html_table(["Source", "This week", "Week before", "Change"],
-                          [(s, f"{a:,}", f"{b:,}", _change(a, b, days))
+                          [(s, f"{a:,}", _before(b, days), _change(a, b, days))
                            for s, a, b in n.sources])
             + "<h3>Top pages (page views)</h3>"
             + _html_table(["Page", "This week", "Week before", "Change"],
-                          [(p, f"{a:,}", f"{b:,}", _change(a, b, days))
+                          [(p, f"{a:,}", _before(b, days), _change(a, b, days))
                            for p, a, b in n.pages])
             + "<p style=\"color:#666\">Visitors are daily unique visitors summed over the "
             f"week.</p><p><a href=\"{html.escape(dashboard_url)}\">Open the dashboard</a></p>"
@@ -284,10 +317,11 @@ def send_weekly_report(context: dg.OpExecutionContext, config: WeeklyReportConfi
                        alerts: AlertsResource, lake: LakeResource) -> None:
     channels = alerts.channels()
     start = date.fromisoformat(config.week_start)
-    numbers = weekly_numbers(lake.open(), start)
-    if numbers.this.days == 0:
-        raise dg.Failure(f"kpis_daily has no day of the week {start} – {numbers.end}: "
-                         "backfill it first (analytics-platform backfill)")
+    numbers = weekly_numbers(lake.open(), start, processed=processed_days(context.instance))
+    if numbers.this.days == 0:  # a processed day without sessions is a 0, reported
+        raise dg.Failure(f"the pipeline has processed no day of the week {start} – "
+                         f"{numbers.end} (kpis_daily): backfill it first "
+                         "(analytics-platform backfill)")
     message = weekly_message(numbers, alerts.dashboard_url)
     context.log.info(message.text)
     if not channels.names():
