@@ -317,6 +317,8 @@ def daily_marts(data: Path, workers: int | None) -> tuple[int, dict]:
     import types
 
     os.environ.setdefault("ANALYTICS_DATA_DIR", str(data.resolve()))
+    import dagster as dg
+
     from analytics_platform.definitions import defs
     from analytics_platform.defs.automation import DAILY_MARTS
     from analytics_platform.defs.marts import assets as marts
@@ -329,8 +331,12 @@ def daily_marts(data: Path, workers: int | None) -> tuple[int, dict]:
         marts.DAY_WORKERS = workers
     keys = sorted(p.name.removeprefix(f"{DAY}=")
                   for p in (data / "lake" / "sessions").glob(f"{DAY}=*"))
-    context = types.SimpleNamespace(partition_keys=keys, log=types.SimpleNamespace(
-        info=lambda *a: None, debug=lambda *a: None, warning=lambda *a: None))
+    # an instance without records: the marts' check of never-computed days is left to the files
+    # (marts.refuse_days_without_sessions), as over a lake made outside Dagster
+    context = types.SimpleNamespace(partition_keys=keys, instance=dg.DagsterInstance.ephemeral(),
+                                    log=types.SimpleNamespace(info=lambda *a: None,
+                                                              debug=lambda *a: None,
+                                                              warning=lambda *a: None))
     assets = sorted(((k.to_user_string(), a) for a in defs().assets
                      for k, g in a.group_names_by_key.items() if g == DAILY_MARTS),
                     key=lambda na: na[0])
