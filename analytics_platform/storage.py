@@ -78,15 +78,16 @@ _LOCK_STRIPES = 64
 _ETAG_XATTR = "user.analytics_platform.s3_etag"
 
 
-def _mark(path: Path, etag: str, mtime: float) -> None:
+def _mark(path: Path, etag: str, mtime: float | None) -> None:
     """Record which S3 object ``path`` is a copy of: its ETag (an extended attribute, where the
     file system keeps them) and a modification time no older than the object's LastModified
     (what :meth:`Lake.pull` compares where there is no ETag). The ETag is what tells two
     versions apart: S3's LastModified has whole seconds, so a file replaced within the second
     it was pulled in by one of the same size looked the same by size and time (found in
     review: the reader kept the old rows). The listing a pull makes has every ETag: no
-    request more."""
-    os.utime(path, (mtime, mtime))
+    request more. ``mtime`` None: the time is set later."""
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
     # AttributeError: no xattr calls in this os module (macOS); OSError: not on this file
     # system. Size and time are then compared, as before.
     with suppress(AttributeError, OSError):
@@ -137,11 +138,11 @@ class _Remote:
     def delete(self, path: Path) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(path))
 
-    def download(self, path: Path) -> Path | None:
-        """S3's copy of ``path``, downloaded into a file of its own under ``lake/_tmp`` and
-        marked with the version it is (:func:`_mark`), for the caller to move into place or
-        remove; None if S3 has none. One GET (boto3's ``download_file`` sends a HEAD for the
-        size first: two requests a file)."""
+    def download(self, path: Path) -> tuple[Path, float] | None:
+        """S3's copy of ``path``, downloaded into a file of its own under ``lake/_tmp`` with the
+        ETag of the version it is (:func:`_mark`), and its LastModified, for the caller to move
+        into place (and give it that time there) or remove; None if S3 has none. One GET
+        (boto3's ``download_file`` sends a HEAD for the size first: two requests a file)."""
         from botocore.exceptions import ClientError
 
         try:
@@ -155,11 +156,14 @@ class _Remote:
         try:
             with got["Body"] as body, open(tmp, "wb") as out:
                 shutil.copyfileobj(body, out, 1 << 20)
-            _mark(tmp, got["ETag"], got["LastModified"].timestamp())
+            # S3's time is given to the file once in place (Lake._fetch): an old time here
+            # would make it a killed process's leftover to a publish (_prune_leftovers), which
+            # removed it before it took its place (found in review)
+            _mark(tmp, got["ETag"], None)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return tmp
+        return tmp, got["LastModified"].timestamp()
 
     # Keys a LIST page returns (S3's maximum; a test lowers it to exercise the paging).
     page_keys = 1000
@@ -345,9 +349,10 @@ class Lake:
         changed. It is kept, then; the answer is dropped (a later pull fetches what S3 may
         have had newer still)."""
         assert self.remote is not None
-        got = self.remote.download(path)
-        if got is None and seen is None:
+        downloaded = self.remote.download(path)
+        if downloaded is None and seen is None:
             return False  # none here, none in S3
+        got, modified = downloaded if downloaded is not None else (None, 0.0)
         try:
             with self._lock(path):
                 if _identity(path) != seen:
@@ -357,6 +362,7 @@ class Lake:
                     return False
                 path.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(got, path)
+                os.utime(path, (modified, modified))  # what pull compares without an ETag
                 return True
         finally:
             if got is not None:

@@ -295,3 +295,39 @@ def test_a_fetch_never_lands_over_a_newer_write(tmp_path: Path, s3_bucket: str,
     assert _s3_rows(s3, s3_bucket, f"lake/sessions/{day}/part.parquet", tmp_path) == [
         (i,) for i in range(30)]
     assert not list((data / "lake" / "_tmp").iterdir())  # the download removed
+
+
+def test_a_publish_leaves_a_fetch_on_its_way_in_place(tmp_path: Path, s3_bucket: str,
+                                                      moto_endpoint: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A downloaded file waits under ``lake/_tmp`` for its file's lock; a publish of another run
+    meanwhile removes that folder's leftovers an hour old. Found in review: the download had
+    S3's LastModified (a day old) as its time already there, so the publish removed it and the
+    reading step failed (FileNotFoundError). The time is now given once the file is in place,
+    where pull compares it."""
+    from datetime import UTC, datetime, timedelta
+
+    from analytics_platform import storage
+    from analytics_platform.duck import connect
+    from analytics_platform.storage import Lake
+
+    url = f"s3://{s3_bucket}/lake"
+    day = "date=2026-03-16"
+    Lake(tmp_path / "writer", url).write(connect(), "SELECT 1 AS n", "sessions", day)
+    reader = Lake(tmp_path / "reader", url)
+    a_day_ago = datetime.now(UTC) - timedelta(days=1)
+
+    def day_old(parsed: dict, **_: object) -> None:  # as most of a lake's objects are
+        parsed["LastModified"] = a_day_ago
+
+    reader.remote.client.meta.events.register("after-call.s3.GetObject", day_old)
+    lock = Lake._lock
+
+    def publish_first(self: Lake, path: Path):  # what another run's publish does meanwhile
+        storage._prune_leftovers(self, "none")
+        return lock(self, path)
+
+    monkeypatch.setattr(Lake, "_lock", publish_first)
+    [got] = reader.existing("sessions", [day])
+    assert _rows(Path(got)) == [(1,)]
+    assert abs(Path(got).stat().st_mtime - a_day_ago.timestamp()) < 1  # pull's fallback
