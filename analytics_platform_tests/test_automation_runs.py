@@ -650,6 +650,18 @@ def test_a_day_with_hours_missing_says_which(backfilled) -> None:
     assert "2026-03-11-00:00 " not in text  # the backfill's last hour
 
 
+def test_a_new_dagster_home_over_the_lake_lets_its_files_decide(backfilled) -> None:
+    """A Dagster home made anew over an existing lake (no record of any hour): a day whose
+    hours' files are there is no day never computed, and its window check passes. Found in the
+    diff's review: the check named its 24 hours "never materialised"."""
+    daily = definitions().resolve_job_def("daily_job")
+    with dg.DagsterInstance.ephemeral() as fresh:
+        result = daily.execute_in_process(instance=fresh, partition_key="2026-03-09")
+    check = {c.check_name: c for c in result.get_asset_check_evaluations()}[
+        "sessions_window_materialised"]
+    assert check.passed, check.metadata["missing_hours"].value
+
+
 def test_today_runs_while_its_current_hour_is_not_materialised(recent: tuple[Path, datetime]
                                                                ) -> None:
     """The automation's own path: the hours with objects run, then their days, while the

@@ -227,7 +227,7 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, pipeline: Pi
     yield dg.MaterializeResult(asset_key="sessions")
     yield dg.MaterializeResult(asset_key="session_events")
     yield check
-    yield window_check(days, pipeline.late_arrival_hours, materialised, now)
+    yield window_check(out, days, pipeline.late_arrival_hours, materialised, now)
 
 
 def refuse_days_never_computed(lake: Lake, days: list[datetime], materialised: set[str],
