@@ -105,3 +105,27 @@ def test_encoded_addresses_are_replaced(text: str, expected: str) -> None:
 @pytest.mark.parametrize("text", ENCODED_LOOK_ALIKES)
 def test_encoded_look_alikes_are_left_alone(text: str) -> None:
     assert scrub(text) == text
+
+
+def test_a_run_of_colons_costs_a_few_readings_not_one_per_pair(monkeypatch) -> None:
+    """An IPv6 candidate is read with at most the last two colons around it as its own: found
+    in review, every pair of leading and trailing colons was tried, so a User-Agent of 2,000
+    colons (no field limit bounds it) took 12.8 s in the collector's event loop. Counted in
+    address readings, not timed; the address inside is still found."""
+    import ipaddress
+
+    from analytics_platform.ingest import privacy
+
+    calls = []
+    real = ipaddress.ip_address
+
+    def counted(text: str):
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(privacy.ipaddress, "ip_address", counted)
+    agent = "Mozilla/5.0 " + ":" * 200 + "1" + ":" * 200
+    privacy.scrub_agent(agent)
+    assert len(calls) <= 2 * 9, len(calls)
+    calls.clear()
+    assert privacy.scrub_agent("curl/8.0 (2001:db8::1)") == "curl/8.0 ((ip))"
