@@ -470,7 +470,8 @@ _ENCODED_PIECES = st.sampled_from([
     "fe80", "ffff", "a", "E", "F", "x", ".", ":", "%2E", "%2e", "%252E", "%25252E", "&#46;",
     "&#046;", "&#x2E;", "&#X2e;", "&period;", "%3A", "%3a", "%253A", "&#58;", "&#x3a;",
     "&colon;", "%", "&", "#", ";", "%2", "%25", "%3", "&#", "&#4", "&#x", "&#x3", "%33", "%41",
-    "%A1", "%2F", "%20", "%3D", "%3F", "%23", "&amp;", "&sup", "&frac", "&p", " ", "/", "=",
+    "%A1", "%2F", "%20", "%3D", "%3F", "%23", "&amp;", "&sup", "&frac", "&p", "&%23", "&amp;#",
+    " ", "/", "=",
     "?", "+", ",", "-"])
 
 
@@ -480,6 +481,10 @@ _ENCODED_PIECES = st.sampled_from([
 @example(["%A1%2E2%2E3%2E4", "&#x25.9&period;10.249#&#46;", "e&#x99&#46;200&#x2E;250&#x2E;9",
           "2249&#x2E;9&#X2e;10%2E99%33&sup1.199.9%252E25", "E:01&#x3a;2&#58;3%3A4%3A%",
           " 0.250.249.255.255::%", "A199.1.1.105::1", "::11E199.25.100.99"])
+# found in the diff's review: "&" then an encoded "#" or "&amp;#" is a character reference to
+# the edge, which decodes a digit or a dot there ("…4&%2346;5" is "1.2.3.4.5", a version)
+@example(["1%2E2%2E3%2E4&%2346;5", "1%2E2%2E3%2E4&amp;#46;5",
+          "1%3A2%3A3%3A4&%2358;5%3A6%3A7%3A8%3A9", "1%2E2%2E3%2E4&%252346;5"])
 def test_encoded_addresses_the_macro_replaces_the_edge_has_replaced_already(texts: list[str]
                                                                             ) -> None:
     """The macro's encoded-address passes read the separators in place and a boundary as the
