@@ -127,7 +127,9 @@ def _json(value: object) -> str:
 
 def _dictionary(indices: np.ndarray, fragments: list[str | None]) -> pa.DictionaryArray:
     """A column of JSON fragments: ``indices`` into ``fragments`` (``None`` → null)."""
-    valid = np.array([f is not None for f in fragments])
+    # bool even when empty (a day cut at "until" a minute after midnight has no fragment:
+    # np.array([]) is float, which "~" refuses)
+    valid = np.array([f is not None for f in fragments], dtype=bool)
     idx = pa.array(indices.astype(np.int32), mask=~valid[indices])
     return pa.DictionaryArray.from_arrays(idx, pa.array([f or "" for f in fragments]))
 
