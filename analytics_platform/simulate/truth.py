@@ -89,7 +89,8 @@ def _server_sessions(traffic: Traffic) -> tuple[int, int]:
     # the first copy of each event (earliest arrival) is the one that counts (CONTRACT §3.4)
     order = np.lexsort((d["ingest_us"], d["event_idx"]))
     idx, ingest = d["event_idx"][order], d["ingest_us"][order]
-    first = np.r_[True, idx[1:] != idx[:-1]]
+    # empty without a delivery (a day cut just after midnight): np.r_[True, …] is one long
+    first = np.r_[True, idx[1:] != idx[:-1]][:len(idx)]
     idx, ingest = idx[first], ingest[first]
     sent, event_ts = d["sent_ts_us"][order][first], d["event_ts_us"][order][first]
     sess = ev["session_idx"][idx]
