@@ -54,7 +54,7 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # --- events_hourly_volume: the newest hour that still has a file --------------------------------
 
-def _events_file(data: Path, hour: datetime, n: int) -> None:
+def events_file(data: Path, hour: datetime, n: int) -> None:
     """An events file of ``n`` rows of ``hour``: all the check reads of it is raw_hour."""
     folder = data / "lake" / "events" / f"hour={hour:%Y-%m-%dT%H}"
     folder.mkdir(parents=True)
@@ -75,7 +75,7 @@ def test_volume_check_judges_the_newest_hour_that_still_has_a_file(data: Path) -
     counts = {HOUR - timedelta(days=d): n
               for d, n in enumerate([100, 90, 95, 100, 105, 110, 80, 300])}
     for hour, n in counts.items():
-        _events_file(data, hour, n)
+        events_file(data, hour, n)
     (data / "lake" / "events" / f"hour={HOUR + timedelta(hours=1):%Y-%m-%dT%H}").mkdir()
     result = _volume_check(data)
     history = [n for h, n in counts.items() if h != HOUR]
@@ -110,12 +110,12 @@ def test_an_hour_run_again_after_its_raw_object_was_erased_keeps_events_job_gree
     with dg.DagsterInstance.ephemeral() as instance:
         for h in objects:
             assert run_events(h, instance).success
-        events_file = data / "lake" / "events" / f"hour={HOUR + timedelta(hours=1):%Y-%m-%dT%H}"
-        assert (events_file / "part.parquet").exists()
+        hour_dir = data / "lake" / "events" / f"hour={HOUR + timedelta(hours=1):%Y-%m-%dT%H}"
+        assert (hour_dir / "part.parquet").exists()
         (data / "raw" / objects[HOUR + timedelta(hours=1)].key).unlink()
         result = run_events(HOUR + timedelta(hours=1), instance)
     assert result.success
-    assert events_file.is_dir() and not (events_file / "part.parquet").exists()
+    assert hour_dir.is_dir() and not (hour_dir / "part.parquet").exists()
     [check] = [e.event_specific_data for e in result.all_events
                if e.event_type_value == "ASSET_CHECK_EVALUATION"
                and e.event_specific_data.check_name == "events_hourly_volume"]

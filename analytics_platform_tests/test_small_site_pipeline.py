@@ -16,6 +16,7 @@ from analytics_platform.defs.alerts import report
 from analytics_platform.defs.alerts.resources import AlertsResource
 from analytics_platform.defs.events.checks import events_hourly_volume
 from analytics_platform.resources import LakeResource, PipelineSettings
+from analytics_platform_tests.test_pipeline_edges import events_file
 
 WEEK = date(2026, 11, 30)  # a Monday; the week before starts on 23 November
 
@@ -111,15 +112,6 @@ def test_the_week_before_without_a_day_says_none_not_zero(tiny: Path) -> None:
 # --- the hourly-volume check ---------------------------------------------------------------------
 
 HOUR = datetime(2026, 2, 10, 9, tzinfo=UTC)
-
-
-def events_file(data: Path, hour: datetime, n: int) -> None:
-    """An events file of ``n`` rows of ``hour``: all the check reads of it is raw_hour."""
-    folder = data / "lake" / "events" / f"hour={hour:%Y-%m-%dT%H}"
-    folder.mkdir(parents=True)
-    duckdb.execute(f"COPY (SELECT $h::TIMESTAMP AS raw_hour FROM range({n})) "
-                   f"TO '{folder / 'part.parquet'}' (FORMAT parquet)",
-                   {"h": hour.replace(tzinfo=None)})
 
 
 @pytest.mark.parametrize(("history", "n", "passed"), [
