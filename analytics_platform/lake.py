@@ -107,6 +107,10 @@ class RawLake(ABC):
         """Every complete object of one hourly partition, sorted by key."""
 
     @abstractmethod
+    def has_objects(self) -> bool:
+        """Whether any object is stored, in any hour (one LIST of one key at most)."""
+
+    @abstractmethod
     def read(self, key: str) -> bytes:
         """The bytes of one object, as stored (gzip)."""
 
@@ -148,6 +152,12 @@ class LocalRawLake(RawLake):
         if self.root not in p.parents:
             raise ValueError(f"key escapes the lake root: {key!r}")
         return p
+
+    def has_objects(self) -> bool:
+        # the objects' layout (year=/month=/day=/hour=/name), hidden files being writes under
+        # way (list_hour skips them too)
+        return any(not p.name.startswith(".") and p.is_file()
+                   for p in self.root.glob("year=*/month=*/day=*/hour=*/*"))
 
     def list_hour(self, hour: datetime) -> list[RawObject]:
         prefix = hour_prefix(hour)
@@ -221,6 +231,11 @@ class S3RawLake(RawLake):
         self.bucket, self.prefix = parse_s3_url(url)
         self.url = f"s3://{self.bucket}/{self.prefix}"
         self.client = client or s3_client()
+
+    def has_objects(self) -> bool:
+        page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix + "year=",
+                                           MaxKeys=1)
+        return bool(page.get("KeyCount"))
 
     def list_hour(self, hour: datetime) -> list[RawObject]:
         prefix = self.prefix + hour_prefix(hour)

@@ -65,19 +65,10 @@ def raw_lake_has_objects(url: str) -> bool | None:
     (S3 refused, no credentials). What a warehouse without sessions is told depends on it: to
     wait for the pipeline when events came (bots only, or its first hour), how to get data
     when none did. The dashboard asks it too (``dashboard/frame.py``)."""
-    from analytics_platform.lake import LocalRawLake, S3RawLake, open_raw_lake
+    from analytics_platform.lake import open_raw_lake
 
     try:
-        lake = open_raw_lake(url)
-        if isinstance(lake, S3RawLake):
-            page = lake.client.list_objects_v2(Bucket=lake.bucket, Prefix=lake.prefix + "year=",
-                                               MaxKeys=1)
-            return bool(page.get("KeyCount"))
-        assert isinstance(lake, LocalRawLake)
-        # the objects' layout (year=/month=/day=/hour=/name), hidden files being writes under
-        # way (LocalRawLake.list_hour skips them too)
-        return any(not p.name.startswith(".") and p.is_file()
-                   for p in lake.root.glob("year=*/month=*/day=*/hour=*/*"))
+        return open_raw_lake(url).has_objects()
     except Exception:  # any: this is a hint, never a reason to fail the answer it goes in
         log.warning("cannot tell whether the raw lake %s holds objects", url, exc_info=True)
         return None
